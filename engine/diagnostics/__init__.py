@@ -1,0 +1,1 @@
+"""Diagnostics: learning-curve diagnosis, per-layer health, gradient checks, ..."""

@@ -1,0 +1,1 @@
+"""dllab presets: one TOML file per technique (data only, never code)."""

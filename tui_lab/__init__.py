@@ -1,0 +1,1 @@
+"""The Textual lab and the dllab command line."""

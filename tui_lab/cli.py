@@ -1,0 +1,3 @@
+"""The dllab command line (placeholder until the CLI lands)."""
+def main() -> int:
+    raise SystemExit("dllab: command line not built yet")
