@@ -1,3 +1,217 @@
-"""The dllab command line (placeholder until the CLI lands)."""
-def main() -> int:
-    raise SystemExit("dllab: command line not built yet")
+"""The `dllab` command line.
+
+`dllab` with no arguments opens the lab; the subcommands run comparisons headless, list and
+show stored runs, and run the tools. Exit codes: 0 success, 1 a run failed (or, for `check`, a
+claim does not hold), 2 invalid input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("preset", help="a catalogue id (see `dllab presets`) or a path to a preset TOML file")
+    p.add_argument("--quick", action="store_true", help="the short form of the comparison (seconds on a CPU)")
+    p.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2 (each variant runs per seed)")
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
+    p.add_argument("--workers", type=int, help="worker processes (default: fitted to devices and cores)")
+    p.add_argument("--json", action="store_true", help="print results and claims as JSON on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dllab",
+        description="A terminal training lab: run deep-learning training techniques side by side.",
+    )
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("presets", help="list the catalogue").add_argument("--json", action="store_true")
+    _add_run_options(sub.add_parser("run", help="run a comparison headless and print the results"))
+    _add_run_options(sub.add_parser("check", help="run a comparison and say whether each claim holds"))
+    p_open = sub.add_parser("open", help="open the lab's dashboard on a comparison and start it")
+    p_open.add_argument("preset")
+    p_open.add_argument("--quick", action="store_true")
+    p_open.add_argument("--seeds", type=_seeds)
+    p_open.add_argument("--device", default="auto")
+    p_runs = sub.add_parser("runs", help="list stored runs, newest first")
+    p_runs.add_argument("--preset")
+    p_runs.add_argument("--status")
+    p_runs.add_argument("--limit", type=int, default=30)
+    p_runs.add_argument("--json", action="store_true")
+    p_show = sub.add_parser("show", help="show one stored run (an id or a unique prefix)")
+    p_show.add_argument("run")
+    p_show.add_argument("--json", action="store_true")
+    return parser
+
+
+def _console() -> Console:
+    return Console(stderr=False, highlight=False)
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from engine.presets import catalogue
+
+    presets = catalogue()
+    if args.json:
+        print(json.dumps([
+            {"id": p.id, "title": p.preset.title, "chapter": p.preset.chapter, "step": p.preset.step,
+             "benefit": p.preset.benefit, "summary": p.preset.summary,
+             "variants": [v.name for v in p.preset.variants]}
+            for p in presets
+        ], indent=2))
+        return EXIT_OK
+    table = Table(title="dllab catalogue")
+    for col in ("id", "title", "step", "benefit", "summary"):
+        table.add_column(col, overflow="fold")
+    chapter = None
+    for p in presets:
+        if p.preset.chapter != chapter:
+            chapter = p.preset.chapter
+            table.add_section()
+            table.add_row(f"[bold]{chapter}[/]", "", "", "", "")
+        table.add_row(p.id, p.preset.title, p.preset.step, p.preset.benefit, p.preset.summary)
+    _console().print(table)
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace, check: bool) -> int:
+    from engine.presets import load_preset
+    from tui_lab.headless import print_result, run_comparison
+
+    loaded = load_preset(args.preset)
+    console = _console()
+    result = run_comparison(
+        loaded, quick=args.quick, seeds=args.seeds, device=args.device, workers=args.workers,
+        console=Console(stderr=True), live=not args.json,
+    )
+    print_result(result, console, as_json=args.json)
+    if result.interrupted:
+        if not args.json:
+            console.print("[yellow]interrupted: unfinished runs were marked cancelled[/]")
+        return EXIT_INTERRUPTED
+    if check:
+        if not args.json:
+            held = sum(c.holds for c in result.claims)
+            console.print(f"{held}/{len(result.claims)} claims hold")
+        return EXIT_OK if result.claims_hold and not result.any_failed else EXIT_FAILED
+    return EXIT_FAILED if result.any_failed else EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from engine.store import RunStore
+
+    store = RunStore()
+    rows = store.list_runs(preset=args.preset, status=args.status, limit=args.limit)
+    if args.json:
+        print(json.dumps([row.__dict__ for row in rows], indent=2, default=str))
+        return EXIT_OK
+    table = Table(title=f"stored runs ({store.path})")
+    for col in ("run", "preset", "variant", "seed", "status", "val acc", "train loss", "wall s", "started"):
+        table.add_column(col)
+    import datetime as dt
+
+    for r in rows:
+        started = dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M") if r.started else "–"
+        table.add_row(
+            r.run_id, r.preset, r.variant, str(r.seed), r.status,
+            f"{r.final.get('val_acc', float('nan')):.3f}" if r.final.get("val_acc") is not None else "–",
+            f"{r.final.get('train_loss'):.4g}" if isinstance(r.final.get("train_loss"), float) else "–",
+            f"{r.wall_time:.1f}" if r.wall_time else "–",
+            started,
+        )
+    _console().print(table)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from engine.diagnostics.curves import diagnose
+    from engine.store import RunStore
+
+    store = RunStore()
+    try:
+        row = store.get_run(args.run)
+    except KeyError as exc:
+        print(f"dllab: {exc.args[0]}", file=sys.stderr)
+        return EXIT_INVALID
+    series = store.series(row.run_id)
+    if args.json:
+        print(json.dumps({"run": row.__dict__, "evals": series.evals}, indent=2, default=str))
+        return EXIT_OK
+    console = _console()
+    console.print(f"[bold]{row.run_id}[/]  {row.preset} / {row.variant} (seed {row.seed})  [{row.status}] {row.reason}")
+    recipe = row.spec.get("recipe", {})
+    for section in ("data", "model", "train"):
+        fields = recipe.get(section, {})
+        console.print(f"[bold]{section}[/]: " + ", ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, [], 0.0, False)))
+    table = Table(title="evaluations")
+    keys = ["step", "epoch", "train_loss", "val_loss", "train_acc", "val_acc"]
+    for k in keys:
+        table.add_column(k, justify="right")
+    evals = series.evals
+    stride = max(1, len(evals) // 15)
+    for e in evals[::stride] + ([evals[-1]] if evals and (len(evals) - 1) % stride else []):
+        table.add_row(*[f"{e.get(k):.4g}" if isinstance(e.get(k), float) else str(e.get(k, "–")) for k in keys])
+    console.print(table)
+    console.print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in row.final.items() if isinstance(v, float)))
+    console.print("curves: " + diagnose(evals, row.status, row.reason).text)
+    return EXIT_OK
+
+
+def cmd_app(args: argparse.Namespace | None) -> int:
+    from tui_lab.app import run_app
+
+    if args is not None and getattr(args, "command", None) == "open":
+        return run_app(open_preset=args.preset, quick=args.quick, seeds=args.seeds, device=args.device)
+    return run_app()
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "presets": cmd_presets,
+    "run": lambda a: _run(a, check=False),
+    "check": lambda a: _run(a, check=True),
+    "runs": cmd_runs,
+    "show": cmd_show,
+    "open": cmd_app,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from engine.presets import PresetError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            return cmd_app(None)
+        return COMMANDS[args.command](args)
+    except PresetError as exc:
+        print(f"dllab: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"dllab: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("dllab: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""The training loop: one RunSpec in, events out.
+
+Read it top to bottom: data on the device → model under the run's seed → optimizer, schedule,
+loss → for each step: slice a batch from this epoch's permutation, forward, backward, clip, step,
+accumulate the loss on the device → every `log_every` steps read the loss (the only host sync
+between evaluations) → every `eval_every` steps evaluate, diagnose, early-stop.
+
+Fair by construction: every variant of a comparison with the same seed sees the same split, the
+same batch order (its own generator) and, where shapes match, the same initial weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from engine.config import RunSpec
+from engine.data import DataSplits, load_data
+from engine.diagnostics.health import layer_health, model_summary, snapshot_weights, update_ratios
+from engine.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
+from engine.losses import accuracy, build_loss
+from engine.models import build_model, count_params
+from engine.optim import build_optimizer, needs_closure
+from engine.regularize import EMA, clip_gradients, mixup, penalty
+from engine.schedules import LRSchedule
+from engine.versions import library_versions
+
+EVAL_CHUNK = 4096
+MAX_EVAL_TRAIN = 10_000
+MAX_EVALS = 50
+PROBE_SIZE = 512
+
+
+class _Stopped(Exception):
+    def __init__(self, status: str, reason: str) -> None:
+        self.status, self.reason = status, reason
+
+
+def budget(spec: RunSpec, n_train: int) -> tuple[int, int, int]:
+    """(batch size, steps per epoch, total steps) of a run over `n_train` samples."""
+    t = spec.recipe.train
+    bs = n_train if t.batch_size == 0 else min(t.batch_size, n_train)
+    per_epoch = math.ceil(n_train / bs)
+    if t.steps is not None:
+        total = t.steps
+    else:
+        total = (t.epochs or 20) * per_epoch
+    return bs, per_epoch, total
+
+
+def _eval_every(spec: RunSpec, per_epoch: int, total: int) -> int:
+    if spec.recipe.train.eval_every:
+        return spec.recipe.train.eval_every
+    return max(per_epoch, math.ceil(total / MAX_EVALS)) if total > per_epoch else max(1, total // 10)
+
+
+@torch.no_grad()
+def evaluate(model, loss_fn, x: torch.Tensor, y: torch.Tensor, classify: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss and accuracy over (x, y) in eval mode, as device tensors (no sync)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device)
+    for i in range(0, len(x), EVAL_CHUNK):
+        out = model(x[i : i + EVAL_CHUNK])
+        yb = y[i : i + EVAL_CHUNK]
+        n = len(yb)
+        loss_sum += loss_fn(out, yb) * n
+        if classify:
+            correct += accuracy(out, yb) * n
+    model.train(was_training)
+    n_total = max(len(x), 1)
+    return loss_sum / n_total, correct / n_total
+
+
+def train(
+    spec: RunSpec,
+    emit: Callable[[Event], None],
+    should_stop: Callable[[], bool] = lambda: False,
+    *,
+    device: str | torch.device = "cpu",
+    run_id: str | None = None,
+    data: DataSplits | None = None,
+) -> RunFinished:
+    """Train one run, emitting RunStarted first and RunFinished last; returns the RunFinished."""
+    run_id = run_id or uuid.uuid4().hex[:10]
+    t0 = time.perf_counter()
+    r, t = spec.recipe, spec.recipe.train
+    dev = torch.device(device)
+
+    data = (data or load_data(r.data, seed=t.seed, device=dev)).to(dev)
+    classify = data.task == "classification"
+    n_out = data.n_classes if classify else 1
+    torch.manual_seed(t.seed)
+    model = build_model(r.model, data.input_shape, n_out).to(dev)
+    loss_fn = build_loss(t, data.task, data.n_classes)
+    optimizer = build_optimizer(model.parameters(), t)
+    closure_needed = needs_closure(t)
+    n_train = len(data.x_train)
+    bs, per_epoch, total = budget(spec, n_train)
+    eval_every = _eval_every(spec, per_epoch, total)
+    diag_every = t.diagnostics_every or eval_every
+    schedule = LRSchedule(t, total)
+    ema = EMA(model, t.ema) if t.ema else None
+    batches = torch.Generator(device="cpu").manual_seed(t.seed)
+    noise = torch.Generator(device="cpu").manual_seed(t.seed + 7919)
+    torch.manual_seed(t.seed + 104729)  # dropout masks: same stream for every variant of a seed
+    x_eval_train, y_eval_train = data.x_train[:MAX_EVAL_TRAIN], data.y_train[:MAX_EVAL_TRAIN]
+    probe = data.x_train[:PROBE_SIZE]
+
+    spec_json: dict[str, Any] = spec.model_dump(mode="json")
+    spec_json["versions"] = library_versions()
+    spec_json["data_info"] = data.info
+    emit(
+        RunStarted(run_id, spec.variant, t.seed, spec.preset, spec.comparison, spec_json, str(dev),
+                   count_params(model), total, per_epoch)
+    )
+
+    history: list[dict[str, float]] = []
+    best: dict[str, float] = {}
+    best_state: dict[str, torch.Tensor] | None = None
+    evals_since_best = 0
+    summary: dict[str, Any] = {}
+    window: list[torch.Tensor] = []
+    last_read = (0, time.perf_counter())
+    step = 0
+    perm = torch.empty(0, dtype=torch.long, device=dev)
+
+    def run_eval(step: int, final: bool = False) -> dict[str, float]:
+        pairs = {
+            "train": (x_eval_train, y_eval_train),
+            "val": (data.x_val, data.y_val),
+        }
+        if final:
+            pairs["test"] = (data.x_test, data.y_test)
+        tensors: dict[str, torch.Tensor] = {}
+        for split, (x, y) in pairs.items():
+            if len(x) == 0:
+                continue
+            loss, acc = evaluate(model, loss_fn, x, y, classify)
+            tensors[f"{split}_loss"] = loss
+            if classify:
+                tensors[f"{split}_acc"] = acc
+        if ema is not None:
+            with ema.applied(model):
+                for split in ("train", "val", *(["test"] if final else [])):
+                    x, y = pairs[split]
+                    if len(x):
+                        loss, acc = evaluate(model, loss_fn, x, y, classify)
+                        tensors[f"ema_{split}_loss"] = loss
+                        if classify:
+                            tensors[f"ema_{split}_acc"] = acc
+        values = dict(zip(tensors, torch.stack(list(tensors.values())).tolist(), strict=True))
+        if "val_loss" in values and "train_loss" in values:
+            values["gap"] = values["val_loss"] - values["train_loss"]
+        if classify and "val_acc" in values:
+            values["acc_gap"] = values["train_acc"] - values["val_acc"]
+        values["lr"] = schedule.lr_at(min(step, total - 1))
+        return values
+
+    def record_eval(step: int) -> dict[str, float]:
+        nonlocal best_state, evals_since_best
+        values = run_eval(step)
+        epoch = step / per_epoch
+        emit(EvalMetrics(run_id, step, epoch, values, time.perf_counter() - t0))
+        history.append({"step": step, "epoch": epoch, **values})
+        val_loss = values.get("val_loss", values.get("train_loss", math.inf))
+        if math.isfinite(val_loss) and val_loss < best.get("best_val_loss", math.inf):
+            best.update(best_val_loss=val_loss, best_step=step, best_epoch=epoch)
+            if classify:
+                best["best_val_acc_at_best_loss"] = values.get("val_acc", 0.0)
+            evals_since_best = 0
+            if t.early_stopping and t.restore_best:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            evals_since_best += 1
+        if classify:
+            best["best_val_acc"] = max(best.get("best_val_acc", 0.0), values.get("val_acc", 0.0))
+        best["min_train_loss"] = min(best.get("min_train_loss", math.inf), values.get("train_loss", math.inf))
+        schedule.on_eval(val_loss)
+        return values
+
+    def record_diagnostics(step: int, before: dict[str, torch.Tensor] | None) -> None:
+        layers = layer_health(model, probe, r.model.activation)
+        if before is not None:
+            for name, ratio in update_ratios(before, model).items():
+                layers.setdefault(name, {})["update_ratio"] = ratio
+        summary.update(model_summary(model, layers))
+        emit(Diagnostics(run_id, step, layers, {k: v for k, v in summary.items() if "." not in k}))
+
+    def read_window(step: int) -> None:
+        nonlocal last_read
+        losses = torch.stack(window).tolist()  # host sync: once per log_every steps
+        first_bad = next((i for i, v in enumerate(losses) if not math.isfinite(v) or abs(v) > t.diverge_threshold), None)
+        if first_bad is not None:
+            bad_step = step - len(losses) + first_bad + 1
+            raise _Stopped("diverged", f"loss became {losses[first_bad]:.3g} at step {bad_step}")
+        now = time.perf_counter()
+        rate = (step - last_read[0]) / max(now - last_read[1], 1e-9)
+        last_read = (step, now)
+        emit(StepMetrics(run_id, step, step / per_epoch, sum(losses) / len(losses),
+                         schedule.lr_at(step - 1), now - t0, rate))
+        window.clear()
+
+    status, reason = "done", f"finished {total} steps"
+    try:
+        model.train()
+        record_eval(0)
+        record_diagnostics(0, None)
+        while step < total:
+            if should_stop():
+                raise _Stopped("cancelled", f"cancelled at step {step}")
+            i = step % per_epoch
+            if i == 0:
+                perm = torch.randperm(n_train, generator=batches).to(dev)
+            idx = perm[i * bs : (i + 1) * bs]
+            xb, yb = data.x_train[idx], data.y_train[idx]
+            if t.mixup > 0:
+                xb, yb = mixup(xb, yb, t.mixup, data.n_classes, noise)
+            schedule.apply(optimizer, step)
+            diag_now = (step + 1) % diag_every == 0
+            before = snapshot_weights(model) if diag_now else None
+
+            def closure() -> torch.Tensor:
+                optimizer.zero_grad(set_to_none=True)
+                out = model(xb)
+                data_loss = loss_fn(out, yb)
+                pen = penalty(model, t.l1, t.l2)
+                total_loss = data_loss if pen is None else data_loss + pen
+                total_loss.backward()
+                clip_gradients(model.parameters(), t.clip_norm, t.clip_value)
+                closure.data_loss = data_loss.detach()  # type: ignore[attr-defined]
+                return total_loss
+
+            if closure_needed:
+                optimizer.step(closure)
+            else:
+                closure()
+                optimizer.step()
+            if ema is not None:
+                ema.update(model)
+            window.append(closure.data_loss)  # type: ignore[attr-defined]
+            step += 1
+            if step % t.log_every == 0 or step == total:
+                read_window(step)
+            if step % eval_every == 0 or step == total:
+                if window:
+                    read_window(step)
+                values = record_eval(step)
+                if diag_now or step == total:
+                    record_diagnostics(step, before)
+                if not math.isfinite(values.get("train_loss", 0.0)):
+                    raise _Stopped("diverged", f"evaluation loss became non-finite at step {step}")
+                if t.early_stopping and evals_since_best >= t.patience:
+                    raise _Stopped(
+                        "early-stopped",
+                        f"no val-loss improvement for {t.patience} evaluations; "
+                        f"best at step {best.get('best_step', 0):.0f}",
+                    )
+    except _Stopped as stop:
+        status, reason = stop.status, stop.reason
+    except torch.cuda.OutOfMemoryError:
+        status, reason = "failed", f"out of memory on {dev}: try a smaller batch_size or model"
+
+    if status == "early-stopped" and best_state is not None:
+        model.load_state_dict(best_state)
+        emit(Message(run_id, f"restored the best weights (step {best.get('best_step', 0):.0f})"))
+    final: dict[str, float] = {}
+    if status != "failed":
+        final = run_eval(step, final=True)
+        if status == "diverged":  # a diverged run's losses count as infinitely bad in claims
+            final = {k: (math.inf if k.endswith("loss") or k.endswith("gap") else v) for k, v in final.items()}
+        else:
+            record_diagnostics(step, None)
+    final["epoch"] = step / per_epoch
+    final["steps"] = float(step)
+    wall = time.perf_counter() - t0
+    finished = RunFinished(run_id, status, step, reason, final, best, wall,
+                           {k: v for k, v in summary.items() if isinstance(v, int | float)})
+    emit(finished)
+    return finished

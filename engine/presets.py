@@ -1,0 +1,277 @@
+"""Presets: one comparison per TOML file, loaded, validated and expanded into RunSpecs.
+
+A preset holds metadata (title, technique, the step / benefit frame, an explanation), a base
+recipe, named variants that override parts of it, a `[quick]` override for the short form, and
+declarative claims. It is data only: nothing in it is ever executed.
+
+Errors are ``PresetError``: one short message naming the file, the place (variant, field, line
+where it can be found) and what is allowed, meant to be printed as is.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from engine.config import Recipe, RunSpec, Strict, deep_merge
+
+Chapter = Literal[
+    "data",
+    "architecture",
+    "initialization",
+    "optimization",
+    "regularization & loss",
+    "workflow & diagnostics",
+]
+CHAPTERS: tuple[str, ...] = Chapter.__args__  # type: ignore[attr-defined]
+Step = Literal["data", "loss", "architecture", "optimization", "all"]
+Benefit = Literal["optimization", "generalization", "both"]
+SECTIONS = ("data", "model", "train")
+
+
+class PresetError(ValueError):
+    """A preset that cannot be used, with a message fit to show a person."""
+
+
+class Override(Strict):
+    """A partial recipe: any of data / model / train as tables of fields to change."""
+
+    data: dict[str, Any] = Field(default_factory=dict)
+    model: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in (("data", self.data), ("model", self.model), ("train", self.train)) if v}
+
+
+class Variant(Override):
+    name: Annotated[str, Field(min_length=1, max_length=40)]
+    description: str = ""
+    quick: Override = Field(default_factory=Override)
+    """Extra override applied in the quick form only."""
+
+
+ClaimMetric = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_.]*$")]
+
+
+class Claim(Strict):
+    """A structured comparison between variants (or a variant and a number).
+
+    ``left op right`` for each left variant, where the values are `metric` read `at` a point of
+    each run. With `margin` (relative) "<" means left < right·(1 − margin), ">" means
+    left > right·(1 + margin); `abs_margin` shifts by an absolute amount instead. ``seeds``:
+    "each" needs the claim to hold for every seed, "mean" compares means over seeds.
+    """
+
+    text: str
+    metric: ClaimMetric
+    at: Literal["final", "best", "min", "max", "last"] = "final"
+    left: str | list[str]
+    op: Literal["<", ">", "<=", ">=", "==", "!="]
+    right: str | None = None
+    value: float | str | None = None
+    margin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    abs_margin: Annotated[float, Field(ge=0.0)] = 0.0
+    seeds: Literal["each", "mean"] = "each"
+
+    @model_validator(mode="after")
+    def _one_side(self) -> Claim:
+        if (self.right is None) == (self.value is None):
+            raise ValueError("a claim needs exactly one of `right` (a variant) or `value` (a number)")
+        if isinstance(self.value, str) and self.op not in ("==", "!="):
+            raise ValueError("a text value (such as a status) can only be compared with == or !=")
+        return self
+
+    @property
+    def lefts(self) -> list[str]:
+        return [self.left] if isinstance(self.left, str) else list(self.left)
+
+
+class Preset(Strict):
+    title: str
+    technique: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]
+    chapter: Chapter
+    step: Step
+    benefit: Benefit
+    summary: Annotated[str, Field(max_length=160)]
+    explain: str
+    view: Literal["curves", "boundary", "surface", "regression"] = "curves"
+    """The extra dashboard view that suits this comparison."""
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    quick_seeds: list[int] | None = None
+    base: Override
+    quick: Override = Field(default_factory=Override)
+    variants: Annotated[list[Variant], Field(min_length=1)]
+    claims: list[Claim] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names(self) -> Preset:
+        names = [v.name for v in self.variants]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"variant names must be unique; repeated: {', '.join(dupes)}")
+        for i, claim in enumerate(self.claims):
+            for name in [*claim.lefts, *([claim.right] if claim.right else [])]:
+                if name not in names:
+                    raise ValueError(
+                        f"claims[{i}] names variant {name!r}, which is not one of: {', '.join(names)}"
+                    )
+        return self
+
+    def recipe_dict(self, variant: Variant, quick: bool) -> dict[str, Any]:
+        merged = deep_merge({}, self.base.as_dict())
+        if quick:
+            merged = deep_merge(merged, self.quick.as_dict())
+        merged = deep_merge(merged, variant.as_dict())
+        if quick:
+            merged = deep_merge(merged, variant.quick.as_dict())
+        return merged
+
+    def default_seeds(self, quick: bool) -> list[int]:
+        return list(self.quick_seeds if quick and self.quick_seeds is not None else self.seeds)
+
+
+@dataclass(frozen=True)
+class LoadedPreset:
+    """A validated preset and where it came from."""
+
+    id: str
+    path: Path
+    preset: Preset
+    source: str
+
+    def variant(self, name: str) -> Variant:
+        for v in self.preset.variants:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    def expand(self, *, quick: bool = False, seeds: list[int] | None = None) -> list[RunSpec]:
+        """One RunSpec per variant × seed, variants in file order, seeds inner."""
+        seeds = seeds if seeds is not None else self.preset.default_seeds(quick)
+        specs: list[RunSpec] = []
+        for variant in self.preset.variants:
+            raw = self.preset.recipe_dict(variant, quick)
+            for seed in seeds:
+                with_seed = deep_merge(raw, {"train": {"seed": seed}})
+                recipe = _validate_recipe(with_seed, self, f"variant {variant.name!r}", quick)
+                specs.append(RunSpec(recipe=recipe, variant=variant.name, preset=self.id))
+        return specs
+
+
+def _validate_recipe(raw: dict[str, Any], loaded: LoadedPreset, where: str, quick: bool) -> Recipe:
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        form = " (quick form)" if quick else ""
+        raise PresetError(_format_errors(exc, loaded.path, loaded.source, f"{where}{form}")) from None
+
+
+def _format_errors(exc: ValidationError, path: Path, source: str, where: str = "") -> str:
+    lines = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+            allowed = _allowed_fields(err["loc"])
+            if allowed:
+                msg += f" (allowed: {', '.join(allowed)})"
+        elif err["type"] == "literal_error":
+            msg = f"{msg}, got {err.get('input')!r}"
+        elif "input" in err and not isinstance(err["input"], dict):
+            msg = f"{msg} (got {err['input']!r})"
+        line = _line_of(source, err["loc"], err.get("input"))
+        at = f" (line {line})" if line else ""
+        prefix = f"{where}: " if where else ""
+        lines.append(f"{path}: {prefix}{loc}{at}: {msg}")
+    more = len(exc.errors()) - 5
+    if more > 0:
+        lines.append(f"... and {more} more")
+    return "\n".join(lines)
+
+
+def _allowed_fields(loc: tuple) -> list[str]:
+    from engine.config import DataSpec, ModelSpec, TrainSpec
+
+    by_section = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec}
+    for part in reversed(loc[:-1]):
+        if part in by_section:
+            return sorted(by_section[part].model_fields)
+    if len(loc) == 1:
+        return sorted(Preset.model_fields)
+    if "claims" in loc:
+        return sorted(Claim.model_fields)
+    if "variants" in loc:
+        return sorted(Variant.model_fields)
+    return []
+
+
+def _line_of(source: str, loc: tuple, value: Any = None) -> int | None:
+    """Best effort: the line that sets the innermost named key (to the offending value, if seen)."""
+    names = [p for p in loc if isinstance(p, str)]
+    if not names:
+        return None
+    pattern = re.compile(rf"(^|[\s{{,])\"?{re.escape(names[-1])}\"?\s*=\s*(.*)")
+    hits = []
+    for i, line in enumerate(source.splitlines(), start=1):
+        m = pattern.search(line)
+        if m and not line.lstrip().startswith("#"):
+            hits.append((i, m.group(2)))
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        for i, rest in hits:
+            if str(value) in rest:
+                return i
+    return hits[0][0] if hits else None
+
+
+def parse_preset(source: str, path: Path, preset_id: str | None = None) -> LoadedPreset:
+    """Validate a preset's text; every variant is expanded once (full and quick) to check it."""
+    try:
+        raw = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        preset = Preset.model_validate(raw)
+    except ValidationError as exc:
+        raise PresetError(_format_errors(exc, path, source)) from None
+    loaded = LoadedPreset(id=preset_id or path.stem, path=path, preset=preset, source=source)
+    for quick in (False, True):
+        for variant in preset.variants:
+            _validate_recipe(preset.recipe_dict(variant, quick), loaded, f"variant {variant.name!r}", quick)
+    return loaded
+
+
+def builtin_dir() -> Path:
+    return Path(str(resources.files("presets")))
+
+
+def builtin_ids() -> list[str]:
+    return sorted(p.stem for p in builtin_dir().glob("*.toml"))
+
+
+def load_preset(ref: str | Path) -> LoadedPreset:
+    """A catalogue id (``optimizers``) or a path to a TOML file."""
+    ref_str = str(ref)
+    path = Path(ref_str).expanduser()
+    if ref_str.endswith(".toml") or path.exists() or "/" in ref_str:
+        if not path.is_file():
+            raise PresetError(f"{path}: no such preset file")
+        return parse_preset(path.read_text(encoding="utf-8"), path)
+    builtin = builtin_dir() / f"{ref_str}.toml"
+    if not builtin.is_file():
+        known = ", ".join(builtin_ids())
+        raise PresetError(f"unknown preset {ref_str!r}; the catalogue has: {known}")
+    return parse_preset(builtin.read_text(encoding="utf-8"), builtin, ref_str)
+
+
+def catalogue() -> list[LoadedPreset]:
+    """Every built-in preset, ordered by chapter then id."""
+    loaded = [load_preset(i) for i in builtin_ids()]
+    return sorted(loaded, key=lambda p: (CHAPTERS.index(p.preset.chapter), p.id))

@@ -1,0 +1,59 @@
+"""Claims are checked per seed (or on means) with margins, against measured outcomes."""
+
+from __future__ import annotations
+
+import math
+
+from engine.claims import check_claim
+from engine.outcomes import RunOutcome
+from engine.presets import Claim
+
+
+def run(variant: str, seed: int, status: str = "done", **final: float) -> RunOutcome:
+    return RunOutcome(f"{variant}-{seed}", variant, seed, status=status, final=final,
+                      evals=[{"step": 0, **{k: v * 2 for k, v in final.items()}}, {"step": 1, **final}])
+
+
+def claim(**kw) -> Claim:
+    return Claim(text="t", metric=kw.pop("metric", "train_loss"), **kw)
+
+
+def test_relative_margin_each_seed():
+    outcomes = [run("A", 0, train_loss=0.5), run("B", 0, train_loss=1.0),
+                run("A", 1, train_loss=0.85), run("B", 1, train_loss=1.0)]
+    c = claim(left="A", op="<", right="B", margin=0.2)
+    result = check_claim(c, outcomes)
+    assert not result.holds  # seed 1: 0.85 is not below 0.8
+    assert [ch.holds for ch in result.checks] == [True, False]
+    assert "seed 1" in result.describe()
+    assert check_claim(claim(left="A", op="<", right="B", margin=0.1), outcomes).holds
+    assert check_claim(claim(left="A", op="<", right="B", margin=0.2, seeds="mean"), outcomes).holds
+
+
+def test_value_status_and_lists():
+    outcomes = [run("A", 0, status="diverged", train_loss=math.inf), run("B", 0, train_loss=0.1),
+                run("C", 0, train_loss=0.2)]
+    assert check_claim(claim(metric="status", left="A", op="==", value="diverged"), outcomes).holds
+    assert not check_claim(claim(metric="status", left="B", op="==", value="diverged"), outcomes).holds
+    assert check_claim(claim(left=["B", "C"], op="<", value=0.25), outcomes).holds
+    assert not check_claim(claim(left=["B", "C"], op="<", value=0.15), outcomes).holds
+    # a diverged run's loss is infinitely bad
+    assert check_claim(claim(left="B", op="<", right="A"), outcomes).holds
+
+
+def test_best_and_min_read_the_series():
+    o = [RunOutcome("a", "A", 0, status="done", final={"val_loss": 0.9},
+                    evals=[{"val_loss": 1.0}, {"val_loss": 0.4}, {"val_loss": 0.9}])]
+    assert o[0].value("val_loss", "best") == 0.4
+    assert o[0].value("val_loss", "max") == 1.0
+    assert check_claim(claim(metric="val_loss", at="best", left="A", op="<", value=0.5), o).holds
+
+
+def test_unfinished_or_missing_runs_do_not_hold():
+    outcomes = [run("A", 0, status="cancelled", train_loss=0.1), run("B", 0, train_loss=1.0)]
+    r = check_claim(claim(left="A", op="<", right="B"), outcomes)
+    assert not r.holds and "cancelled" in r.problem
+    r = check_claim(claim(left="Z", op="<", right="B"), outcomes)
+    assert not r.holds and "no runs of Z" in r.problem
+    r = check_claim(claim(metric="nope", left="B", op="<", value=1.0), outcomes)
+    assert not r.holds and "nope" in r.problem

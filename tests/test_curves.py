@@ -1,0 +1,24 @@
+"""The learning-curve diagnosis labels the classic shapes."""
+
+from __future__ import annotations
+
+from engine.diagnostics.curves import diagnose
+
+
+def curve(train, val, acc=0.99):
+    return [{"step": i, "epoch": i, "train_loss": t, "val_loss": v, "train_acc": acc} for i, (t, v) in enumerate(zip(train, val))]
+
+
+def test_overfitting_names_the_epoch_and_numbers():
+    d = diagnose(curve([2, 1, 0.5, 0.2, 0.1, 0.05], [2, 1.1, 0.8, 0.9, 1.1, 1.3]))
+    assert d.label == "overfitting"
+    assert "epoch 2" in d.text and "val loss up" in d.text
+    assert any("dropout" in r for r in d.remedies)
+
+
+def test_stalled_underfit_normal_diverged():
+    assert diagnose(curve([2.30, 2.30, 2.29, 2.29], [2.3] * 4)).label == "stalled"
+    assert diagnose(curve([2, 1.5, 1.2, 1.1], [2, 1.5, 1.2, 1.15], acc=0.6)).label == "underfitting"
+    assert diagnose(curve([2, 1, 0.5, 0.3], [2, 1.1, 0.6, 0.45])).label == "normal"
+    d = diagnose([], status="diverged", reason="loss became nan at step 12")
+    assert d.label == "diverged" and "step 12" in d.text

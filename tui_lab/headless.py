@@ -1,0 +1,215 @@
+"""Running a comparison without the app: a live rich table while it trains, then the results."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from engine.claims import ClaimResult, check_claims
+from engine.config import RunSpec
+from engine.diagnostics.curves import diagnose
+from engine.events import Event
+from engine.outcomes import OutcomeCollector, RunOutcome
+from engine.presets import LoadedPreset
+from engine.runner import Runner
+
+STATUS_STYLE = {
+    "done": "green",
+    "early-stopped": "cyan",
+    "diverged": "red",
+    "failed": "bold red",
+    "cancelled": "yellow",
+    "running": "blue",
+    "pending": "dim",
+}
+
+
+@dataclass
+class ComparisonResult:
+    preset: LoadedPreset
+    quick: bool
+    outcomes: list[RunOutcome]
+    claims: list[ClaimResult]
+    interrupted: bool = False
+    wall_time: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def any_failed(self) -> bool:
+        return any(o.status == "failed" for o in self.outcomes)
+
+    @property
+    def claims_hold(self) -> bool:
+        return all(c.holds for c in self.claims)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset.id,
+            "title": self.preset.preset.title,
+            "quick": self.quick,
+            "interrupted": self.interrupted,
+            "wall_time": self.wall_time,
+            "runs": [
+                {
+                    "run_id": o.run_id,
+                    "variant": o.variant,
+                    "seed": o.seed,
+                    "status": o.status,
+                    "reason": o.reason,
+                    "steps": o.step,
+                    "wall_time": o.wall_time,
+                    "final": o.final,
+                    "best": o.best,
+                    "summary": o.summary,
+                    "diagnosis": diagnose(o.evals, o.status, o.reason).text,
+                }
+                for o in self.outcomes
+            ],
+            "claims": [c.as_dict() for c in self.claims],
+        }
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        if math.isinf(x) or math.isnan(x):
+            return str(x)
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+class _Progress:
+    """The live table: one row per run."""
+
+    def __init__(self, specs: list[RunSpec], run_ids: list[str], collector: OutcomeCollector) -> None:
+        self.rows = list(zip(run_ids, specs, strict=True))
+        self.collector = collector
+        self.speed: dict[str, float] = {}
+        self.total: dict[str, int] = {}
+
+    def note(self, event: Event) -> None:
+        if hasattr(event, "steps_per_sec"):
+            self.speed[event.run_id] = event.steps_per_sec  # type: ignore[union-attr]
+        if hasattr(event, "total_steps"):
+            self.total[event.run_id] = event.total_steps  # type: ignore[union-attr]
+
+    def render(self) -> Table:
+        table = Table(expand=False, pad_edge=False)
+        for col in ("variant", "seed", "step", "loss", "val acc", "status", "steps/s"):
+            table.add_column(col, justify="right" if col not in ("variant", "status") else "left")
+        for run_id, spec in self.rows:
+            o = self.collector.runs.get(run_id)
+            loss = o.steps[-1]["train_loss"] if o and o.steps else None
+            acc = o.evals[-1].get("val_acc") if o and o.evals else None
+            status = o.status if o else "pending"
+            total = self.total.get(run_id)
+            step = f"{o.step}/{total}" if o and total else "–"
+            table.add_row(
+                spec.variant,
+                str(spec.seed),
+                step,
+                _fmt(loss),
+                _fmt(acc, 3),
+                Text(status, style=STATUS_STYLE.get(status, "")),
+                _fmt(self.speed.get(run_id), 3),
+            )
+        return table
+
+
+def run_comparison(
+    loaded: LoadedPreset,
+    *,
+    quick: bool = False,
+    seeds: list[int] | None = None,
+    device: str = "auto",
+    workers: int | None = None,
+    store: str | None = None,
+    console: Console | None = None,
+    live: bool = True,
+) -> ComparisonResult:
+    """Run every variant × seed of a preset in worker processes and check its claims."""
+    specs = loaded.expand(quick=quick, seeds=seeds)
+    collector = OutcomeCollector()
+    console = console or Console(stderr=True)
+    t0 = time.perf_counter()
+    interrupted = False
+    runner = Runner(specs, device=device, workers=workers, store=store)
+    for run_id, spec in zip(runner.run_ids, specs, strict=True):
+        collector.register(run_id, spec.variant, spec.seed)
+    progress = _Progress(specs, runner.run_ids, collector)
+    try:
+        runner.start()
+        with Live(progress.render(), console=console, refresh_per_second=4, transient=False,
+                  disable=not live) as view:
+            for event in runner.events():
+                collector.add(event)
+                progress.note(event)
+                view.update(progress.render())
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        runner.close()
+    if interrupted:
+        for o in collector.outcomes():
+            if not o.finished or o.status == "running":
+                o.status, o.reason = "cancelled", "interrupted (Ctrl+C)"
+    outcomes = collector.outcomes()
+    claims = check_claims(loaded.preset.claims, outcomes)
+    return ComparisonResult(loaded, quick, outcomes, claims, interrupted, time.perf_counter() - t0)
+
+
+def results_table(result: ComparisonResult) -> Table:
+    table = Table(title=f"{result.preset.preset.title}{' (quick)' if result.quick else ''}")
+    cols = ["variant", "seed", "status", "train loss", "best train", "val loss", "val acc", "best epoch", "wall s"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("variant", "status") else "right")
+    for o in result.outcomes:
+        table.add_row(
+            o.variant,
+            str(o.seed),
+            Text(o.status, style=STATUS_STYLE.get(o.status, "")),
+            _fmt(o.final.get("train_loss")),
+            _fmt(o.best.get("min_train_loss")),
+            _fmt(o.final.get("val_loss")),
+            _fmt(o.final.get("val_acc"), 3),
+            _fmt(o.best.get("best_epoch"), 3),
+            f"{o.wall_time:.1f}",
+        )
+    return table
+
+
+def claims_view(claims: list[ClaimResult]) -> Group:
+    lines = []
+    for c in claims:
+        mark = Text("✔ holds  ", style="green") if c.holds else Text("✘ fails  ", style="red")
+        lines.append(Text.assemble(mark, (c.claim.text, "bold")))
+        lines.append(Text("    " + c.describe(), style="dim"))
+    return Group(*lines)
+
+
+def print_result(result: ComparisonResult, console: Console, as_json: bool = False) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict(), indent=2, default=str) + "\n")
+        return
+    console.print(results_table(result))
+    for o in result.outcomes:
+        if o.status in ("failed", "diverged", "cancelled"):
+            console.print(f"[bold]{o.variant}[/] (seed {o.seed}): {o.status}: {o.reason}")
+    diagnoses = {(o.variant, o.seed): diagnose(o.evals, o.status, o.reason) for o in result.outcomes}
+    console.print("[bold]Curves[/]")
+    for (variant, seed), d in diagnoses.items():
+        console.print(f"  {variant} (seed {seed}): {d.text}")
+    if result.claims:
+        console.print("[bold]Claims[/]")
+        console.print(claims_view(result.claims))
+    console.print(f"[dim]{len(result.outcomes)} runs in {result.wall_time:.1f} s[/]")
