@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_show = sub.add_parser("show", help="show one stored run (an id or a unique prefix)")
     p_show.add_argument("run")
     p_show.add_argument("--json", action="store_true")
+    from tui_lab.commands import register_all
+
+    register_all(sub)
     return parser
 
 
@@ -201,7 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command is None:
             return cmd_app(None)
-        return COMMANDS[args.command](args)
+        if args.command in COMMANDS:
+            return COMMANDS[args.command](args)
+        return args.func(args)
     except PresetError as exc:
         print(f"dllab: {exc}", file=sys.stderr)
         return EXIT_INVALID
