@@ -1,0 +1,46 @@
+"""Run a preset in this process and check its claims (the preset tests and `dllab check` use it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.claims import ClaimResult, check_claims
+from engine.config import RunSpec
+from engine.outcomes import OutcomeCollector, RunOutcome
+from engine.presets import LoadedPreset, load_preset
+
+
+@dataclass
+class PresetCheck:
+    preset: LoadedPreset
+    outcomes: list[RunOutcome]
+    claims: list[ClaimResult]
+
+    @property
+    def holds(self) -> bool:
+        return all(c.holds for c in self.claims)
+
+    def report(self) -> str:
+        lines = [f"{self.preset.id}:"]
+        for c in self.claims:
+            lines.append(f"  [{'holds' if c.holds else 'FAILS'}] {c.claim.text}\n      {c.describe()}")
+        for o in self.outcomes:
+            if o.status not in ("done", "early-stopped"):
+                lines.append(f"  {o.variant} seed {o.seed}: {o.status}: {o.reason}")
+        return "\n".join(lines)
+
+
+def run_inline(specs: list[RunSpec], device: str = "cpu") -> list[RunOutcome]:
+    """Train each spec here, in order (no worker processes, nothing stored)."""
+    from engine.loop import train
+
+    collector = OutcomeCollector()
+    for spec in specs:
+        train(spec, collector.add, device=device)
+    return collector.outcomes()
+
+
+def check_preset(ref: str, *, quick: bool = True, seeds: list[int] | None = None, device: str = "cpu") -> PresetCheck:
+    loaded = load_preset(ref)
+    outcomes = run_inline(loaded.expand(quick=quick, seeds=seeds), device=device)
+    return PresetCheck(loaded, outcomes, check_claims(loaded.preset.claims, outcomes))

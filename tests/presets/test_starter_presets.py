@@ -1,0 +1,16 @@
+"""The starter presets' claims hold in their quick form for seeds 0, 1 and 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.check import check_preset
+
+SEEDS = [0, 1, 2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["optimizers", "init", "dropout"])
+def test_claims_hold_for_three_seeds(preset):
+    result = check_preset(preset, quick=True, seeds=SEEDS)
+    assert result.holds, result.report()
