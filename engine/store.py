@@ -1,0 +1,498 @@
+"""The run store: every run and its metric series in one SQLite file.
+
+The worker process that trains a run writes it here as the run goes (one small transaction per
+event), so a crash of the app loses nothing, and a dashboard can redraw or replay any run later
+(:meth:`RunStore.series`, :meth:`RunStore.events`). The file lives at ``$DLLAB_HOME/runs.sqlite``
+(default: the platform's user data directory). WAL mode lets one reader follow while several
+worker processes write; each process opens its own connection, lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.events import (
+    EVENT_TYPES,
+    FINAL_STATUSES,
+    Boundary,
+    Diagnostics,
+    EvalMetrics,
+    Event,
+    Message,
+    RunFinished,
+    RunStarted,
+    StepMetrics,
+    from_dict,
+    to_dict,
+)
+
+SCHEMA_VERSION = 1
+FILENAME = "runs.sqlite"
+BUSY_TIMEOUT_S = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id          TEXT PRIMARY KEY,
+    comparison      TEXT NOT NULL DEFAULT '',
+    preset          TEXT NOT NULL DEFAULT '',
+    variant         TEXT NOT NULL DEFAULT '',
+    seed            INTEGER,
+    status          TEXT NOT NULL,
+    reason          TEXT NOT NULL DEFAULT '',
+    device          TEXT NOT NULL DEFAULT '',
+    n_params        INTEGER,
+    total_steps     INTEGER,
+    steps_per_epoch INTEGER,
+    created         REAL NOT NULL,
+    started         REAL,
+    finished        REAL,
+    wall_time       REAL,
+    step            INTEGER NOT NULL DEFAULT 0,
+    final           TEXT NOT NULL DEFAULT '{}',
+    best            TEXT NOT NULL DEFAULT '{}',
+    summary         TEXT NOT NULL DEFAULT '{}',
+    spec            TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created);
+CREATE INDEX IF NOT EXISTS runs_comparison ON runs (comparison);
+CREATE TABLE IF NOT EXISTS step_metrics (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL, train_loss REAL, lr REAL,
+    elapsed REAL, steps_per_sec REAL, time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS step_metrics_run ON step_metrics (run_id, step);
+CREATE TABLE IF NOT EXISTS eval_metrics (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL, metrics TEXT NOT NULL,
+    elapsed REAL, time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS eval_metrics_run ON eval_metrics (run_id, step);
+CREATE TABLE IF NOT EXISTS diagnostics (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL, layers TEXT NOT NULL, summary TEXT NOT NULL,
+    time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS diagnostics_run ON diagnostics (run_id, step);
+CREATE TABLE IF NOT EXISTS messages (
+    run_id TEXT NOT NULL, text TEXT NOT NULL, level TEXT NOT NULL, time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_run ON messages (run_id);
+CREATE TABLE IF NOT EXISTS other_events (
+    run_id TEXT NOT NULL, type TEXT NOT NULL, step INTEGER, data TEXT NOT NULL, time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS other_events_run ON other_events (run_id);
+"""
+_SERIES_TABLES = ("step_metrics", "eval_metrics", "diagnostics", "messages", "other_events")
+
+
+def default_home() -> Path:
+    """``$DLLAB_HOME`` if set, else the platform's user data directory for dllab."""
+    env = os.environ.get("DLLAB_HOME")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("dllab"))
+
+
+class RunNotFound(KeyError):
+    """No run, or more than one, matches an id prefix."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "run not found"
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run as stored: identity, status, timings and the final / best / summary figures."""
+
+    run_id: str
+    comparison: str
+    preset: str
+    variant: str
+    seed: int | None
+    status: str
+    reason: str
+    device: str
+    created: float
+    started: float | None
+    finished: float | None
+    wall_time: float | None
+    step: int
+    final: dict[str, Any]
+    best: dict[str, Any]
+    summary: dict[str, Any]
+    spec: dict[str, Any]
+    n_params: int | None = None
+    total_steps: int | None = None
+    steps_per_epoch: int | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass
+class RunSeries:
+    """A run's metric series in step order, as the event objects the loop emitted."""
+
+    run_id: str
+    steps: list[StepMetrics] = field(default_factory=list)
+    evals: list[EvalMetrics] = field(default_factory=list)
+    diagnostics: list[Diagnostics] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    other: list[Event] = field(default_factory=list)
+    """Every other event type (Boundary, ...), in time order."""
+
+    @property
+    def boundaries(self) -> list[Boundary]:
+        return [e for e in self.other if isinstance(e, Boundary)]
+
+    def step_curve(self, name: str) -> tuple[list[int], list[float]]:
+        """(steps, values) of a StepMetrics field: ``train_loss``, ``lr``, ``steps_per_sec``, ..."""
+        return [m.step for m in self.steps], [getattr(m, name) for m in self.steps]
+
+    def eval_rows(self) -> list[dict[str, float]]:
+        """One flat dict per evaluation (step, epoch, elapsed and every metric): tables, JSON export."""
+        return [{"step": e.step, "epoch": e.epoch, "elapsed": e.elapsed, **e.metrics} for e in self.evals]
+
+    def eval_curve(self, key: str) -> tuple[list[int], list[float]]:
+        """(steps, values) of one evaluation metric (``val_acc``, ...), where it was measured."""
+        pairs = [(m.step, m.metrics[key]) for m in self.evals if key in m.metrics]
+        return [s for s, _ in pairs], [v for _, v in pairs]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else {}
+
+
+def _real(value: float | None) -> float:
+    """SQLite stores NaN as NULL: read it back as NaN."""
+    return math.nan if value is None else value
+
+
+class RunStore:
+    """Runs and their series in one SQLite file (WAL). Safe to share between threads of one process."""
+
+    def __init__(self, path: str | Path | None = None):
+        if path is None:
+            path = default_home()
+        path = Path(path).expanduser()
+        if path.is_dir() or (not path.suffix and not path.exists()):
+            path = path / FILENAME
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = -1
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.path)!r})"
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        """The process's connection, opened on first use (and again in a forked child)."""
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            conn.close()
+            raise sqlite3.OperationalError(f"{self.path}: could not switch the run store to WAL mode ({mode})")
+        conn.execute("PRAGMA synchronous = NORMAL")  # durable against process crashes; fast commits
+        self._migrate(conn)
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} was written by a newer dllab (store schema v{version}; this one reads"
+                f" v{SCHEMA_VERSION}): upgrade dllab or set DLLAB_HOME to another folder"
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+            if version == 0:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # Future migrations: `if version == 1: ...; version = 2`.
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _write(self, statements: Iterable[tuple[str, tuple]]) -> None:
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    conn.execute(sql, params)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            conn = self._connect()
+            cursor = conn.execute(sql, params)
+            cursor.row_factory = sqlite3.Row
+            return cursor.fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def record(self, event: Event) -> None:
+        """Write one event: RunStarted (re)writes the run's row, RunFinished closes it, the rest append."""
+        if isinstance(event, RunStarted):
+            self._write([(
+                "INSERT INTO runs (run_id, comparison, preset, variant, seed, status, device, n_params,"
+                " total_steps, steps_per_epoch, created, started, spec)"
+                " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id) DO UPDATE SET comparison = excluded.comparison,"
+                " preset = excluded.preset, variant = excluded.variant, seed = excluded.seed,"
+                " status = 'running', reason = '', device = excluded.device, n_params = excluded.n_params,"
+                " total_steps = excluded.total_steps, steps_per_epoch = excluded.steps_per_epoch,"
+                " started = excluded.started, spec = excluded.spec",
+                (event.run_id, event.comparison, event.preset, event.variant, event.seed, event.device,
+                 event.n_params, event.total_steps, event.steps_per_epoch, time.time(), event.time,
+                 _dumps(event.spec)),
+            )])
+        elif isinstance(event, StepMetrics):
+            self._write([
+                ("INSERT INTO step_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 (event.run_id, event.step, event.epoch, event.train_loss, event.lr, event.elapsed,
+                  event.steps_per_sec, event.time)),
+                self._advance(event.run_id, event.step),
+            ])
+        elif isinstance(event, EvalMetrics):
+            self._write([
+                ("INSERT INTO eval_metrics VALUES (?, ?, ?, ?, ?, ?)",
+                 (event.run_id, event.step, event.epoch, _dumps(event.metrics), event.elapsed, event.time)),
+                self._advance(event.run_id, event.step),
+            ])
+        elif isinstance(event, Diagnostics):
+            self._write([(
+                "INSERT INTO diagnostics VALUES (?, ?, ?, ?, ?)",
+                (event.run_id, event.step, _dumps(event.layers), _dumps(event.summary), event.time),
+            )])
+        elif isinstance(event, Message):
+            self._write([(
+                "INSERT INTO messages VALUES (?, ?, ?, ?)", (event.run_id, event.text, event.level, event.time)
+            )])
+        elif isinstance(event, RunFinished):
+            self._write([
+                ("INSERT OR IGNORE INTO runs (run_id, status, created) VALUES (?, ?, ?)",
+                 (event.run_id, event.status, event.time)),
+                ("UPDATE runs SET status = ?, reason = ?, step = ?, final = ?, best = ?, summary = ?,"
+                 " wall_time = ?, finished = ? WHERE run_id = ?",
+                 (event.status, event.reason, event.step, _dumps(event.final), _dumps(event.best),
+                  _dumps(event.summary), event.wall_time, event.time, event.run_id)),
+            ])
+        elif EVENT_TYPES.get(type(event).__name__) is type(event):  # Boundary and later types, as JSON
+            self._write([(
+                "INSERT INTO other_events VALUES (?, ?, ?, ?, ?)",
+                (event.run_id, type(event).__name__, getattr(event, "step", None), _dumps(to_dict(event)),
+                 event.time),
+            )])
+        else:
+            raise TypeError(f"not an event: {event!r}")
+
+    @staticmethod
+    def _advance(run_id: str, step: int) -> tuple[str, tuple]:
+        return "UPDATE runs SET step = ? WHERE run_id = ? AND step < ?", (step, run_id, step)
+
+    def add_pending(self, run_id: str, spec: dict[str, Any], *, variant: str = "", seed: int | None = None,
+                    preset: str = "", comparison: str = "", device: str = "") -> None:
+        """Register a run that is queued but not started (status ``pending``)."""
+        self._write([(
+            "INSERT OR IGNORE INTO runs (run_id, comparison, preset, variant, seed, status, device, created,"
+            " spec) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+            (run_id, comparison, preset, variant, seed, device, time.time(), _dumps(spec)),
+        )])
+
+    def mark(self, run_id: str, status: str, reason: str) -> bool:
+        """Give a run that has no final status yet this one (a dead or cancelled worker's run).
+
+        Inserts a minimal row for a run that never started. Returns False, changing nothing, when the
+        run already ended.
+        """
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"not a final status: {status!r} (use one of {sorted(FINAL_STATUSES)})")
+        now = time.time()
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT status, started FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO runs (run_id, status, reason, created, finished, wall_time)"
+                        " VALUES (?, ?, ?, ?, ?, 0.0)", (run_id, status, reason, now, now))
+                elif row[0] in FINAL_STATUSES:
+                    conn.execute("COMMIT")
+                    return False
+                else:
+                    wall = now - row[1] if row[1] is not None else 0.0
+                    conn.execute(
+                        "UPDATE runs SET status = ?, reason = ?, finished = ?, wall_time = ? WHERE run_id = ?",
+                        (status, reason, now, wall, run_id))
+                conn.execute("COMMIT")
+                return True
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def delete(self, run_ids: list[str]) -> int:
+        """Delete runs and their series; returns how many runs there were."""
+        ids = list(dict.fromkeys(run_ids))
+        if not ids:
+            return 0
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                marks = ",".join("?" * len(ids))
+                for table in _SERIES_TABLES:
+                    conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
+                count = conn.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids).rowcount
+                conn.execute("COMMIT")
+                return count
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _row(r: sqlite3.Row) -> RunRow:
+        return RunRow(
+            run_id=r["run_id"], comparison=r["comparison"], preset=r["preset"], variant=r["variant"],
+            seed=r["seed"], status=r["status"], reason=r["reason"], device=r["device"], created=r["created"],
+            started=r["started"], finished=r["finished"], wall_time=r["wall_time"], step=r["step"],
+            final=_loads(r["final"]), best=_loads(r["best"]), summary=_loads(r["summary"]),
+            spec=_loads(r["spec"]), n_params=r["n_params"], total_steps=r["total_steps"],
+            steps_per_epoch=r["steps_per_epoch"],
+        )
+
+    def list_runs(self, *, preset: str | None = None, status: str | None = None,
+                  comparison: str | None = None, limit: int | None = None) -> list[RunRow]:
+        """Runs, newest first, optionally filtered."""
+        where, params = [], []
+        for column, value in (("preset", preset), ("status", status), ("comparison", comparison)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created DESC, rowid DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [self._row(r) for r in self._query(sql, tuple(params))]
+
+    def get_run(self, run_id_or_prefix: str) -> RunRow:
+        """The run with this id, or the only one whose id starts with it."""
+        key = run_id_or_prefix.strip()
+        if not key:
+            raise RunNotFound("give a run id (or the start of one)")
+        rows = self._query("SELECT * FROM runs WHERE run_id = ?", (key,))
+        if not rows:
+            escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = self._query(
+                "SELECT * FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY created DESC LIMIT 6",
+                (escaped + "%",))
+        if not rows:
+            raise RunNotFound(f"no run matches {key!r} in {self.path}")
+        if len(rows) > 1:
+            shown = ", ".join(r["run_id"] for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            raise RunNotFound(f"{key!r} is ambiguous: it matches runs {shown}; give more characters")
+        return self._row(rows[0])
+
+    def series(self, run_id: str) -> RunSeries:
+        """Everything a dashboard draws for one run, in step order."""
+        out = RunSeries(run_id)
+        for r in self._query("SELECT * FROM step_metrics WHERE run_id = ? ORDER BY step, rowid", (run_id,)):
+            out.steps.append(StepMetrics(
+                run_id=run_id, step=r["step"], epoch=_real(r["epoch"]), train_loss=_real(r["train_loss"]),
+                lr=_real(r["lr"]), elapsed=_real(r["elapsed"]), steps_per_sec=_real(r["steps_per_sec"]),
+                time=r["time"]))
+        for r in self._query("SELECT * FROM eval_metrics WHERE run_id = ? ORDER BY step, rowid", (run_id,)):
+            out.evals.append(EvalMetrics(
+                run_id=run_id, step=r["step"], epoch=_real(r["epoch"]), metrics=_loads(r["metrics"]),
+                elapsed=_real(r["elapsed"]), time=r["time"]))
+        for r in self._query("SELECT * FROM diagnostics WHERE run_id = ? ORDER BY step, rowid", (run_id,)):
+            out.diagnostics.append(Diagnostics(
+                run_id=run_id, step=r["step"], layers=_loads(r["layers"]), summary=_loads(r["summary"]),
+                time=r["time"]))
+        for r in self._query("SELECT * FROM messages WHERE run_id = ? ORDER BY time, rowid", (run_id,)):
+            out.messages.append(Message(run_id=run_id, text=r["text"], level=r["level"], time=r["time"]))
+        for r in self._query("SELECT type, data FROM other_events WHERE run_id = ? ORDER BY time, rowid",
+                             (run_id,)):
+            if r["type"] in EVENT_TYPES:  # a type this version does not know is left out
+                out.other.append(from_dict(json.loads(r["data"])))
+        return out
+
+    def events(self, run_id: str) -> list[Event]:
+        """The run's event stream rebuilt from the store: RunStarted, the series in time order, RunFinished.
+
+        A dashboard replays a stored run through the same code as a live one. A run still going ends
+        without RunFinished; one cancelled before it started has only RunFinished.
+        """
+        run = self.get_run(run_id)
+        out: list[Event] = []
+        if run.started is not None:
+            out.append(RunStarted(
+                run_id=run.run_id, variant=run.variant, seed=run.seed if run.seed is not None else 0,
+                preset=run.preset, comparison=run.comparison, spec=run.spec, device=run.device,
+                n_params=run.n_params or 0, total_steps=run.total_steps or 0,
+                steps_per_epoch=run.steps_per_epoch or 0, time=run.started))
+        s = self.series(run.run_id)
+        body: list[Event] = [*s.steps, *s.evals, *s.diagnostics, *s.messages, *s.other]
+        # Emission order: by time (a stable sort: at equal times, in the order of the list above).
+        body.sort(key=lambda e: e.time)
+        out.extend(body)
+        if run.is_final:
+            out.append(self.finished_event(run))
+        return out
+
+    @staticmethod
+    def finished_event(run: RunRow) -> RunFinished:
+        """The RunFinished event that a final row stands for."""
+        return RunFinished(
+            run_id=run.run_id, status=run.status, step=run.step, reason=run.reason,  # type: ignore[arg-type]
+            final=run.final, best=run.best, wall_time=run.wall_time or 0.0, summary=run.summary,
+            time=run.finished if run.finished is not None else run.created)
