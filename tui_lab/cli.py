@@ -154,9 +154,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     except KeyError as exc:
         print(f"dllab: {exc.args[0]}", file=sys.stderr)
         return EXIT_INVALID
-    series = store.series(row.run_id)
+    evals = store.series(row.run_id).eval_rows()
     if args.json:
-        print(json.dumps({"run": row.__dict__, "evals": series.evals}, indent=2, default=str))
+        print(json.dumps({"run": row.__dict__, "evals": evals}, indent=2, default=str))
         return EXIT_OK
     console = _console()
     console.print(f"[bold]{row.run_id}[/]  {row.preset} / {row.variant} (seed {row.seed})  [{row.status}] {row.reason}")
@@ -168,7 +168,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     keys = ["step", "epoch", "train_loss", "val_loss", "train_acc", "val_acc"]
     for k in keys:
         table.add_column(k, justify="right")
-    evals = series.evals
     stride = max(1, len(evals) // 15)
     for e in evals[::stride] + ([evals[-1]] if evals and (len(evals) - 1) % stride else []):
         table.add_row(*[f"{e.get(k):.4g}" if isinstance(e.get(k), float) else str(e.get(k, "–")) for k in keys])

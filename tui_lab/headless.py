@@ -6,6 +6,7 @@ import json
 import math
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from engine.diagnostics.curves import diagnose
 from engine.events import Event
 from engine.outcomes import OutcomeCollector, RunOutcome
 from engine.presets import LoadedPreset
-from engine.runner import Runner
+from engine.runner import Runner, run_inline
 
 STATUS_STYLE = {
     "done": "green",
@@ -106,7 +107,8 @@ class _Progress:
     def render(self) -> Table:
         table = Table(expand=False, pad_edge=False)
         for col in ("variant", "seed", "step", "loss", "val acc", "status", "steps/s"):
-            table.add_column(col, justify="right" if col not in ("variant", "status") else "left")
+            left = col in ("variant", "status")
+            table.add_column(col, justify="left" if left else "right", no_wrap=left)
         for run_id, spec in self.rows:
             o = self.collector.runs.get(run_id)
             loss = o.steps[-1]["train_loss"] if o and o.steps else None
@@ -143,25 +145,37 @@ def run_comparison(
     console = console or Console(stderr=True)
     t0 = time.perf_counter()
     interrupted = False
+    if workers == 0:  # in this process, one run after another (debugging, profiling)
+        try:
+            run_inline(specs, emit=collector.add, device=device, store=store)
+        except KeyboardInterrupt:
+            interrupted = True
+        return _result(loaded, quick, collector, interrupted, t0)
     runner = Runner(specs, device=device, workers=workers, store=store)
     for run_id, spec in zip(runner.run_ids, specs, strict=True):
         collector.register(run_id, spec.variant, spec.seed)
     progress = _Progress(specs, runner.run_ids, collector)
     try:
         runner.start()
-        with Live(progress.render(), console=console, refresh_per_second=4, transient=False,
-                  disable=not live) as view:
+        view = Live(progress.render(), console=console, refresh_per_second=4) if live else None
+        with view or nullcontext():
             for event in runner.events():
                 collector.add(event)
                 progress.note(event)
-                view.update(progress.render())
+                if view is not None:
+                    view.update(progress.render())
     except KeyboardInterrupt:
         interrupted = True
     finally:
         runner.close()
+    return _result(loaded, quick, collector, interrupted, t0)
+
+
+def _result(loaded: LoadedPreset, quick: bool, collector: OutcomeCollector, interrupted: bool,
+            t0: float) -> ComparisonResult:
     if interrupted:
         for o in collector.outcomes():
-            if not o.finished or o.status == "running":
+            if not o.finished:
                 o.status, o.reason = "cancelled", "interrupted (Ctrl+C)"
     outcomes = collector.outcomes()
     claims = check_claims(loaded.preset.claims, outcomes)
@@ -172,7 +186,8 @@ def results_table(result: ComparisonResult) -> Table:
     table = Table(title=f"{result.preset.preset.title}{' (quick)' if result.quick else ''}")
     cols = ["variant", "seed", "status", "train loss", "best train", "val loss", "val acc", "best epoch", "wall s"]
     for col in cols:
-        table.add_column(col, justify="left" if col in ("variant", "status") else "right")
+        left = col in ("variant", "status")
+        table.add_column(col, justify="left" if left else "right", no_wrap=left)
     for o in result.outcomes:
         table.add_row(
             o.variant,
