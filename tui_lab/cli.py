@@ -128,11 +128,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return EXIT_OK
     table = Table(title=f"stored runs ({store.path})")
     for col in ("run", "preset", "variant", "seed", "status", "val acc", "train loss", "wall s", "started"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("run", "status", "started"))
     import datetime as dt
 
     for r in rows:
-        started = dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M") if r.started else "–"
+        started = dt.datetime.fromtimestamp(r.started).strftime("%m-%d %H:%M") if r.started else "–"
         table.add_row(
             r.run_id, r.preset, r.variant, str(r.seed), r.status,
             f"{r.final.get('val_acc', float('nan')):.3f}" if r.final.get("val_acc") is not None else "–",
