@@ -42,5 +42,14 @@ def run_inline(specs: list[RunSpec], device: str = "cpu") -> list[RunOutcome]:
 
 def check_preset(ref: str, *, quick: bool = True, seeds: list[int] | None = None, device: str = "cpu") -> PresetCheck:
     loaded = load_preset(ref)
+    if loaded.preset.search is not None:  # a search comparison: each variant is a search (engine.search)
+        return _check_search(loaded, quick, seeds, device)
     outcomes = run_inline(loaded.expand(quick=quick, seeds=seeds), device=device)
+    return PresetCheck(loaded, outcomes, check_claims(loaded.preset.claims, outcomes))
+
+
+def _check_search(loaded: LoadedPreset, quick: bool, seeds: list[int] | None, device: str) -> PresetCheck:
+    from engine.search import inline_executor, run_search_preset
+
+    outcomes, _ = run_search_preset(loaded, quick=quick, seeds=seeds, executor=inline_executor(device))
     return PresetCheck(loaded, outcomes, check_claims(loaded.preset.claims, outcomes))

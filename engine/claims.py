@@ -43,6 +43,8 @@ class ClaimResult:
         for check in self.checks:
             seed = "mean" if check.seed is None else f"seed {check.seed}"
             right = c.right if c.right is not None else ""
+            if right and c.right_metric and c.right_metric != c.metric:
+                right = f"{right} {c.right_metric}"
             mark = "" if check.holds else " ✗"
             parts.append(
                 f"{check.left} {_fmt(check.left_value)} {c.op} {_fmt(check.threshold)}"
@@ -120,7 +122,7 @@ def _checks(claim: Claim, by_variant: dict[str, dict[int, RunOutcome]]) -> list[
         if claim.seeds == "mean":
             lv = fmean(float(by_variant[left][s].value(claim.metric, claim.at)) for s in seeds)
             rv: float | str = (
-                fmean(float(by_variant[claim.right][s].value(claim.metric, claim.at)) for s in seeds)
+                fmean(float(by_variant[claim.right][s].value(claim.right_metric or claim.metric, claim.at)) for s in seeds)
                 if claim.right is not None
                 else claim.value  # type: ignore[assignment]
             )
@@ -130,7 +132,7 @@ def _checks(claim: Claim, by_variant: dict[str, dict[int, RunOutcome]]) -> list[
         for s in seeds:
             lv2 = by_variant[left][s].value(claim.metric, claim.at)
             rv2 = (
-                by_variant[claim.right][s].value(claim.metric, claim.at)
+                by_variant[claim.right][s].value(claim.right_metric or claim.metric, claim.at)
                 if claim.right is not None
                 else claim.value
             )

@@ -40,7 +40,12 @@ DATASETS = (
     "fashion_mnist",
     "cifar10",
     "random",
+    "surface",
 )
+SURFACE_FUNCTIONS = (
+    "rosenbrock", "rastrigin", "beale", "himmelblau", "saddle", "quadratic", "cliff", "tiny_net",
+)
+"""The 2-D test functions of `surface` runs (``engine.surfaces``: formulas, minima, windows)."""
 Preprocess = Literal["none", "center", "standardize", "minmax", "pca", "pca_whiten", "zca_whiten"]
 
 
@@ -77,11 +82,42 @@ class DataSpec(Strict):
     """Folder with downloaded files for mnist / fashion_mnist / cifar10 (never fetched by default)."""
     split_seed: int | None = None
     """Seed of the train/val/test split; defaults to the run's seed."""
+    surface: Literal[SURFACE_FUNCTIONS] | None = None  # type: ignore[valid-type]
+    """`surface` runs: the 2-D test function whose point is trained (``engine.surfaces``); no data,
+    no network: the parameters are the point (x, y)."""
+    start: list[float] | None = None
+    """`surface` runs: the start point [x, y] (default: the function's usual start)."""
+    start_jitter: Annotated[float, Field(ge=0.0)] = 0.0
+    """`surface` runs: std of a Gaussian offset added to the start, drawn from the run's seed (so
+    different seeds start at slightly different points; 0 makes every seed identical)."""
+    kappa: Annotated[float, Field(gt=0.0)] = 50.0
+    """`surface` runs: the condition number κ of `quadratic`, ½·(x² + κ·y²)."""
+    sweep_lrs: list[Annotated[float, Field(gt=0.0)]] = Field(default_factory=list)
+    """`surface` runs: extra paths at these learning rates from the same start, moved in the same
+    batch as the main path; the run reports `lr_hit_share` (share that end within `hit_radius`)."""
+    sweep_starts: Annotated[int, Field(ge=0)] = 0
+    """`surface` runs: extra paths from this many random starts drawn uniformly in the function's
+    window (seeded by the run); the run reports `start_hit_share` and `start_mean_loss`."""
+    hit_radius: Annotated[float, Field(gt=0.0)] = 0.1
+    """`surface` runs: a path has reached the minimum when it ends closer than this to it."""
+    escape_step: Annotated[float, Field(gt=0.0)] | None = None
+    """`surface` runs: where the gradient vanishes (‖∇f‖ < 1e-8) but the Hessian has a negative
+    eigenvalue, move this far along that eigenvector before the next step (a saddle escape)."""
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> DataSpec:
         if self.val_fraction + self.test_fraction >= 0.9:
             raise ValueError("val_fraction + test_fraction must leave at least 10% for training")
+        return self
+
+    @model_validator(mode="after")
+    def _surface_fields(self) -> DataSpec:
+        if self.name == "surface" and self.surface is None:
+            raise ValueError(f"name = 'surface' needs a `surface` function: one of {', '.join(SURFACE_FUNCTIONS)}")
+        if self.name != "surface" and self.surface is not None:
+            raise ValueError("`surface` is only used with name = 'surface'")
+        if self.start is not None and len(self.start) != 2:
+            raise ValueError(f"start must be a point [x, y], got {len(self.start)} numbers")
         return self
 
 
@@ -134,6 +170,13 @@ class ModelSpec(Strict):
     sparse_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
     """Share of each unit's incoming weights that `sparse` init sets to zero."""
     bias_init: float = 0.0
+    kernel_sizes: list[PositiveInt] | None = None
+    """CNN: one kernel size per conv layer (as many as `channels`); overrides `kernel_size`.
+    The mnist1d paper's CNN uses [5, 3, 3] with stride 2 and padding 1."""
+    ensemble: Annotated[int, Field(ge=1, le=32)] = 1
+    """Train this many copies of the network from different initial weights on the same batches
+    (``engine.ensembles``); `ensemble_*` metrics average their probabilities, `members_*` average
+    their own scores, and the plain metrics stay those of the first copy (the single model)."""
 
     @property
     def hidden_sizes(self) -> list[int]:
@@ -141,12 +184,48 @@ class ModelSpec(Strict):
             return [self.width or 100] * (self.depth if self.depth is not None else 2)
         return list(self.hidden)
 
+    @model_validator(mode="after")
+    def _one_kernel_per_conv(self) -> ModelSpec:
+        if self.kernel_sizes is not None and len(self.kernel_sizes) != len(self.channels):
+            raise ValueError(
+                f"kernel_sizes has {len(self.kernel_sizes)} entries for {len(self.channels)} conv layers "
+                "(channels): give one kernel size per conv layer"
+            )
+        return self
+
 
 Optimizer = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs"]
 Schedule = Literal["constant", "step", "exponential", "inverse_time", "cosine", "plateau"]
 Loss = Literal[
     "cross_entropy", "mse_onehot", "mse_softmax", "hinge", "mse", "l1", "smooth_l1"
 ]
+
+
+class PretrainSpec(Strict):
+    """A first training phase on another task before the run (see ``engine.pretrain``).
+
+    The network's body (every hidden block) is trained on the pretraining task with its own
+    output head; then the body's weights are carried over to the run's network, whose head keeps
+    its fresh initialization, and the run trains (fine-tunes) as usual on its own data.
+    The pretraining pool is the run's whole training split (before ``n_train``,
+    ``train_fraction`` and ``n_unlabeled`` cut it), prepared with the run's fitted preprocessing;
+    the validation and test splits are never seen.
+    """
+
+    task: Literal["transform", "labels"] = "transform"
+    """`transform`: self-supervised, predict which of 4 transforms was applied to an input (images:
+    rotation by 0/90/180/270 degrees; 1-D signals: identity, time reversal, negation, both);
+    labels are not used. `labels`: supervised on the pool's own labels (see `classes`)."""
+    classes: list[Annotated[int, Field(ge=0)]] | None = None
+    """`labels` only: keep just these classes in the pool (a related task, e.g. digits 0-4)."""
+    n_pool: PositiveInt | None = None
+    """Use at most this many samples of the pool."""
+    optimizer: Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"] = "adam"
+    lr: Annotated[float, Field(gt=0.0)] = 1e-3
+    batch_size: PositiveInt = 100
+    steps: PositiveInt = 1000
+    freeze_body: bool = False
+    """Train only the new head in the main phase (a linear probe of the pretrained features)."""
 
 
 class TrainSpec(Strict):
@@ -215,6 +294,60 @@ class TrainSpec(Strict):
     """Steps between per-layer diagnostics (default: every evaluation)."""
     diverge_threshold: Annotated[float, Field(gt=0.0)] = 1e6
     """A loss above this (or NaN/inf) ends the run as diverged."""
+    lr_find: bool = False
+    """Run the LR range test (``engine.diagnostics.lr_find``) on the initial weights before
+    training and train at its suggested rate (`lr` is then replaced; the summary has `lr_found`)."""
+    pretrain: PretrainSpec | None = None
+    """A pretraining phase before this run (``engine.pretrain``); None trains from scratch."""
+    augment: list[Literal["noise", "scale", "shift", "hflip", "negate", "cutout"]] = Field(default_factory=list)
+    """Random transforms of every training batch, applied in this order on the device
+    (``engine.augment``): gaussian noise, amplitude scaling, shift (1-D: circular roll; images:
+    translate with zero fill), hflip (mirror / time reversal, p = ½), negate (p = ½), cutout."""
+    augment_noise: Annotated[float, Field(ge=0.0)] = 0.1
+    """`noise`: std of the gaussian noise added to every input value."""
+    augment_scale: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    """`scale`: each sample is multiplied by a factor drawn from U(1 - s, 1 + s)."""
+    augment_shift: Annotated[int, Field(ge=0)] = 2
+    """`shift`: largest shift in steps (1-D signals) or pixels (images, in x and in y)."""
+    augment_cutout: PositiveInt = 4
+    """`cutout`: length of the zeroed segment (1-D) or side of the zeroed square (images)."""
+    importance_weighting: bool = False
+    """Covariate-shift correction (``engine.shift``): weight each training sample's loss by
+    w(x) = p_test(x) / p_train(x), estimated by a logistic-regression domain classifier fitted on
+    the training inputs against the (unlabelled) test inputs."""
+    importance_clip: Annotated[float, Field(gt=0.0)] = 10.0
+    """Largest importance weight before the weights are normalized to mean 1."""
+    unlabeled_loss: Literal["none", "entropy", "pseudo_label", "consistency"] = "none"
+    """Semi-supervised term on `data.n_unlabeled` unlabeled inputs (``engine.semisup``): entropy
+    minimization, cross-entropy against the model's own confident predictions, or consistency
+    (the same prediction for an input and a noisy copy of it)."""
+    unlabeled_weight: Annotated[float, Field(ge=0.0)] = 1.0
+    """Weight λ of the unlabeled term once ramped up."""
+    unlabeled_rampup: Annotated[int, Field(ge=0)] = 0
+    """Steps over which λ grows linearly from 0 to `unlabeled_weight` (0: full weight at once)."""
+    pseudo_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.95
+    """`pseudo_label`: only predictions at least this confident become targets."""
+    unlabeled_batch_size: Annotated[int, Field(ge=0)] | None = None
+    """Unlabeled inputs per step (default: batch_size; 0: the whole pool)."""
+    unlabeled_noise: Annotated[float, Field(gt=0.0)] = 0.1
+    """`consistency`: std of the gaussian noise added to the unlabeled inputs."""
+    checkpoint_ensemble: Annotated[int, Field(ge=0)] = 0
+    """Average the predictions of the last K snapshots of the weights, one taken every
+    `checkpoint_every` evaluations (``engine.ensembles``; metrics `ckpt_ensemble_*`); 0: off."""
+    checkpoint_every: PositiveInt = 1
+    """Evaluations between two checkpoint-ensemble snapshots."""
+    gradcheck: bool = False
+    """Instead of training, check the model's analytic gradients against centred differences
+    (``engine.diagnostics.gradcheck``) on `batch_size` training samples, dropout and penalties off."""
+    gradcheck_layer: Literal["none", "custom", "broken"] = "none"
+    """`gradcheck`: replace the first linear layer by a hand-written autograd layer whose backward is
+    correct (`custom`) or deliberately wrong (`broken`: the bias gradient averaged over the batch)."""
+    gradcheck_dtype: Literal["float64", "float32"] = "float64"
+    """`gradcheck`: the precision of the check (the notes insist on float64)."""
+    gradcheck_h: Annotated[float, Field(gt=0.0)] | None = None
+    """`gradcheck`: the step h of (L(w + h) − L(w − h)) / 2h (default 1e-6 in float64, 1e-3 in float32)."""
+    gradcheck_max_elements: PositiveInt = 200
+    """`gradcheck`: check at most this many entries of each parameter tensor (a seeded random subset)."""
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainSpec:

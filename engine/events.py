@@ -104,9 +104,34 @@ class Message:
     time: float = field(default_factory=_now)
 
 
-Event = Union[RunStarted, StepMetrics, EvalMetrics, Diagnostics, RunFinished, Message]
+@dataclass(frozen=True)
+class Boundary:
+    """The predicted class over a grid of the input plane (runs on 2-D classification data).
+
+    Emitted with each diagnostics sample and at the end of the run, for the decision-boundary
+    view (see ``engine.diagnostics.boundary``).
+    """
+
+    run_id: str
+    step: int
+    x_range: list[float]
+    """[left, right] of the plane."""
+    y_range: list[float]
+    """[bottom, top] of the plane."""
+    grid: list[list[int]]
+    """Rows of predicted classes, row 0 at the top (largest y), column 0 at the left."""
+    points: list[list[float]]
+    """Training points as [x, y, class] (a subset of at most a few hundred)."""
+    n_classes: int
+    raw: bool = True
+    """True: raw input coordinates; False: the model's (preprocessed) input coordinates."""
+    time: float = field(default_factory=_now)
+
+
+Event = Union[RunStarted, StepMetrics, EvalMetrics, Diagnostics, RunFinished, Message, Boundary]
 EVENT_TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in (RunStarted, StepMetrics, EvalMetrics, Diagnostics, RunFinished, Message)
+    cls.__name__: cls
+    for cls in (RunStarted, StepMetrics, EvalMetrics, Diagnostics, RunFinished, Message, Boundary)
 }
 
 

@@ -19,15 +19,25 @@ from typing import Any
 
 import torch
 
+from engine.augment import build_augmenter
 from engine.config import RunSpec
 from engine.data import DataSplits, load_data
+from engine.diagnostics.boundary import boundary_event
 from engine.diagnostics.health import layer_health, model_summary, snapshot_weights, update_ratios
+from engine.diagnostics.health import IMAGE_EVERY, add_weight_images
+from engine.diagnostics.lr_find import lr_find_hook
+from engine.diagnostics.run_stats import RunStats
+from engine.ensembles import build_ensembles
 from engine.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
 from engine.losses import accuracy, build_loss
+from engine.metrics import extra_metrics
 from engine.models import build_model, count_params
 from engine.optim import build_optimizer, needs_closure
+from engine.pretrain import pretrain_body
 from engine.regularize import EMA, clip_gradients, mixup, penalty
 from engine.schedules import LRSchedule
+from engine.semisup import build_unlabeled_term
+from engine.shift import build_importance_weights
 from engine.versions import library_versions
 
 EVAL_CHUNK = 4096
@@ -89,6 +99,10 @@ def train(
 ) -> RunFinished:
     """Train one run, emitting RunStarted first and RunFinished last; returns the RunFinished."""
     run_id = run_id or uuid.uuid4().hex[:10]
+    from engine.dispatch import special_trainer  # 2-D surfaces, gradient checks: not network training
+
+    if (special := special_trainer(spec)) is not None:
+        return special(spec, emit, should_stop, device=device, run_id=run_id)
     t0 = time.perf_counter()
     r, t = spec.recipe, spec.recipe.train
     dev = torch.device(device)
@@ -98,15 +112,23 @@ def train(
     n_out = data.n_classes if classify else 1
     torch.manual_seed(t.seed)
     model = build_model(r.model, data.input_shape, n_out).to(dev)
+    pretrained = pretrain_body(model, r, data, dev)  # {} unless t.pretrain: trains the body first
     loss_fn = build_loss(t, data.task, data.n_classes)
+    t, lr_found = lr_find_hook(model, data, loss_fn, t)  # unchanged unless t.lr_find (then lr = suggestion)
     optimizer = build_optimizer(model.parameters(), t)
     closure_needed = needs_closure(t)
+    clipping = t.clip_norm is not None or t.clip_value is not None  # skip the per-step call when off
     n_train = len(data.x_train)
     bs, per_epoch, total = budget(spec, n_train)
     eval_every = _eval_every(spec, per_epoch, total)
     diag_every = t.diagnostics_every or eval_every
     schedule = LRSchedule(t, total)
     ema = EMA(model, t.ema) if t.ema else None
+    stats = RunStats(model, t, per_epoch, lr_found, pretrained)  # initial loss, loss noise, step timing
+    augmenter = build_augmenter(t, data.input_shape, dev)  # None unless t.augment
+    weights = build_importance_weights(t, data)  # None unless t.importance_weighting
+    unlabeled = build_unlabeled_term(t, data)  # None unless t.unlabeled_loss
+    ensembles = build_ensembles(spec, data.input_shape, n_out, loss_fn, schedule, dev)  # None unless asked
     batches = torch.Generator(device="cpu").manual_seed(t.seed)
     noise = torch.Generator(device="cpu").manual_seed(t.seed + 7919)
     torch.manual_seed(t.seed + 104729)  # dropout masks: same stream for every variant of a seed
@@ -126,6 +148,8 @@ def train(
     best_state: dict[str, torch.Tensor] | None = None
     evals_since_best = 0
     summary: dict[str, Any] = {}
+    if weights is not None:
+        summary.update(weights.summary)  # iw_domain_acc, iw_ess_share, ...
     window: list[torch.Tensor] = []
     last_read = (0, time.perf_counter())
     step = 0
@@ -146,6 +170,7 @@ def train(
             tensors[f"{split}_loss"] = loss
             if classify:
                 tensors[f"{split}_acc"] = acc
+            tensors.update(extra_metrics(model, loss_fn, x, y, split, data.task, final=final, batch_size=bs))
         if ema is not None:
             with ema.applied(model):
                 for split in ("train", "val", *(["test"] if final else [])):
@@ -155,6 +180,8 @@ def train(
                         tensors[f"ema_{split}_loss"] = loss
                         if classify:
                             tensors[f"ema_{split}_acc"] = acc
+        if ensembles is not None:
+            tensors.update(ensembles.evaluate(model, pairs, step, classify))
         values = dict(zip(tensors, torch.stack(list(tensors.values())).tolist(), strict=True))
         if "val_loss" in values and "train_loss" in values:
             values["gap"] = values["val_loss"] - values["train_loss"]
@@ -190,12 +217,16 @@ def train(
         if before is not None:
             for name, ratio in update_ratios(before, model).items():
                 layers.setdefault(name, {})["update_ratio"] = ratio
+        add_weight_images(layers, model, step, diag_every * IMAGE_EVERY, total)  # now and then
         summary.update(model_summary(model, layers))
         emit(Diagnostics(run_id, step, layers, {k: v for k, v in summary.items() if "." not in k}))
+        if (plane := boundary_event(run_id, step, model, data)) is not None:  # 2-D classification only
+            emit(plane)
 
     def read_window(step: int) -> None:
         nonlocal last_read
         losses = torch.stack(window).tolist()  # host sync: once per log_every steps
+        stats.on_window(losses, step)
         first_bad = next((i for i, v in enumerate(losses) if not math.isfinite(v) or abs(v) > t.diverge_threshold), None)
         if first_bad is not None:
             bad_step = step - len(losses) + first_bad + 1
@@ -212,6 +243,7 @@ def train(
         model.train()
         record_eval(0)
         record_diagnostics(0, None)
+        stats.resume(0)
         while step < total:
             if should_stop():
                 raise _Stopped("cancelled", f"cancelled at step {step}")
@@ -220,6 +252,8 @@ def train(
                 perm = torch.randperm(n_train, generator=batches).to(dev)
             idx = perm[i * bs : (i + 1) * bs]
             xb, yb = data.x_train[idx], data.y_train[idx]
+            if augmenter is not None:
+                xb = augmenter(xb)
             if t.mixup > 0:
                 xb, yb = mixup(xb, yb, t.mixup, data.n_classes, noise)
             schedule.apply(optimizer, step)
@@ -229,11 +263,14 @@ def train(
             def closure() -> torch.Tensor:
                 optimizer.zero_grad(set_to_none=True)
                 out = model(xb)
-                data_loss = loss_fn(out, yb)
+                data_loss = loss_fn(out, yb) if weights is None else weights.loss(loss_fn, out, yb, idx)
                 pen = penalty(model, t.l1, t.l2)
                 total_loss = data_loss if pen is None else data_loss + pen
+                if unlabeled is not None and (u_loss := unlabeled(model, step)) is not None:
+                    total_loss = total_loss + u_loss
                 total_loss.backward()
-                clip_gradients(model.parameters(), t.clip_norm, t.clip_value)
+                if clipping:
+                    clip_gradients(model.parameters(), t.clip_norm, t.clip_value)
                 closure.data_loss = data_loss.detach()  # type: ignore[attr-defined]
                 return total_loss
 
@@ -244,6 +281,8 @@ def train(
                 optimizer.step()
             if ema is not None:
                 ema.update(model)
+            if ensembles is not None:
+                ensembles.train_step(xb, yb, step)
             window.append(closure.data_loss)  # type: ignore[attr-defined]
             step += 1
             if step % t.log_every == 0 or step == total:
@@ -254,6 +293,7 @@ def train(
                 values = record_eval(step)
                 if diag_now or step == total:
                     record_diagnostics(step, before)
+                stats.resume(step)
                 if not math.isfinite(values.get("train_loss", 0.0)):
                     raise _Stopped("diverged", f"evaluation loss became non-finite at step {step}")
                 if t.early_stopping and evals_since_best >= t.patience:
@@ -279,6 +319,7 @@ def train(
             record_diagnostics(step, None)
     final["epoch"] = step / per_epoch
     final["steps"] = float(step)
+    summary.update(stats.summary(history, final))
     wall = time.perf_counter() - t0
     finished = RunFinished(run_id, status, step, reason, final, best, wall,
                            {k: v for k, v in summary.items() if isinstance(v, int | float)})

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.diagnostics.curves import diagnose
 from engine.events import Event, EvalMetrics, RunFinished, RunStarted, StepMetrics
 
 
@@ -24,16 +25,24 @@ class RunOutcome:
     evals: list[dict[str, float]] = field(default_factory=list)
     """Each evaluation: its metrics plus step and epoch."""
     steps: list[dict[str, float]] = field(default_factory=list)
+    n_params: int = 0
+    """The model's parameter count (from RunStarted): the claim metric ``n_params``."""
 
     @property
     def finished(self) -> bool:
         return self.status not in ("running", "pending")
 
     def value(self, metric: str, at: str = "final") -> float | str:
-        """A metric of this run at a point: final, best (min for losses, max otherwise), min, max, last."""
+        """A metric of this run at a point: final, best (min for losses, max otherwise), min, max, last.
+
+        Two text metrics: ``status`` and ``diagnosis`` (the learning-curve label the app shows for
+        the run: underfitting / stalled / normal / overfitting / diverged, whatever ``at`` says).
+        """
         if metric == "status":
             return self.status
-        if metric in ("wall_time", "step"):
+        if metric == "diagnosis":
+            return diagnose(self.evals, self.status, self.reason).label
+        if metric in ("wall_time", "step", "n_params"):
             return float(getattr(self, metric))
         if at == "final":
             for source in (self.final, self.summary, self.best):
@@ -74,6 +83,7 @@ class OutcomeCollector:
             run = self.runs.setdefault(
                 event.run_id, RunOutcome(event.run_id, event.variant, event.seed)
             )
+            run.n_params = event.n_params
         if run is None:
             return None
         if isinstance(event, StepMetrics):

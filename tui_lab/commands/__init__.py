@@ -11,6 +11,11 @@ from __future__ import annotations
 import importlib
 
 TOOL_MODULES: list[str] = [
+    "critical",
+    "gradcheck",
+    "lr_find",
+    "sanity",
+    "search",
 ]
 
 

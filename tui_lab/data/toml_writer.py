@@ -57,7 +57,7 @@ def _multiline_string(text: str) -> str:
         elif ch == "\r" and text[i + 1 : i + 2] == "\n":
             out.append("\\r")
         else:
-            out.append(_escape_char(ch) if ch != '"' else ch)
+            out.append(_escape_char(ch))
     return '"""\n' + "".join(out) + '"""'
 
 
@@ -91,7 +91,8 @@ def _is_table_array(v: Any) -> bool:
 
 
 def _table(path: list[str], data: dict[str, Any], lines: list[str], header: str | None) -> None:
-    if header is not None:
+    direct = [k for k, v in data.items() if v is not None and not isinstance(v, dict) and not _is_table_array(v)]
+    if header is not None and (direct or not data):  # a table of tables only is implied by its children
         if lines:
             lines.append("")
         lines.append(header)

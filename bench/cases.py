@@ -1,0 +1,322 @@
+"""The benchmark's comparisons, each a set of sides timed in turns; the table of ratios.
+
+Rows (``id``: what is divided by what):
+
+* ``engine/dataloader.<set>``: one dllab run (``engine.loop.train``) ÷ the textbook DataLoader
+  loop (:func:`bench.baselines.dataloader_loop`), per epoch, same model / data / device;
+* ``engine/slicing.<set>``: the same run ÷ a plain loop that already slices device tensors;
+* ``batched/sequential.<case>``: N runs trained as one batched model (``engine.batched``) ÷ the
+  same N runs one after another (each the solo loop);
+* ``batched8/single.optimizers``: the 8-variant optimizer comparison, batched ÷ one variant alone;
+* ``vmap/baddbmm.<M>``: a stacked MLP's forward + backward with ``torch.func.vmap`` ÷ with
+  batched matmuls (why ``engine.batched`` uses the latter);
+* ``surfaces/sequential.64``: 64 optimizer paths on a 2-D surface, batched ÷ one by one
+  (``engine.surfaces``; "not available" when that module has no batched runner);
+* ``headless/app``: a comparison run headless ÷ the same with the app open (hook; "not measured"
+  until the app can be driven headless for it).
+
+Every side gets the data loaded beforehand (loading is not what is measured).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from bench.baselines import dataloader_loop, slicing_loop
+from bench.timing import Timing, interleaved
+from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+from engine.data import load_data
+
+
+@dataclass
+class Row:
+    """One line of the table: ``left ÷ right`` on the wall clock and in CPU time."""
+
+    id: str
+    comparison: str
+    case: str
+    status: str = "measured"  # measured | not measured | not available
+    ratio: float | None = None
+    """Median wall time of the left side ÷ that of the right side."""
+    cpu_ratio: float | None = None
+    """The same with CPU time of this process (steadier on a shared machine)."""
+    left_s: float | None = None
+    right_s: float | None = None
+    unit: str = "s"
+    target: float | None = None
+    """The ratio should be at most this (None: no target, for information)."""
+    meets: bool | None = None
+    repeats: int = 0
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _row(id: str, comparison: str, case: str, left: Timing, right: Timing, *, per: float = 1.0,
+         unit: str = "s", target: float | None = None, note: str = "", **extra: Any) -> Row:
+    ratio = left.wall_median / right.wall_median
+    cpu_ratio = left.cpu_median / right.cpu_median if right.cpu_median > 0 else None
+    return Row(id, comparison, case, "measured", ratio, cpu_ratio, left.wall_median / per,
+               right.wall_median / per, unit, target, None if target is None else ratio <= target,
+               len(left.wall), note, extra)
+
+
+def not_row(id: str, comparison: str, case: str, status: str, note: str, target: float | None = None) -> Row:
+    return Row(id, comparison, case, status, target=target, note=note)
+
+
+def _noop(_event: object) -> None:
+    return None
+
+
+# -- 1, 2: the engine against plain loops --------------------------------------------------------
+
+@dataclass(frozen=True)
+class LoopCase:
+    name: str
+    data: DataSpec
+    model: ModelSpec
+    epochs: int
+    quick_epochs: int
+    size: str  # "tiny" | "larger": which targets apply
+    lr: float = 0.05
+    batch_size: int = 100
+
+
+LOOP_CASES = [
+    LoopCase("mnist1d", DataSpec(name="mnist1d", preprocess="standardize"), ModelSpec(hidden=[100, 100]),
+             epochs=10, quick_epochs=3, size="tiny"),
+    LoopCase("digits", DataSpec(name="digits", preprocess="standardize"), ModelSpec(hidden=[100, 100]),
+             epochs=20, quick_epochs=4, size="tiny"),
+    LoopCase("mnist-size", DataSpec(name="random", n_samples=25_000, n_features=784, n_classes=10),
+             ModelSpec(hidden=[256, 256]), epochs=3, quick_epochs=2, size="larger"),
+]
+QUICK_MNIST_SAMPLES = 5_000
+TARGETS = {("dataloader", "tiny"): 0.70, ("dataloader", "larger"): 0.95,
+           ("slicing", "tiny"): 1.25, ("slicing", "larger"): 1.10}
+
+
+def loop_rows(device: str, quick: bool, repeats: int) -> list[Row]:
+    rows: list[Row] = []
+    for case in LOOP_CASES:
+        data_spec = case.data
+        if quick and case.name == "mnist-size":
+            data_spec = data_spec.model_copy(update={"n_samples": QUICK_MNIST_SAMPLES})
+        data = load_data(data_spec, seed=0, device=device)
+        epochs = case.quick_epochs if quick else case.epochs
+        spec = RunSpec(recipe=Recipe(data=data_spec, model=case.model,
+                                     train=TrainSpec(optimizer="sgd", lr=case.lr, batch_size=case.batch_size,
+                                                     epochs=epochs, seed=0)), variant="bench")
+        from engine.loop import train
+
+        kw = {"epochs": epochs, "batch_size": case.batch_size, "lr": case.lr}
+        sides = {
+            "engine": lambda: train(spec, _noop, device=device, data=data),
+            "dataloader": lambda: dataloader_loop(data, case.model, **kw),
+            "slicing": lambda: slicing_loop(data, case.model, **kw),
+        }
+        t = interleaved(sides, repeats, device=device)
+        dims = "-".join(str(n) for n in [math.prod(data.input_shape), *case.model.hidden_sizes, data.n_classes])
+        what = f"{case.name} MLP {dims}, {len(data.x_train)} train, batch {case.batch_size}, {epochs} epochs"
+        for other in ("dataloader", "slicing"):
+            label = "DataLoader loop" if other == "dataloader" else "slicing loop"
+            rows.append(_row(f"engine/{other}.{case.name}", f"dllab ÷ {label}", what, t["engine"], t[other],
+                             per=epochs, unit="s/epoch", target=TARGETS[(other, case.size)]))
+    return rows
+
+
+# -- 3: batched variants against sequential runs ----------------------------------------------------
+
+def _spec(data: DataSpec, model: ModelSpec, variant: str, **train: Any) -> RunSpec:
+    return RunSpec(recipe=Recipe(data=data, model=model, train=TrainSpec(**train)), variant=variant)
+
+
+def lr_sweep(n: int, steps: int) -> list[RunSpec]:
+    """`n` tiny MLPs on the spiral: plain SGD at learning rates spread on a log grid."""
+    data = DataSpec(name="spiral", n_samples=1000)
+    model = ModelSpec(hidden=[32, 32], init="kaiming_normal")
+    lrs = [10 ** (-3 + 3 * i / max(n - 1, 1)) for i in range(n)]
+    return [_spec(data, model, f"lr {lr:.2g}", optimizer="sgd", lr=lr, steps=steps, batch_size=100) for lr in lrs]
+
+
+def optimizer_comparison(steps: int) -> list[RunSpec]:
+    """The optimizers preset's seven variants plus Adam at 1e-3, on the mnist1d MLP 100-100."""
+    data = DataSpec(name="mnist1d", preprocess="standardize")
+    model = ModelSpec(hidden=[100, 100], init="kaiming_normal")
+    base = {"steps": steps, "batch_size": 100, "log_every": 20}
+    variants = [("SGD", {"optimizer": "sgd", "lr": 0.05}), ("Momentum", {"optimizer": "momentum", "lr": 0.05}),
+                ("Nesterov", {"optimizer": "nesterov", "lr": 0.05}), ("AdaGrad", {"optimizer": "adagrad", "lr": 0.05}),
+                ("RMSProp", {"optimizer": "rmsprop", "lr": 1e-3}), ("Adam", {"optimizer": "adam", "lr": 1e-2}),
+                ("AdamW", {"optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-2}),
+                ("Adam 1e-3", {"optimizer": "adam", "lr": 1e-3})]
+    return [_spec(data, model, name, **base, **kw) for name, kw in variants]
+
+
+def _data_by_seed(specs: list[RunSpec], device: str) -> dict[int, Any]:
+    return {s.seed: load_data(s.recipe.data, seed=s.seed, device=device) for s in specs}
+
+
+def _sequential(specs: list[RunSpec], data: dict[int, Any], device: str) -> Callable[[], None]:
+    from engine.loop import train
+
+    def run() -> None:
+        for s in specs:
+            train(s, _noop, device=device, data=data[s.seed])
+
+    return run
+
+
+def _batched(specs: list[RunSpec], data: dict[int, Any], device: str) -> Callable[[], None]:
+    from engine.batched import train_batched
+
+    return lambda: train_batched(specs, _noop, device=device, data=data)
+
+
+def batched_rows(device: str, quick: bool, repeats: int) -> list[Row]:
+    rows: list[Row] = []
+    steps = 200 if quick else 1000
+    for n in (8, 32):
+        specs = lr_sweep(n, steps)
+        data = _data_by_seed(specs, device)
+        t = interleaved({"batched": _batched(specs, data, device), "sequential": _sequential(specs, data, device)},
+                        repeats, device=device)
+        rows.append(_row(f"batched/sequential.sweep{n}", f"{n} runs batched ÷ {n} sequential",
+                         f"{n} tiny MLPs 2-32-32-3 (spiral, SGD LR sweep), {steps} steps each", t["batched"],
+                         t["sequential"], unit="s (all runs)", target=0.4 if n == 32 else None))
+    opt_steps = 200 if quick else 600
+    specs = optimizer_comparison(opt_steps)
+    data = _data_by_seed(specs, device)
+    sides = {"batched": _batched(specs, data, device), "single": _sequential(specs[:1], data, device)}
+    if not quick:
+        sides["sequential"] = _sequential(specs, data, device)
+    t = interleaved(sides, repeats, device=device)
+    case = f"8-variant optimizer comparison, mnist1d MLP 40-100-100-10, {opt_steps} steps"
+    rows.append(_row("batched8/single.optimizers", "8 variants batched ÷ 1 variant alone", case,
+                     t["batched"], t["single"], unit="s", target=3.0))
+    if "sequential" in t:
+        rows.append(_row("batched/sequential.optimizers", "8 variants batched ÷ 8 sequential", case,
+                         t["batched"], t["sequential"], unit="s (all runs)"))
+    seeds = [s.model_copy(update={"recipe": s.recipe.model_copy(update={"train": s.recipe.train.model_copy(
+        update={"seed": k})})}) for k, s in enumerate([specs[5]] * 3)]
+    data = _data_by_seed(seeds, device)
+    t = interleaved({"batched": _batched(seeds, data, device), "sequential": _sequential(seeds, data, device)},
+                    repeats, device=device)
+    rows.append(_row("batched/sequential.seeds3", "3 seeds batched ÷ 3 sequential",
+                     f"Adam on the mnist1d MLP, seeds 0-2 (own splits and batch orders), {opt_steps} steps",
+                     t["batched"], t["sequential"], unit="s (all runs)"))
+    return rows
+
+
+# -- vmap against batched matmuls ------------------------------------------------------------------
+
+def vmap_rows(device: str, quick: bool, repeats: int) -> list[Row]:
+    import copy
+
+    import torch.nn.functional as F
+    from torch.func import functional_call, stack_module_state, vmap
+
+    from engine.batched.stacked import StackedMLP
+    from engine.models import build_model
+
+    spec = ModelSpec(hidden=[100, 100])
+    rows = []
+    x = torch.randn(100, 40, device=device)
+    y = torch.randint(0, 10, (100,), device=device)
+    for m in (8, 32):
+        models = [build_model(spec, (40,), 10).to(device) for _ in range(m)]
+        stacked = StackedMLP(models, spec, device)
+        params, buffers = stack_module_state(models)
+        base = copy.deepcopy(models[0]).to("meta")
+
+        def one(p, b, xx, base=base):
+            return functional_call(base, (p, b), (xx,))
+
+        def with_vmap(params=params, buffers=buffers, m=m) -> None:
+            out = vmap(one, in_dims=(0, 0, None))(params, buffers, x)
+            F.cross_entropy(out.reshape(-1, 10), y.repeat(m)).backward()
+
+        def with_bmm(m=m, stacked=stacked) -> None:
+            stacked.grads.zero_()
+            out = stacked(x)
+            F.cross_entropy(out.reshape(-1, 10), y.repeat(m)).backward()
+
+        loops = 5 if quick else 20
+
+        def many(fn: Callable[[], None], loops: int = loops) -> Callable[[], None]:
+            return lambda: [fn() for _ in range(loops)]
+
+        t = interleaved({"vmap": many(with_vmap), "bmm": many(with_bmm)}, repeats, device=device)
+        rows.append(_row(f"vmap/baddbmm.{m}", "vmap(functional_call) ÷ baddbmm", f"{m} stacked MLPs 40-100-100-10, "
+                         "forward + backward of one batch of 100", t["vmap"], t["bmm"], per=loops, unit="s/step"))
+    return rows
+
+
+# -- 2-D surfaces (another engineer's module) ------------------------------------------------------
+
+def surface_rows(device: str, quick: bool, repeats: int) -> list[Row]:
+    what = "64 (optimizer, LR) paths on Rosenbrock, batched ÷ one by one with torch.optim"
+    try:
+        from engine.surfaces.paths import bench_surface_paths
+    except ImportError:
+        return [not_row("surfaces/sequential.64", "64 surface paths batched ÷ sequential", what, "not available",
+                        "engine.surfaces has no batched path runner (bench_surface_paths)")]
+    steps = 200 if quick else 1000
+    batched, sequential = Timing(), Timing()
+    for _ in range(repeats):
+        b, s = bench_surface_paths(n_paths=64, steps=steps)
+        batched.wall.append(b)
+        sequential.wall.append(s)
+        batched.cpu.append(b)  # the module times with the wall clock only
+        sequential.cpu.append(s)
+    row = _row("surfaces/sequential.64", "64 surface paths batched ÷ sequential", f"{what}, {steps} steps",
+               batched, sequential, unit="s (all paths)", note="timed inside engine.surfaces (wall clock)")
+    row.cpu_ratio = None
+    return [row]
+
+
+# -- headless against the app ------------------------------------------------------------------------
+
+def app_rows(device: str, quick: bool, repeats: int) -> list[Row]:
+    """Headless ÷ app open: measured by bench.app_overhead when the app can be driven headless."""
+    what = "optimizers preset (quick), headless runner ÷ the same with the app open"
+    try:
+        from bench.app_overhead import measure
+    except ImportError as exc:
+        return [not_row("headless/app", "headless ÷ app open", what, "not measured", f"no hook: {exc}")]
+    try:
+        return [measure(device, quick, repeats)]
+    except Exception as exc:  # noqa: BLE001 - the app is another engineer's moving target
+        return [not_row("headless/app", "headless ÷ app open", what, "not measured",
+                        f"the app could not be driven headless: {type(exc).__name__}: {exc}")]
+
+
+SECTIONS: dict[str, Callable[[str, bool, int], list[Row]]] = {
+    "loops": loop_rows,
+    "batched": batched_rows,
+    "vmap": vmap_rows,
+    "surfaces": surface_rows,
+    "app": app_rows,
+}
+
+
+def run_bench(*, quick: bool = False, device: str = "cpu", repeats: int | None = None, threads: int | None = 1,
+              only: list[str] | None = None, progress: Callable[[str], None] | None = None) -> list[Row]:
+    """Every section's rows (or those named in `only`), measured now."""
+    if threads:
+        torch.set_num_threads(threads)
+    reps = repeats or (3 if quick else 7)
+    rows: list[Row] = []
+    for name, section in SECTIONS.items():
+        if only and name not in only:
+            continue
+        if progress:
+            progress(name)
+        rows.extend(section(device, quick, reps))
+    return rows

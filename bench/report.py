@@ -1,0 +1,46 @@
+"""The benchmark table: printed for a person (rich) or as JSON rows for a machine."""
+
+from __future__ import annotations
+
+import json
+import platform
+from typing import Any
+
+import torch
+
+from bench.cases import Row
+
+
+def machine(device: str) -> dict[str, Any]:
+    from engine.device import cpu_cores, describe
+
+    return {"device": describe(device), "torch": torch.__version__, "python": platform.python_version(),
+            "cores": cpu_cores(), "threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine()}
+
+
+def as_json(rows: list[Row], info: dict[str, Any]) -> str:
+    return json.dumps({"machine": info, "rows": [r.as_dict() for r in rows]}, indent=2)
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}g}"
+
+
+def table(rows: list[Row], info: dict[str, Any]):
+    from rich.table import Table
+
+    t = Table(title=f"dllab bench — {info['device']}, torch {info['torch']}, {info['threads']} thread(s)")
+    for col in ("comparison", "case", "ratio", "CPU ratio", "target", "ok", "left", "right", "n"):
+        t.add_column(col, justify="left" if col in ("comparison", "case") else "right", overflow="fold")
+    for r in rows:
+        if r.status != "measured":
+            t.add_row(r.comparison, r.case, r.status, "", _target(r), "", "", "", "", style="dim")
+            continue
+        ok = "" if r.meets is None else ("✔" if r.meets else "✘")
+        t.add_row(r.comparison, r.case, _fmt(r.ratio), _fmt(r.cpu_ratio), _target(r), ok,
+                  f"{_fmt(r.left_s)} {r.unit}", f"{_fmt(r.right_s)} {r.unit}", str(r.repeats))
+    return t
+
+
+def _target(r: Row) -> str:
+    return "" if r.target is None else f"≤ {r.target:.3g}"

@@ -1,0 +1,482 @@
+"""Train a group of runs as one batched model, with the events each would emit solo.
+
+``train_batched(specs, emit, should_stop, device=, run_ids=)`` is the batched twin of
+:func:`engine.loop.train`: the runs of a group (see :func:`engine.batched.plan.plan`) share one
+stacked model (:class:`engine.batched.stacked.StackedMLP`) and step together, and every member
+emits the event sequence its solo run emits: RunStarted, StepMetrics every ``log_every`` steps,
+EvalMetrics and Diagnostics at the same steps with the same keys, RunFinished with the same
+final / best / summary. Numbers agree with the solo run within float rounding (batched matrix
+products sum in another order); tests hold every member's curve to its solo run.
+
+What each member keeps of its own:
+
+* its data: members with different seeds have different splits and batch orders (one generator
+  per seed, exactly as the solo loop draws them); members with the same seed share them;
+* its initial weights (built by the solo model builder under its seed), optimizer,
+  hyperparameters and LR schedule (:class:`engine.batched.optim.StackedOptimizer`), penalties,
+  clipping and divergence threshold;
+* its ending: a member that diverges or is cancelled finishes at that step (final evaluation,
+  RunFinished) while the others go on; its row is zeroed and drops out of the objective.
+
+The loop reads the losses of every member at once every ``log_every`` steps (one host sync for
+the group), and evaluates every member at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from engine.batched.accel import FastPaths, StepGraph, autocast, maybe_compile, tune_allocator
+from engine.batched.losses import per_sample_correct, per_sample_loss
+from engine.batched.optim import RULE_ORDER, StackedOptimizer, rule_of
+from engine.batched.plan import group_key, why_solo
+from engine.batched.stacked import StackedMLP, quiet_layout_warning
+from engine.config import RunSpec
+from engine.data import DataSplits, load_data
+from engine.diagnostics.boundary import boundary_event
+from engine.diagnostics.health import (
+    IMAGE_EVERY,
+    add_weight_images,
+    layer_health,
+    model_summary,
+    snapshot_weights,
+    update_ratios,
+)
+from engine.diagnostics.run_stats import RunStats
+from engine.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
+from engine.loop import EVAL_CHUNK, MAX_EVAL_TRAIN, PROBE_SIZE, _eval_every, budget
+from engine.losses import build_loss
+from engine.metrics import extra_metrics
+from engine.models import build_model, count_params
+from engine.schedules import LRSchedule
+from engine.versions import library_versions
+
+StopFn = Callable[[], bool]
+EVAL_ELEMENTS = 1 << 22
+GRAPH_WARMUP = 3
+"""Eager steps before the training step is captured in a CUDA graph (they build the optimizer state)."""
+"""Evaluation chunks hold at most about this many activations (members × samples × widest layer)."""
+
+
+@dataclass
+class _Member:
+    """One run of the group: its spec, its own bookkeeping, and how it ended."""
+
+    index: int  # position in the caller's spec list
+    row: int  # row in the stacked model
+    spec: RunSpec
+    run_id: str
+    stop: StopFn
+    schedule: LRSchedule
+    data: int  # which dataset (distinct seed)
+    stats: RunStats | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: dict[str, float] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    finished: RunFinished | None = None
+
+    @property
+    def train(self):
+        return self.spec.recipe.train
+
+
+def _check_group(specs: Sequence[RunSpec]) -> None:
+    if not specs:
+        raise ValueError("train_batched needs at least one spec")
+    for spec in specs:
+        if (reason := why_solo(spec)) is not None:
+            raise ValueError(f"run {spec.variant!r} cannot train batched: {reason}")
+    keys = {group_key(s) for s in specs}
+    if len(keys) > 1:
+        raise ValueError("these runs cannot share one batched model (data, architecture or budget differ); "
+                         "use engine.batched.plan() to group them")
+
+
+def _stops(should_stop: StopFn | Sequence[StopFn], n: int) -> list[StopFn]:
+    if callable(should_stop):
+        return [should_stop] * n
+    stops = list(should_stop)
+    if len(stops) != n:
+        raise ValueError(f"{len(stops)} should_stop functions for {n} runs")
+    return stops
+
+
+def train_batched(
+    specs: Sequence[RunSpec],
+    emit: Callable[[Event], None],
+    should_stop: StopFn | Sequence[StopFn] = lambda: False,
+    *,
+    device: str | torch.device = "cpu",
+    run_ids: Sequence[str] | None = None,
+    data: Mapping[int, DataSplits] | None = None,
+    fast: FastPaths | None = None,
+) -> list[RunFinished]:
+    """Train `specs` (one batchable group) together; returns each run's RunFinished in spec order.
+
+    `should_stop` is one function for the whole group or one per spec. `data` optionally gives
+    the loaded DataSplits by seed (as ``load_data(spec.recipe.data, seed)`` would build them).
+    `fast` turns on opt-in speed switches (:class:`engine.batched.accel.FastPaths`).
+    """
+    _check_group(specs)
+    tune_allocator()
+    fast = fast or FastPaths()
+    t0 = time.perf_counter()
+    n = len(specs)
+    run_ids = list(run_ids) if run_ids is not None else [uuid.uuid4().hex[:10] for _ in specs]
+    if len(run_ids) != n:
+        raise ValueError(f"{len(run_ids)} run ids for {n} specs")
+    stops = _stops(should_stop, n)
+    stop_all = should_stop if callable(should_stop) else None  # one function: asked once per step
+    dev = torch.device(device)
+    first = specs[0].recipe
+
+    # Data: one DataSplits per distinct seed, stacked along a leading axis.
+    seeds: list[int] = []
+    for s in specs:
+        if s.seed not in seeds:
+            seeds.append(s.seed)
+    given = dict(data or {})
+    splits = [(given[seed] if seed in given else load_data(first.data, seed=seed, device=dev)).to(dev)
+              for seed in seeds]
+    d0 = splits[0]
+    if any(d.input_shape != d0.input_shape or len(d.x_train) != len(d0.x_train) for d in splits):
+        raise ValueError("the seeds of this group give training splits of different shapes")
+    classify = d0.task == "classification"
+    n_out = d0.n_classes if classify else 1
+    n_train = len(d0.x_train)
+    bs, per_epoch, total = budget(specs[0], n_train)
+    eval_every = _eval_every(specs[0], per_epoch, total)
+    diag_every = first.train.diagnostics_every or eval_every
+    log_every = first.train.log_every
+
+    def stacked(name: str, limit: int | None = None) -> Tensor:
+        parts = [getattr(d, name)[:limit] for d in splits]
+        return torch.stack(parts)
+
+    x_train, y_train = stacked("x_train"), stacked("y_train")
+    eval_sets = {
+        "train": (stacked("x_train", MAX_EVAL_TRAIN), stacked("y_train", MAX_EVAL_TRAIN)),
+        "val": (stacked("x_val"), stacked("y_val")),
+        "test": (stacked("x_test"), stacked("y_test")),
+    }
+
+    # Members, ordered so that each optimizer update rule owns a block of rows.
+    order = sorted(range(n), key=lambda i: RULE_ORDER.index(rule_of(specs[i].recipe.train)))
+    members: list[_Member] = []
+    models = []
+    for row, i in enumerate(order):
+        spec = specs[i]
+        t = spec.recipe.train
+        members.append(_Member(i, row, spec, run_ids[i], stops[i], LRSchedule(t, total), seeds.index(spec.seed)))
+        torch.manual_seed(t.seed)
+        models.append(build_model(spec.recipe.model, d0.input_shape, n_out).to(dev))
+    M = len(members)
+    model = StackedMLP(models, first.model, dev)
+    shadow = models[0]  # a solo model to load one member into, for the diagnostics
+    shadow.train()
+    n_params = count_params(shadow)
+    del models
+    loss_fn = per_sample_loss(first.train, d0.task, d0.n_classes)
+    solo_loss = build_loss(first.train, d0.task, d0.n_classes)  # for the loop's per-run hooks
+    use_graphs = fast.cuda_graphs and dev.type == "cuda"
+    optimizer = StackedOptimizer(model.params, model.grads, [m.train for m in members],
+                                 [m.schedule for m in members], device_step=use_graphs)
+    member_data = torch.tensor([m.data for m in members], device=dev)
+    dataset_index = torch.arange(len(splits), device=dev).unsqueeze(1)
+    one_dataset = len(splits) == 1
+    same_order = not one_dataset and [m.data for m in members] == list(range(len(splits)))
+
+    def member_rows(x: Tensor) -> Tensor:
+        """(D, ...) per-dataset tensors → what the stacked model takes: shared or (M, ...)."""
+        if one_dataset:
+            return x[0]
+        return x if same_order else x.index_select(0, member_data)
+
+    def column(values: list[float | None], empty: float) -> Tensor | None:
+        if all(v is None or v == empty for v in values):
+            return None
+        return torch.tensor([empty if v is None else v for v in values], device=dev, dtype=model.params.dtype)
+
+    l1 = column([m.train.l1 for m in members], 0.0)
+    l2 = column([m.train.l2 for m in members], 0.0)
+    clip_value = column([m.train.clip_value for m in members], math.inf)
+    clip_norm = column([m.train.clip_norm for m in members], math.inf)
+    if clip_value is not None:
+        clip_value = clip_value.unsqueeze(1)
+    if clip_norm is not None:
+        has_clip_norm = torch.isfinite(clip_norm).unsqueeze(1)
+        clip_norm = clip_norm.unsqueeze(1)
+    alive = torch.ones(M, device=dev, dtype=model.params.dtype)
+    batches = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+    widest = max([p.shape[1] for p in model.views if p.dim() == 3] + [n_out])
+    chunk = max(64, min(EVAL_CHUNK, EVAL_ELEMENTS // max(1, M * widest)))
+
+    for m in members:  # the loop's whole-run figures, from each member's initial weights
+        m.stats = RunStats(model.load_member(m.row, shadow), m.train, per_epoch, None, {})
+    versions = library_versions()
+    for m in members:
+        spec_json: dict[str, Any] = m.spec.model_dump(mode="json")
+        spec_json["versions"] = versions
+        spec_json["data_info"] = splits[m.data].info
+        t = m.train
+        emit(RunStarted(m.run_id, m.spec.variant, t.seed, m.spec.preset, m.spec.comparison, spec_json,
+                        str(dev), n_params, total, per_epoch))
+
+    step = 0
+    window: list[Tensor] = []
+    last_read = (0, time.perf_counter())
+    perm = torch.empty(0, dtype=torch.long, device=dev)
+    active = list(members)
+
+    # -- evaluation and diagnostics (every member at once) ---------------------------------------
+
+    @torch.no_grad()
+    def evaluate_all(final: bool, group: Sequence[_Member]) -> dict[int, dict[str, float]]:
+        """Every member's evaluation at once; the loop's per-run extras through the solo model."""
+        tensors: dict[str, Tensor] = {}
+        splits_done = []
+        for split in ("train", "val", *(["test"] if final else [])):
+            x, y = eval_sets[split]
+            size = x.shape[1]
+            if size == 0:
+                continue
+            splits_done.append(split)
+            loss_sum = torch.zeros(M, device=dev)
+            correct = torch.zeros(M, device=dev)
+            for i in range(0, size, chunk):
+                out = model(member_rows(x[:, i : i + chunk]))
+                yb = member_rows(y[:, i : i + chunk])
+                loss_sum += loss_fn(out, yb).sum(dim=1)
+                if classify:
+                    correct += per_sample_correct(out, yb).sum(dim=1)
+            tensors[f"{split}_loss"] = loss_sum / size
+            if classify:
+                tensors[f"{split}_acc"] = correct / size
+        names = list(tensors)
+        table = torch.stack([tensors[k] for k in names], dim=1).tolist() if names else [[] for _ in range(M)]
+        out: dict[int, dict[str, float]] = {}
+        for m in group:
+            base = dict(zip(names, table[m.row], strict=True))
+            extras: dict[str, Tensor] = {}
+            model.load_member(m.row, shadow)
+            for split in splits_done:
+                x, y = eval_sets[split]
+                extras.update(extra_metrics(shadow, solo_loss, x[m.data], y[m.data], split, d0.task,
+                                            final=final, batch_size=bs))
+            extra_values = dict(zip(extras, torch.stack(list(extras.values())).tolist(), strict=True)) if extras else {}
+            values: dict[str, float] = {}
+            for split in splits_done:  # the solo loop's key order: each split's loss, acc, extras
+                for key in (f"{split}_loss", f"{split}_acc"):
+                    if key in base:
+                        values[key] = base[key]
+                values.update({k: v for k, v in extra_values.items() if k.startswith(f"{split}_")})
+            values.update({k: v for k, v in extra_values.items() if k not in values})
+            out[m.row] = values
+        return out
+
+    def eval_values(m: _Member, values: dict[str, float], step: int) -> dict[str, float]:
+        if "val_loss" in values and "train_loss" in values:
+            values["gap"] = values["val_loss"] - values["train_loss"]
+        if classify and "val_acc" in values:
+            values["acc_gap"] = values["train_acc"] - values["val_acc"]
+        values["lr"] = m.schedule.lr_at(min(step, total - 1))
+        return values
+
+    def record_eval(group: list[_Member], step: int) -> dict[int, dict[str, float]]:
+        rows = evaluate_all(False, group)
+        out: dict[int, dict[str, float]] = {}
+        now = time.perf_counter() - t0
+        epoch = step / per_epoch
+        for m in group:
+            values = eval_values(m, rows[m.row], step)
+            emit(EvalMetrics(m.run_id, step, epoch, values, now))
+            m.history.append({"step": step, "epoch": epoch, **values})
+            best = m.best
+            val_loss = values.get("val_loss", values.get("train_loss", math.inf))
+            if math.isfinite(val_loss) and val_loss < best.get("best_val_loss", math.inf):
+                best.update(best_val_loss=val_loss, best_step=step, best_epoch=epoch)
+                if classify:
+                    best["best_val_acc_at_best_loss"] = values.get("val_acc", 0.0)
+            if classify:
+                best["best_val_acc"] = max(best.get("best_val_acc", 0.0), values.get("val_acc", 0.0))
+            best["min_train_loss"] = min(best.get("min_train_loss", math.inf), values.get("train_loss", math.inf))
+            if m.schedule.kind == "plateau":
+                factor = m.schedule.factor
+                m.schedule.on_eval(val_loss)
+                if m.schedule.factor != factor:
+                    optimizer.refresh_lr(m.row, step)
+            out[m.row] = values
+        return out
+
+    def record_diagnostics(group: list[_Member], step: int, before: Tensor | None) -> None:
+        for m in group:
+            before_w = None
+            if before is not None:
+                model.load_member(m.row, shadow, params=before[m.row])
+                before_w = snapshot_weights(shadow)
+            model.load_member(m.row, shadow, grads=optimizer.steps_taken > 0)
+            probe = x_train[m.data, :PROBE_SIZE]
+            layers = layer_health(shadow, probe, m.spec.recipe.model.activation)
+            if before_w is not None:
+                for name, ratio in update_ratios(before_w, shadow).items():
+                    layers.setdefault(name, {})["update_ratio"] = ratio
+            add_weight_images(layers, shadow, step, diag_every * IMAGE_EVERY, total)
+            m.summary.update(model_summary(shadow, layers))
+            emit(Diagnostics(m.run_id, step, layers, {k: v for k, v in m.summary.items() if "." not in k}))
+            if (plane := boundary_event(m.run_id, step, shadow, splits[m.data])) is not None:
+                emit(plane)
+
+    def finish(group: list[_Member], status: str, reasons: dict[int, str], step: int) -> None:
+        """End these members at `step`: final evaluation, diagnostics, RunFinished; then freeze their rows."""
+        if not group:
+            return
+        rows = evaluate_all(True, group)
+        wall = time.perf_counter() - t0
+        for m in group:
+            final = eval_values(m, rows[m.row], step)
+            if status == "diverged":
+                final = {k: (math.inf if k.endswith("loss") or k.endswith("gap") else v) for k, v in final.items()}
+            else:
+                record_diagnostics([m], step, None)
+            final["epoch"] = step / per_epoch
+            final["steps"] = float(step)
+            model.load_member(m.row, shadow)  # the stats read the final weights (the penalty)
+            m.summary.update(m.stats.summary(m.history, final))
+            m.finished = RunFinished(m.run_id, status, step, reasons[m.row], final, m.best, wall,  # type: ignore[arg-type]
+                                     {k: v for k, v in m.summary.items() if isinstance(v, int | float)})
+            emit(m.finished)
+        for m in group:
+            active.remove(m)
+            model.freeze(m.row)
+            optimizer.reset_rows(m.row)
+            alive[m.row] = 0.0
+
+    def read_window(step: int) -> None:
+        nonlocal last_read
+        losses = torch.stack(window, dim=1).tolist()  # host sync: once per log_every steps, all members
+        window.clear()
+        now = time.perf_counter()
+        rate = (step - last_read[0]) / max(now - last_read[1], 1e-9)
+        last_read = (step, now)
+        diverged: dict[int, str] = {}
+        for m in active:
+            row = losses[m.row]
+            m.stats.on_window(row, step)
+            limit = m.train.diverge_threshold
+            bad = next((i for i, v in enumerate(row) if not math.isfinite(v) or abs(v) > limit), None)
+            if bad is not None:
+                diverged[m.row] = f"loss became {row[bad]:.3g} at step {step - len(row) + bad + 1}"
+                continue
+            emit(StepMetrics(m.run_id, step, step / per_epoch, sum(row) / len(row),
+                             m.schedule.lr_at(step - 1), now - t0, rate))
+        finish([m for m in active if m.row in diverged], "diverged", diverged, step)
+
+    # -- one training step (eager, compiled, or captured in a CUDA graph) ----------------------
+
+    def forward_loss(xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
+        with autocast(dev, fast.bf16):
+            data_loss = loss_fn(model(xb), yb).mean(dim=1)
+        objective = data_loss
+        pen = model.penalty(l1, l2)
+        if pen is not None:
+            objective = objective + pen
+        return data_loss, (objective * alive).sum()
+
+    forward_loss = maybe_compile(forward_loss, fast.compile)
+
+    def train_step(xb: Tensor, yb: Tensor, step: int) -> Tensor:
+        model.grads.zero_()
+        data_loss, objective = forward_loss(xb, yb)
+        with quiet_layout_warning():
+            objective.backward()
+        if clip_value is not None:
+            model.grads.clamp_(min=-clip_value, max=clip_value)
+        if clip_norm is not None:
+            norms = model.grads.norm(dim=1, keepdim=True)
+            coef = (clip_norm / (norms + 1e-6)).clamp(max=1.0)
+            model.grads.mul_(torch.where(has_clip_norm, coef, torch.ones_like(coef)))
+        optimizer.step(step)
+        return data_loss.detach()
+
+    graph: StepGraph | None = None
+    if fast.cuda_graphs and not use_graphs:
+        for m in members:
+            emit(Message(m.run_id, f"CUDA graphs need a CUDA device; training eagerly on {dev}", "info"))
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    try:
+        record_eval(active, 0)
+        record_diagnostics(active, 0, None)
+        for m in active:
+            m.stats.resume(0)
+        while step < total and active:
+            if stop_all is not None:
+                cancelled = list(active) if stop_all() else []
+            else:
+                cancelled = [m for m in active if m.stop()]
+            if cancelled:
+                finish(cancelled, "cancelled", {m.row: f"cancelled at step {step}" for m in cancelled}, step)
+                if not active:
+                    break
+            i = step % per_epoch
+            if i == 0:
+                perm = torch.stack([torch.randperm(n_train, generator=g) for g in batches]).to(dev)
+            idx = perm[:, i * bs : (i + 1) * bs]
+            xb = member_rows(x_train[dataset_index, idx])
+            yb = member_rows(y_train[dataset_index, idx])
+            diag_now = (step + 1) % diag_every == 0
+            before = model.params.clone() if diag_now else None
+
+            if graph is not None:
+                data_loss = graph.run(xb, yb).clone()
+            else:
+                data_loss = train_step(xb, yb, step)
+                if use_graphs and optimizer.steps_taken == GRAPH_WARMUP:
+                    try:
+                        graph = StepGraph.capture(lambda x, y: train_step(x, y, 0), (xb, yb), warmup=0)
+                    except Exception as exc:  # noqa: BLE001 - fall back to eager steps, say why
+                        use_graphs = False
+                        for m in active:
+                            emit(Message(m.run_id, f"CUDA graph capture failed, training eagerly: {exc}",
+                                         "warning"))
+            window.append(data_loss)
+            step += 1
+            if step % log_every == 0 or step == total:
+                read_window(step)
+            if step % eval_every == 0 or step == total:
+                if window:
+                    read_window(step)
+                if not active:
+                    break
+                group = list(active)
+                values = record_eval(group, step)
+                if diag_now or step == total:
+                    record_diagnostics(group, step, before)
+                for m in group:
+                    m.stats.resume(step)
+                bad = {m.row: f"evaluation loss became non-finite at step {step}"
+                       for m in group if not math.isfinite(values[m.row].get("train_loss", 0.0))}
+                finish([m for m in group if m.row in bad], "diverged", bad, step)
+    except torch.cuda.OutOfMemoryError:
+        reason = f"out of memory on {dev}: try a smaller batch_size or model (or fewer runs per batched group)"
+        for m in list(active):
+            final = {"epoch": step / per_epoch, "steps": float(step)}
+            m.summary.update(m.stats.summary(m.history, final))
+            m.finished = RunFinished(m.run_id, "failed", step, reason, final, m.best, time.perf_counter() - t0,
+                                     {k: v for k, v in m.summary.items() if isinstance(v, int | float)})
+            emit(m.finished)
+            active.remove(m)
+
+    if active:
+        finish(list(active), "done", {m.row: f"finished {total} steps" for m in active}, step)
+    by_index = {m.index: m.finished for m in members}
+    return [by_index[i] for i in range(n)]  # type: ignore[misc]

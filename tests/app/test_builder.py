@@ -1,0 +1,145 @@
+"""Builder: forms generated from the recipe's fields, sweeps into variants, validation with the
+engine's messages, saving a preset TOML and loading it back the same, running it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, Select, Static, TabbedContent
+
+from engine.presets import PresetError, load_preset, parse_preset
+from tui_lab.screens.builder import BuilderScreen
+from tui_lab.screens.prompt import PromptScreen
+from tui_lab.widgets.catalogue_tree import CatalogueTree
+
+from .conftest import live, wait_for
+
+
+async def _open_builder(app, pilot) -> BuilderScreen:
+    await pilot.pause()
+    await wait_for(pilot, lambda: isinstance(app.screen, BuilderScreen) and app.screen.query("#f-preset-title"))
+    return app.screen
+
+
+async def _tab(pilot, screen: BuilderScreen, tab: str) -> None:
+    screen.query_one("#builder-tabs", TabbedContent).active = f"tab-{tab}"
+    await wait_for(pilot, lambda: bool(screen.query(f"#tab-{tab} .field-row")), what=f"the {tab} form")
+
+
+async def _settle(pilot, screen: BuilderScreen) -> None:
+    await pilot.pause(0.35)  # the check runs 0.25 s after the last change
+    await wait_for(pilot, lambda: screen._timer is None)
+
+
+async def test_build_a_two_variant_recipe_save_it_and_load_it_back_the_same(make_app, dllab_home: Path):
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        screen.query_one("#f-preset-title", Input).value = "Optimizer test"
+        screen.query_one("#f-preset-technique", Input).value = "opt-test"
+        await _tab(pilot, screen, "train")
+        screen.query_one("#f-train-lr", Input).value = "0.02"
+        screen.query_one("#f-train-batch_size", Input).value = "64"
+        await _tab(pilot, screen, "model")
+        screen.query_one("#f-model-activation", Select).value = "tanh"
+        await _tab(pilot, screen, "variants")
+        screen.query_one("#sweep-field", Select).value = "train.optimizer"
+        screen.query_one("#sweep-values", Input).value = "sgd, adam"
+        await pilot.click("#sweep-add")
+        await _settle(pilot, screen)
+        assert screen.loaded is not None, screen.problem
+        assert [v.name for v in screen.loaded.preset.variants] == ["optimizer=sgd", "optimizer=adam"]
+
+        await pilot.press("ctrl+s")
+        path = dllab_home / "presets" / "opt-test.toml"
+        await wait_for(pilot, path.exists, what="the saved file")
+        saved = load_preset(path)
+        assert saved.preset.title == "Optimizer test"
+        assert saved.preset.base.train == {"steps": 1000, "lr": 0.02, "batch_size": 64}
+        assert saved.preset.base.model == {"activation": "tanh"}
+        assert [v.train for v in saved.preset.variants] == [{"optimizer": "sgd"}, {"optimizer": "adam"}]
+        draft_before = screen.draft
+
+        await pilot.press("ctrl+n")
+        await _settle(pilot, screen)
+        assert screen.draft.meta["title"] == "My recipe"
+
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one(Input).value = str(path)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is screen)
+        await _settle(pilot, screen)
+        assert screen.draft == draft_before
+        assert parse_preset(screen.draft.toml(), path).preset == saved.preset
+        assert screen.query_one("#f-preset-title", Input).value == "Optimizer test"
+        await _tab(pilot, screen, "train")
+        assert screen.query_one("#f-train-lr", Input).value == "0.02"
+
+        await pilot.press("escape", "1")  # the Library lists the saved recipe
+        await wait_for(pilot, lambda: app.current_mode == "library")
+        tree = app.screen.query_one(CatalogueTree)
+        await wait_for(pilot, lambda: any(p.id == "opt-test" for p in tree.saved))
+
+
+async def test_an_invalid_value_is_explained_as_it_is_typed_and_not_saved(make_app, dllab_home: Path):
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        await _tab(pilot, screen, "train")
+        screen.query_one("#f-train-lr", Input).value = "-1"
+        await _settle(pilot, screen)
+        assert screen.loaded is None and screen.problem.startswith("train.lr: Input should be greater than 0")
+        error = screen.query_one("#e-train-lr", Static)
+        assert error.display and "greater than 0" in str(error.render())
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        assert not (dllab_home / "presets" / "my-recipe.toml").exists()
+        screen.query_one("#f-train-lr", Input).value = "0.1"
+        await _settle(pilot, screen)
+        assert screen.loaded is not None and not screen.query_one("#e-train-lr", Static).display
+
+
+async def test_preset_errors_read_as_the_command_line_says_them(make_app):
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.open_in_builder(load_preset("optimizers"))  # the built-in one: saving must not write over it
+        await wait_for(pilot, lambda: isinstance(app.screen, BuilderScreen))
+        screen = app.screen
+        await _settle(pilot, screen)
+        assert screen.loaded is not None and len(screen.draft.claims) == 2
+        assert screen.path is None  # a built-in preset saves to the user's folder, never over itself
+        await _tab(pilot, screen, "variants")
+        claim = screen.draft.claims[0]
+        named = claim.get("right") or (claim["left"] if isinstance(claim["left"], str) else claim["left"][0])
+        row = [v.name for v in screen.draft.variants].index(named)
+        screen.query_one("#variant-list").move_cursor(row=row)
+        await pilot.pause()
+        screen.query_one("#variant-name", Input).value = "Renamed"
+        screen.query_one("#variant-name", Input).focus()
+        await pilot.press("enter")
+        await _settle(pilot, screen)
+        with pytest.raises(PresetError) as cli:
+            parse_preset(screen.draft.toml(), screen.save_path(), "optimizers")
+        assert screen.problem == str(cli.value)
+        assert f"names variant {named!r}, which is not one of" in screen.problem
+
+
+async def test_run_a_recipe_from_the_builder(make_app):
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        await _tab(pilot, screen, "variants")
+        screen.query_one("#sweep-field", Select).value = "model.dropout"
+        screen.query_one("#sweep-values", Input).value = "0, 0.5"
+        screen.query_one("#sweep-values", Input).focus()
+        await pilot.press("enter")
+        await _settle(pilot, screen)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        c = live(app)
+        assert c.quick and [r.label for r in c.runs] == ["dropout=0.0", "dropout=0.5"]
+        assert [s.recipe.train.steps for s in c.specs] == [200, 200]  # the quick form
+        assert app.current_mode == "dashboard"

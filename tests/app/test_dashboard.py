@@ -1,0 +1,174 @@
+"""Dashboard: opening a preset at start, toggles, cancelling, rerunning, seeds, extra views, quitting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.presets import load_preset
+from tui_lab.screens.confirm import ConfirmScreen
+from tui_lab.screens.dashboard import DashboardScreen
+from tui_lab.widgets.metric_plot import MetricPlot
+from tui_lab.widgets.variant_table import VariantTable
+
+from .conftest import live, pinned, screen_text, wait_for
+from .fake_engine import FakeRunner
+
+
+async def test_open_preset_starts_at_once_and_the_toggles_change_the_plots(make_app):
+    app = make_app(open_preset=pinned("optimizers"), quick=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen) and app.current_mode == "dashboard"
+        await pilot.pause(0.3)
+        plot = screen.query_one("#plot-train_loss", MetricPlot)
+        assert [c.label for c in plot.data.curves] == live(app).labels and not plot.data.log
+        linear_max = max(max(c.ys) for c in plot.data.curves)
+
+        await pilot.press("l")
+        assert plot.data.log and max(max(c.ys) for c in plot.data.curves) < linear_max
+        assert screen.query_one("#plot-val_acc", MetricPlot).data.log is False  # accuracy stays linear
+        await pilot.press("s")
+        assert screen.smoothing > 0
+        await pilot.press("x")
+        assert screen.x_axis == "epoch" and plot.data.x_axis == "epoch"
+        await pilot.press("x")
+        assert screen.x_axis == "time"
+        header = screen_text(app).splitlines()[1]
+        assert "loss log" in header and "x time" in header and "finished 7/7" in header
+        # the LR plot of this comparison (0.05 vs 1e-3) is drawn on a log scale by itself
+        assert screen.query_one("#plot-lr", MetricPlot).data.log
+
+        await pilot.press("t")
+        await pilot.pause()
+        assert "Claims" in screen_text(app)
+        await pilot.press("t")
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "block1" in text and "update/weight" in text
+
+
+async def test_cancel_the_selected_run_then_all(make_app):
+    app = make_app(open_preset=pinned("optimizers"), quick=True, hold_at=0.4)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and all(
+            r.status == "running" for r in live(app).runs))
+        screen = app.screen
+        table = screen.query_one(VariantTable)
+        table.focus()
+        await pilot.press("down")  # Momentum
+        await pilot.press("c")
+        await wait_for(pilot, lambda: live(app).runs[1].status == "cancelled")
+        assert [r.status for r in live(app).runs].count("running") == 6
+        await pilot.press("C")
+        await wait_for(pilot, lambda: live(app).finished)
+        assert {r.status for r in live(app).runs} == {"cancelled"}
+        await wait_for(pilot, lambda: FakeRunner.instances[-1].closed)
+        await pilot.press("v")
+        await pilot.pause(0.3)
+        assert "is cancelled: not checked" in screen_text(app)
+
+
+async def test_rerun_starts_the_same_specs_again(make_app):
+    app = make_app(open_preset=pinned("dropout"), quick=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and not app.bridge.live.active)
+        first = app.bridge.live
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.bridge.live is not first and live(app).finished)
+        assert len(FakeRunner.instances) == 2
+        assert [s.recipe for s in FakeRunner.instances[1].specs] == [s.recipe for s in FakeRunner.instances[0].specs]
+        await pilot.pause(0.4)
+        assert app.screen.session is app.bridge.live  # the dashboard follows the new comparison
+
+
+async def test_several_seeds_draw_a_mean_and_a_band(make_app):
+    app = make_app(open_preset=pinned("dropout"), quick=True, seeds=[0, 1])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        await pilot.pause(0.3)
+        c = live(app)
+        assert len(c.runs) == 2 * len(c.labels) and c.multi_seed
+        plot = app.screen.query_one("#plot-train_loss", MetricPlot)
+        assert all(len(curve.band) == 2 for curve in plot.data.curves)
+        assert " s1" in screen_text(app)  # table rows name the seed
+
+
+async def test_a_boundary_preset_gets_its_view_tab_fed_with_boundary_events(make_app, tmp_path: Path):
+    from engine.events import Boundary
+
+    source = pinned("optimizers").path.read_text(encoding="utf-8")
+    source = source.replace('technique = "optimizers"', 'technique = "spiral-test"\nview = "boundary"')
+    path = tmp_path / "spiral-test.toml"
+    path.write_text(source, encoding="utf-8")
+    app = make_app(open_preset=load_preset(path), quick=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        screen = app.screen
+        c = live(app)
+        grid = [[(i + j) % 2 for i in range(8)] for j in range(4)]
+        c.add(Boundary(c.runs[0].run_id, 600, [-1.0, 1.0], [-1.0, 1.0], grid, [[0.1, 0.2, 1]], 2))
+        await pilot.pause(0.3)
+        assert "Boundary" in screen_text(app)
+        for _ in range(3):
+            await pilot.press("t")
+        await pilot.pause(0.5)
+        view = screen.query_one("#extra-view")
+        assert c.runs[0].latest["Boundary"].step == 600
+        if hasattr(view, "variants"):  # the decision-boundary widget (else its placeholder)
+            assert view.variants == [c.runs[0].label]
+
+
+async def test_quitting_while_runs_go_asks_first_and_closes_the_runner(make_app):
+    app = make_app(open_preset=pinned("optimizers"), quick=True, hold_at=0.3)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and app.bridge.busy)
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        assert app.is_running and app.bridge.busy
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+    runner = FakeRunner.instances[-1]
+    assert runner.closed and runner.cancelled == set(range(len(runner.specs)))
+
+
+async def test_quitting_when_nothing_runs_does_not_ask(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: not app.is_running)
+
+
+async def test_a_runner_that_cannot_start_is_a_message_not_a_crash(make_app, store):
+    from tui_lab.app import DllabApp
+
+    def broken(specs, *, device="auto", store=None):
+        raise ValueError("device 'cuda' is not available: no CUDA GPU found")
+
+    app = DllabApp(runner_factory=broken, store=store, open_preset=pinned("dropout"), quick=True, frozen=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and not app.bridge.live.active)
+        c = live(app)
+        assert c.finished and {r.status for r in c.runs} == {"failed"}
+        assert "no CUDA GPU" in c.error
+        await pilot.pause(0.3)
+        assert "runner failed" in screen_text(app)
+
+
+async def test_switching_the_theme_recolours_the_lines(make_app):
+    app = make_app(open_preset=pinned("dropout"), quick=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        await pilot.pause(0.3)
+        screen = app.screen
+        before = list(screen._colors)
+        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+        await pilot.pause(0.4)
+        assert screen._colors != before
+        plot = screen.query_one("#plot-train_loss", MetricPlot)
+        assert plot.data.colors == screen._colors  # redrawn with the new theme's colours

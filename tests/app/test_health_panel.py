@@ -1,0 +1,87 @@
+"""The health panel, standalone in a tiny app, fed with Diagnostics events of a real short run."""
+
+from __future__ import annotations
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.widgets import DataTable, Static
+
+from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+from engine.events import Diagnostics, to_dict
+from engine.loop import train
+from tui_lab.widgets.health_panel import HealthPanel
+
+
+@pytest.fixture(scope="module")
+def digits_events() -> list[Diagnostics]:
+    spec = RunSpec(recipe=Recipe(data=DataSpec(name="digits", preprocess="standardize"),
+                                 model=ModelSpec(hidden=[32, 32], activation="tanh"),
+                                 train=TrainSpec(optimizer="adam", lr=1e-3, steps=60, eval_every=10)),
+                   variant="tiny")
+    events: list = []
+    train(spec, events.append)
+    return [e for e in events if isinstance(e, Diagnostics)]
+
+
+class PanelApp(App):
+    def __init__(self, activation: str = "tanh") -> None:
+        super().__init__()
+        self.activation = activation
+
+    def compose(self) -> ComposeResult:
+        yield HealthPanel(activation=self.activation, id="health")
+
+
+def _text(widget: Static) -> str:
+    return str(widget.render())
+
+
+async def test_empty_panel_says_what_will_come():
+    async with PanelApp().run_test(size=(120, 40)) as pilot:
+        panel = pilot.app.query_one(HealthPanel)
+        assert "first diagnostics" in _text(panel.query_one("#health-summary", Static))
+        assert panel.query_one(DataTable).row_count == 0
+
+
+async def test_rows_band_histograms_and_weight_images(digits_events):
+    async with PanelApp().run_test(size=(140, 60)) as pilot:
+        panel = pilot.app.query_one(HealthPanel)
+        for event in digits_events:
+            panel.add_diagnostics(event)
+        await pilot.pause()
+        table = panel.query_one(DataTable)
+        assert table.row_count == 3  # block1, block2, head
+        assert [str(k.value) for k in table.rows] == ["block1", "block2", "head"]
+        ratio_cell = str(table.get_cell("block1", "ratio"))
+        assert ratio_cell.split()[-1] in ("ok", "low", "high")
+        gauge = str(table.get_cell("block1", "gauge"))
+        assert "░" in gauge or "█" in gauge
+        assert len(str(table.get_cell("block1", "act_hist"))) == 24
+        assert len(str(table.get_cell("block1", "grad_hist"))) == 24
+        detail = _text(panel.query_one("#health-detail", Static))
+        assert "block1: histograms over time" in detail
+        assert f"{len(digits_events)} measurements" in detail
+        weights = _text(panel.query_one("#health-weights", Static))
+        assert "first-layer weights (block1, one tile per unit" in weights
+        lines = weights.splitlines()[1:]
+        assert len(lines[0].split(" ")[0]) == 8  # 8×8 digit tiles side by side
+        assert f"step {digits_events[-1].step}" in _text(panel.query_one("#health-summary", Static))
+
+
+async def test_selecting_a_layer_shows_its_history(digits_events):
+    async with PanelApp().run_test(size=(140, 60)) as pilot:
+        panel = pilot.app.query_one(HealthPanel)
+        for event in digits_events:
+            panel.add_diagnostics(to_dict(event))  # the dict form works too
+        table = panel.query_one(DataTable)
+        table.focus()
+        await pilot.press("down")
+        await pilot.pause()
+        assert panel.selected == "block2"
+        assert "block2: histograms over time" in _text(panel.query_one("#health-detail", Static))
+        panel.add_diagnostics(digits_events[-1])  # a new event keeps the selection
+        await pilot.pause()
+        assert panel.selected == "block2"
+        panel.reset(activation="relu")
+        await pilot.pause()
+        assert table.row_count == 0 and panel.activation == "relu"

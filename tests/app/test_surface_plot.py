@@ -1,0 +1,121 @@
+"""The surface view on its own: paths from a comparison's events over the function's level sets."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+from textual.widgets import DataTable
+
+from engine.config import DataSpec, Recipe, RunSpec, TrainSpec
+from tui_lab.data.comparison import Comparison
+from tui_lab.data.surface_paths import level_sets, paths_from_comparison
+from tui_lab.widgets.surface_plot import SurfaceCanvas, SurfacePlot
+
+from .conftest import screen_text
+
+
+def _spec(variant: str, surface: str, optimizer: str, lr: float, seed: int) -> RunSpec:
+    return RunSpec(recipe=Recipe(
+        data=DataSpec(name="surface", surface=surface, start_jitter=0.05),
+        train=TrainSpec(optimizer=optimizer, lr=lr, steps=60, seed=seed),
+    ), variant=variant, preset="test")
+
+
+def _comparison(train: bool = True) -> Comparison:
+    from engine.loop import train as run
+
+    specs = [_spec(f"Bowl · {o}", "quadratic", o, lr, s) for o, lr in (("sgd", 0.035), ("momentum", 0.01)) for s in (0, 1)]
+    specs += [_spec("Banana · adam", "rosenbrock", "adam", 0.1, s) for s in (0, 1)]
+    c = Comparison("surfaces")
+    c.add_specs(specs)
+    ids = [f"run{i}" for i in range(len(specs))]
+    c.attach(ids)
+    if train:
+        for spec, run_id in zip(specs, ids, strict=True):
+            run(spec, c.add, run_id=run_id)
+    return c
+
+
+class SurfaceApp(App):
+    def __init__(self, comparison: Comparison) -> None:
+        super().__init__()
+        self.comparison = comparison
+
+    def compose(self) -> ComposeResult:
+        yield SurfacePlot(id="surface")
+
+    def on_mount(self) -> None:
+        self.query_one(SurfacePlot).update_view(self.comparison)
+
+
+def test_paths_and_level_sets_are_plain_data():
+    c = _comparison()
+    paths = paths_from_comparison(c)
+    assert [p.function for p in paths] == ["quadratic"] * 4 + ["rosenbrock"] * 2
+    bowl = paths[0]
+    assert bowl.label == "Bowl · sgd s0" and bowl.seed == 0 and len(bowl.xs) == 61 and bowl.steps[-1] == 60
+    assert bowl.dist is not None and bowl.loss is not None and bowl.status == "done"
+    levels = level_sets(("rosenbrock", 50.0), 40, 20)
+    assert len(levels) == 9 and sum(len(xs) for xs, _ in levels) > 40
+
+
+async def test_the_view_draws_one_surface_at_a_time_and_switches():
+    c = _comparison()
+    app = SurfaceApp(c)
+    async with app.run_test(size=(110, 32)) as pilot:
+        await pilot.pause(0.2)
+        plot = app.query_one(SurfacePlot)
+        canvas = app.query_one(SurfaceCanvas)
+        table = app.query_one(DataTable)
+        assert plot.current == ("quadratic", 50.0)
+        assert [p.label for p in canvas.paths] == ["Bowl · sgd s0", "Bowl · momentum s0"]  # first seed only
+        assert table.row_count == 2
+        text = screen_text(app)
+        assert "quadratic: ½·(x² + 50·y²)" in text and "surface 1/2" in text and "●" in text and "×" in text
+
+        plot.focus()
+        await pilot.press("e")
+        assert plot.every_seed and table.row_count == 4
+        await pilot.press("]")
+        await pilot.pause(0.1)
+        assert plot.current == ("rosenbrock", 50.0) and table.row_count == 2
+        assert "rosenbrock" in screen_text(app)
+        await pilot.press("[")
+        assert plot.current == ("quadratic", 50.0)
+
+
+async def test_the_view_grows_as_events_arrive_and_survives_an_empty_comparison():
+    from engine.loop import train
+
+    c = _comparison(train=False)
+    app = SurfaceApp(c)
+    async with app.run_test(size=(90, 26)) as pilot:
+        await pilot.pause(0.1)
+        plot = app.query_one(SurfacePlot)
+        assert all(not p.xs for p in plot.all_paths)  # registered runs, no points yet
+        events: list = []
+        train(c.specs[0], events.append, run_id="run0")
+        for event in events[: len(events) // 2]:
+            c.add(event)
+        plot.update_view(c)
+        half = len(plot.all_paths[0].xs)
+        for event in events[len(events) // 2:]:
+            c.add(event)
+        plot.update_view(c)
+        assert 0 < half < len(plot.all_paths[0].xs) == 61
+        await pilot.pause(0.1)
+
+    empty = SurfaceApp(Comparison("nothing"))
+    async with empty.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.1)
+        assert empty.query_one(SurfacePlot).current is None
+        assert "no runs on a 2-D surface" in screen_text(empty)
+
+
+def test_the_view_draws_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport tui_lab.widgets.surface_plot\nfrom tui_lab.data.surface_paths import level_sets\n"
+            "level_sets(('rastrigin', 50.0), 30, 10)\nprint('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

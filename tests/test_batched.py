@@ -1,0 +1,396 @@
+"""Batched variants: every member of a batched group against its solo run, and the pieces against references.
+
+* the stacked optimizers against ``torch.optim`` (float64, step by step, per-member hyperparameters);
+* the stacked MLP's forward against each member's solo ``Net``; the per-sample losses against
+  ``engine.losses``;
+* whole runs: the event sequence and every metric of each member against ``engine.loop.train``
+  on the same spec (an optimizer comparison, three seeds of one variant, a 2-D set, regression,
+  a member that diverges, cancellation);
+* ``plan``: what batches, what falls back (whitelist: unknown fields at non-default values too).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine.batched import plan, train_batched, why_solo
+from engine.batched.accel import FastPaths, tune_allocator
+from engine.batched.losses import per_sample_correct, per_sample_loss
+from engine.batched.optim import RULE_ORDER, StackedOptimizer, rule_of
+from engine.batched.plan import MAX_GROUP
+from engine.batched.stacked import StackedMLP
+from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+from engine.events import Diagnostics, EvalMetrics, Message, RunFinished, RunStarted, StepMetrics
+from engine.loop import train
+from engine.losses import accuracy, build_loss
+from engine.models import build_model
+from engine.optim import build_optimizer
+from engine.schedules import LRSchedule
+
+# ------------------------------------------------------------------------------ the optimizers
+
+
+OPTIMIZER_SPECS = [
+    TrainSpec(optimizer="sgd", lr=0.1),
+    TrainSpec(optimizer="sgd", lr=0.03, weight_decay=0.01, schedule="step", step_size=3, gamma=0.5),
+    TrainSpec(optimizer="momentum", lr=0.05, momentum=0.9),
+    TrainSpec(optimizer="momentum", lr=0.02, momentum=0.5, dampening=0.3, weight_decay=1e-3),
+    TrainSpec(optimizer="nesterov", lr=0.05, momentum=0.9, schedule="cosine", warmup_steps=2),
+    TrainSpec(optimizer="nesterov", lr=0.01, momentum=0.7, weight_decay=0.02),
+    TrainSpec(optimizer="adagrad", lr=0.1),
+    TrainSpec(optimizer="adagrad", lr=0.05, adagrad_lr_decay=0.1, eps=1e-6, weight_decay=0.01),
+    TrainSpec(optimizer="rmsprop", lr=1e-2, alpha=0.9),
+    TrainSpec(optimizer="rmsprop", lr=3e-3, eps=1e-6, weight_decay=0.01, schedule="exponential", gamma=0.9),
+    TrainSpec(optimizer="rmsprop", lr=1e-3, rmsprop_momentum=0.9),
+    TrainSpec(optimizer="rmsprop", lr=2e-3, rmsprop_momentum=0.5, alpha=0.95),
+    TrainSpec(optimizer="adam", lr=1e-2),
+    TrainSpec(optimizer="adam", lr=3e-3, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.01),
+    TrainSpec(optimizer="adamw", lr=1e-2, weight_decay=0.05, schedule="inverse_time", decay=0.1),
+    TrainSpec(optimizer="adamw", lr=1e-2, amsgrad=True, weight_decay=0.01),
+    TrainSpec(optimizer="adam", lr=5e-3, amsgrad=True, beta2=0.9),
+]
+
+
+def _sorted_by_rule(specs: list[TrainSpec]) -> list[TrainSpec]:
+    return sorted(specs, key=lambda t: RULE_ORDER.index(rule_of(t)))
+
+
+@pytest.mark.parametrize("device_step", [False, True])
+def test_stacked_optimizers_match_torch_optim(device_step: bool) -> None:
+    """Every rule, with hyperparameters that differ within a block, equals torch.optim step by step."""
+    specs = _sorted_by_rule(OPTIMIZER_SPECS)
+    steps, n_params = 8, 7
+    g = torch.Generator().manual_seed(0)
+    start = torch.randn(len(specs), n_params, generator=g, dtype=torch.float64)
+    grads_by_step = torch.randn(steps, len(specs), n_params, generator=g, dtype=torch.float64)
+    params, grads = start.clone(), torch.zeros_like(start)
+    stacked = StackedOptimizer(params, grads, specs, [LRSchedule(t, steps) for t in specs], device_step=device_step)
+    for k in range(steps):
+        grads.copy_(grads_by_step[k])
+        stacked.step(k)
+    for m, spec in enumerate(specs):
+        p = torch.nn.Parameter(start[m].clone())
+        opt = build_optimizer([p], spec)
+        schedule = LRSchedule(spec, steps)
+        for k in range(steps):
+            p.grad = grads_by_step[k, m].clone()
+            schedule.apply(opt, k)
+            opt.step()
+        tol = 1e-6 if device_step else 1e-12  # device_step keeps 1 - beta^t in float32
+        torch.testing.assert_close(params[m], p.detach(), rtol=tol, atol=tol, msg=f"{spec.optimizer} {m}")
+
+
+def test_stacked_optimizer_needs_rule_blocks() -> None:
+    specs = [TrainSpec(optimizer="adam"), TrainSpec(optimizer="sgd"), TrainSpec(optimizer="adam")]
+    x = torch.zeros(3, 2)
+    with pytest.raises(ValueError, match="ordered by update rule"):
+        StackedOptimizer(x, x.clone(), specs, [LRSchedule(t, 5) for t in specs])
+
+
+# --------------------------------------------------------------------- the stacked model, losses
+
+
+@pytest.mark.filterwarnings("ignore:grad and param do not obey")
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ModelSpec(hidden=[16, 16], activation="relu"),
+        ModelSpec(hidden=[12, 12, 12], activation="tanh", residual=True, init="kaiming_normal"),
+        ModelSpec(hidden=[10], activation="maxout", maxout_pieces=3),
+        ModelSpec(kind="linear"),
+        ModelSpec(hidden=[8, 8], activation="gelu", init="sparse"),
+    ],
+)
+def test_stacked_mlp_forward_and_gradients_match_solo(spec: ModelSpec) -> None:
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(build_model(spec, (1, 3, 4), 5))
+    stacked = StackedMLP(models, spec, "cpu")
+    x = torch.randn(6, 1, 3, 4)
+    y = torch.randint(0, 5, (6,))
+    out = stacked(x)
+    per_member_x = torch.randn(3, 6, 1, 3, 4)
+    out_each = stacked(per_member_x)
+    F.cross_entropy(out.reshape(-1, 5), y.repeat(3), reduction="sum").backward()
+    for m, model in enumerate(models):
+        torch.testing.assert_close(out[m], model(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(out_each[m], model(per_member_x[m]), rtol=1e-5, atol=1e-6)
+        F.cross_entropy(model(x), y, reduction="sum").backward()
+        solo_grad = torch.cat([p.grad.flatten() for p in model.parameters()])
+        torch.testing.assert_close(stacked.grads[m], solo_grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse_onehot", "mse_softmax", "hinge", "mse", "l1", "smooth_l1"])
+def test_per_sample_losses_average_to_the_solo_loss(loss: str) -> None:
+    classify = loss in ("cross_entropy", "mse_onehot", "mse_softmax", "hinge")
+    spec = TrainSpec(loss=loss, hinge_margin=0.7, smooth_l1_beta=0.5)
+    task, n_classes = ("classification", 4) if classify else ("regression", 0)
+    per_sample = per_sample_loss(spec, task, n_classes)
+    solo = build_loss(spec, task, n_classes)
+    out = torch.randn(3, 9, 4 if classify else 1)
+    y = torch.randint(0, 4, (9,)) if classify else torch.randn(9)
+    ys = torch.randint(0, 4, (3, 9)) if classify else torch.randn(3, 9)
+    for targets in (y, ys):
+        values = per_sample(out, targets).mean(dim=1)
+        for m in range(3):
+            t = targets if targets.dim() == 1 else targets[m]
+            torch.testing.assert_close(values[m], solo(out[m], t), rtol=1e-5, atol=1e-6)
+            if classify:
+                torch.testing.assert_close(per_sample_correct(out, targets)[m].mean(), accuracy(out[m], t))
+
+
+# ------------------------------------------------------------------------ whole runs against solo
+
+
+def _spec(variant: str, data: DataSpec, model: ModelSpec | None = None, **train) -> RunSpec:
+    train.setdefault("steps", 40)
+    train.setdefault("log_every", 5)
+    train.setdefault("eval_every", 10)
+    return RunSpec(recipe=Recipe(data=data, model=model or ModelSpec(hidden=[24, 24], init="kaiming_normal"),
+                                 train=TrainSpec(**train)), variant=variant, preset="test")
+
+
+RANDOM = DataSpec(name="random", n_samples=500, n_features=12, n_classes=4)
+
+
+def _by_run(events: list) -> dict[str, list]:
+    out: dict[str, list] = defaultdict(list)
+    for e in events:
+        out[e.run_id].append(e)
+    return out
+
+
+def _close(a: float, b: float, key: str) -> bool:
+    if math.isinf(a) or math.isinf(b) or math.isnan(a) or math.isnan(b):
+        return (math.isinf(a) and math.isinf(b)) or (math.isnan(a) and math.isnan(b))
+    if key.endswith("acc") or key.endswith("acc_gap"):
+        return abs(a - b) <= 0.02  # a sample or two may flip
+    if "seconds" in key or "sec_per" in key:
+        return True  # timings
+    return abs(a - b) <= 2e-3 * max(abs(a), abs(b)) + 2e-4
+
+
+def _assert_dicts_close(batched: dict, solo: dict, where: str) -> None:
+    assert list(batched) == list(solo), f"{where}: keys {list(batched)} != {list(solo)}"
+    for key, value in solo.items():
+        other = batched[key]
+        if isinstance(value, float) and isinstance(other, float):
+            assert _close(other, value, key), f"{where}: {key} batched {other} solo {value}"
+        elif isinstance(value, dict):
+            _assert_dicts_close(other, value, f"{where}.{key}")
+        elif isinstance(value, list) and key not in ("act_hist", "grad_hist", "tiles", "grid", "points"):
+            assert len(other) == len(value), f"{where}: {key}"
+
+
+def assert_matches_solo(specs: list[RunSpec], stops=None, **kw) -> tuple[list[RunFinished], list[RunFinished]]:
+    """Train `specs` batched and each solo; every member's events must match its solo run's."""
+    ids = [f"run{i}" for i in range(len(specs))]
+    batched_events: list = []
+    results = train_batched(specs, batched_events.append, stops if stops is not None else (lambda: False),
+                            run_ids=ids, **kw)
+    per_run = _by_run(batched_events)
+    solo_results = []
+    for i, (spec, run_id) in enumerate(zip(specs, ids, strict=True)):
+        solo_events: list = []
+        stop = stops[i] if isinstance(stops, list) else None
+        solo_results.append(train(spec, solo_events.append, stop.reset() if stop else (lambda: False),
+                                  run_id=run_id))
+        mine = per_run[run_id]
+        assert [type(e).__name__ for e in mine] == [type(e).__name__ for e in solo_events], spec.variant
+        for b, s in zip(mine, solo_events, strict=True):
+            where = f"{spec.variant} {type(s).__name__} step {getattr(s, 'step', '')}"
+            if isinstance(s, RunStarted):
+                assert (b.variant, b.seed, b.n_params, b.total_steps, b.steps_per_epoch) == (
+                    s.variant, s.seed, s.n_params, s.total_steps, s.steps_per_epoch)
+                assert b.spec == s.spec
+            elif isinstance(s, StepMetrics):
+                assert (b.step, b.epoch, b.lr) == (s.step, s.epoch, s.lr), where
+                assert _close(b.train_loss, s.train_loss, "train_loss"), f"{where}: {b.train_loss} {s.train_loss}"
+            elif isinstance(s, EvalMetrics):
+                assert (b.step, b.epoch) == (s.step, s.epoch), where
+                _assert_dicts_close(b.metrics, s.metrics, where)
+            elif isinstance(s, Diagnostics):
+                assert b.step == s.step, where
+                _assert_dicts_close(b.layers, s.layers, where)
+                _assert_dicts_close(b.summary, s.summary, where)
+            elif isinstance(s, RunFinished):
+                assert (b.status, b.step, b.reason) == (s.status, s.step, s.reason), where
+                _assert_dicts_close(b.final, s.final, where + " final")
+                _assert_dicts_close(b.best, s.best, where + " best")
+                assert sorted(b.summary) == sorted(s.summary), where
+            else:
+                assert b.step == s.step, where  # Boundary and other per-step events
+    return results, solo_results
+
+
+def test_optimizer_comparison_matches_solo_runs() -> None:
+    """sgd / momentum / nesterov / adam / adamw / rmsprop / adagrad at different LRs, one model."""
+    variants = [("SGD", dict(optimizer="sgd", lr=0.1)), ("Momentum", dict(optimizer="momentum", lr=0.05)),
+                ("Nesterov", dict(optimizer="nesterov", lr=0.03, weight_decay=1e-3)),
+                ("Adam", dict(optimizer="adam", lr=1e-2)), ("AdamW", dict(optimizer="adamw", lr=3e-3, weight_decay=0.01)),
+                ("RMSProp", dict(optimizer="rmsprop", lr=1e-3)), ("AdaGrad", dict(optimizer="adagrad", lr=0.05)),
+                ("SGD cosine", dict(optimizer="sgd", lr=0.2, schedule="cosine", warmup_steps=5))]
+    specs = [_spec(name, RANDOM, **kw) for name, kw in variants]
+    assert plan(specs) == [list(range(len(specs)))]
+    results, _ = assert_matches_solo(specs)
+    assert [r.status for r in results] == ["done"] * len(specs)
+
+
+def test_three_seeds_of_one_variant_each_keep_their_own_data() -> None:
+    specs = [_spec("Adam", RANDOM, optimizer="adam", lr=1e-2, seed=s, l2=1e-3, clip_norm=1.0) for s in (0, 1, 2)]
+    results, solo = assert_matches_solo(specs)
+    assert len({r.final["train_loss"] for r in results}) == 3  # different data, different runs
+
+
+def test_two_dimensional_set_with_boundary_events_and_penalties() -> None:
+    data = DataSpec(name="spiral", n_samples=300)
+    specs = [_spec("l1", data, optimizer="momentum", lr=0.05, l1=1e-4),
+             _spec("clip", data, optimizer="momentum", lr=0.05, clip_value=0.05, seed=1),
+             _spec("plateau", data, optimizer="sgd", lr=0.2, schedule="plateau", plateau_patience=1, gamma=0.5)]
+    assert_matches_solo(specs)
+
+
+def test_regression_with_extra_metrics() -> None:
+    data = DataSpec(name="regression_outliers")
+    model = ModelSpec(hidden=[16], activation="tanh")
+    specs = [_spec(f"{loss}", data, model, loss=loss, optimizer="adam", lr=1e-2) for loss in ("mse", "l1")]
+    assert len(plan(specs)) == 2  # the loss is shared within a group
+    for spec in specs:
+        assert_matches_solo([spec, spec.model_copy(update={"variant": "copy"})])
+
+
+def test_one_member_diverges_while_the_others_go_on() -> None:
+    specs = [_spec("ok", RANDOM, optimizer="sgd", lr=0.05),
+             _spec("boom", RANDOM, optimizer="sgd", lr=50.0, diverge_threshold=20.0),
+             _spec("ok2", RANDOM, optimizer="adam", lr=1e-2)]
+    results, solo = assert_matches_solo(specs)
+    assert [r.status for r in results] == ["diverged" if s.variant == "boom" else "done" for s in specs]
+    assert results[1].step == solo[1].step < 40
+    assert math.isinf(results[1].final["train_loss"])
+
+
+class StopAfter:
+    """A should_stop that says yes from its n-th call on (and can start over for the solo run)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.calls = n, 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls > self.n
+
+    def reset(self) -> StopAfter:
+        self.calls = 0
+        return self
+
+
+def test_cancelling_one_member() -> None:
+    specs = [_spec(f"v{i}", RANDOM, optimizer="momentum", lr=0.02 * (i + 1)) for i in range(3)]
+    stops = [StopAfter(10**9), StopAfter(13), StopAfter(10**9)]
+    results, _ = assert_matches_solo(specs, stops)
+    assert [r.status for r in results] == ["done", "cancelled", "done"]
+    assert results[1].step == 13 and results[1].reason == "cancelled at step 13"
+
+
+def test_one_stop_function_cancels_the_whole_group() -> None:
+    specs = [_spec(f"v{i}", RANDOM, optimizer="sgd", lr=0.05) for i in range(2)]
+    events: list = []
+    results = train_batched(specs, events.append, StopAfter(7))
+    assert [(r.status, r.step) for r in results] == [("cancelled", 7), ("cancelled", 7)]
+    assert isinstance(events[-1], RunFinished)
+
+
+def test_fast_paths_on_cpu() -> None:
+    specs = [_spec(f"v{i}", RANDOM, optimizer="adam", lr=1e-2, seed=i) for i in range(2)]
+    plain = train_batched(specs, lambda e: None)
+    events: list = []
+    graphs = train_batched(specs, events.append, fast=FastPaths(cuda_graphs=True))
+    assert any(isinstance(e, Message) and "CUDA graphs need a CUDA device" in e.text for e in events)
+    assert [r.final["train_loss"] for r in graphs] == [r.final["train_loss"] for r in plain]
+    bf16 = train_batched(specs, lambda e: None, fast=FastPaths(bf16=True))
+    for a, b in zip(bf16, plain, strict=True):
+        assert a.status == "done" and abs(a.final["train_loss"] - b.final["train_loss"]) < 0.1 * b.final["train_loss"]
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_eager() -> None:
+    specs = [_spec(f"v{i}", RANDOM, optimizer="sgd", lr=0.05 * (i + 1)) for i in range(2)]
+    plain = train_batched(specs, lambda e: None)
+    compiled = train_batched(specs, lambda e: None, fast=FastPaths(compile=True))
+    for a, b in zip(compiled, plain, strict=True):
+        assert _close(a.final["train_loss"], b.final["train_loss"], "train_loss")
+
+
+def test_fast_paths_parse() -> None:
+    assert FastPaths.parse("bf16, compile") == FastPaths(bf16=True, compile=True)
+    assert FastPaths.parse("") == FastPaths() and not FastPaths().any
+    with pytest.raises(ValueError, match="unknown fast path"):
+        FastPaths.parse("turbo")
+    assert isinstance(tune_allocator(), bool)
+
+
+# ------------------------------------------------------------------------------------------ plan
+
+
+def test_plan_groups_by_architecture_and_data() -> None:
+    a = _spec("a", RANDOM, optimizer="sgd")
+    b = _spec("b", RANDOM, ModelSpec(hidden=[24, 24], init="xavier_normal"), optimizer="adam", lr=1e-3, seed=3)
+    wide = _spec("wide", RANDOM, ModelSpec(hidden=[48, 48]))
+    other_data = _spec("digits", DataSpec(name="digits"))
+    longer = _spec("longer", RANDOM, steps=80)
+    assert plan([a, wide, b, other_data, longer, a]) == [[0, 2, 5], [1], [3], [4]]
+
+
+@pytest.mark.parametrize(
+    ("model", "train", "words"),
+    [
+        (ModelSpec(norm="batch"), {}, "normalization"),
+        (ModelSpec(dropout=0.2), {}, "dropout"),
+        (ModelSpec(dropconnect=0.3), {}, "DropConnect"),
+        (ModelSpec(kind="cnn"), {}, "model kind"),
+        (ModelSpec(), {"optimizer": "lbfgs"}, "optimizer 'lbfgs'"),
+        (ModelSpec(), {"early_stopping": True}, "early stopping"),
+        (ModelSpec(), {"mixup": 0.2}, "mixup"),
+        (ModelSpec(), {"ema": 0.99}, "EMA"),
+        (ModelSpec(), {"optimizer": "nesterov", "momentum": 0.0}, "invalid settings"),
+    ],
+)
+def test_unsupported_features_train_solo(model: ModelSpec, train: dict, words: str) -> None:
+    spec = _spec("x", RANDOM, model, **train)
+    reason = why_solo(spec)
+    assert reason is not None and words in reason
+    assert plan([spec, spec]) == [[0], [1]]
+
+
+def test_fields_the_batched_trainer_does_not_know_fall_back() -> None:
+    """Whitelist: a field added to the config later trains solo unless it keeps its default."""
+
+    class NewTrain(TrainSpec):
+        brand_new_feature: float = 0.0
+
+    base = _spec("x", RANDOM)
+    with_default = base.model_copy(update={"recipe": Recipe.model_construct(
+        data=RANDOM, model=base.recipe.model, train=NewTrain(steps=40))})
+    with_value = base.model_copy(update={"recipe": Recipe.model_construct(
+        data=RANDOM, model=base.recipe.model, train=NewTrain(steps=40, brand_new_feature=1.0))})
+    assert why_solo(with_default) is None
+    assert "train.brand_new_feature" in (why_solo(with_value) or "")
+
+
+def test_plan_splits_big_groups() -> None:
+    specs = [_spec(f"v{i}", RANDOM, lr=0.01 * (i + 1)) for i in range(MAX_GROUP + 3)]
+    groups = plan(specs)
+    assert [len(g) for g in groups] == [MAX_GROUP, 3]
+
+
+def test_train_batched_refuses_a_mixed_group() -> None:
+    with pytest.raises(ValueError, match="cannot share one batched model"):
+        train_batched([_spec("a", RANDOM), _spec("b", RANDOM, steps=80)], lambda e: None)
+    with pytest.raises(ValueError, match="cannot train batched"):
+        train_batched([_spec("a", RANDOM, ModelSpec(dropout=0.5))], lambda e: None)

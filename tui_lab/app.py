@@ -1,0 +1,240 @@
+"""The Textual lab: composes the four screens, routes the engine's messages, binds the keys.
+
+``dllab`` opens it on the Library; ``dllab open PRESET`` opens the Dashboard on that comparison
+and starts it. Tests build ``DllabApp(runner_factory=FakeRunner, store=..., frozen=True)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+
+from engine.config import RunSpec
+from engine.presets import LoadedPreset, PresetError, load_preset
+from engine.presets import catalogue as engine_catalogue
+from engine.store import RunStore, default_home
+from tui_lab.data.comparison import Comparison
+from tui_lab.engine_bridge import EngineBridge, RunnerFactory
+from tui_lab.screens.builder import BuilderScreen, editable_path
+from tui_lab.screens.confirm import ConfirmScreen
+from tui_lab.screens.dashboard import DashboardScreen
+from tui_lab.screens.history import HistoryScreen
+from tui_lab.screens.library import LibraryScreen
+
+
+class DllabApp(App):
+    """dllab: pick a technique, watch its variants train side by side."""
+
+    TITLE = "dllab"
+    CSS_PATH = "app.tcss"
+    MODES = {
+        "library": LibraryScreen,
+        "builder": BuilderScreen,
+        "dashboard": DashboardScreen,
+        "history": HistoryScreen,
+    }
+    BINDINGS = [
+        Binding("1", "show_mode('library')", "Library", show=False),
+        Binding("2", "show_mode('builder')", "Builder", show=False),
+        Binding("3", "show_mode('dashboard')", "Dashboard", show=False),
+        Binding("4", "show_mode('history')", "History", show=False),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        *,
+        runner_factory: RunnerFactory | None = None,
+        store: RunStore | None = None,
+        presets_dir: Path | None = None,
+        open_preset: LoadedPreset | None = None,
+        quick: bool = False,
+        seeds: list[int] | None = None,
+        device: str = "auto",
+        frozen: bool = False,
+        catalogue: Callable[[], list[LoadedPreset]] | None = None,
+        mode: str = "library",
+    ) -> None:
+        super().__init__()
+        self.catalogue = catalogue or engine_catalogue
+        """The Library's presets (tests pin a fixed set)."""
+        self.store = store if store is not None else RunStore()
+        self.presets_dir = presets_dir if presets_dir is not None else default_home() / "presets"
+        self.bridge = EngineBridge(self, runner_factory, store=self.store)
+        self.device = device
+        self.frozen = frozen
+        """Tests: no spinner animation (deterministic snapshots)."""
+        self._open = (open_preset, quick, seeds)
+        self._first_mode = mode if mode in self.MODES else "library"
+        self.pending_draft: tuple[Any, Path | None] | None = None
+        self.saved_changed = False
+
+    def on_mount(self) -> None:
+        loaded, quick, seeds = self._open
+        if loaded is not None:
+            self.switch_mode("dashboard")
+            self.start_preset(loaded, quick=quick, seeds=seeds, confirm=False)
+        else:
+            self.switch_mode(self._first_mode)
+
+    def on_unmount(self) -> None:
+        self.bridge.stop_all()  # drain threads close their runners; the loop waits for them
+
+    # -- screens --------------------------------------------------------------------------
+
+    def action_show_mode(self, mode: str) -> None:
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+        elif len(self.screen_stack) > 1 and mode == "history":
+            self.pop_screen()
+
+    def open_in_builder(self, loaded: LoadedPreset | None) -> None:
+        from tui_lab.data.draft import Draft
+
+        if loaded is None:
+            self.pending_draft = (Draft.new(), None)
+        else:
+            self.pending_draft = (Draft.from_preset(loaded.preset), editable_path(loaded))
+        if self.current_mode == "builder":
+            screen = self.screen
+            if isinstance(screen, BuilderScreen):
+                screen.on_screen_resume()
+        else:
+            self.switch_mode("builder")
+
+    # -- comparisons ----------------------------------------------------------------------
+
+    def start_preset(self, loaded: LoadedPreset, *, quick: bool = True, seeds: list[int] | None = None,
+                     confirm: bool = True) -> None:
+        """Run a preset (expanded here, so a bad preset is a message, not a failed worker)."""
+        try:
+            specs = loaded.expand(quick=quick, seeds=seeds)
+        except PresetError as exc:
+            self.notify(str(exc), title="Cannot run", severity="error", timeout=10)
+            return
+        title = loaded.preset.title
+        comparison = Comparison(title, loaded=loaded, quick=quick, seeds=seeds, device=self.device)
+        self.start_specs(comparison, specs, confirm=confirm)
+
+    def start_specs(self, comparison: Comparison, specs: list[RunSpec], *, confirm: bool = True) -> None:
+        """Start a live comparison, after asking to cancel one that is still going."""
+        live = self.bridge.live
+        if confirm and live is not None and live.active:
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    live.cancel()
+                    self._launch(comparison, specs)
+
+            self.push_screen(ConfirmScreen(
+                f"{live.comparison.title} is still running. Cancel it and start {comparison.title}?",
+                yes="Cancel it and start", no="Keep it running"), answered)
+            return
+        self._launch(comparison, specs)
+
+    def _launch(self, comparison: Comparison, specs: list[RunSpec]) -> None:
+        self.bridge.start(comparison, specs)
+        if self.current_mode != "dashboard":
+            self.switch_mode("dashboard")
+        else:
+            screen = self.screen
+            if isinstance(screen, DashboardScreen):
+                self.call_later(screen.adopt_live)
+
+    def rerun(self, comparison: Comparison) -> None:
+        specs = [s.model_copy(update={"comparison": ""}) for s in comparison.run_specs()]
+        if not specs:
+            self.notify("nothing to run again: the stored runs have no readable spec", severity="warning")
+            return
+        fresh = Comparison(comparison.title, loaded=comparison.loaded, quick=comparison.quick,
+                           seeds=comparison.seeds, device=self.device)
+        self.start_specs(fresh, specs)
+
+    def open_stored(self, rows: list[Any]) -> None:
+        """Open stored runs together in a read-only dashboard (pushed over the History)."""
+        presets = sorted({r.preset for r in rows if r.preset})
+        loaded = None
+        if len(presets) == 1:
+            try:
+                loaded = load_preset(presets[0])
+            except PresetError:
+                loaded = None
+        if loaded is not None:
+            title = f"{loaded.preset.title} · {len(rows)} stored run{'s' if len(rows) != 1 else ''}"
+        else:
+            title = f"{len(rows)} stored runs of {', '.join(presets) or 'unknown presets'}"
+        comparison = Comparison(title, loaded=loaded, read_only=True)
+        session = self.bridge.replay(comparison, rows, self.store)
+        self.push_screen(DashboardScreen(session, follow_live=False))
+
+    def active_run_ids(self) -> set[str]:
+        """Runs of live sessions that have not ended (not to be deleted from under the runner)."""
+        out: set[str] = set()
+        for session in self.bridge.sessions.values():
+            if session.active and not session.comparison.read_only:
+                out |= {r.run_id for r in session.comparison.runs if r.run_id and not r.finished}
+        return out
+
+    # -- engine messages --------------------------------------------------------------------
+
+    def on_engine_bridge_attached(self, message: EngineBridge.Attached) -> None:
+        self.bridge.apply(message)
+
+    def on_engine_bridge_events(self, message: EngineBridge.Events) -> None:
+        self.bridge.apply(message)
+
+    def on_engine_bridge_stopped(self, message: EngineBridge.Stopped) -> None:
+        session = self.bridge.apply(message)
+        if session is None or session.comparison.read_only:
+            return
+        c = session.comparison
+        if message.error:
+            self.notify(message.error, title=f"{c.title}: the runner failed", severity="error", timeout=15)
+            return
+        claims = c.claims()
+        held = sum(r.holds for r in claims)
+        verdict = f"{held}/{len(claims)} claims hold · " if claims else ""
+        failed = [r for r in c.runs if r.status in ("failed", "diverged")]
+        more = f"{len(failed)} ended {failed[0].status} · " if failed else ""
+        self.notify(f"{verdict}{more}press v on the Dashboard for the verdict", title=f"{c.title}: finished",
+                    timeout=8)
+
+    # -- quitting -------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        if not self.bridge.busy:
+            await self._shutdown_and_exit()
+            return
+
+        async def answered(yes: bool | None) -> None:
+            if yes:
+                await self._shutdown_and_exit()
+
+        self.push_screen(ConfirmScreen("Runs are still going. Cancel them and quit? (What they measured so far "
+                                       "stays in the store.)", yes="Cancel runs and quit", no="Keep running"),
+                         answered)
+
+    async def _shutdown_and_exit(self) -> None:
+        if self.bridge.busy:
+            self.notify("cancelling the runs…", timeout=3)
+        await self.bridge.shutdown()
+        self.exit()
+
+
+def run_app(open_preset: str | None = None, quick: bool = False, seeds: list[int] | None = None,
+            device: str = "auto") -> int:
+    """Open the lab (on a comparison, started at once, with ``open_preset``). Returns the exit code."""
+    from tui_lab.engine_bridge import ensure_resource_tracker
+
+    loaded = load_preset(open_preset) if open_preset else None  # a bad preset: PresetError, exit 2
+    ensure_resource_tracker()  # while sys.stderr is still the terminal (see its docstring)
+    app = DllabApp(open_preset=loaded, quick=quick, seeds=seeds, device=device)
+    try:
+        app.run()
+    finally:
+        app.bridge.close_now()
+    return app.return_code or 0

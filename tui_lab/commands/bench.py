@@ -1,0 +1,72 @@
+"""``dllab bench``: dllab's speed, measured side by side against plain PyTorch loops and sequential runs.
+
+Prints a table of ratios (median of several interleaved repeats after a warm-up); ``--json``
+prints the rows for a machine; ``--quick`` is a short form (seconds, for smoke tests). The
+benchmarks live in the source tree's ``bench/`` folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+SECTIONS = ("loops", "batched", "vmap", "surfaces", "app")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="measure dllab's speed against plain PyTorch loops and sequential runs")
+    _options(p)
+    p.set_defaults(func=run)
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="a short form (small sizes, 3 repeats)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps, auto")
+    p.add_argument("--repeats", type=int, help="timed repeats of each side (default 7, quick 3)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 keeps torch's choice)")
+    p.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections (repeatable)")
+
+
+def _import_bench():
+    try:
+        import bench.cases  # noqa: F401
+    except ImportError:
+        root = Path(__file__).resolve().parents[2]
+        if not (root / "bench" / "cases.py").exists():
+            raise
+        sys.path.insert(0, str(root))
+    from bench import cases, report
+
+    return cases, report
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.device import resolve_device
+
+    try:
+        cases, report = _import_bench()
+    except ImportError:
+        print("dllab: the benchmarks live in the source tree's bench/ folder; run from a checkout", file=sys.stderr)
+        return 2
+    device = str(resolve_device(args.device))
+    if args.repeats is not None and args.repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
+    progress = None if args.json else (lambda name: print(f"measuring {name} ...", file=sys.stderr))
+    rows = cases.run_bench(quick=args.quick, device=device, repeats=args.repeats, threads=args.threads or None,
+                           only=args.only, progress=progress)
+    info = report.machine(device)
+    if args.json:
+        sys.stdout.write(report.as_json(rows, info) + "\n")
+    else:
+        from rich.console import Console
+
+        Console().print(report.table(rows, info))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    _options(p)
+    return run(p.parse_args(argv))

@@ -1,0 +1,87 @@
+"""`dllab lr-find`: the learning-rate range test on a preset's recipe (one of its variants)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "lr-find",
+        help="LR range test: sweep the learning rate exponentially, plot the loss, suggest a rate",
+        description="Trains the variant's network from its initial weights for a short sweep with the learning "
+                    "rate growing exponentially from --min to --max (one mini-batch per step, the variant's "
+                    "optimizer), smooths the loss (bias-corrected EMA), stops when it exceeds 4x its best, and "
+                    "suggests a rate: one tenth of the rate at the minimum (or --rule steepest). The network and "
+                    "optimizer are restored afterwards; nothing is stored.",
+    )
+    p.add_argument("preset", help="a catalogue id or a path to a preset TOML file")
+    p.add_argument("--variant", help="the variant whose recipe to test (default: the first)")
+    p.add_argument("--quick", action="store_true", help="use the preset's quick form")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min", dest="lr_min", type=float, default=None, help="first learning rate (default 1e-5)")
+    p.add_argument("--max", dest="lr_max", type=float, default=None, help="last learning rate (default 10)")
+    p.add_argument("--steps", type=int, default=None, help="steps of the sweep (default 100)")
+    p.add_argument("--rule", choices=["min/10", "steepest"], default="min/10")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    p.add_argument("--json", action="store_true", help="print the curve and the suggestion as JSON")
+    p.set_defaults(func=run)
+
+
+def pick_spec(preset: str, variant: str | None, quick: bool, seed: int):
+    """The RunSpec of one variant (default the first) of a preset, for a tool to work on."""
+    from engine.presets import load_preset
+
+    loaded = load_preset(preset)
+    specs = loaded.expand(quick=quick, seeds=[seed])
+    if variant is None:
+        return loaded, specs[0]
+    for spec in specs:
+        if spec.variant == variant:
+            return loaded, spec
+    names = ", ".join(v.name for v in loaded.preset.variants)
+    raise ValueError(f"{loaded.id} has no variant {variant!r}; variants: {names}")
+
+
+def display_curve(result) -> tuple[list[float], list[float]]:
+    """The smoothed curve with the final blow-up clipped, so the useful part stays readable:
+    values above 1.2 × the highest loss of the first tenth of the sweep are cut to it."""
+    import math
+
+    head = [v for v in result.smoothed[: max(1, len(result.smoothed) // 10)] if math.isfinite(v)]
+    top = 1.2 * max(head) if head else math.inf
+    return list(result.lrs), [min(v, top) if math.isfinite(v) else top for v in result.smoothed]
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from rich.console import Console
+
+    from engine.device import resolve_device
+    from engine.diagnostics.lr_find import LR_MAX, LR_MIN, STEPS, find_lr
+    from tui_lab.widgets.text_chart import chart
+
+    torch.set_num_threads(1)
+    loaded, spec = pick_spec(args.preset, args.variant, args.quick, args.seed)
+    t = spec.recipe.train
+    result = find_lr(spec, device=str(resolve_device(args.device)), lr_min=args.lr_min or LR_MIN,
+                     lr_max=args.lr_max or LR_MAX, steps=args.steps or STEPS, rule=args.rule)
+    if args.json:
+        print(json.dumps({"preset": loaded.id, "variant": spec.variant, "current_lr": t.lr, **result.as_dict()},
+                         indent=2))
+        return 0
+    console = Console(highlight=False)
+    console.print(f"[bold]LR range test[/]: {loaded.id} / {spec.variant} ({t.optimizer}, batch {t.batch_size or 'full'}, "
+                  f"seed {args.seed})")
+    marks = [("suggestion", result.suggestion), ("minimum", result.minimum)]
+    console.print(chart([("smoothed loss", *display_curve(result))], log_x=True, xlabel="learning rate (log)",
+                        ylabel="loss", marks=marks, color=console.is_terminal))
+    console.print(f"vertical lines: the suggestion {result.suggestion:.3g} and the minimum {result.minimum:.3g}")
+    console.print(f"stopped: {result.stopped}")
+    steep = f"{result.steepest:.3g}" if result.steepest is not None else "none (the loss never fell)"
+    console.print(f"lowest smoothed loss {result.best_loss:.4g} at lr {result.minimum:.3g}; steepest descent at {steep}")
+    console.print(f"[bold]suggested lr: {result.suggestion:.3g}[/]  (rule: {result.rule}); the recipe has lr {t.lr:g}")
+    console.print(f"[dim]apply it: set lr = {result.suggestion:.3g} in the variant, or train.lr_find = true to "
+                  "find it at the start of every run[/]")
+    return 0

@@ -1,0 +1,68 @@
+"""`dllab sanity`: CS231n's checks before a long run, on a preset's recipe."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "sanity",
+        help="checks before training: initial loss ≈ ln C, a penalty raises the loss, 20 samples overfit",
+        description="Runs three checks on a variant's recipe (default: the first variant): the loss at the initial "
+                    "weights against its expected value (ln C for cross-entropy), the objective rising with an L2 "
+                    "penalty, and a tiny subset of 20 training samples overfit to near-zero loss with "
+                    "regularization off (full-batch Adam). Exit 0 when every check passes, 1 otherwise.",
+    )
+    p.add_argument("preset", help="a catalogue id or a path to a preset TOML file")
+    p.add_argument("--variant", help="the variant whose recipe to check (default: the first)")
+    p.add_argument("--all-variants", action="store_true", help="check every variant")
+    p.add_argument("--quick", action="store_true", help="use the preset's quick form")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=300, help="steps of the overfitting check (default 300)")
+    p.add_argument("--samples", type=int, default=20, help="samples of the overfitting check (default 20)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from engine.device import resolve_device
+    from engine.diagnostics.sanity import run_sanity
+    from engine.presets import load_preset
+    from tui_lab.commands.lr_find import pick_spec
+
+    torch.set_num_threads(1)
+    if args.all_variants:
+        loaded = load_preset(args.preset)
+        specs = loaded.expand(quick=args.quick, seeds=[args.seed])
+    else:
+        loaded, spec = pick_spec(args.preset, args.variant, args.quick, args.seed)
+        specs = [spec]
+    device = str(resolve_device(args.device))
+    results = [(spec, run_sanity(spec, device=device, overfit_steps=args.steps, n_samples=args.samples))
+               for spec in specs]
+    failed = any(c.passed is False for _, checks in results for c in checks)
+    if args.json:
+        print(json.dumps([{"variant": spec.variant, "checks": [
+            {"name": c.name, "status": c.status, "message": c.message, "advice": c.advice, "measured": c.measured}
+            for c in checks]} for spec, checks in results], indent=2, default=str))
+        return 1 if failed else 0
+    console = Console(highlight=False)
+    style = {"pass": "green", "FAIL": "bold red", "skipped": "yellow"}
+    for spec, checks in results:
+        table = Table(title=f"sanity checks: {loaded.id} / {spec.variant}", show_lines=True)
+        table.add_column("check")
+        table.add_column("result")
+        table.add_column("measured", overflow="fold")
+        table.add_column("advice", overflow="fold")
+        for c in checks:
+            table.add_row(c.name, Text(c.status, style=style[c.status]), c.message, c.advice or "–")
+        console.print(table)
+    return 1 if failed else 0

@@ -1,0 +1,415 @@
+"""One comparison as the dashboard sees it: its runs, their full metric series, the verdict.
+
+Events go in through :meth:`Comparison.add` (live from the runner, or replayed from the store:
+the same path); every point is kept. The dashboard reads curves, table rows and the verdict out
+of it at its own pace, redrawing when :attr:`Comparison.version` moved.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.claims import ClaimResult, check_claims
+from engine.config import RunSpec
+from engine.diagnostics.curves import Diagnosis, diagnose
+from engine.events import (
+    FINAL_STATUSES,
+    Diagnostics,
+    EvalMetrics,
+    Event,
+    Message,
+    RunFinished,
+    RunStarted,
+    StepMetrics,
+)
+from engine.outcomes import OutcomeCollector
+from engine.presets import LoadedPreset
+from tui_lab.data import series as S
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    key: str
+    title: str
+    source: str
+    """``steps`` (StepMetrics, every log_every steps) or ``evals`` (EvalMetrics)."""
+    is_loss: bool
+
+
+METRICS: dict[str, MetricInfo] = {
+    m.key: m
+    for m in (
+        MetricInfo("train_loss", "train loss", "steps", True),
+        MetricInfo("val_loss", "val loss", "evals", True),
+        MetricInfo("val_acc", "val accuracy", "evals", False),
+        MetricInfo("lr", "learning rate", "steps", False),
+    )
+}
+X_AXES = ("step", "epoch", "time")
+SMOOTHING = (0.0, 0.6, 0.9)
+
+
+@dataclass
+class Curve:
+    """One line of a plot (a variant), with the min/max band across its seeds when it has several."""
+
+    label: str
+    color: int
+    """Index of the variant, for its colour."""
+    xs: list[float]
+    ys: list[float]
+    band: list[tuple[list[float], list[float]]] = field(default_factory=list)
+    """The min and the max line over seeds (empty for one seed)."""
+
+
+@dataclass
+class RunView:
+    """One run (a variant × seed): where it is, and every point it reported."""
+
+    index: int
+    variant: str
+    seed: int
+    label: str
+    preset: str = ""
+    run_id: str | None = None
+    status: str = "pending"
+    reason: str = ""
+    device: str = ""
+    n_params: int = 0
+    total_steps: int = 0
+    steps_per_epoch: int = 0
+    step: int = 0
+    epoch: float = 0.0
+    elapsed: float = 0.0
+    speed: float | None = None
+    wall_time: float | None = None
+    steps: dict[str, list[float]] = field(
+        default_factory=lambda: {"step": [], "epoch": [], "time": [], "train_loss": [], "lr": []}
+    )
+    evals: dict[str, list[float]] = field(default_factory=lambda: {"step": [], "epoch": [], "time": []})
+    eval_metrics: list[dict[str, float]] = field(default_factory=list)
+    best_val_acc: float | None = None
+    best_val_loss: float | None = None
+    final: dict[str, Any] = field(default_factory=dict)
+    best: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    layers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    layers_step: int | None = None
+    diag_summary: dict[str, float] = field(default_factory=dict)
+    messages: list[Message] = field(default_factory=list)
+    latest: dict[str, Any] = field(default_factory=dict)
+    """The latest event of each other type (``Boundary``, ...), by type name, for extra views."""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def progress(self) -> float:
+        if self.status in ("done",):
+            return 1.0
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        if self.status != "running" or not self.speed or not self.total_steps:
+            return None
+        return max(0.0, (self.total_steps - self.step) / self.speed)
+
+    @property
+    def train_loss(self) -> float | None:
+        if self.steps["train_loss"]:
+            return self.steps["train_loss"][-1]
+        return self.final.get("train_loss")
+
+    def last_eval(self, key: str) -> float | None:
+        if key in self.final:
+            return self.final[key]
+        for metrics in reversed(self.eval_metrics):
+            if key in metrics:
+                return metrics[key]
+        return None
+
+    def series(self, metric: str, x_axis: str) -> tuple[list[int], list[float], list[float]]:
+        """(steps, xs, ys) of one metric against the chosen x axis."""
+        info = METRICS.get(metric)
+        if info is not None and info.source == "steps":
+            cols = self.steps
+            ys = cols[metric]
+            return [int(s) for s in cols["step"]], list(cols[x_axis]), list(ys)
+        pairs = [
+            (int(s), x, m[metric])
+            for s, x, m in zip(self.evals["step"], self.evals[x_axis], self.eval_metrics, strict=True)
+            if metric in m
+        ]
+        return [p[0] for p in pairs], [p[1] for p in pairs], [p[2] for p in pairs]
+
+
+class Comparison:
+    """Runs of one comparison (or a set of stored runs opened together) and what they reported."""
+
+    def __init__(
+        self,
+        title: str,
+        *,
+        loaded: LoadedPreset | None = None,
+        quick: bool = False,
+        seeds: list[int] | None = None,
+        read_only: bool = False,
+        device: str = "auto",
+    ) -> None:
+        self.title = title
+        self.loaded = loaded
+        self.quick = quick
+        self.seeds = seeds
+        self.read_only = read_only
+        self.device = device
+        self.specs: list[RunSpec] = []
+        self.runs: list[RunView] = []
+        self.by_id: dict[str, RunView] = {}
+        self.labels: list[str] = []
+        self.collector = OutcomeCollector()
+        self.messages: list[Message] = []
+        self.error = ""
+        self.version = 0
+        self._claims_cache: tuple[int, list[ClaimResult]] | None = None
+
+    # -- building -------------------------------------------------------------------------
+
+    @property
+    def view(self) -> str:
+        return self.loaded.preset.view if self.loaded is not None else "curves"
+
+    @property
+    def preset_id(self) -> str:
+        return self.loaded.id if self.loaded is not None else ""
+
+    def _add_run(self, variant: str, seed: int, label: str, preset: str = "", run_id: str | None = None) -> RunView:
+        if label not in self.labels:
+            self.labels.append(label)
+        run = RunView(index=len(self.runs), variant=variant, seed=seed, label=label, preset=preset)
+        self.runs.append(run)
+        if run_id is not None:
+            self._attach(run, run_id)
+        return run
+
+    def _attach(self, run: RunView, run_id: str) -> None:
+        run.run_id = run_id
+        self.by_id[run_id] = run
+        self.collector.register(run_id, run.label, run.seed)
+
+    def add_specs(self, specs: Sequence[RunSpec]) -> None:
+        """The runs a live comparison will have, in the runner's order (ids come with attach)."""
+        self.specs = list(specs)
+        for spec in specs:
+            self._add_run(spec.variant, spec.seed, spec.variant, spec.preset)
+            self.runs[-1].status = "starting"
+        self.version += 1
+
+    def attach(self, run_ids: Sequence[str]) -> None:
+        """The runner's run ids, in the order of the specs."""
+        for run, run_id in zip(self.runs, run_ids, strict=False):
+            if run.run_id is None:
+                self._attach(run, run_id)
+                run.status = "pending"
+        self.version += 1
+
+    def add_stored(self, rows: Sequence[Any]) -> None:
+        """Runs from the store (``RunRow``s): one line per variant, labelled so that runs of
+        different presets or repeated runs of one variant and seed stay apart."""
+        presets = {r.preset for r in rows}
+        base = [f"{r.preset}:{r.variant}" if len(presets) > 1 else r.variant for r in rows]
+        keys = [(b, r.seed) for b, r in zip(base, rows, strict=True)]
+        for b, r in zip(base, rows, strict=True):
+            label = b if keys.count((b, r.seed)) == 1 else f"{b} #{r.run_id[:6]}"
+            run = self._add_run(r.variant, r.seed if r.seed is not None else 0, label, r.preset, r.run_id)
+            run.status = r.status if r.status in FINAL_STATUSES else "pending"
+            run.total_steps = r.total_steps or 0
+            spec = _spec_from_json(r.spec)
+            if spec is not None:
+                self.specs.append(spec)
+        self.version += 1
+
+    # -- events ---------------------------------------------------------------------------
+
+    def add_many(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.add(event)
+
+    def add(self, event: Event) -> None:
+        """Fold one event in. Every metric point is kept."""
+        run = self.by_id.get(event.run_id)
+        if run is None:
+            if not isinstance(event, RunStarted):
+                if isinstance(event, Message):
+                    self.messages.append(event)
+                    self.version += 1
+                return
+            run = self._match(event)
+        self.version += 1
+        if isinstance(event, RunStarted | StepMetrics | EvalMetrics | Diagnostics | RunFinished):
+            self.collector.add(event)
+        if isinstance(event, StepMetrics):
+            cols = run.steps
+            cols["step"].append(event.step)
+            cols["epoch"].append(event.epoch)
+            cols["time"].append(event.elapsed)
+            cols["train_loss"].append(event.train_loss)
+            cols["lr"].append(event.lr)
+            run.step = max(run.step, event.step)
+            run.epoch = event.epoch
+            run.elapsed = event.elapsed
+            run.speed = event.steps_per_sec
+            if run.status in ("pending", "starting"):
+                run.status = "running"
+        elif isinstance(event, EvalMetrics):
+            run.evals["step"].append(event.step)
+            run.evals["epoch"].append(event.epoch)
+            run.evals["time"].append(event.elapsed)
+            run.eval_metrics.append(dict(event.metrics))
+            run.step = max(run.step, event.step)
+            run.elapsed = max(run.elapsed, event.elapsed)
+            acc, loss = event.metrics.get("val_acc"), event.metrics.get("val_loss")
+            if isinstance(acc, float) and math.isfinite(acc):
+                run.best_val_acc = acc if run.best_val_acc is None else max(run.best_val_acc, acc)
+            if isinstance(loss, float) and math.isfinite(loss):
+                run.best_val_loss = loss if run.best_val_loss is None else min(run.best_val_loss, loss)
+            if run.status in ("pending", "starting"):
+                run.status = "running"
+        elif isinstance(event, Diagnostics):
+            for name, stats in event.layers.items():  # the latest value of each statistic
+                run.layers.setdefault(name, {}).update(stats)
+            run.layers_step = event.step
+            run.diag_summary = dict(event.summary)
+        elif isinstance(event, RunStarted):
+            run.status = "running"
+            run.device = event.device
+            run.n_params = event.n_params
+            run.total_steps = event.total_steps
+            run.steps_per_epoch = event.steps_per_epoch
+            run.preset = event.preset or run.preset
+        elif isinstance(event, RunFinished):
+            run.status = event.status
+            run.reason = event.reason
+            run.step = max(run.step, event.step)
+            run.final = dict(event.final)
+            run.best = dict(event.best)
+            run.summary = dict(event.summary)
+            run.wall_time = event.wall_time
+            run.speed = None
+        elif isinstance(event, Message):
+            run.messages.append(event)
+            self.messages.append(event)
+        else:
+            run.latest[type(event).__name__] = event
+
+    def _match(self, event: RunStarted) -> RunView:
+        """A RunStarted for a run id not attached yet: the first unattached run of that variant and
+        seed, or a new run."""
+        for run in self.runs:
+            if run.run_id is None and run.variant == event.variant and run.seed == event.seed:
+                self._attach(run, event.run_id)
+                return run
+        return self._add_run(event.variant, event.seed, event.variant, event.preset, event.run_id)
+
+    def end_unfinished(self, status: str, reason: str) -> None:
+        """Close runs the runner never ended (it failed to start, or it died)."""
+        for run in self.runs:
+            if not run.finished:
+                run.status, run.reason = status, reason
+                if run.run_id is not None:
+                    self.collector.add(RunFinished(run.run_id, status, run.step, reason, {}, {}, 0.0))  # type: ignore[arg-type]
+        self.version += 1
+
+    # -- reading --------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.runs) and all(r.finished for r in self.runs)
+
+    @property
+    def n_finished(self) -> int:
+        return sum(r.finished for r in self.runs)
+
+    @property
+    def multi_seed(self) -> bool:
+        seeds: dict[str, set[int]] = {}
+        for r in self.runs:
+            seeds.setdefault(r.label, set()).add(r.seed)
+        return any(len(s) > 1 for s in seeds.values())
+
+    def color_of(self, run: RunView) -> int:
+        return self.labels.index(run.label)
+
+    def run_title(self, run: RunView) -> str:
+        return f"{run.label} s{run.seed}" if self.multi_seed else run.label
+
+    def has_metric(self, metric: str) -> bool:
+        return any(run.series(metric, "step")[0] for run in self.runs)
+
+    def curves(self, metric: str, x_axis: str = "step", smoothing: float = 0.0, log: bool = False) -> list[Curve]:
+        """One curve per variant: its run's points, or the mean over its seeds with a min/max band."""
+        out: list[Curve] = []
+        for i, label in enumerate(self.labels):
+            runs = [r for r in self.runs if r.label == label]
+            per_seed = []
+            for r in runs:
+                steps, xs, ys = r.series(metric, x_axis)
+                if smoothing:
+                    ys = S.ema(ys, smoothing)
+                per_seed.append((steps, xs, ys))
+            per_seed = [p for p in per_seed if p[0]]
+            if not per_seed:
+                continue
+            if len(per_seed) == 1:
+                _, xs, ys = per_seed[0]
+                curve = Curve(label, i, *_shape(xs, ys, log))
+            else:
+                xs, mean, lo, hi = S.aggregate(per_seed)
+                curve = Curve(label, i, *_shape(xs, mean, log))
+                curve.band = [_shape(xs, lo, log), _shape(xs, hi, log)]
+            if curve.xs:
+                out.append(curve)
+        return out
+
+    def lr_spans_decades(self) -> bool:
+        """Learning rates that differ by 10× or more (across variants or a schedule): drawn on a log scale."""
+        values = [v for r in self.runs for v in r.steps["lr"] if S.is_finite(v) and v > 0]
+        return bool(values) and max(values) >= 10 * min(values)
+
+    def claims(self) -> list[ClaimResult]:
+        """The preset's claims, measured (each says why it is not checked yet while runs go on)."""
+        if self.loaded is None or not self.loaded.preset.claims:
+            return []
+        if self._claims_cache is None or self._claims_cache[0] != self.version:
+            self._claims_cache = (self.version, check_claims(self.loaded.preset.claims, self.collector.outcomes()))
+        return self._claims_cache[1]
+
+    def diagnoses(self) -> list[tuple[RunView, Diagnosis]]:
+        """The plain-words reading of each finished run's curves."""
+        out = []
+        for run in self.runs:
+            if run.finished and run.run_id is not None:
+                outcome = self.collector.runs.get(run.run_id)
+                evals = outcome.evals if outcome is not None else []
+                out.append((run, diagnose(evals, run.status, run.reason)))
+        return out
+
+    def run_specs(self) -> list[RunSpec]:
+        """The specs to run again (a live comparison's, or rebuilt from stored runs' spec JSON)."""
+        return list(self.specs)
+
+
+def _spec_from_json(data: dict[str, Any]) -> RunSpec | None:
+    """The RunSpec a stored run was made from (its JSON also carries versions and data info)."""
+    try:
+        return RunSpec.model_validate({k: v for k, v in data.items() if k in RunSpec.model_fields})
+    except ValueError:
+        return None
+
+
+def _shape(xs: Sequence[float], ys: Sequence[float], log: bool) -> tuple[list[float], list[float]]:
+    return S.log10_series(xs, ys) if log else S.finite_points(xs, ys)

@@ -1,0 +1,77 @@
+"""Formatting numbers, durations and progress for tables and panels."""
+
+from __future__ import annotations
+
+import math
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+STATUS_ICON = {
+    "pending": "·",
+    "starting": "·",
+    "done": "✔",
+    "early-stopped": "✔",
+    "diverged": "✘",
+    "failed": "✘",
+    "cancelled": "■",
+}
+
+
+def num(x: object, digits: int = 4) -> str:
+    """A compact number: ``0.0123``, ``1.2e-05``, ``–`` for nothing."""
+    if x is None:
+        return "–"
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "nan"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+            return f"{x:.{max(1, digits - 2)}e}".replace("e-0", "e-").replace("e+0", "e")
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def rate(x: object) -> str:
+    """A speed: ``1234``, ``56.7``, ``0.512``."""
+    if not isinstance(x, int | float) or isinstance(x, bool) or not math.isfinite(x) or x <= 0:
+        return "–"
+    return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def pct(x: object) -> str:
+    if not isinstance(x, int | float) or isinstance(x, bool) or not math.isfinite(x):
+        return "–"
+    return f"{100 * x:.1f}%"
+
+
+def duration(seconds: float | None) -> str:
+    """``42s``, ``3m07s``, ``1h02m``; ``–`` for unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def bar(fraction: float, width: int = 10) -> str:
+    """A text progress bar with eighth-block resolution."""
+    fraction = min(1.0, max(0.0, fraction if math.isfinite(fraction) else 0.0))
+    eighths = round(fraction * width * 8)
+    full, part = divmod(eighths, 8)
+    partial = " ▏▎▍▌▋▊▉"[part] if part else ""
+    return ("█" * full + partial).ljust(width, "░")[:width]
+
+
+def status_text(status: str, frame: int = 0) -> str:
+    """The status with its icon (a spinner frame while running)."""
+    icon = SPINNER[frame % len(SPINNER)] if status == "running" else STATUS_ICON.get(status, "?")
+    return f"{icon} {status}"

@@ -1,0 +1,268 @@
+"""Assemble a recipe from menus, add variants by sweeping fields, check it as you type (with the
+engine's own messages), save it as a preset TOML and run it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label, Static, TabbedContent, TabPane, TextArea
+
+from engine.presets import LoadedPreset, PresetError, builtin_dir, load_preset
+from tui_lab.data.draft import Draft, format_overrides, parse_overrides, preset_fields
+from tui_lab.data.fields import recipe_fields
+from tui_lab.widgets.mode_bar import ModeBar
+from tui_lab.widgets.recipe_form import RecipeForm
+from tui_lab.widgets.variant_editor import VariantEditor
+
+PRIMARY = {
+    "preset": ("title", "technique", "chapter", "step", "benefit", "summary", "view", "seeds"),
+    "data": ("name", "n_samples", "n_classes", "noise", "preprocess", "train_fraction", "n_train"),
+    "model": ("kind", "hidden", "depth", "width", "activation", "norm", "dropout", "residual", "init"),
+    "train": ("optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_steps", "batch_size", "steps",
+              "epochs", "loss", "l1", "l2", "clip_norm", "early_stopping", "ema", "mixup", "seed"),
+}
+VALIDATE_DELAY = 0.25
+
+
+def editable_path(loaded: LoadedPreset) -> Path | None:
+    """Where saving a loaded preset goes: its own file, unless it is a built-in one (then the
+    user's presets folder, by its id)."""
+    path = loaded.path.resolve()
+    if path.parent == builtin_dir().resolve() or not path.is_file():
+        return None
+    return path
+
+
+class BuilderScreen(Screen):
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save"),
+        Binding("ctrl+r", "run(True)", "Run quick"),
+        Binding("ctrl+t", "run(False)", "Run full"),
+        Binding("ctrl+o", "open", "Open file"),
+        Binding("ctrl+n", "new", "New"),
+        Binding("escape", "leave_field", "Leave field", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.draft = Draft.new()
+        self.path: Path | None = None
+        self.loaded: LoadedPreset | None = None
+        self.problem = ""
+        self.field_errors: dict[str, str] = {}
+        self._timer = None
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("builder")
+        fields = recipe_fields()
+        with TabbedContent(id="builder-tabs"):
+            with TabPane("Preset", id="tab-preset"):
+                with Vertical(classes="preset-pane"):
+                    yield RecipeForm("preset", tuple(preset_fields().values()), primary=PRIMARY["preset"],
+                                     explicit_only=False, id="form-preset")
+                    with Horizontal(classes="field-row"):
+                        yield Label("quick form", classes="field-label")
+                        yield Input(compact=True, id="quick-overrides", placeholder="train.steps = 200")
+                    with Horizontal(classes="field-row"):
+                        yield Label("save as", classes="field-label")
+                        yield Input(compact=True, id="save-path")
+                    yield Static("explanation (Markdown)", classes="form-help")
+                    yield TextArea(id="explain", soft_wrap=True)
+                    yield Static("", id="claims-note", classes="form-help")
+            for section, title in (("data", "Data"), ("model", "Model"), ("train", "Train")):
+                with TabPane(title, id=f"tab-{section}"):
+                    yield RecipeForm(section, fields[section], primary=PRIMARY[section], id=f"form-{section}")
+            with TabPane("Variants", id="tab-variants"):
+                yield VariantEditor(id="variants-editor")
+            with TabPane("TOML", id="tab-toml"):
+                yield TextArea(id="toml-view", read_only=True)
+        yield Static("", id="builder-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._take_pending()
+        if self.loaded is None and not self.problem:
+            self.load_draft(self.draft, None)
+
+    def on_screen_resume(self) -> None:
+        self._take_pending()
+
+    def _take_pending(self) -> None:
+        pending = getattr(self.app, "pending_draft", None)
+        if pending is not None:
+            self.app.pending_draft = None
+            self.load_draft(*pending)
+
+    # -- draft <-> widgets ----------------------------------------------------------------
+
+    def load_draft(self, draft: Draft, path: Path | None = None) -> None:
+        """Show a draft in every tab (no change events), then check it."""
+        self.draft = draft
+        self.path = path
+        meta = dict(draft.meta)
+        self.query_one("#form-preset", RecipeForm).set_values(meta)
+        for section in ("data", "model", "train"):
+            self.query_one(f"#form-{section}", RecipeForm).set_values(draft.base.get(section, {}))
+        with self.prevent(Input.Changed, TextArea.Changed):
+            self.query_one("#quick-overrides", Input).value = format_overrides(draft.quick)
+            save = self.query_one("#save-path", Input)
+            save.value = str(path) if path is not None else ""
+            save.placeholder = str(self.default_path())
+            self.query_one("#explain", TextArea).text = draft.explain
+        self.query_one(VariantEditor).set_variants(draft.variants)
+        self.field_errors = {}
+        self._claims_note()
+        self.validate()
+
+    def _claims_note(self) -> None:
+        n = len(self.draft.claims)
+        text = (f"{n} claim{'s' if n != 1 else ''} kept from the file (edit the TOML to change them)"
+                if n else "No claims: a recipe made here is compared by eye and by the curve diagnosis.")
+        self.query_one("#claims-note", Static).update(Content.from_markup("[$text-muted]$t[/]", t=text))
+
+    def default_path(self) -> Path:
+        technique = str(self.draft.meta.get("technique") or "my-recipe")
+        return self.app.presets_dir / f"{technique}.toml"
+
+    def save_path(self) -> Path:
+        text = self.query_one("#save-path", Input).value.strip()
+        return Path(text).expanduser() if text else self.default_path()
+
+    # -- changes --------------------------------------------------------------------------
+
+    def on_recipe_form_changed(self, event: RecipeForm.Changed) -> None:
+        section = event.form.section
+        values, errors = event.form.collect()  # now, not when posted: a stale message must not undo a load
+        for key in [k for k in self.field_errors if k.startswith(section + ".")]:
+            del self.field_errors[key]
+        for name, msg in errors.items():
+            self.field_errors[f"{section}.{name}"] = msg
+        if section == "preset":
+            self.draft.meta = dict(values)
+            self.query_one("#save-path", Input).placeholder = str(self.default_path())
+        else:
+            self.draft.base[section] = dict(values)
+        self._schedule()
+
+    def on_variant_editor_changed(self, event: VariantEditor.Changed) -> None:
+        self.draft.variants = list(event.variants)
+        self._schedule()
+
+    @on(Input.Changed, "#quick-overrides")
+    def _quick_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        try:
+            self.draft.quick = parse_overrides(event.value)
+            self.field_errors.pop("quick", None)
+        except ValueError as exc:
+            self.field_errors["quick"] = str(exc)
+        self._schedule()
+
+    @on(TextArea.Changed, "#explain")
+    def _explain_changed(self, event: TextArea.Changed) -> None:
+        event.stop()
+        self.draft.explain = event.text_area.text
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(VALIDATE_DELAY, self.validate)
+
+    def validate(self) -> LoadedPreset | None:
+        """Check the draft as the engine would load it; the status line says what is wrong."""
+        self._timer = None
+        status = self.query_one("#builder-status", Static)
+        self.loaded = None
+        if self.field_errors:
+            key, msg = next(iter(self.field_errors.items()))
+            more = f" (and {len(self.field_errors) - 1} more)" if len(self.field_errors) > 1 else ""
+            self.problem = f"{key}: {msg}{more}"
+        else:
+            try:
+                self.loaded = self.draft.validate(self.save_path())
+                self.problem = ""
+            except PresetError as exc:
+                self.problem = str(exc)
+        if self.loaded is not None:
+            p = self.loaded.preset
+            runs = len(p.variants) * len(p.seeds)
+            quick = len(p.variants) * len(p.default_seeds(True))
+            status.update(Content.from_markup(
+                "[b $success]✔ valid[/] $v variant$s × $n seed$ns = $r run$rs [$text-muted]($q in the quick form)[/]",
+                v=str(len(p.variants)), s="s" if len(p.variants) != 1 else "", n=str(len(p.seeds)),
+                ns="s" if len(p.seeds) != 1 else "", r=str(runs), rs="s" if runs != 1 else "", q=str(quick),
+            ))
+            status.remove_class("-error")
+        else:
+            status.update(Content.from_markup("[b $error]✘[/] $p", p=self.problem))
+            status.add_class("-error")
+        self._show_toml()
+        return self.loaded
+
+    def _show_toml(self) -> None:
+        try:
+            text = self.draft.toml()
+        except Exception as exc:  # noqa: BLE001 - a value TOML cannot hold: say so in the view
+            text = f"# cannot write this draft as TOML: {exc}"
+        view = self.query_one("#toml-view", TextArea)
+        if view.text != text:
+            view.text = text
+
+    # -- actions --------------------------------------------------------------------------
+
+    def action_leave_field(self) -> None:
+        self.query_one("#builder-tabs", TabbedContent).query_one("Tabs").focus()
+
+    def action_save(self) -> None:
+        if self.validate() is None:
+            self.notify(self.problem, title="Not saved: the recipe is not valid", severity="error", timeout=8)
+            return
+        path = self.save_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.draft.toml(), encoding="utf-8")
+        except OSError as exc:
+            self.notify(str(exc), title="Could not save", severity="error")
+            return
+        self.path = path
+        with self.prevent(Input.Changed):
+            self.query_one("#save-path", Input).value = str(path)
+        self.app.saved_changed = True
+        self.notify(f"saved to {path}", title="Recipe saved")
+
+    def action_run(self, quick: bool) -> None:
+        loaded = self.validate()
+        if loaded is None:
+            self.notify(self.problem, title="Cannot run: the recipe is not valid", severity="error", timeout=8)
+            return
+        self.app.start_preset(loaded, quick=quick)
+
+    def action_open(self) -> None:
+        from tui_lab.screens.prompt import PromptScreen
+
+        def opened(answer: str | None) -> None:
+            if answer:
+                self.open_file(Path(answer).expanduser())
+
+        start = str(self.path or (self.app.presets_dir / ""))
+        self.app.push_screen(PromptScreen("Open a preset file (a path to a .toml or a catalogue id):", start), opened)
+
+    def open_file(self, path: Path) -> bool:
+        try:
+            loaded = load_preset(path)
+        except PresetError as exc:
+            self.notify(str(exc), title="Cannot open", severity="error", timeout=8)
+            return False
+        self.load_draft(Draft.from_preset(loaded.preset), editable_path(loaded))
+        self.notify(f"opened {loaded.path}")
+        return True
+
+    def action_new(self) -> None:
+        self.load_draft(Draft.new(), None)

@@ -1,0 +1,330 @@
+"""The live comparison: curves per metric (a line per variant), the runs' table, the verdict,
+per-layer statistics, and the preset's extra view. Redraws from a timer at a bounded rate, only
+when the data or the view changed; every plotext call is inside the plot widgets."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.color import Color
+from textual.containers import Grid
+from textual.content import Content
+from textual.reactive import var
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from tui_lab.data.comparison import METRICS, SMOOTHING, X_AXES, Comparison
+from tui_lab.engine_bridge import Session
+from tui_lab.palette import faint, series_colors
+from tui_lab.screens.views import build_view, update_view
+from tui_lab.widgets.comparison_header import ComparisonHeader
+from tui_lab.widgets.layer_stats import LayerStats
+from tui_lab.widgets.metric_plot import MetricPlot, PlotData
+from tui_lab.widgets.mode_bar import ModeBar
+from tui_lab.widgets.variant_table import VariantTable
+from tui_lab.widgets.verdict_panel import VerdictPanel
+
+REDRAW_HZ = 4.0
+PAGES = (("train_loss", "val_acc"), ("val_loss", "lr"))
+"""Pairs of plots shown side by side when the terminal is too small for all four."""
+COMPACT_HEIGHT = 34
+COMPACT_WIDTH = 100
+
+
+class DashboardScreen(Screen):
+    BINDINGS = [
+        Binding("l", "toggle_log", "Log loss"),
+        Binding("s", "cycle_smoothing", "Smooth"),
+        Binding("x", "cycle_x", "X axis"),
+        Binding("m", "more_plots", "More plots"),
+        Binding("t", "next_tab", "Next tab"),
+        Binding("v", "verdict", "Verdict", show=False),
+        Binding("c", "cancel_run", "Cancel run"),
+        Binding("C", "cancel_all", "Cancel all"),
+        Binding("r", "rerun", "Rerun"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    log_scale: var[bool] = var(False)
+    """Loss plots on a log scale (the data are log-transformed here, not by plotext)."""
+    smoothing: var[float] = var(0.0)
+    """EMA weight applied to each series (0: raw points)."""
+    x_axis: var[str] = var("step")
+    page: var[int] = var(0)
+    """Which pair of plots shows in the compact layout."""
+
+    def __init__(self, session: Session | None = None, *, follow_live: bool = True) -> None:
+        super().__init__()
+        self.session = session
+        self.follow_live = follow_live
+        self._drawn = -1
+        self._dirty = True
+        self._frame = 0
+        self._layer_run = 0
+        self._recomposing = False
+        self._binding_state: tuple[bool, bool] | None = None
+        self._view_update = None
+        self._colors: list[Color] = []
+        self._band_colors: list[Color] = []
+
+    @property
+    def comparison(self) -> Comparison | None:
+        return self.session.comparison if self.session is not None else None
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("dashboard" if self.follow_live else "history",
+                      status="" if self.follow_live else "stored runs · escape goes back")
+        yield ComparisonHeader(id="dash-header")
+        c = self.comparison
+        if c is None:
+            yield Static(Content.from_markup(
+                "[$text-muted]Nothing has run yet. Pick a technique in the Library ([b]1[/]) and press "
+                "[b]enter[/] to run it quick, or open stored runs from the History ([b]4[/]).[/]"
+            ), id="dash-empty")
+        else:
+            with TabbedContent(id="dash-tabs"):
+                with TabPane("Curves", id="tab-curves"):
+                    with Grid(id="plots"):
+                        for key in METRICS:
+                            yield MetricPlot(key, id=f"plot-{key}")
+                    yield VariantTable(id="variants")
+                with TabPane("Verdict", id="tab-verdict"):
+                    yield VerdictPanel(id="verdict")
+                with TabPane("Layers", id="tab-layers"):
+                    yield LayerStats(id="layers")
+                extra = build_view(c.view, c)
+                if extra is not None:
+                    title, view, self._view_update = extra
+                    with TabPane(title, id="tab-view"):
+                        view.id = "extra-view"
+                        yield view
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / REDRAW_HZ, self._tick)
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._theme_changed())
+        self._theme_changed()
+        self._layout()
+
+    def on_resize(self) -> None:
+        self._layout()
+
+    def _layout(self) -> None:
+        compact = self.size.height < COMPACT_HEIGHT or self.size.width < COMPACT_WIDTH
+        self.set_class(compact, "-compact")
+        shown = set(PAGES[self.page % len(PAGES)]) if compact else set(METRICS)
+        for key in METRICS:
+            for plot in self.query(f"#plot-{key}"):
+                plot.display = key in shown
+        self._dirty = True
+
+    def _theme_changed(self) -> None:
+        c = self.comparison
+        n = max(1, len(c.labels) if c is not None else 1)
+        variables = self.app.theme_variables
+        self._colors = series_colors(variables, n)
+        background = Color.parse(variables.get("surface", variables.get("background", "black")))
+        self._band_colors = [faint(col, background) for col in self._colors]
+        self._dirty = True
+
+    # -- following the live comparison ------------------------------------------------------
+
+    async def adopt_live(self) -> None:
+        """Show the app's live session if it is not the one shown (a new run or a rerun)."""
+        live = self.app.bridge.live
+        if self.follow_live and live is not None and live is not self.session and not self._recomposing:
+            self._recomposing = True
+            try:
+                self.session = live
+                self._drawn, self._dirty, self._layer_run = -1, True, 0
+                await self.recompose()
+            finally:
+                self._recomposing = False
+            self._theme_changed()
+            self._layout()
+            self.redraw()
+
+    async def on_screen_resume(self) -> None:
+        await self.adopt_live()
+        self._dirty = True
+        self.redraw()
+
+    # -- drawing --------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        if self.follow_live and self.app.bridge.live is not self.session:
+            await self.adopt_live()
+            return
+        if not self.is_current or self._recomposing:
+            return
+        c = self.comparison
+        animate = c is not None and self.session is not None and self.session.active and not self.app.frozen
+        if animate:
+            self._frame += 1  # the spinner and the clock move even when no event came
+        if c is not None and (c.version != self._drawn or self._dirty):
+            self.redraw()
+        elif animate:
+            with self.app.batch_update():
+                self._draw_table(c)  # type: ignore[arg-type]
+                self._draw_header(c)
+
+    def redraw(self) -> None:
+        """Bring everything visible up to date with the comparison (the tick calls this)."""
+        c = self.comparison
+        if not self.is_mounted or self._recomposing or not self.query(ComparisonHeader):
+            return
+        with self.app.batch_update():
+            self._draw_header(c)
+            if c is None:
+                return
+            if len(self._colors) < len(c.labels):
+                self._theme_changed()
+            tab = self._active_tab()
+            if tab == "tab-curves":
+                self._draw_plots(c)
+                self._draw_table(c)
+            elif tab == "tab-verdict":
+                self.query_one(VerdictPanel).show(c)
+            elif tab == "tab-layers":
+                run = c.runs[self._layer_run] if 0 <= self._layer_run < len(c.runs) else None
+                self.query_one(LayerStats).show(c, run)
+            elif tab == "tab-view":
+                update_view(self.query_one("#extra-view"), self._view_update, c)
+        self._drawn = c.version
+        self._dirty = False
+        state = (c.finished, self.session.active if self.session is not None else False)
+        if state != self._binding_state:  # cancel / rerun come and go with the runs
+            self._binding_state = state
+            self.refresh_bindings()
+
+    def _active_tab(self) -> str:
+        tabs = self.query(TabbedContent)
+        return tabs.first().active if tabs else ""
+
+    def _draw_header(self, c: Comparison | None) -> None:
+        live = self.session is not None and c is not None and not c.read_only and not self.app.frozen
+        self.query_one(ComparisonHeader).show(c, log=self.log_scale, smoothing=self.smoothing, x_axis=self.x_axis,
+                                              elapsed=self.session.elapsed() if live else None)
+
+    def _draw_table(self, c: Comparison) -> None:
+        self.query_one(VariantTable).show(c, self._colors, 0 if self.app.frozen else self._frame)
+
+    def _draw_plots(self, c: Comparison) -> None:
+        for key, info in METRICS.items():
+            plot = self.query_one(f"#plot-{key}", MetricPlot)
+            if not plot.display:
+                continue
+            log = (self.log_scale and info.is_loss) or (key == "lr" and c.lr_spans_decades())
+            smoothing = 0.0 if key == "lr" else self.smoothing
+            empty = "waiting for the first points"
+            if c.finished and not c.has_metric(key):
+                empty = "not measured in these runs"
+            plot.show(PlotData(
+                title=info.title, curves=c.curves(key, self.x_axis, smoothing, log), colors=self._colors,
+                band_colors=self._band_colors, x_axis=self.x_axis, log=log, empty=empty,
+            ))
+
+    # -- events ---------------------------------------------------------------------------
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._dirty = True
+        self.redraw()
+
+    def on_variant_table_run_highlighted(self, event: VariantTable.RunHighlighted) -> None:
+        self._layer_run = event.index
+
+    def watch_log_scale(self) -> None:
+        self._dirty = True
+
+    def watch_smoothing(self) -> None:
+        self._dirty = True
+
+    def watch_x_axis(self) -> None:
+        self._dirty = True
+
+    # -- actions --------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        c = self.comparison
+        if action in ("cancel_run", "cancel_all"):
+            return c is not None and not c.read_only and not c.finished
+        if action == "back":
+            return not self.follow_live
+        if action == "rerun":
+            if c is None:
+                return False
+            return None if (not c.read_only and self.session is not None and self.session.active) else True
+        if action in ("toggle_log", "cycle_smoothing", "cycle_x", "next_tab", "verdict"):
+            return c is not None
+        if action == "more_plots":
+            return c is not None and self.has_class("-compact")
+        return True
+
+    def action_toggle_log(self) -> None:
+        self.log_scale = not self.log_scale
+        self.redraw()
+
+    def action_cycle_smoothing(self) -> None:
+        i = SMOOTHING.index(self.smoothing) if self.smoothing in SMOOTHING else 0
+        self.smoothing = SMOOTHING[(i + 1) % len(SMOOTHING)]
+        self.redraw()
+
+    def action_cycle_x(self) -> None:
+        self.x_axis = X_AXES[(X_AXES.index(self.x_axis) + 1) % len(X_AXES)]
+        self.redraw()
+
+    def action_more_plots(self) -> None:
+        self.page = (self.page + 1) % len(PAGES)
+        self._layout()
+        self.redraw()
+
+    def action_next_tab(self) -> None:
+        tabs = self.query(TabbedContent)
+        if tabs:
+            tc = tabs.first()
+            ids = [pane.id for pane in tc.query(TabPane) if pane.id]
+            if ids and tc.active in ids:
+                tc.active = ids[(ids.index(tc.active) + 1) % len(ids)]
+
+    def action_verdict(self) -> None:
+        tabs = self.query(TabbedContent)
+        if tabs:
+            tabs.first().active = "tab-verdict"
+
+    def _selected_run(self):
+        c = self.comparison
+        tables = self.query(VariantTable)
+        if c is None or not tables:
+            return None
+        i = tables.first().selected_index()
+        return c.runs[i] if i is not None and i < len(c.runs) else None
+
+    def action_cancel_run(self) -> None:
+        run = self._selected_run()
+        if self.session is None or run is None:
+            return
+        if run.finished:
+            self.notify(f"{run.label} has already ended ({run.status})", severity="warning")
+        elif run.run_id is None or not self.session.cancel(run.run_id):
+            self.notify(f"{run.label} is not started yet: try again in a moment", severity="warning")
+        else:
+            self.notify(f"cancelling {self.comparison.run_title(run)}")  # type: ignore[union-attr]
+
+    def action_cancel_all(self) -> None:
+        if self.session is not None and self.session.cancel():
+            self.notify("cancelling every run that has not ended")
+
+    def action_rerun(self) -> None:
+        c = self.comparison
+        if c is None:
+            return
+        if not c.read_only and self.session is not None and self.session.active:
+            self.notify("runs are still going: cancel them first (C) or wait", severity="warning")
+            return
+        self.app.rerun(c)
+
+    def action_back(self) -> None:
+        if not self.follow_live:
+            self.app.pop_screen()

@@ -1,0 +1,121 @@
+"""The catalogue as a tree: chapters, then their techniques; filtered by a search text."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from engine.presets import CHAPTERS, LoadedPreset
+
+SAVED = "saved recipes"
+
+
+def matches(loaded: LoadedPreset, query: str) -> bool:
+    """Every word of the query appears in the preset's id, title, chapter, frame or summary."""
+    p = loaded.preset
+    haystack = " ".join([loaded.id, p.title, p.chapter, p.step, p.benefit, p.summary, p.technique,
+                         " ".join(v.name for v in p.variants)]).lower()
+    return all(word in haystack for word in query.lower().split())
+
+
+class CatalogueTree(Tree[LoadedPreset | None]):
+    """Chapters as branches, presets as leaves. Enter runs the highlighted preset (quick)."""
+
+    BINDINGS = [
+        Binding("enter", "run_quick", "Run quick", priority=False),
+        Binding("f", "run_full", "Run full"),
+    ]
+
+    class PresetHighlighted(Message):
+        def __init__(self, tree: CatalogueTree, loaded: LoadedPreset | None) -> None:
+            super().__init__()
+            self.tree = tree
+            self.loaded = loaded
+
+        @property
+        def control(self) -> CatalogueTree:
+            return self.tree
+
+    class RunRequested(Message):
+        def __init__(self, tree: CatalogueTree, loaded: LoadedPreset, quick: bool) -> None:
+            super().__init__()
+            self.tree = tree
+            self.loaded = loaded
+            self.quick = quick
+
+        @property
+        def control(self) -> CatalogueTree:
+            return self.tree
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("catalogue", id=id)
+        self.show_root = False
+        self.guide_depth = 2
+        self.presets: list[LoadedPreset] = []
+        self.saved: list[LoadedPreset] = []
+
+    def set_presets(self, presets: list[LoadedPreset], saved: list[LoadedPreset], query: str = "") -> None:
+        self.presets, self.saved = presets, saved
+        self.filter(query)
+
+    def filter(self, query: str) -> int:
+        """Show the presets matching ``query``; returns how many."""
+        current = self.current
+        self.clear()
+        groups: dict[str, list[LoadedPreset]] = {c: [] for c in CHAPTERS}
+        for p in self.presets:
+            if matches(p, query):
+                groups.setdefault(p.preset.chapter, []).append(p)
+        groups[SAVED] = [p for p in self.saved if matches(p, query)]
+        count = 0
+        first: TreeNode | None = None
+        keep: TreeNode | None = None
+        for chapter, items in groups.items():
+            if not items:
+                continue
+            branch = self.root.add(f"{chapter} ({len(items)})", data=None, expand=True)
+            for p in items:
+                leaf = branch.add_leaf(p.preset.title, data=p)
+                first = first or leaf
+                if current is not None and p.path == current.path:
+                    keep = leaf
+                count += 1
+        target = keep or first
+        if target is not None:
+            self.call_after_refresh(self._highlight, target)
+        else:
+            self.post_message(self.PresetHighlighted(self, None))
+        return count
+
+    def _highlight(self, node: TreeNode) -> None:
+        self.move_cursor(node)
+        self.post_message(self.PresetHighlighted(self, node.data))  # also when the line did not move
+
+    @property
+    def current(self) -> LoadedPreset | None:
+        node = self.cursor_node
+        return node.data if node is not None else None
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
+        event.stop()
+        self.post_message(self.PresetHighlighted(self, event.node.data))
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
+        event.stop()  # a click highlights; running is a deliberate key
+
+    def _request(self, quick: bool) -> None:
+        node = self.cursor_node
+        if node is None:
+            return
+        if node.data is None:
+            node.toggle()
+            return
+        self.post_message(self.RunRequested(self, node.data, quick))
+
+    def action_run_quick(self) -> None:
+        self._request(True)
+
+    def action_run_full(self) -> None:
+        self._request(False)

@@ -1,0 +1,213 @@
+"""A run's per-layer health, standalone: feed it Diagnostics events, it shows the latest.
+
+- a table per layer: the update/weight ratio on a log gauge with the healthy band around 1e-3
+  marked (and the value coloured: in the band, below it, above it), activation mean and std,
+  dead and saturated shares, gradient norm, and the activation and gradient histograms as
+  sparklines;
+- for the highlighted layer, its activation and gradient histograms over time (one row per
+  measurement, oldest first) as character heat maps;
+- the first layer's weights as small character images (when the run sent them: on image data,
+  one tile per unit; otherwise units × inputs).
+
+Use::
+
+    panel = HealthPanel(activation="relu", id="health")   # in compose()
+    panel.add_diagnostics(event)                          # for every engine.events.Diagnostics
+    panel.reset(activation="tanh")                        # another run
+
+``add_diagnostics`` also takes the event as a dict (``to_dict`` / the store's rows: keys
+``step``, ``layers``, ``summary``). It keeps up to ``max_history`` measurements per layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.widgets import DataTable, Static
+
+from tui_lab.data import fmt
+from tui_lab.data.health import (
+    GRAD_LOG_RANGE,
+    RATIO_BAND,
+    act_hist_range,
+    heat_rows,
+    ratio_gauge,
+    ratio_state,
+    sparkline,
+    weight_tiles,
+)
+
+COLUMNS = (
+    ("layer", "layer"),
+    ("ratio", "update/weight"),
+    ("gauge", "1e-6 ··░░·· 1"),
+    ("act_mean", "act mean"),
+    ("act_std", "act std"),
+    ("dead", "dead"),
+    ("saturated", "saturated"),
+    ("grad_norm", "grad norm"),
+    ("act_hist", "activations"),
+    ("grad_hist", "log10 |grad|"),
+)
+STATE_STYLE = {"ok": "$success", "low": "$warning", "high": "$error", "": "$text-muted"}
+
+
+@dataclass
+class _LayerHistory:
+    act: list[list[float]] = field(default_factory=list)
+    grad: list[list[float]] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+
+
+class HealthPanel(Vertical):
+    """Per-layer health of one run (see the module docstring)."""
+
+    DEFAULT_CSS = """
+    HealthPanel { height: auto; }
+    HealthPanel > #health-summary { height: auto; padding: 0 1; }
+    HealthPanel > DataTable { height: auto; max-height: 16; }
+    HealthPanel > #health-detail { height: auto; padding: 0 1; }
+    HealthPanel > #health-weights { height: auto; padding: 0 1; }
+    """
+
+    def __init__(self, activation: str = "relu", *, max_history: int = 40, name: str | None = None,
+                 id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.activation = activation
+        self.max_history = max_history
+        self.step: int | None = None
+        self.layer_stats: dict[str, dict[str, Any]] = {}
+        self.diag_summary: dict[str, float] = {}
+        self.layer_history: dict[str, _LayerHistory] = {}
+        self.weight_images: dict[str, Any] | None = None
+        self.selected: str | None = None
+        self._ready = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="health-summary")
+        yield DataTable(id="health-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="health-detail")
+        yield Static(id="health-weights")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        self._ready = True
+        self._redraw()
+
+    # -- feeding -------------------------------------------------------------------------
+
+    def reset(self, activation: str | None = None) -> None:
+        """Forget everything (another run); optionally a new activation for the histogram axes."""
+        if activation is not None:
+            self.activation = activation
+        self.step, self.layer_stats, self.diag_summary, self.layer_history = None, {}, {}, {}
+        self.weight_images, self.selected = None, None
+        self._redraw()
+
+    def add_diagnostics(self, event: Any) -> None:
+        """One Diagnostics event (or its dict form): becomes the shown state."""
+        get = event.get if isinstance(event, dict) else lambda k, d=None: getattr(event, k, d)
+        layers: dict[str, dict[str, Any]] = dict(get("layers", {}) or {})
+        self.step = get("step")
+        self.diag_summary = dict(get("summary", {}) or {})
+        self.layer_stats = layers
+        for name, stats in layers.items():
+            h = self.layer_history.setdefault(name, _LayerHistory())
+            if "act_hist" in stats or "grad_hist" in stats:
+                h.steps.append(int(self.step or 0))
+                if "act_hist" in stats:
+                    h.act.append(list(stats["act_hist"]))
+                if "grad_hist" in stats:
+                    h.grad.append(list(stats["grad_hist"]))
+                for seq in (h.act, h.grad, h.steps):
+                    del seq[: max(0, len(seq) - self.max_history)]
+            if "weight_images" in stats:
+                self.weight_images = stats["weight_images"]
+        if self.selected not in layers:
+            self.selected = next(iter(layers), None)
+        self._redraw()
+
+    # -- drawing -------------------------------------------------------------------------
+
+    def _redraw(self) -> None:
+        if not self._ready:
+            return
+        summary = self.query_one("#health-summary", Static)
+        table = self.query_one(DataTable)
+        table.clear()
+        if self.step is None:
+            summary.update(Content.from_markup("[$text-muted]Layer health appears with the first diagnostics.[/]"))
+            self.query_one("#health-detail", Static).update("")
+            self.query_one("#health-weights", Static).update("")
+            return
+        s = self.diag_summary
+        lo, hi = RATIO_BAND
+        summary.update(Content.from_markup(
+            "[b]step $st[/]: dead units $d, saturated $sa, weight norm $w · update/weight healthy "
+            "between $lo and $hi (about 1e-3)",
+            st=str(self.step), d=fmt.pct(s.get("dead_share")), sa=fmt.pct(s.get("saturated_share")),
+            w=fmt.num(s.get("weight_norm"), 3), lo=f"{lo:g}", hi=f"{hi:g}",
+        ))
+        for name, stats in self.layer_stats.items():
+            ratio = stats.get("update_ratio")
+            state = ratio_state(ratio)
+            style = STATE_STYLE[state]
+            label = f"{ratio:.1e} {state}" if state else "–"
+            table.add_row(
+                name,
+                Content.from_markup(f"[{style}]$v[/]", v=label),
+                Content.from_markup(f"[{style}]$v[/]", v=ratio_gauge(ratio)),
+                fmt.num(stats.get("act_mean"), 3),
+                fmt.num(stats.get("act_std"), 3),
+                fmt.pct(stats.get("dead")),
+                fmt.pct(stats.get("saturated")),
+                fmt.num(stats.get("grad_norm"), 3),
+                sparkline(stats.get("act_hist") or []),
+                sparkline(stats.get("grad_hist") or []),
+                key=name,
+            )
+        names = list(self.layer_stats)
+        if self.selected in names and names.index(self.selected) != table.cursor_row:
+            table.move_cursor(row=names.index(self.selected))
+        self._render_detail()
+        self.query_one("#health-weights", Static).update(self._weights_text())
+
+    def _render_detail(self) -> None:
+        detail = self.query_one("#health-detail", Static)
+        h = self.layer_history.get(self.selected or "")
+        if h is None or not (h.act or h.grad):
+            detail.update("")
+            return
+        a_lo, a_hi = act_hist_range(self.activation)
+        g_lo, g_hi = GRAD_LOG_RANGE
+        act = heat_rows(h.act)
+        grad = heat_rows(h.grad)
+        width = max((len(r) for r in act), default=0)
+        lines = [f"{self.selected}: histograms over time (oldest at the top, {len(h.steps)} measurements)",
+                 f"{'activations ' + f'{a_lo:g}…{a_hi:g}':<{width + 3}}log10 |grad| {g_lo:g}…{g_hi:g}"]
+        for i in range(max(len(act), len(grad))):
+            left = act[i] if i < len(act) else " " * width
+            right = grad[i] if i < len(grad) else ""
+            lines.append(f"{left:<{width}} │ {right}")
+        detail.update(Content("\n".join(lines)))
+
+    def _weights_text(self) -> Content:
+        tiles = weight_tiles(self.weight_images)
+        if not tiles:
+            return Content("")
+        img = self.weight_images or {}
+        kind = "one tile per unit" if img.get("kind") == "units" else "rows: units, columns: inputs"
+        head = (f"first-layer weights ({img.get('layer', '')}, {kind}; "
+                f"blank = most negative, @ = most positive, |w| ≤ {img.get('scale', 0):.3g})")
+        return Content("\n".join([head, *tiles]))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value in self.layer_stats:
+            self.selected = str(event.row_key.value)
+            self._render_detail()

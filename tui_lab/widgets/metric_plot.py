@@ -1,0 +1,114 @@
+"""One metric against step, epoch or time: a line per variant (and a faint min/max band per
+variant that has several seeds). The only place besides other widgets here that calls plotext."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from textual.color import Color
+from textual_plotext import PlotextPlot
+
+from tui_lab.data.comparison import Curve
+from tui_lab.data.series import downsample
+
+X_LABELS = {"step": "step", "epoch": "epoch", "time": "seconds"}
+
+
+@dataclass
+class PlotData:
+    """What one redraw draws: the curves and how to label them."""
+
+    title: str
+    curves: list[Curve] = field(default_factory=list)
+    colors: list[Color] = field(default_factory=list)
+    band_colors: list[Color] = field(default_factory=list)
+    x_axis: str = "step"
+    log: bool = False
+    empty: str = "waiting for the first points"
+
+
+def _rgb(color: Color) -> tuple[int, int, int]:
+    return color.rgb
+
+
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Ticks for data already in log10: at powers of ten (and 2×, 5× when the range is small)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [], []
+    if hi - lo < 1e-9:
+        return [lo], [_pow_label(lo)]
+    ticks = []
+    mults = (1, 2, 5) if hi - lo < 2.5 else (1,)
+    for k in range(math.floor(lo) - 1, math.ceil(hi) + 1):
+        for m in mults:
+            t = k + math.log10(m)
+            if lo - 1e-9 <= t <= hi + 1e-9:
+                ticks.append(t)
+    if len(ticks) < 2:
+        ticks = [lo, hi]
+    return ticks, [_pow_label(t) for t in ticks]
+
+
+def _pow_label(t: float) -> str:
+    v = 10**t
+    return f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e") if (v < 1e-2 or v >= 1e4) else f"{v:.3g}"
+
+
+class MetricPlot(PlotextPlot):
+    """A PlotextPlot that redraws from :class:`PlotData` (``show``), downsampled to its width."""
+
+    DEFAULT_CSS = """
+    MetricPlot {
+        height: 1fr;
+        min-height: 6;
+    }
+    """
+
+    def __init__(self, metric: str, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.metric = metric
+        self.data = PlotData(title=metric)
+
+    def show(self, data: PlotData) -> None:
+        self.data = data
+        self.replot()
+
+    def on_resize(self) -> None:
+        self.replot()
+
+    def replot(self) -> None:
+        """Rebuild the plot from the data (plotext keeps no state we rely on between builds)."""
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        d = self.data
+        suffix = " (log)" if d.log else ""
+        plt.title(f"{d.title}{suffix} · {X_LABELS.get(d.x_axis, d.x_axis)}")
+        limit = max(16, 2 * max(1, self.size.width))
+        lo, hi = math.inf, -math.inf
+        drawn = 0
+        for curve in d.curves:
+            color = d.colors[curve.color % len(d.colors)] if d.colors else None
+            faint = d.band_colors[curve.color % len(d.band_colors)] if d.band_colors else color
+            for bx, by in curve.band:
+                if bx:
+                    xs, ys = downsample(bx, by, limit)
+                    plt.plot(xs, ys, marker="braille", color=_rgb(faint) if faint else None)
+                    lo, hi = min(lo, *ys), max(hi, *ys)
+            if curve.xs:
+                xs, ys = downsample(curve.xs, curve.ys, limit)
+                plt.plot(xs, ys, marker="braille", color=_rgb(color) if color else None)
+                lo, hi = min(lo, *ys), max(hi, *ys)
+                drawn += 1
+        if not drawn:
+            plt.xticks([])
+            plt.yticks([])
+            plt.text(d.empty, 0.5, 0.5, alignment="center")
+            plt.xlim(0, 1)
+            plt.ylim(0, 1)
+        elif d.log:
+            ticks, labels = log_ticks(lo, hi)
+            if ticks:
+                plt.yticks(ticks, labels)
+        self.refresh()

@@ -1,0 +1,213 @@
+"""A form generated from a pydantic model's fields: a Select for each ``Literal``, a Switch for
+each ``bool``, a checked Input for numbers, lists and text (validated with the field's own
+constraints as the person types). Common fields first; the rest under "more fields"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.validation import ValidationResult, Validator
+from textual.widget import Widget
+from textual.widgets import Collapsible, Input, Label, Select, Static, Switch
+
+from tui_lab.data.fields import FieldSpec
+
+
+class FieldValidator(Validator):
+    """Checks a text box with the field's parser (the pydantic constraints of the engine)."""
+
+    def __init__(self, spec: FieldSpec) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def validate(self, value: str) -> ValidationResult:
+        try:
+            self.spec.parse(value)
+        except ValueError as exc:
+            return self.failure(str(exc))
+        return self.success()
+
+
+class RecipeForm(VerticalScroll):
+    """Edits one section (``data``, ``model``, ``train`` or the preset's own fields)."""
+
+    class Changed(Message):
+        """A field changed: the section's values now (explicit ones only) and any field errors."""
+
+        def __init__(self, form: RecipeForm, values: dict[str, Any], errors: dict[str, str]) -> None:
+            super().__init__()
+            self.form = form
+            self.values = values
+            self.errors = errors
+
+        @property
+        def control(self) -> RecipeForm:
+            return self.form
+
+    def __init__(self, section: str, specs: tuple[FieldSpec, ...], *, primary: tuple[str, ...] = (),
+                 explicit_only: bool = True, id: str | None = None) -> None:
+        super().__init__(id=id, classes="recipe-form")
+        self.section = section
+        self.specs = {f.name: f for f in specs}
+        self.primary = [n for n in primary if n in self.specs] or list(self.specs)
+        self.explicit_only = explicit_only
+        self._values: dict[str, Any] = {f.name: f.default for f in specs}
+        self._rest_mounted = False
+        self._widgets: dict[str, Widget] = {}
+        self._errors: dict[str, Static] = {}
+        self._posted: tuple[dict[str, Any], dict[str, str]] | None = None
+        self._built = False
+
+    # -- building -------------------------------------------------------------------------
+
+    def _widget_id(self, name: str) -> str:
+        return f"f-{self.section}-{name}"
+
+    def _make(self, f: FieldSpec) -> Widget:
+        """The widget for a field, showing its current value (so its first events change nothing)."""
+        wid = self._widget_id(f.name)
+        tip = f"{f.key}: {f.doc + ' ' if f.doc else ''}({f.hint()})"
+        value = self._values.get(f.name, f.default)
+        widget: Widget
+        if f.kind == "choice":
+            widget = Select([(str(c), c) for c in f.choices], value=value if value is not None else Select.NULL,
+                            allow_blank=f.optional or f.required, compact=True, id=wid)
+        elif f.kind == "bool":
+            widget = Switch(value=bool(value), id=wid)
+        else:
+            widget = Input(value=f.format(value), placeholder=f.hint(), compact=True, id=wid,
+                           validators=[FieldValidator(f)], valid_empty=f.optional)
+        widget.tooltip = tip
+        return widget
+
+    def _row(self, f: FieldSpec) -> Horizontal:
+        widget = self._make(f)
+        error = Static("", classes="field-error", id=f"e-{self.section}-{f.name}")
+        self._widgets[f.name] = widget
+        self._errors[f.name] = error
+        return Horizontal(Label(f.name, classes="field-label"), widget, error, classes="field-row")
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="form-help", id=f"help-{self.section}")
+
+    def on_show(self) -> None:
+        """The rows are built when the form is first shown (Textual lays out ~20 widgets per
+        tenth of a second here; a Builder with every field up front took seconds to open)."""
+        if self._built:
+            return
+        self._built = True
+        rows: list[Widget] = [self._row(self.specs[name]) for name in self.primary]
+        if self.rest:
+            rows.append(Collapsible(title=f"more {self.section} fields ({len(self.rest)})", collapsed=True,
+                                    id=f"more-{self.section}"))
+        self.mount_all(rows)
+
+    @property
+    def rest(self) -> list[str]:
+        return [n for n in self.specs if n not in self.primary]
+
+    def on_collapsible_expanded(self, event: Collapsible.Expanded) -> None:
+        """The other fields are built when first shown (a form of ~50 widgets costs a second)."""
+        event.stop()
+        if self._rest_mounted:
+            return
+        self._rest_mounted = True
+        contents = event.collapsible.query_one(Collapsible.Contents)
+        contents.mount_all([self._row(self.specs[name]) for name in self.rest])
+
+    # -- values ---------------------------------------------------------------------------
+
+    def _widget(self, name: str) -> Widget | None:
+        return self._widgets.get(name)
+
+    def _read(self, f: FieldSpec) -> Any:
+        widget = self._widget(f.name)
+        if widget is None:
+            return self._values.get(f.name, f.default)
+        if isinstance(widget, Select):
+            return None if widget.value is Select.NULL else widget.value
+        if isinstance(widget, Switch):
+            return widget.value
+        assert isinstance(widget, Input)
+        return f.parse(widget.value)
+
+    def collect(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """(values, errors): the fields set (explicit ones: those not at the engine's default)."""
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for name, f in self.specs.items():
+            try:
+                v = self._read(f)
+            except ValueError as exc:
+                errors[name] = str(exc)
+                continue
+            self._values[name] = v
+            if v is None and (f.optional or f.required):
+                if f.required:
+                    errors[name] = "a value is required"
+                continue
+            if not self.explicit_only or f.required or v != f.default:
+                values[name] = v
+        return values, errors
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        """Show these values (defaults for the fields not given), without Changed messages."""
+        self._values = {name: values.get(name, f.default) for name, f in self.specs.items()}
+        self._show_values(list(self.specs))
+        self._posted = self.collect()
+
+    def _show_values(self, names: list[str]) -> None:
+        with self.prevent(Input.Changed, Select.Changed, Switch.Changed):
+            for name in names:
+                f = self.specs[name]
+                v = self._values.get(name, f.default)
+                widget = self._widget(name)
+                if isinstance(widget, Select):
+                    widget.value = v if v is not None else Select.NULL
+                elif isinstance(widget, Switch):
+                    widget.value = bool(v)
+                elif isinstance(widget, Input):
+                    widget.value = f.format(v)
+                if widget is not None:
+                    self._show_error(name, "")
+
+    def _show_error(self, name: str, text: str) -> None:
+        err = self._errors.get(name)
+        if err is None or (not text and not err.has_class("-shown")):
+            return
+        err.update(Content.from_markup("[$error]$t[/]", t=text) if text else "")
+        err.set_class(bool(text), "-shown")
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        values, errors = self.collect()
+        if (values, errors) == self._posted:
+            return  # a widget's own event at mount, or a value set back as it was
+        self._posted = (values, errors)
+        for name in self.specs:
+            self._show_error(name, errors.get(name, ""))
+        self.post_message(self.Changed(self, values, errors))
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Switch.Changed)
+    def _on_field_changed(self, event: Message) -> None:
+        event.stop()
+        self._changed()
+
+    def on_descendant_focus(self, event: Any) -> None:
+        widget = event.widget
+        wid = widget.id or ""
+        prefix = f"f-{self.section}-"
+        if wid.startswith(prefix):
+            f = self.specs.get(wid[len(prefix):])
+            if f is not None:
+                text = f"{f.key}: {f.doc} [{f.hint()}]" if f.doc else f"{f.key}: {f.hint()}"
+                self.query_one(f"#help-{self.section}", Static).update(
+                    Content.from_markup("[$text-muted]$t[/]", t=text))

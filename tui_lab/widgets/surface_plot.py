@@ -1,0 +1,249 @@
+"""The surface view: optimizer paths over a 2-D function's level sets, with a side table.
+
+Mount it in the dashboard as the preset's extra view (``view = "surface"``)::
+
+    from tui_lab.screens.views import register_view
+    from tui_lab.widgets.surface_plot import SurfacePlot
+    register_view("surface", "Surface", lambda comparison: SurfacePlot())
+
+The dashboard then calls :meth:`SurfacePlot.update_view` with the comparison on its redraw tick
+(a few times a second); the paths grow as EvalMetrics bring new ``x``, ``y``. Without a
+comparison, :meth:`SurfacePlot.show_paths` draws a list of :class:`SurfacePath` directly.
+
+Keys (when the view has focus): ``]`` / ``[`` next / previous surface of the comparison, ``e``
+every seed or the first seed only. Plotext has no contour plot: level sets are drawn as points
+where the banded value of log f changes between neighbouring cells.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.color import Color
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import DataTable, Static
+from textual_plotext import PlotextPlot
+
+from tui_lab.data.surface_paths import (
+    SurfacePath,
+    function_of,
+    level_sets,
+    paths_from_comparison,
+    surfaces_in,
+)
+from tui_lab.palette import faint, series_colors
+
+N_LEVELS = 9
+
+
+class SurfaceCanvas(PlotextPlot):
+    """The plot itself: level sets, then every path, its start (○) and end (●), the minima (×)."""
+
+    DEFAULT_CSS = """
+    SurfaceCanvas {
+        width: 1fr;
+        height: 1fr;
+        min-height: 8;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.surface_key: tuple[str, float] | None = None
+        self.paths: list[SurfacePath] = []
+        self.path_colors: list[Color] = []
+        self.level_colors: list[Color] = []
+
+    def show(self, key: tuple[str, float] | None, paths: list[SurfacePath], colors: list[Color],
+             level_colors: list[Color]) -> None:
+        self.surface_key, self.paths, self.path_colors, self.level_colors = key, paths, colors, level_colors
+        self.replot()
+
+    def on_resize(self) -> None:
+        self.replot()
+
+    def replot(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        if self.surface_key is None:
+            plt.title("no surface runs")
+            self.refresh()
+            return
+        fn = function_of(self.surface_key)
+        plt.title(f"{fn.name}: {fn.formula}")
+        cols = max(8, self.size.width - 12)
+        rows = max(4, self.size.height - 5)
+        for k, (xs, ys) in enumerate(level_sets(self.surface_key, cols, rows, N_LEVELS)):
+            if xs:
+                color = self.level_colors[k % len(self.level_colors)].rgb if self.level_colors else None
+                plt.scatter(list(xs), list(ys), marker="·", color=color)
+        for path in self.paths:
+            if not path.xs:
+                continue
+            color = self.path_colors[path.color % len(self.path_colors)].rgb if self.path_colors else None
+            if len(path.xs) > 1:
+                plt.plot(path.xs, path.ys, marker="braille", color=color)
+            plt.scatter(path.xs[:1], path.ys[:1], marker="○", color=color)
+            plt.scatter(path.xs[-1:], path.ys[-1:], marker="●", color=color)
+        targets = fn.minima or ((fn.reference,) if fn.reference else ())
+        if targets:
+            plt.scatter([t[0] for t in targets], [t[1] for t in targets], marker="×")
+        plt.xlim(*fn.xlim)
+        plt.ylim(*fn.ylim)
+        self.refresh()
+
+
+class SurfacePlot(Vertical, can_focus=True):
+    """Paths of a surface comparison: one surface at a time, a row per shown run in the table."""
+
+    DEFAULT_CSS = """
+    SurfacePlot {
+        height: 1fr;
+    }
+    SurfacePlot > #surface-header {
+        height: 1;
+        color: $text-muted;
+    }
+    SurfacePlot > Horizontal {
+        height: 1fr;
+    }
+    SurfacePlot DataTable {
+        width: 42;
+        height: 1fr;
+    }
+    SurfacePlot:focus-within #surface-header {
+        color: $text;
+    }
+    """
+
+    BINDINGS = [
+        Binding("]", "next_surface", "Next surface"),
+        Binding("[", "previous_surface", "Prev surface"),
+        Binding("e", "toggle_seeds", "Every seed"),
+    ]
+
+    class SurfaceChanged(Message):
+        """The view switched to another function of the comparison."""
+
+        def __init__(self, plot: SurfacePlot, function: str) -> None:
+            super().__init__()
+            self.plot = plot
+            self.function = function
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.all_paths: list[SurfacePath] = []
+        self.index = 0
+        """Which of the comparison's surfaces is shown."""
+        self.every_seed = False
+        """Draw every seed's path (else the first seed of each variant)."""
+        self._version: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="surface-header")
+        with Horizontal():
+            yield SurfaceCanvas(id="surface-canvas")
+            table = DataTable(id="surface-table", cursor_type="row", zebra_stripes=False)
+            table.add_columns("", "run", "step", "loss", "dist")
+            yield table
+
+    # -- feeding it ---------------------------------------------------------------------------
+
+    def update_view(self, comparison) -> None:
+        """The dashboard's hook: re-read the comparison's paths (cheap when nothing changed)."""
+        version = getattr(comparison, "version", None)
+        if version is not None and version == self._version:
+            return
+        self._version = version
+        self.show_paths(paths_from_comparison(comparison))
+
+    def show_paths(self, paths: list[SurfacePath]) -> None:
+        """Draw these paths (grouped by surface; the current surface is kept if still there)."""
+        self.all_paths = list(paths)
+        self.index = min(self.index, max(0, len(self.surfaces) - 1))
+        self.redraw()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def surfaces(self) -> list[tuple[str, float]]:
+        return surfaces_in(self.all_paths)
+
+    @property
+    def current(self) -> tuple[str, float] | None:
+        s = self.surfaces
+        return s[self.index % len(s)] if s else None
+
+    def shown_paths(self) -> list[SurfacePath]:
+        key = self.current
+        paths = [p for p in self.all_paths if p.key == key]
+        if self.every_seed:
+            return paths
+        first: dict[str, int] = {}
+        for p in paths:
+            first[p.variant] = min(first.get(p.variant, p.seed), p.seed)
+        return [p for p in paths if p.seed == first[p.variant]]
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def redraw(self) -> None:
+        if not self.is_mounted:
+            return
+        key = self.current
+        paths = self.shown_paths()
+        n = max((p.color for p in self.all_paths), default=0) + 1
+        variables = self.app.theme_variables
+        colors = series_colors(variables, n)
+        background = Color.parse(variables.get("surface", variables.get("background", "black")))
+        muted = Color.parse(variables.get("foreground", "white"))
+        level_colors = [faint(muted, background).blend(background, 0.15 + 0.5 * (1 - k / N_LEVELS))
+                        for k in range(N_LEVELS)]
+        self.query_one(SurfaceCanvas).show(key, paths, colors, level_colors)
+        header = self.query_one("#surface-header", Static)
+        if key is None:
+            header.update("no runs on a 2-D surface in this comparison")
+        else:
+            fn = function_of(key)
+            count = len(self.surfaces)
+            which = f"surface {self.index % count + 1}/{count}" if count > 1 else "surface"
+            seeds = "every seed" if self.every_seed else "first seed"
+            keys = "[ ] switch · " if count > 1 else ""
+            header.update(Content.from_markup(
+                "[b]$which[/b] · $desc · ○ start ● now × min · $seeds · $keys e seeds",
+                which=which, desc=fn.description or fn.name, seeds=seeds, keys=keys,
+            ))
+        table = self.query_one(DataTable)
+        table.clear()
+        for p in paths:
+            swatch = Text("■", style=colors[p.color % len(colors)].hex) if colors else Text("■")
+            table.add_row(
+                swatch, p.label, str(p.step),
+                "–" if p.loss is None else f"{p.loss:.2g}",
+                "–" if p.dist is None else f"{p.dist:.2g}",
+            )
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def _switch(self, delta: int) -> None:
+        count = len(self.surfaces)
+        if count < 2:
+            return
+        self.index = (self.index + delta) % count
+        self.redraw()
+        key = self.current
+        if key is not None:
+            self.post_message(self.SurfaceChanged(self, key[0]))
+
+    def action_next_surface(self) -> None:
+        self._switch(1)
+
+    def action_previous_surface(self) -> None:
+        self._switch(-1)
+
+    def action_toggle_seeds(self) -> None:
+        self.every_seed = not self.every_seed
+        self.redraw()
