@@ -22,3 +22,9 @@ def test_stalled_underfit_normal_diverged():
     assert diagnose(curve([2, 1, 0.5, 0.3], [2, 1.1, 0.6, 0.45])).label == "normal"
     d = diagnose([], status="diverged", reason="loss became nan at step 12")
     assert d.label == "diverged" and "step 12" in d.text
+
+
+def test_runs_without_validation_read_the_training_loss():
+    d = diagnose([{"step": 0, "train_loss": 4.0}, {"step": 10, "train_loss": 0.01}])
+    assert d.label == "normal" and "no validation split" in d.text
+    assert diagnose([{"step": 0, "train_loss": 1.0}, {"step": 10, "train_loss": 1.0}]).label == "stalled"

@@ -56,6 +56,8 @@ def diagnose(evals: list[dict[str, float]], status: str = "done", reason: str = 
     """Label a run from its evaluations (dicts with step, epoch, train_loss, val_loss, ...)."""
     if status == "diverged":
         return Diagnosis("diverged", f"diverged: {reason or 'the loss became NaN or inf'}", REMEDIES["diverged"])
+    if evals and not any("val_loss" in e for e in evals):  # no validation split (2-D surfaces, ...)
+        return _training_only(evals)
     rows = [e for e in evals if _finite([e.get("train_loss", math.nan), e.get("val_loss", math.nan)])]
     if len(rows) < 3:
         return Diagnosis("normal", "too few evaluations to read the curves yet")
@@ -91,3 +93,14 @@ def diagnose(evals: list[dict[str, float]], status: str = "done", reason: str = 
         "normal",
         f"normal: train loss {first:.3g} → {last:.3g}, val loss {val[-1]:.3g} (gap {gap:+.3g})",
     )
+
+
+def _training_only(evals: list[dict[str, float]]) -> Diagnosis:
+    """Runs without a validation split: only how far the loss fell can be read."""
+    losses = [e["train_loss"] for e in evals if _finite([e.get("train_loss", math.nan)])]
+    if len(losses) < 2:
+        return Diagnosis("normal", "too few evaluations to read the curves yet")
+    first, last = losses[0], losses[-1]
+    if abs(first - last) <= 0.05 * max(abs(first), 1e-12):
+        return Diagnosis("stalled", f"stalled: loss {first:.3g} → {last:.3g}", REMEDIES["stalled"])
+    return Diagnosis("normal", f"loss {first:.3g} → {last:.3g} (no validation split)")
