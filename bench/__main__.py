@@ -4,4 +4,5 @@ import sys
 
 from tui_lab.commands.bench import main
 
-sys.exit(main())
+if __name__ == "__main__":  # worker processes (spawn) import this module again: run only once
+    sys.exit(main())

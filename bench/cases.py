@@ -92,13 +92,13 @@ class LoopCase:
 
 LOOP_CASES = [
     LoopCase("mnist1d", DataSpec(name="mnist1d", preprocess="standardize"), ModelSpec(hidden=[100, 100]),
-             epochs=10, quick_epochs=3, size="tiny"),
+             epochs=10, quick_epochs=2, size="tiny"),
     LoopCase("digits", DataSpec(name="digits", preprocess="standardize"), ModelSpec(hidden=[100, 100]),
-             epochs=20, quick_epochs=4, size="tiny"),
+             epochs=20, quick_epochs=2, size="tiny"),
     LoopCase("mnist-size", DataSpec(name="random", n_samples=25_000, n_features=784, n_classes=10),
              ModelSpec(hidden=[256, 256]), epochs=3, quick_epochs=2, size="larger"),
 ]
-QUICK_MNIST_SAMPLES = 5_000
+QUICK_MNIST_SAMPLES = 2_500
 TARGETS = {("dataloader", "tiny"): 0.70, ("dataloader", "larger"): 0.95,
            ("slicing", "tiny"): 1.25, ("slicing", "larger"): 1.10}
 
@@ -181,7 +181,7 @@ def _batched(specs: list[RunSpec], data: dict[int, Any], device: str) -> Callabl
 
 def batched_rows(device: str, quick: bool, repeats: int) -> list[Row]:
     rows: list[Row] = []
-    steps = 200 if quick else 1000
+    steps = 50 if quick else 400
     for n in (8, 32):
         specs = lr_sweep(n, steps)
         data = _data_by_seed(specs, device)
@@ -190,7 +190,7 @@ def batched_rows(device: str, quick: bool, repeats: int) -> list[Row]:
         rows.append(_row(f"batched/sequential.sweep{n}", f"{n} runs batched ÷ {n} sequential",
                          f"{n} tiny MLPs 2-32-32-3 (spiral, SGD LR sweep), {steps} steps each", t["batched"],
                          t["sequential"], unit="s (all runs)", target=0.4 if n == 32 else None))
-    opt_steps = 200 if quick else 600
+    opt_steps = 50 if quick else 600
     specs = optimizer_comparison(opt_steps)
     data = _data_by_seed(specs, device)
     sides = {"batched": _batched(specs, data, device), "single": _sequential(specs[:1], data, device)}
@@ -222,7 +222,7 @@ def vmap_rows(device: str, quick: bool, repeats: int) -> list[Row]:
     import torch.nn.functional as F
     from torch.func import functional_call, stack_module_state, vmap
 
-    from engine.batched.stacked import StackedMLP
+    from engine.batched.stacked import StackedMLP, quiet_layout_warning
     from engine.models import build_model
 
     spec = ModelSpec(hidden=[100, 100])
@@ -245,9 +245,10 @@ def vmap_rows(device: str, quick: bool, repeats: int) -> list[Row]:
         def with_bmm(m=m, stacked=stacked) -> None:
             stacked.grads.zero_()
             out = stacked(x)
-            F.cross_entropy(out.reshape(-1, 10), y.repeat(m)).backward()
+            with quiet_layout_warning():
+                F.cross_entropy(out.reshape(-1, 10), y.repeat(m)).backward()
 
-        loops = 5 if quick else 20
+        loops = 3 if quick else 20
 
         def many(fn: Callable[[], None], loops: int = loops) -> Callable[[], None]:
             return lambda: [fn() for _ in range(loops)]
@@ -267,7 +268,7 @@ def surface_rows(device: str, quick: bool, repeats: int) -> list[Row]:
     except ImportError:
         return [not_row("surfaces/sequential.64", "64 surface paths batched ÷ sequential", what, "not available",
                         "engine.surfaces has no batched path runner (bench_surface_paths)")]
-    steps = 200 if quick else 1000
+    steps = 50 if quick else 500
     batched, sequential = Timing(), Timing()
     for _ in range(repeats):
         b, s = bench_surface_paths(n_paths=64, steps=steps)
@@ -297,12 +298,64 @@ def app_rows(device: str, quick: bool, repeats: int) -> list[Row]:
                         f"the app could not be driven headless: {type(exc).__name__}: {exc}")]
 
 
+# -- opt-in fast paths (CUDA) ------------------------------------------------------------------------
+
+def fast_rows(device: str, quick: bool, repeats: int) -> list[Row]:
+    """Each fast path ÷ the plain batched step, on the 32-run sweep (CUDA only: on a CPU they are
+    slower or unavailable, and torch.compile takes tens of seconds to build)."""
+    from engine.batched.accel import FastPaths
+
+    names = ("bf16", "compile", "cuda_graphs", "channels_last")
+    if not device.startswith("cuda"):
+        return [not_row(f"fast/plain.{n}", f"{n} ÷ plain", "32 tiny MLPs batched", "not measured",
+                        f"CUDA fast path; the device here is {device}") for n in names]
+    steps = 100 if quick else 400
+    specs = lr_sweep(32, steps)
+    data = _data_by_seed(specs, device)
+    sides = {"plain": _batched(specs, data, device)}
+    for n in names[:3]:
+        from engine.batched import train_batched
+
+        sides[n] = (lambda fp=FastPaths(**{n: True}): train_batched(specs, _noop, device=device, data=data, fast=fp))
+    t = interleaved(sides, repeats, device=device)
+    rows = [_row(f"fast/plain.{n}", f"{n} ÷ plain", f"32 tiny MLPs batched, {steps} steps", t[n], t["plain"],
+                 unit="s (all runs)", cuda_ms=t[n].cuda_ms) for n in names[:3]]
+    rows.append(_channels_last_row(device, quick, repeats))
+    return rows
+
+
+def _channels_last_row(device: str, quick: bool, repeats: int) -> Row:
+    import torch.nn.functional as F
+
+    from engine.batched.accel import channels_last
+    from engine.models import build_model
+
+    spec = ModelSpec(kind="cnn", channels=[32, 64], hidden=[128], kernel_size=3, stride=1)
+    x = torch.randn(128, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (128,), device=device)
+    plain = build_model(spec, (3, 32, 32), 10).to(device)
+    nhwc, x_nhwc = channels_last(build_model(spec, (3, 32, 32), 10).to(device), x)
+    loops = 5 if quick else 20
+
+    def steps(model, inputs):
+        def run() -> None:
+            for _ in range(loops):
+                model.zero_grad(set_to_none=True)
+                F.cross_entropy(model(inputs), y).backward()
+        return run
+
+    t = interleaved({"nhwc": steps(nhwc, x_nhwc), "nchw": steps(plain, x)}, repeats, device=device)
+    return _row("fast/plain.channels_last", "channels_last ÷ plain", "CNN 3×32×32 → 32-64 conv → 128 → 10, "
+                "batch 128, forward + backward", t["nhwc"], t["nchw"], per=loops, unit="s/step")
+
+
 SECTIONS: dict[str, Callable[[str, bool, int], list[Row]]] = {
     "loops": loop_rows,
     "batched": batched_rows,
     "vmap": vmap_rows,
     "surfaces": surface_rows,
     "app": app_rows,
+    "fast": fast_rows,
 }
 
 
@@ -311,7 +364,10 @@ def run_bench(*, quick: bool = False, device: str = "cpu", repeats: int | None =
     """Every section's rows (or those named in `only`), measured now."""
     if threads:
         torch.set_num_threads(threads)
-    reps = repeats or (3 if quick else 7)
+    from engine.batched.accel import tune_allocator
+
+    tune_allocator()  # the batched trainer sets it; set it first so every side runs with it
+    reps = repeats or (2 if quick else 5)
     rows: list[Row] = []
     for name, section in SECTIONS.items():
         if only and name not in only:

@@ -254,6 +254,9 @@ def build_ensembles(spec: RunSpec, input_shape: tuple[int, ...], n_out: int, los
     if n > 1 and (t.importance_weighting or t.unlabeled_loss != "none"):
         raise ValueError("ensemble members train on the plain loss only: turn off importance_weighting "
                          "and unlabeled_loss, or use ensemble = 1")
+    if n > 1 and getattr(t, "pretrain", None) is not None:
+        raise ValueError("ensemble members start from scratch and cannot share a pretraining phase: "
+                         "use ensemble = 1 with pretrain")
     members = Members(spec, input_shape, n_out, loss_fn, schedule, device) if n > 1 else None
     checkpoints = Checkpoints(t.checkpoint_ensemble, t.checkpoint_every) if t.checkpoint_ensemble else None
     return Ensembles(members, checkpoints, loss_fn)

@@ -189,11 +189,11 @@ def execute(fn: TrainFn, spec: RunSpec, run_id: str, device: str, send: Emit, sh
 def run_inline(specs: list[RunSpec], emit: Emit | None = None, should_stop: ShouldStop | None = None,
                device: str = "auto", store: RunStore | str | Path | None = None, *,
                train_fn: str | TrainFn = DEFAULT_TRAIN_FN, comparison: str | None = None,
-               run_ids: list[str] | None = None) -> list[RunFinished]:
+               run_ids: list[str] | None = None, batch: bool = True, fast: str = "") -> list[RunFinished]:
     """Train the specs one after another in this process (tests, debugging, ``--workers 0``).
 
     Same store writes and failure handling as a worker; ``should_stop()`` applies to every run.
-    Returns each run's RunFinished, in spec order.
+    Returns each run's RunFinished, in spec order. `batch` and `fast` as for :class:`Runner`.
     """
     from engine.device import resolve_device
 
@@ -212,21 +212,49 @@ def run_inline(specs: list[RunSpec], emit: Emit | None = None, should_stop: Shou
             db.add_pending(run_id, spec.model_dump(mode="json"), variant=spec.variant, seed=spec.seed,
                            preset=spec.preset, comparison=comparison, device=dev)
         results: list[RunFinished] = []
+        by_index: dict[int, RunFinished] = {}
+        default_fn = train_fn == DEFAULT_TRAIN_FN
+        units = [[i] for i in range(len(specs))]
+        if batch and default_fn and len(specs) > 1:
+            from engine.batched.run import work_units
+
+            units = work_units(specs, 1)
         try:
-            for run_id, spec in zip(ids, specs, strict=True):
+            for unit in units:
                 if stop():
-                    db.mark(run_id, "cancelled", "cancelled before it started")
-                    results.append(RunStore.finished_event(db.get_run(run_id)))
-                    send(results[-1])
+                    for i in unit:
+                        db.mark(ids[i], "cancelled", "cancelled before it started")
+                        by_index[i] = RunStore.finished_event(db.get_run(ids[i]))
+                        send(by_index[i])
+                elif len(unit) > 1 or (fast and default_fn):
+                    for i, result in zip(unit, _run_unit_inline(fn, unit, specs, ids, dev, send, stop, db, fast),
+                                         strict=True):
+                        by_index[i] = result
                 else:
-                    results.append(execute(fn, spec, run_id, dev, send, stop, db))
+                    by_index[unit[0]] = execute(fn, specs[unit[0]], ids[unit[0]], dev, send, stop, db)
+            results = [by_index[i] for i in range(len(specs))]
         finally:
-            for run_id in ids[len(results):]:
-                db.mark(run_id, "cancelled", "interrupted before it started")
+            for i, run_id in enumerate(ids):
+                if i not in by_index:
+                    db.mark(run_id, "cancelled", "interrupted before it started")
         return results
     finally:
         if own_store:
             db.close()
+
+
+def _run_unit_inline(fn: TrainFn, unit: list[int], specs: list[RunSpec], ids: list[str], device: str,
+                     send: Emit, stop: ShouldStop, store: RunStore, fast: str) -> list[RunFinished]:
+    """A batched unit in this process (run_inline): see :func:`_execute_unit`."""
+    finished: dict[str, RunFinished] = {}
+
+    def catch(event: Event) -> None:
+        if isinstance(event, RunFinished):
+            finished[event.run_id] = event
+        send(event)
+
+    _execute_unit(fn, unit, specs, ids, device, catch, stop, store, fast)
+    return [finished[ids[i]] for i in unit]
 
 
 # -- worker side -----------------------------------------------------------------------------
@@ -239,12 +267,19 @@ class _Table:
     a run cancelled while pending can never also start.
     """
 
-    def __init__(self, ctx: Any, n_runs: int, n_slots: int):
+    def __init__(self, ctx: Any, n_runs: int, n_slots: int, units: list[list[int]] | None = None):
         self.lock = ctx.Lock()
         self.state = ctx.RawArray("b", max(1, n_runs))
         self.stop = ctx.RawArray("b", max(1, n_runs))
         self.current = ctx.RawArray("i", [-1] * max(1, n_slots))
         self.n_runs = n_runs
+        # Batched groups (engine.batched): the unit each run belongs to, and the slot that took it.
+        unit_of = list(range(max(1, n_runs)))
+        for k, unit in enumerate(units or []):
+            for i in unit:
+                unit_of[i] = n_runs + k
+        self.unit = ctx.RawArray("i", unit_of)
+        self.owner = ctx.RawArray("i", [-1] * max(1, n_runs))
 
     def claim(self, slot: int) -> int | None:
         """Take the first pending run for worker ``slot`` (None when there is none left)."""
@@ -254,6 +289,20 @@ class _Table:
                     self.state[i] = CLAIMED
                     self.current[slot] = i
                     return i
+            self.current[slot] = -1
+            return None
+
+    def claim_unit(self, slot: int) -> list[int] | None:
+        """Take the first pending run with the other pending runs of its unit (a batched group)."""
+        with self.lock:
+            for i in range(self.n_runs):
+                if self.state[i] == PENDING:
+                    taken = [j for j in range(self.n_runs) if self.unit[j] == self.unit[i] and self.state[j] == PENDING]
+                    for j in taken:
+                        self.state[j] = CLAIMED
+                        self.owner[j] = slot
+                    self.current[slot] = i
+                    return taken
             self.current[slot] = -1
             return None
 
@@ -305,7 +354,7 @@ def _limit_threads(threads: int) -> None:
 
 def _worker_main(slot: int, specs: list[RunSpec], run_ids: list[str], device: str, store_path: str,
                  train_fn: str | TrainFn, threads: int, table: _Table, conn: Connection,
-                 parent_pid: int) -> None:
+                 parent_pid: int, fast: str = "") -> None:
     """A worker process: take runs from the table until none is left (or the parent is gone)."""
     # Ctrl+C is the parent's to handle; a terminal's hangup ends the parent, and the worker then
     # notices it is orphaned and closes its runs' books (a hangup would leave them "running").
@@ -330,24 +379,48 @@ def _worker_main(slot: int, specs: list[RunSpec], run_ids: list[str], device: st
         if torch is not None:
             torch.set_num_threads(threads)
         stop = table.stop
-        while parent_alive() and (i := table.claim(slot)) is not None:
+        while parent_alive() and (unit := table.claim_unit(slot)) is not None:
             if fn is None:
-                event = RunFinished(run_ids[i], "failed", 0, load_error, {}, {}, 0.0)
-                with contextlib.suppress(Exception):
-                    store.record(event)
-                sender.send(event)
+                for i in unit:
+                    event = RunFinished(run_ids[i], "failed", 0, load_error, {}, {}, 0.0)
+                    with contextlib.suppress(Exception):
+                        store.record(event)
+                    sender.send(event)
                 continue
 
-            def should_stop(i: int = i) -> bool:
+            def should_stop(i: int) -> bool:
                 return stop[i] != 0 or os.getppid() != parent_pid
 
-            execute(fn, specs[i], run_ids[i], device, sender.send, should_stop, store)
+            if len(unit) > 1 or fast:  # a batched group (engine.batched), or one run with fast paths
+                _execute_unit(fn, unit, specs, run_ids, device, sender.send,
+                              [lambda i=i: should_stop(i) for i in unit], store, fast)
+            else:
+                execute(fn, specs[unit[0]], run_ids[unit[0]], device, sender.send,
+                        lambda i=unit[0]: should_stop(i), store)
         if not parent_alive():  # orphaned: close the books on what nobody will run
             while (i := table.claim(slot)) is not None:
                 store.mark(run_ids[i], "cancelled", "the process that started it exited")
     finally:
         sender.close(parent_alive)
         store.close()
+
+
+def _execute_unit(fn: TrainFn, unit: list[int], specs: list[RunSpec], run_ids: list[str], device: str,
+                  send: Emit, stops: ShouldStop | list[ShouldStop], store: RunStore, fast: str) -> None:
+    """Train a unit of runs through the batched trainer (runs it cannot take go through `fn`).
+
+    `stops`: one should_stop per run of the unit, or one for all of them."""
+    from engine.batched.accel import FastPaths
+    from engine.batched.run import batched_unit, execute_group
+
+    paths = FastPaths.parse(fast)
+    unit_specs = [specs[i] for i in unit]
+    if not batched_unit(unit_specs, list(range(len(unit))), paths):
+        for k, i in enumerate(unit):
+            execute(fn, specs[i], run_ids[i], device, send, stops if callable(stops) else stops[k], store)
+        return
+    execute_group(unit_specs, [run_ids[i] for i in unit], device, send, stops, store, fast=paths,
+                  solo=lambda spec, run_id, stop: execute(fn, spec, run_id, device, send, stop, store))
 
 
 # -- parent side -----------------------------------------------------------------------------
@@ -410,7 +483,12 @@ class Runner:
 
     def __init__(self, specs: list[RunSpec], *, device: str = "auto", workers: int | None = None,
                  store: RunStore | str | Path | None = None, train_fn: str | TrainFn = DEFAULT_TRAIN_FN,
-                 threads: int | None = None, comparison: str | None = None):
+                 threads: int | None = None, comparison: str | None = None, batch: bool = True,
+                 fast: str = ""):
+        """`batch`: runs of the default train function that share an architecture train together
+        as one batched model (``engine.batched``; others run solo). `fast`: opt-in fast paths,
+        e.g. ``"bf16,compile"`` (``engine.batched.accel.FastPaths``; default train function only).
+        """
         from engine.device import cpu_cores, resolve_device, threads_per_worker
 
         self.comparison, self.specs = with_comparison(list(specs), comparison)
@@ -441,7 +519,18 @@ class Runner:
                 workers = 1
             else:
                 workers = cores // threads if threads else cores
-        self.workers = max(1, min(workers, n))
+        default_fn = train_fn == DEFAULT_TRAIN_FN
+        self.fast = fast if default_fn else ""
+        if self.fast:
+            from engine.batched.accel import FastPaths
+
+            FastPaths.parse(self.fast)  # a bad name is an error here, not in every worker
+        self.units = [[i] for i in range(n)]
+        if batch and default_fn and n > 1:
+            from engine.batched.run import work_units
+
+            self.units = work_units(self.specs, workers)
+        self.workers = max(1, min(workers, len(self.units)))
         self.threads = threads or threads_per_worker(self.workers, dev)
         self._slot_devices = [
             f"cuda:{slot % gpus}" if dev.type == "cuda" and dev.index is None else self.device
@@ -451,7 +540,7 @@ class Runner:
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         self.train_fn = train_fn
         self._ctx = multiprocessing.get_context("spawn")
-        self._table = _Table(self._ctx, n, self.workers)
+        self._table = _Table(self._ctx, n, self.workers, [u for u in self.units if len(u) > 1])
         self._lock = threading.RLock()
         self._workers: dict[int, _Worker] = {}
         self._processes: list[Any] = []  # every worker ever started
@@ -493,7 +582,7 @@ class Runner:
         process = self._ctx.Process(
             target=_worker_main, name=f"dllab-worker-{slot}", daemon=False,
             args=(slot, self.specs, self.run_ids, self._slot_devices[slot], str(self.store.path),
-                  self.train_fn, self.threads, self._table, writer, os.getpid()),
+                  self.train_fn, self.threads, self._table, writer, os.getpid(), self.fast),
         )
         with _signals_blocked():
             try:
@@ -672,11 +761,17 @@ class Runner:
         worker.process.join(0)  # reap
         i = self._table.current[worker.slot]
         self._table.current[worker.slot] = -1
-        if i >= 0 and i not in self._final:
-            if self._table.stop[i]:
-                self._finalize(i, "cancelled", f"cancelled; the worker process was stopped (exit code {code})")
+        held: list[int] = []  # the run it was on, and the rest of its batched group (engine.batched)
+        if i >= 0:
+            held = [i] + [j for j in range(len(self.specs))
+                          if j != i and self._table.owner[j] == worker.slot and self._table.state[j] == CLAIMED]
+        for j in held:
+            if j in self._final:
+                continue
+            if self._table.stop[j]:
+                self._finalize(j, "cancelled", f"cancelled; the worker process was stopped (exit code {code})")
             else:
-                self._finalize(i, "failed", death_reason(code))
+                self._finalize(j, "failed", death_reason(code))
         if i < 0 and code != 0:
             self._start_failures += 1
         elif i >= 0:

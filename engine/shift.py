@@ -73,8 +73,9 @@ class ImportanceWeights:
         if len(x_target) == 0:
             raise ValueError("importance weighting needs test-distribution inputs, but the test split is empty")
         n_train, n_target = len(x_train), len(x_target)
-        x = torch.cat([x_train.flatten(1), x_target.flatten(1)])
-        domain = torch.cat([torch.zeros(n_train), torch.ones(n_target)]).to(x.device)
+        # a small float64 problem, solved once on the CPU (MPS has no float64); weights go back to the device
+        x = torch.cat([x_train.flatten(1), x_target.flatten(1)]).cpu()
+        domain = torch.cat([torch.zeros(n_train), torch.ones(n_target)])
         a, b = fit_logistic(x, domain, l2)
         logits = x.to(torch.float64) @ a + b
         self.domain_acc = float(((logits > 0).to(torch.float64) == domain.to(torch.float64)).double().mean())
@@ -83,7 +84,8 @@ class ImportanceWeights:
         clipped = ratio.clamp(max=clip)
         self.clipped_share = float((ratio > clip).double().mean())
         w = clipped / clipped.mean()
-        self.weights = w.to(torch.float32)
+        self.weights_cpu = w  # float64, for the summary
+        self.weights = w.to(x_train.device, torch.float32)
         self.coef, self.intercept = a, b
 
     def loss(self, loss_fn: LossFn, output: Tensor, target: Tensor, idx: Tensor) -> Tensor:
@@ -93,7 +95,7 @@ class ImportanceWeights:
     @property
     def summary(self) -> dict[str, float]:
         """Figures for the run's summary: how separable the domains are and how uneven the weights."""
-        w = self.weights.double()
+        w = self.weights_cpu
         ess = float(w.sum() ** 2 / w.pow(2).sum()) / len(w)
         return {
             "iw_domain_acc": self.domain_acc,

@@ -394,3 +394,64 @@ def test_train_batched_refuses_a_mixed_group() -> None:
         train_batched([_spec("a", RANDOM), _spec("b", RANDOM, steps=80)], lambda e: None)
     with pytest.raises(ValueError, match="cannot train batched"):
         train_batched([_spec("a", RANDOM, ModelSpec(dropout=0.5))], lambda e: None)
+
+
+# ------------------------------------------------------------------------------ through the runner
+
+
+def test_run_inline_batches_groups_and_stores_every_member(tmp_path) -> None:
+    from engine.runner import run_inline
+    from engine.store import RunStore
+
+    specs = [_spec("SGD", RANDOM, optimizer="sgd", lr=0.05), _spec("Adam", RANDOM, optimizer="adam", lr=1e-2),
+             _spec("Dropout", RANDOM, ModelSpec(hidden=[24, 24], dropout=0.2)),
+             _spec("Adam s1", RANDOM, optimizer="adam", lr=1e-2, seed=1)]
+    events: list = []
+    results = run_inline(specs, events.append, None, "cpu", tmp_path, comparison="batched")
+    assert [r.status for r in results] == ["done"] * 4
+    per_run = _by_run(events)
+    with RunStore(tmp_path) as store:
+        for r in results:
+            assert store.events(r.run_id) == per_run[r.run_id]
+            assert store.get_run(r.run_id).status == "done"
+    for spec, r in zip(specs, results, strict=True):
+        solo = train(spec, lambda e: None)
+        _assert_dicts_close(r.final, solo.final, spec.variant)
+
+
+def test_a_group_that_cannot_start_runs_solo_with_each_runs_error(tmp_path) -> None:
+    from engine.runner import run_inline
+
+    specs = [_spec(f"v{i}", RANDOM, loss="mse", lr=0.01 * (i + 1)) for i in range(2)]  # regression loss
+    results = run_inline(specs, None, None, "cpu", tmp_path)
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert all("regression loss" in r.reason for r in results)
+
+
+def test_work_units_split_groups_for_workers() -> None:
+    from engine.batched.run import work_units
+
+    specs = [_spec(f"v{i}", RANDOM, lr=0.01 * (i + 1)) for i in range(8)]
+    assert work_units(specs, 1) == [list(range(8))]
+    assert work_units(specs, 2) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert work_units(specs[:3], 2) == [[0, 1, 2]]  # too small to split
+    assert work_units(specs, 2, batch=False) == [[i] for i in range(8)]
+
+
+@pytest.mark.slow  # spawns a worker process (imports torch there): ~10 s of CPU
+def test_runner_trains_a_group_in_one_worker_cancels_one_member(tmp_path) -> None:
+    from engine.runner import Runner
+
+    specs = [_spec(f"v{i}", RANDOM, optimizer="momentum", lr=0.01 * (i + 1), steps=3000, eval_every=500)
+             for i in range(3)]
+    with Runner(specs, workers=1, store=tmp_path, device="cpu") as runner:
+        assert runner.units == [[0, 1, 2]]
+        victim = runner.run_ids[1]
+        seen: list = []
+        for event in runner.events():
+            seen.append(event)
+            if isinstance(event, StepMetrics) and event.run_id == victim and event.step >= 100:
+                runner.cancel(victim)
+    statuses = {r: e.status for r, e in runner.results().items()}
+    assert statuses[victim] == "cancelled"
+    assert [statuses[r] for r in runner.run_ids if r != victim] == ["done", "done"]

@@ -71,14 +71,15 @@ def test_boundary_event_only_for_2d_classification() -> None:
     assert len(event.grid) == 30 and len(event.grid[0]) == 60
 
 
-def test_boundary_event_round_trips_through_json_and_the_store_accepts_it(tmp_path) -> None:
+def test_boundary_event_round_trips_through_json_and_the_store(tmp_path) -> None:
     spiral = load_data(DataSpec(name="spiral", n_samples=150), seed=0)
     event = boundary_event("r", 1, _model(spiral), spiral)
     assert event is not None
     back = from_dict(json.loads(json.dumps(to_dict(event))))
     assert back == event
     with RunStore(tmp_path / "runs.sqlite") as store:
-        store.record(event)  # not persisted, but never an error for the worker
+        store.record(event)
+        assert store.series("r").boundaries == [event]
 
 
 def test_loop_emits_boundaries_for_spiral_runs_and_none_for_others() -> None:

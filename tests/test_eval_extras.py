@@ -11,7 +11,6 @@ from torch import nn
 
 from engine.claims import check_claim
 from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-from engine.data import load_data
 from engine.diagnostics.curves import diagnose
 from engine.loop import train
 from engine.losses import cross_entropy

@@ -197,7 +197,10 @@ class DllabApp(App):
             return
         claims = c.claims()
         held = sum(r.holds for r in claims)
+        unchecked = sum(bool(r.problem) for r in claims)
         verdict = f"{held}/{len(claims)} claims hold · " if claims else ""
+        if unchecked:
+            verdict += f"{unchecked} not checked · "
         failed = [r for r in c.runs if r.status in ("failed", "diverged")]
         more = f"{len(failed)} ended {failed[0].status} · " if failed else ""
         self.notify(f"{verdict}{more}press v on the Dashboard for the verdict", title=f"{c.title}: finished",

@@ -97,6 +97,7 @@ class StackedMLP:
             views.append(view)
             offset += n
         self.views = views
+        self._grad_buffers: dict[int, list[Tensor]] = {}
         self.weights = [v for v in views if v.ndim > 2]
         # (weight, bias, residual) per hidden block, then the head
         self.blocks: list[tuple[Tensor, Tensor, bool]] = []
@@ -128,17 +129,24 @@ class StackedMLP:
 
     @torch.no_grad()
     def load_member(self, m: int, model: nn.Module, *, grads: bool = False, params: Tensor | None = None) -> nn.Module:
-        """Copy member `m`'s parameters (or the row `params`) into the solo `model`; its gradients too."""
-        row = self.params[m] if params is None else params
-        vector_to_parameters(row.to(next(model.parameters()).dtype), model.parameters())
-        if grads:
-            offset = 0
-            for p in model.parameters():
-                n = p.numel()
-                p.grad = self.grads[m, offset : offset + n].view_as(p).clone()
-                offset += n
+        """Copy member `m`'s parameters (or the row `params`) into the solo `model`; its gradients too.
+
+        `model` must be one of the solo models the stack was built from (or one of the same shapes).
+        """
+        targets = list(model.parameters())
+        if params is None:
+            torch._foreach_copy_(targets, [v[m] for v in self.views])
         else:
-            for p in model.parameters():
+            vector_to_parameters(params.to(targets[0].dtype), targets)
+        if grads:
+            bufs = self._grad_buffers.get(id(model))
+            if bufs is None:
+                bufs = self._grad_buffers[id(model)] = [torch.empty_like(p) for p in targets]
+            torch._foreach_copy_(bufs, [v.grad[m] for v in self.views])
+            for p, g in zip(targets, bufs, strict=True):
+                p.grad = g
+        else:
+            for p in targets:
                 p.grad = None
         return model
 

@@ -44,10 +44,10 @@ from engine.data import DataSplits, load_data
 from engine.diagnostics.boundary import boundary_event
 from engine.diagnostics.health import (
     IMAGE_EVERY,
+    _weight_layers,
     add_weight_images,
     layer_health,
     model_summary,
-    snapshot_weights,
     update_ratios,
 )
 from engine.diagnostics.run_stats import RunStats
@@ -236,11 +236,35 @@ def train_batched(
     perm = torch.empty(0, dtype=torch.long, device=dev)
     active = list(members)
 
-    # -- evaluation and diagnostics (every member at once) ---------------------------------------
+    # -- evaluation and diagnostics ---------------------------------------------------------------
+    # Losses and accuracies of every member come from one batched forward pass per chunk; what the
+    # solo loop computes per run on its model (extra metrics, per-layer health, weight images,
+    # decision boundaries, whole-run figures) runs the very same functions on `shadow`, a solo
+    # model loaded with one member's weights (and gradients) at a time.
+
+    loaded: tuple[int, int] | None = None  # (row, steps taken) of the member in the shadow model
+
+    def load(m: _Member) -> None:
+        nonlocal loaded
+        key = (m.row, optimizer.steps_taken)
+        if loaded != key:
+            model.load_member(m.row, shadow, grads=optimizer.steps_taken > 0)
+            loaded = key
+
+    shadow_params = list(shadow.parameters())
+    offsets = [0]
+    for p in shadow_params:
+        offsets.append(offsets[-1] + p.numel())
+    weight_slots = {name: next(k for k, p in enumerate(shadow_params) if p is layer.weight)
+                    for name, layer in _weight_layers(shadow)}
+
+    def weights_of(row: Tensor) -> dict[str, Tensor]:
+        """What ``snapshot_weights`` gives for a member, read from a row of stacked parameters."""
+        return {name: row[offsets[k] : offsets[k + 1]].view_as(shadow_params[k]) for name, k in weight_slots.items()}
 
     @torch.no_grad()
-    def evaluate_all(final: bool, group: Sequence[_Member]) -> dict[int, dict[str, float]]:
-        """Every member's evaluation at once; the loop's per-run extras through the solo model."""
+    def evaluate_all(final: bool) -> tuple[list[str], list[str], list[list[float]]]:
+        """(splits, keys, one row of values per member): each split's loss and accuracy, all members."""
         tensors: dict[str, Tensor] = {}
         splits_done = []
         for split in ("train", "val", *(["test"] if final else [])):
@@ -262,27 +286,27 @@ def train_batched(
                 tensors[f"{split}_acc"] = correct / size
         names = list(tensors)
         table = torch.stack([tensors[k] for k in names], dim=1).tolist() if names else [[] for _ in range(M)]
-        out: dict[int, dict[str, float]] = {}
-        for m in group:
-            base = dict(zip(names, table[m.row], strict=True))
-            extras: dict[str, Tensor] = {}
-            model.load_member(m.row, shadow)
-            for split in splits_done:
-                x, y = eval_sets[split]
-                extras.update(extra_metrics(shadow, solo_loss, x[m.data], y[m.data], split, d0.task,
-                                            final=final, batch_size=bs))
-            extra_values = dict(zip(extras, torch.stack(list(extras.values())).tolist(), strict=True)) if extras else {}
-            values: dict[str, float] = {}
-            for split in splits_done:  # the solo loop's key order: each split's loss, acc, extras
-                for key in (f"{split}_loss", f"{split}_acc"):
-                    if key in base:
-                        values[key] = base[key]
-                values.update({k: v for k, v in extra_values.items() if k.startswith(f"{split}_")})
-            values.update({k: v for k, v in extra_values.items() if k not in values})
-            out[m.row] = values
-        return out
+        return splits_done, names, table
 
-    def eval_values(m: _Member, values: dict[str, float], step: int) -> dict[str, float]:
+    def member_values(m: _Member, evaluated: tuple[list[str], list[str], list[list[float]]], final: bool,
+                      step: int) -> dict[str, float]:
+        """One member's evaluation as the solo loop's run_eval gives it (the shadow holds the member)."""
+        splits_done, names, table = evaluated
+        base = dict(zip(names, table[m.row], strict=True))
+        extras: dict[str, Tensor] = {}
+        load(m)
+        for split in splits_done:
+            x, y = eval_sets[split]
+            extras.update(extra_metrics(shadow, solo_loss, x[m.data], y[m.data], split, d0.task,
+                                        final=final, batch_size=bs))
+        extra_values = dict(zip(extras, torch.stack(list(extras.values())).tolist(), strict=True)) if extras else {}
+        values: dict[str, float] = {}
+        for split in splits_done:  # the solo loop's key order: each split's loss, acc, extras
+            for key in (f"{split}_loss", f"{split}_acc"):
+                if key in base:
+                    values[key] = base[key]
+            values.update({k: v for k, v in extra_values.items() if k.startswith(f"{split}_")})
+        values.update({k: v for k, v in extra_values.items() if k not in values})
         if "val_loss" in values and "train_loss" in values:
             values["gap"] = values["val_loss"] - values["train_loss"]
         if classify and "val_acc" in values:
@@ -290,13 +314,29 @@ def train_batched(
         values["lr"] = m.schedule.lr_at(min(step, total - 1))
         return values
 
-    def record_eval(group: list[_Member], step: int) -> dict[int, dict[str, float]]:
-        rows = evaluate_all(False, group)
+    def diagnose(m: _Member, step: int, before: Tensor | None) -> None:
+        """The solo loop's record_diagnostics for one member."""
+        before_w = weights_of(before[m.row]) if before is not None else None
+        load(m)
+        layers = layer_health(shadow, x_train[m.data, :PROBE_SIZE], m.spec.recipe.model.activation)
+        if before_w is not None:
+            for name, ratio in update_ratios(before_w, shadow).items():
+                layers.setdefault(name, {})["update_ratio"] = ratio
+        add_weight_images(layers, shadow, step, diag_every * IMAGE_EVERY, total)
+        m.summary.update(model_summary(shadow, layers))
+        emit(Diagnostics(m.run_id, step, layers, {k: v for k, v in m.summary.items() if "." not in k}))
+        if (plane := boundary_event(m.run_id, step, shadow, splits[m.data])) is not None:
+            emit(plane)
+
+    def record_eval(group: list[_Member], step: int, diagnostics: bool, before: Tensor | None = None
+                    ) -> dict[int, dict[str, float]]:
+        """The solo loop's record_eval (and record_diagnostics when `diagnostics`), for each member."""
+        evaluated = evaluate_all(False)
         out: dict[int, dict[str, float]] = {}
         now = time.perf_counter() - t0
         epoch = step / per_epoch
         for m in group:
-            values = eval_values(m, rows[m.row], step)
+            values = member_values(m, evaluated, False, step)
             emit(EvalMetrics(m.run_id, step, epoch, values, now))
             m.history.append({"step": step, "epoch": epoch, **values})
             best = m.best
@@ -313,42 +353,26 @@ def train_batched(
                 m.schedule.on_eval(val_loss)
                 if m.schedule.factor != factor:
                     optimizer.refresh_lr(m.row, step)
+            if diagnostics:
+                diagnose(m, step, before)
             out[m.row] = values
         return out
-
-    def record_diagnostics(group: list[_Member], step: int, before: Tensor | None) -> None:
-        for m in group:
-            before_w = None
-            if before is not None:
-                model.load_member(m.row, shadow, params=before[m.row])
-                before_w = snapshot_weights(shadow)
-            model.load_member(m.row, shadow, grads=optimizer.steps_taken > 0)
-            probe = x_train[m.data, :PROBE_SIZE]
-            layers = layer_health(shadow, probe, m.spec.recipe.model.activation)
-            if before_w is not None:
-                for name, ratio in update_ratios(before_w, shadow).items():
-                    layers.setdefault(name, {})["update_ratio"] = ratio
-            add_weight_images(layers, shadow, step, diag_every * IMAGE_EVERY, total)
-            m.summary.update(model_summary(shadow, layers))
-            emit(Diagnostics(m.run_id, step, layers, {k: v for k, v in m.summary.items() if "." not in k}))
-            if (plane := boundary_event(m.run_id, step, shadow, splits[m.data])) is not None:
-                emit(plane)
 
     def finish(group: list[_Member], status: str, reasons: dict[int, str], step: int) -> None:
         """End these members at `step`: final evaluation, diagnostics, RunFinished; then freeze their rows."""
         if not group:
             return
-        rows = evaluate_all(True, group)
+        evaluated = evaluate_all(True)
         wall = time.perf_counter() - t0
         for m in group:
-            final = eval_values(m, rows[m.row], step)
+            final = member_values(m, evaluated, True, step)
             if status == "diverged":
                 final = {k: (math.inf if k.endswith("loss") or k.endswith("gap") else v) for k, v in final.items()}
             else:
-                record_diagnostics([m], step, None)
+                diagnose(m, step, None)
             final["epoch"] = step / per_epoch
             final["steps"] = float(step)
-            model.load_member(m.row, shadow)  # the stats read the final weights (the penalty)
+            load(m)  # the stats read the final weights (the penalty)
             m.summary.update(m.stats.summary(m.history, final))
             m.finished = RunFinished(m.run_id, status, step, reasons[m.row], final, m.best, wall,  # type: ignore[arg-type]
                                      {k: v for k, v in m.summary.items() if isinstance(v, int | float)})
@@ -414,8 +438,7 @@ def train_batched(
     # -- the loop ------------------------------------------------------------------------------
 
     try:
-        record_eval(active, 0)
-        record_diagnostics(active, 0, None)
+        record_eval(active, 0, diagnostics=True)
         for m in active:
             m.stats.resume(0)
         while step < total and active:
@@ -458,9 +481,7 @@ def train_batched(
                 if not active:
                     break
                 group = list(active)
-                values = record_eval(group, step)
-                if diag_now or step == total:
-                    record_diagnostics(group, step, before)
+                values = record_eval(group, step, diag_now or step == total, before)
                 for m in group:
                     m.stats.resume(step)
                 bad = {m.row: f"evaluation loss became non-finite at step {step}"

@@ -152,8 +152,9 @@ def first_layer_images(model: nn.Module, max_units: int = IMAGE_UNITS) -> dict[s
     - anything else (1-D signals, tabular inputs, 1-D convs): one tile whose rows are the units'
       incoming weights (``units × inputs``).
 
-    Values are divided by the largest |w| of the layer (``scale``) and rounded to 3 decimals, so
-    the tiles lie in [-1, 1] and stay small in the store. None for a model without weight layers.
+    Values are divided by the largest |w| of the shown tiles (``scale``) and rounded to 3
+    decimals, so the tiles fill [-1, 1] and stay small in the store. None for a model without
+    weight layers.
     """
     layers = _weight_layers(model)
     if not layers:

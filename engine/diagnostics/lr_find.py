@@ -21,11 +21,11 @@ Details, as implemented:
   the minimum itself sits at the edge of divergence). The point of **steepest descent** (the most
   negative slope ``d s / d log10(lr)`` before the minimum, as a difference quotient over ±5% of
   the sweep, since a one-step difference follows the batch noise) is reported beside it and can
-  be chosen with ``rule="steepest"``. Why min/10 is the default: on the mnist1d MLP (seeds 0-4,
-  SGD, momentum and Adam) the steepest point scattered over one to two decades (SGD: 0.002 to
-  0.19) because the falling part of the curve is nearly straight on a log axis, while min/10
-  stayed within a factor of 3 (SGD 0.12-0.25, momentum 0.035-0.09, Adam 0.003-0.015), each
-  inside the range where that optimizer trains well.
+  be chosen with ``rule="steepest"``. Why min/10 is the default: on the mnist1d MLP (seeds 0-4)
+  the steepest point scattered over one to two decades (SGD 0.025-1.9, momentum 0.002-0.076,
+  Adam 0.0015-0.009) because the falling part of the curve is nearly straight on a log axis,
+  while min/10 stayed within a factor of 3 (SGD 0.12-0.25, momentum 0.035-0.093, Adam
+  0.003-0.015), each inside the range where that optimizer trains well.
 - **Restored state**: the model's parameters and buffers, the given optimizer's state and torch's
   global RNG state are put back afterwards, so the test can run before training without
   changing the run (tested).

@@ -228,3 +228,17 @@ def test_a_new_draft_is_a_valid_preset_and_round_trips():
     loaded = draft.validate()
     assert [v.name for v in loaded.preset.variants] == ["optimizer=sgd", "optimizer=adam"]
     assert Draft.from_preset(loaded.preset) == draft
+
+
+def test_the_data_layer_imports_no_textual():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import tui_lab.data.comparison, tui_lab.data.draft, tui_lab.data.fields, tui_lab.data.series\n"
+        "import tui_lab.data.toml_writer, tui_lab.data.fmt\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'textual_plotext', 'plotext'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -128,6 +128,12 @@ def test_widget_draws_an_engine_boundary_event() -> None:
             assert panel is not None and panel.plane.step == 5
             assert panel.plane.x_range == tuple(event.x_range)
             assert POINT in panel.render().plain
+            plane = panel.plane
+            view.show_event("spiral", event)  # the same event on the next redraw tick: nothing rebuilt
+            assert panel.plane is plane
+            view.update_boundary("spiral", [[0]], [], x_range=(0, 1), y_range=(0, 1))
+            view.show_event("spiral", event)  # after a direct update the event is drawn again
+            assert panel.plane is not plane and panel.plane.step == 5
 
     asyncio.run(scenario())
 

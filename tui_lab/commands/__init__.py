@@ -16,6 +16,7 @@ TOOL_MODULES: list[str] = [
     "lr_find",
     "sanity",
     "search",
+    "bench",
 ]
 
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-SECTIONS = ("loops", "batched", "vmap", "surfaces", "app")
+SECTIONS = ("loops", "batched", "vmap", "surfaces", "app", "fast")
 
 
 def register(subparsers) -> None:
@@ -21,10 +21,10 @@ def register(subparsers) -> None:
 
 
 def _options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="a short form (small sizes, 3 repeats)")
+    p.add_argument("--quick", action="store_true", help="a short form (small sizes, 2 repeats): a smoke test, not a measurement")
     p.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps, auto")
-    p.add_argument("--repeats", type=int, help="timed repeats of each side (default 7, quick 3)")
+    p.add_argument("--repeats", type=int, help="timed repeats of each side (default 5, quick 2)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 keeps torch's choice)")
     p.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections (repeatable)")
 

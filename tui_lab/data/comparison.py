@@ -99,6 +99,8 @@ class RunView:
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)
     layers_step: int | None = None
     diag_summary: dict[str, float] = field(default_factory=dict)
+    diagnostics: list[Diagnostics] = field(default_factory=list)
+    """Every Diagnostics event, in order (for views that show them over time)."""
     messages: list[Message] = field(default_factory=list)
     latest: dict[str, Any] = field(default_factory=dict)
     """The latest event of each other type (``Boundary``, ...), by type name, for extra views."""
@@ -280,6 +282,7 @@ class Comparison:
             if run.status in ("pending", "starting"):
                 run.status = "running"
         elif isinstance(event, Diagnostics):
+            run.diagnostics.append(event)
             for name, stats in event.layers.items():  # the latest value of each statistic
                 run.layers.setdefault(name, {}).update(stats)
             run.layers_step = event.step

@@ -188,6 +188,7 @@ class DecisionBoundary(Widget):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._panels: dict[str, BoundaryPanel] = {}
+        self._events: dict[str, Boundary] = {}
 
     def on_mount(self) -> None:
         self.watch(self.app, "theme", self._theme_changed, init=False)
@@ -217,7 +218,17 @@ class DecisionBoundary(Widget):
 
         Without ranges the plane is fitted around the points.
         """
-        plane = Plane.build(grid, points, x_range, y_range, step)
+        self._events.pop(variant, None)
+        self._show(variant, Plane.build(grid, points, x_range, y_range, step))
+
+    def show_event(self, variant: str, event: Boundary) -> None:
+        """``update_boundary`` from an engine ``Boundary`` event (the same event again is a no-op)."""
+        if self._events.get(variant) is event:
+            return
+        self._show(variant, Plane.build(event.grid, event.points, event.x_range, event.y_range, event.step))
+        self._events[variant] = event
+
+    def _show(self, variant: str, plane: Plane) -> None:
         panel = self._panels.get(variant)
         if panel is None:
             panel = BoundaryPanel(variant)
@@ -225,13 +236,9 @@ class DecisionBoundary(Widget):
             self.mount(panel)
         panel.set_plane(plane)
 
-    def show_event(self, variant: str, event: Boundary) -> None:
-        """``update_boundary`` from an engine ``Boundary`` event."""
-        self.update_boundary(variant, event.grid, event.points, x_range=event.x_range,
-                             y_range=event.y_range, step=event.step)
-
     def clear(self) -> None:
         """Remove every panel (a new comparison)."""
         for panel in self._panels.values():
             panel.remove()
         self._panels.clear()
+        self._events.clear()

@@ -85,6 +85,8 @@ class HealthPanel(Vertical):
         self.layer_history: dict[str, _LayerHistory] = {}
         self.weight_images: dict[str, Any] | None = None
         self.selected: str | None = None
+        self.ratios: dict[str, float] = {}
+        """The latest update/weight ratio per layer (not every measurement has one)."""
         self._ready = False
 
     def compose(self) -> ComposeResult:
@@ -107,7 +109,7 @@ class HealthPanel(Vertical):
         if activation is not None:
             self.activation = activation
         self.step, self.layer_stats, self.diag_summary, self.layer_history = None, {}, {}, {}
-        self.weight_images, self.selected = None, None
+        self.weight_images, self.selected, self.ratios = None, None, {}
         self._redraw()
 
     def add_diagnostics(self, event: Any) -> None:
@@ -118,6 +120,8 @@ class HealthPanel(Vertical):
         self.diag_summary = dict(get("summary", {}) or {})
         self.layer_stats = layers
         for name, stats in layers.items():
+            if isinstance(stats.get("update_ratio"), int | float):
+                self.ratios[name] = float(stats["update_ratio"])
             h = self.layer_history.setdefault(name, _LayerHistory())
             if "act_hist" in stats or "grad_hist" in stats:
                 h.steps.append(int(self.step or 0))
@@ -155,7 +159,7 @@ class HealthPanel(Vertical):
             w=fmt.num(s.get("weight_norm"), 3), lo=f"{lo:g}", hi=f"{hi:g}",
         ))
         for name, stats in self.layer_stats.items():
-            ratio = stats.get("update_ratio")
+            ratio = stats.get("update_ratio", self.ratios.get(name))
             state = ratio_state(ratio)
             style = STATE_STYLE[state]
             label = f"{ratio:.1e} {state}" if state else "–"

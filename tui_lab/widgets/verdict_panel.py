@@ -31,6 +31,8 @@ def verdict_content(c: Comparison) -> Content:
         for r in claims:
             if not done:
                 mark = Content.from_markup("[$text-muted]… waiting[/] ")
+            elif r.problem:
+                mark = Content.from_markup("[b $warning]– not checked[/] ")
             elif r.holds:
                 mark = Content.from_markup("[b $success]✔ holds[/] ")
             else:

@@ -1,0 +1,80 @@
+"""Headless ÷ app open: one comparison run by the engine alone, and with the Textual app watching.
+
+Both sides use the runner the app uses (``tui_lab.engine_bridge.interactive_runner``: on a CPU
+one core stays with the app), the same preset (the optimizers comparison, quick form) and a
+fresh store; the app side runs ``DllabApp(open_preset=...)`` under ``App.run_test()`` (headless
+Textual: it composes, lays out and redraws every widget, it just paints to no terminal) and waits
+until the comparison has ended. Worker start-up is on both sides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from bench.cases import Row, _row, not_row
+from bench.timing import Timing
+
+PRESET = "optimizers"
+WHAT = "optimizers preset (quick form), headless ÷ the same with the app open (run_test, no terminal)"
+
+
+def _headless(specs, device: str, store_dir: Path) -> None:
+    from engine.store import RunStore
+    from tui_lab.engine_bridge import interactive_runner
+
+    with RunStore(store_dir) as store:
+        runner = interactive_runner(specs, device=device, store=store)
+        try:
+            runner.start()
+            while not runner.finished:
+                runner.poll(timeout=0.2)
+        finally:
+            runner.close()
+
+
+async def _with_app(loaded, device: str, store_dir: Path, limit_s: float) -> None:
+    from engine.store import RunStore
+    from tui_lab.app import DllabApp
+
+    with RunStore(store_dir) as store:
+        app = DllabApp(open_preset=loaded, quick=True, device=device, store=store, presets_dir=store_dir / "presets",
+                       frozen=True)
+        async with app.run_test(size=(120, 40)) as pilot:
+            deadline = time.monotonic() + limit_s
+            while True:
+                live = app.bridge.live
+                if live is not None and not live.active:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the comparison did not end within {limit_s:.0f} s")
+                await pilot.pause(0.2)
+
+
+def measure(device: str, quick: bool, repeats: int) -> Row:
+    if quick:
+        return not_row("headless/app", "headless ÷ app open", WHAT, "not measured",
+                       "full mode only: each side spawns worker processes and runs a whole comparison")
+    from engine.presets import load_preset
+
+    loaded = load_preset(PRESET)
+    specs = loaded.expand(quick=True)
+    sides = {"headless": Timing(), "app": Timing()}
+    reps = max(1, min(repeats, 3))
+    with tempfile.TemporaryDirectory(prefix="dllab-bench-") as tmp:
+        for r in range(reps):
+            for name in (("headless", "app") if r % 2 == 0 else ("app", "headless")):
+                store_dir = Path(tmp) / f"{name}{r}"
+                store_dir.mkdir()
+                w0, c0 = time.perf_counter(), time.process_time()
+                if name == "headless":
+                    _headless(specs, device, store_dir)
+                else:
+                    asyncio.run(_with_app(loaded, device, store_dir, limit_s=600))
+                sides[name].wall.append(time.perf_counter() - w0)
+                sides[name].cpu.append(time.process_time() - c0)
+    row = _row("headless/app", "headless ÷ app open", WHAT, sides["headless"], sides["app"],
+               note="CPU ratio counts this process only (the app's UI thread; training is in workers)")
+    return row

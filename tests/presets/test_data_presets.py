@@ -1,0 +1,17 @@
+"""The data-side presets' claims hold in their quick form for seeds 0, 1 and 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.check import check_preset
+
+SEEDS = [0, 1, 2]
+PRESETS = ["preprocessing", "augmentation", "more-data", "distribution-shift", "semi-supervised", "ensembles"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", PRESETS)
+def test_claims_hold_for_three_seeds(preset):
+    result = check_preset(preset, quick=True, seeds=SEEDS)
+    assert result.holds, result.report()
