@@ -97,6 +97,9 @@ class StackedMLP:
             views.append(view)
             offset += n
         self.views = views
+        self._offsets = [0]
+        for v in views:
+            self._offsets.append(self._offsets[-1] + v[0].numel())
         self._grad_buffers: dict[int, list[Tensor]] = {}
         self.weights = [v for v in views if v.ndim > 2]
         # (weight, bias, residual) per hidden block, then the head
@@ -124,6 +127,30 @@ class StackedMLP:
                 out = (h if h.dim() == 3 else h.expand(self.n_members, *h.shape)) + out
             h = out
         return self._linear(h, *self.head)
+
+    def capture(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """The forward pass's activation inputs and outputs per hidden block, ``(M, B, units)`` each
+        (what ``layer_health`` hooks on a solo model's ``block.act``)."""
+        shared = x.dim() == 1 + len(self.template.input_shape)
+        h = x.flatten(1) if shared else x.flatten(2)
+        pre, post = [], []
+        for w, b, residual in self.blocks:
+            z = self._linear(h, w, b)
+            out = self.act(z)
+            pre.append(z)
+            post.append(out)
+            if residual:
+                out = (h if h.dim() == 3 else h.expand(self.n_members, *h.shape)) + out
+            h = out
+        return pre, post
+
+    def offsets_of(self, tensors: Sequence[Tensor]) -> list[tuple[int, int]]:
+        """The ``[start, end)`` columns of the parameter rows that hold each of these views."""
+        out = []
+        for t in tensors:
+            k = next(i for i, v in enumerate(self.views) if v is t)
+            out.append((self._offsets[k], self._offsets[k + 1]))
+        return out
 
     # -- members in and out -----------------------------------------------------------------
 

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from engine.batched.accel import FastPaths, StepGraph, autocast, maybe_compile, tune_allocator
+from engine.batched.diagnostics import HealthPath, MemberModel, stacked_layer_health, stacked_update_ratios
 from engine.batched.losses import per_sample_correct, per_sample_loss
 from engine.batched.optim import RULE_ORDER, StackedOptimizer, rule_of
 from engine.batched.plan import group_key, why_solo
@@ -220,7 +221,8 @@ def train_batched(
     chunk = max(64, min(EVAL_CHUNK, EVAL_ELEMENTS // max(1, M * widest)))
 
     for m in members:  # the loop's whole-run figures, from each member's initial weights
-        m.stats = RunStats(model.load_member(m.row, shadow), m.train, per_epoch, None, {})
+        m.stats = RunStats(MemberModel(model, shadow, m.row, lambda m=m: model.load_member(m.row, shadow)),  # type: ignore[arg-type]
+                           m.train, per_epoch, None, {})
     versions = library_versions()
     for m in members:
         spec_json: dict[str, Any] = m.spec.model_dump(mode="json")
@@ -294,10 +296,9 @@ def train_batched(
         splits_done, names, table = evaluated
         base = dict(zip(names, table[m.row], strict=True))
         extras: dict[str, Tensor] = {}
-        load(m)
         for split in splits_done:
             x, y = eval_sets[split]
-            extras.update(extra_metrics(shadow, solo_loss, x[m.data], y[m.data], split, d0.task,
+            extras.update(extra_metrics(proxies[m.row], solo_loss,  # type: ignore[arg-type] x[m.data], y[m.data], split, d0.task,
                                         final=final, batch_size=bs))
         extra_values = dict(zip(extras, torch.stack(list(extras.values())).tolist(), strict=True)) if extras else {}
         values: dict[str, float] = {}
@@ -314,19 +315,46 @@ def train_batched(
         values["lr"] = m.schedule.lr_at(min(step, total - 1))
         return values
 
-    def diagnose(m: _Member, step: int, before: Tensor | None) -> None:
-        """The solo loop's record_diagnostics for one member."""
+    health = HealthPath()
+    layer_names = shadow.layer_names()
+    activation = first.model.activation
+    proxies = {m.row: MemberModel(model, shadow, m.row, lambda m=m: load(m)) for m in members}
+
+    def solo_layers(m: _Member, before: Tensor | None) -> dict[str, dict[str, Any]]:
+        """The solo loop's per-layer figures for one member, by the solo functions."""
         before_w = weights_of(before[m.row]) if before is not None else None
         load(m)
-        layers = layer_health(shadow, x_train[m.data, :PROBE_SIZE], m.spec.recipe.model.activation)
+        layers = layer_health(shadow, x_train[m.data, :PROBE_SIZE], activation)
         if before_w is not None:
             for name, ratio in update_ratios(before_w, shadow).items():
                 layers.setdefault(name, {})["update_ratio"] = ratio
-        add_weight_images(layers, shadow, step, diag_every * IMAGE_EVERY, total)
-        m.summary.update(model_summary(shadow, layers))
-        emit(Diagnostics(m.run_id, step, layers, {k: v for k, v in m.summary.items() if "." not in k}))
-        if (plane := boundary_event(m.run_id, step, shadow, splits[m.data])) is not None:
-            emit(plane)
+        return layers
+
+    def diagnose(group: list[_Member], step: int, before: Tensor | None) -> None:
+        """The solo loop's record_diagnostics for each member (stacked figures once verified)."""
+        kind = (optimizer.steps_taken > 0, before is not None)
+        fast: list[dict[str, dict[str, Any]]] | None = None
+        if health.usable(kind):
+            fast = stacked_layer_health(model, member_rows(x_train[:, :PROBE_SIZE]), activation, kind[0], layer_names)
+            if before is not None:
+                for layers, ratios in zip(fast, stacked_update_ratios(before, model, layer_names), strict=True):
+                    for name, ratio in ratios.items():
+                        layers.setdefault(name, {})["update_ratio"] = ratio
+        for m in group:
+            if fast is not None and health.usable(kind):
+                layers = fast[m.row]
+                if not health.checked(kind):
+                    solo = solo_layers(m, before)
+                    if not health.decide(kind, layers, solo):
+                        layers = solo
+            else:
+                layers = solo_layers(m, before)
+            proxy = proxies[m.row]
+            add_weight_images(layers, proxy, step, diag_every * IMAGE_EVERY, total)  # type: ignore[arg-type]
+            m.summary.update(model_summary(proxy, layers))  # type: ignore[arg-type]
+            emit(Diagnostics(m.run_id, step, layers, {k: v for k, v in m.summary.items() if "." not in k}))
+            if (plane := boundary_event(m.run_id, step, proxy, splits[m.data])) is not None:  # type: ignore[arg-type]
+                emit(plane)
 
     def record_eval(group: list[_Member], step: int, diagnostics: bool, before: Tensor | None = None
                     ) -> dict[int, dict[str, float]]:
@@ -353,9 +381,9 @@ def train_batched(
                 m.schedule.on_eval(val_loss)
                 if m.schedule.factor != factor:
                     optimizer.refresh_lr(m.row, step)
-            if diagnostics:
-                diagnose(m, step, before)
             out[m.row] = values
+        if diagnostics:
+            diagnose(group, step, before)
         return out
 
     def finish(group: list[_Member], status: str, reasons: dict[int, str], step: int) -> None:
@@ -369,10 +397,9 @@ def train_batched(
             if status == "diverged":
                 final = {k: (math.inf if k.endswith("loss") or k.endswith("gap") else v) for k, v in final.items()}
             else:
-                diagnose(m, step, None)
+                diagnose([m], step, None)
             final["epoch"] = step / per_epoch
             final["steps"] = float(step)
-            load(m)  # the stats read the final weights (the penalty)
             m.summary.update(m.stats.summary(m.history, final))
             m.finished = RunFinished(m.run_id, status, step, reasons[m.row], final, m.best, wall,  # type: ignore[arg-type]
                                      {k: v for k, v in m.summary.items() if isinstance(v, int | float)})
