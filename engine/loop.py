@@ -56,6 +56,8 @@ def budget(spec: RunSpec, n_train: int) -> tuple[int, int, int]:
     t = spec.recipe.train
     bs = n_train if t.batch_size == 0 else min(t.batch_size, n_train)
     per_epoch = math.ceil(n_train / bs)
+    if spec.recipe.model.norm == "batch" and n_train % bs == 1 and n_train > 1:
+        per_epoch -= 1  # BatchNorm cannot normalize a batch of one: drop that last sample each epoch
     if t.steps is not None:
         total = t.steps
     else:

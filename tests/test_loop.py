@@ -107,3 +107,10 @@ def test_mnist1d_mlp_reaches_the_published_band():
              batch_size=100, steps=6000, log_every=100)
     _, fin = run(s)
     assert 0.60 <= fin.final["test_acc"] < 0.72, fin.final
+
+
+def test_batchnorm_with_a_one_sample_tail_batch_trains():
+    # 301 training samples at batch 2 leave one sample at the end of each epoch
+    _, fin = run(spec(data={"name": "moons", "n_samples": 503, "val_fraction": 0.2, "test_fraction": 0.2},
+                      model={"hidden": [8], "norm": "batch"}, batch_size=2, epochs=2))
+    assert fin.status == "done", fin.reason

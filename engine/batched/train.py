@@ -253,6 +253,11 @@ def train_batched(
             model.load_member(m.row, shadow, grads=optimizer.steps_taken > 0)
             loaded = key
 
+    health = HealthPath()
+    layer_names = shadow.layer_names()
+    activation = first.model.activation
+    proxies = {m.row: MemberModel(model, shadow, m.row, lambda m=m: load(m)) for m in members}
+
     shadow_params = list(shadow.parameters())
     offsets = [0]
     for p in shadow_params:
@@ -298,8 +303,8 @@ def train_batched(
         extras: dict[str, Tensor] = {}
         for split in splits_done:
             x, y = eval_sets[split]
-            extras.update(extra_metrics(proxies[m.row], solo_loss,  # type: ignore[arg-type] x[m.data], y[m.data], split, d0.task,
-                                        final=final, batch_size=bs))
+            extras.update(extra_metrics(proxies[m.row], solo_loss, x[m.data], y[m.data], split,  # type: ignore[arg-type]
+                                        d0.task, final=final, batch_size=bs))
         extra_values = dict(zip(extras, torch.stack(list(extras.values())).tolist(), strict=True)) if extras else {}
         values: dict[str, float] = {}
         for split in splits_done:  # the solo loop's key order: each split's loss, acc, extras
@@ -314,11 +319,6 @@ def train_batched(
             values["acc_gap"] = values["train_acc"] - values["val_acc"]
         values["lr"] = m.schedule.lr_at(min(step, total - 1))
         return values
-
-    health = HealthPath()
-    layer_names = shadow.layer_names()
-    activation = first.model.activation
-    proxies = {m.row: MemberModel(model, shadow, m.row, lambda m=m: load(m)) for m in members}
 
     def solo_layers(m: _Member, before: Tensor | None) -> dict[str, dict[str, Any]]:
         """The solo loop's per-layer figures for one member, by the solo functions."""
