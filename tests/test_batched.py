@@ -455,3 +455,42 @@ def test_runner_trains_a_group_in_one_worker_cancels_one_member(tmp_path) -> Non
     statuses = {r: e.status for r, e in runner.results().items()}
     assert statuses[victim] == "cancelled"
     assert [statuses[r] for r in runner.run_ids if r != victim] == ["done", "done"]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ModelSpec(hidden=[16, 12], activation="relu"),
+        ModelSpec(hidden=[12, 12], activation="tanh", residual=True),
+        ModelSpec(hidden=[10], activation="sigmoid", init="normal", init_std=2.0),
+        ModelSpec(hidden=[10, 10], activation="leaky_relu"),
+        ModelSpec(hidden=[6], activation="maxout"),
+        ModelSpec(hidden=[8], activation="identity"),
+        ModelSpec(kind="linear"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:grad and param do not obey")
+def test_stacked_health_matches_the_solo_functions(spec: ModelSpec) -> None:
+    from engine.batched.diagnostics import differences, stacked_layer_health, stacked_update_ratios
+    from engine.diagnostics.health import layer_health, update_ratios
+
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(build_model(spec, (20,), 4))
+    stacked = StackedMLP(models, spec, "cpu")
+    probe = torch.randn(64, 20)
+    before = stacked.params.clone()
+    out = stacked(probe)
+    out.pow(2).sum().backward()
+    with torch.no_grad():
+        stacked.params.sub_(0.01 * stacked.grads)
+    names = models[0].layer_names()
+    fast = stacked_layer_health(stacked, probe, spec.activation, True, names)
+    ratios = stacked_update_ratios(before, stacked, names)
+    for m, model in enumerate(models):
+        snapshot = {n: t.clone() for n, t in zip(names, [p for p in model.parameters() if p.dim() > 1], strict=False)}
+        stacked.load_member(m, model, grads=True)
+        solo = layer_health(model, probe, spec.activation)
+        assert not differences(fast[m], solo), differences(fast[m], solo)
+        assert not differences(ratios[m], update_ratios(snapshot, model))

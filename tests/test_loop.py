@@ -112,5 +112,5 @@ def test_mnist1d_mlp_reaches_the_published_band():
 def test_batchnorm_with_a_one_sample_tail_batch_trains():
     # 301 training samples at batch 2 leave one sample at the end of each epoch
     _, fin = run(spec(data={"name": "moons", "n_samples": 503, "val_fraction": 0.2, "test_fraction": 0.2},
-                      model={"hidden": [8], "norm": "batch"}, batch_size=2, epochs=2))
+                      model={"hidden": [8], "norm": "batch"}, batch_size=2, steps=400))
     assert fin.status == "done", fin.reason

@@ -24,6 +24,7 @@ the group), and evaluates every member at once.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
@@ -61,6 +62,7 @@ from engine.schedules import LRSchedule
 from engine.versions import library_versions
 
 StopFn = Callable[[], bool]
+log = logging.getLogger(__name__)
 EVAL_ELEMENTS = 1 << 22
 GRAPH_WARMUP = 3
 """Eager steps before the training step is captured in a CUDA graph (they build the optimizer state)."""
@@ -346,6 +348,8 @@ def train_batched(
                 if not health.checked(kind):
                     solo = solo_layers(m, before)
                     if not health.decide(kind, layers, solo):
+                        log.info("batched diagnostics differ from engine.diagnostics.health (%s); "
+                                 "using the solo functions for this group", "; ".join(health.problems[:3]))
                         layers = solo
             else:
                 layers = solo_layers(m, before)
