@@ -23,8 +23,14 @@ from engine.augment import build_augmenter
 from engine.config import RunSpec
 from engine.data import DataSplits, load_data
 from engine.diagnostics.boundary import boundary_event
-from engine.diagnostics.health import layer_health, model_summary, snapshot_weights, update_ratios
-from engine.diagnostics.health import IMAGE_EVERY, add_weight_images
+from engine.diagnostics.health import (
+    IMAGE_EVERY,
+    add_weight_images,
+    layer_health,
+    model_summary,
+    snapshot_weights,
+    update_ratios,
+)
 from engine.diagnostics.lr_find import lr_find_hook
 from engine.diagnostics.run_stats import RunStats
 from engine.ensembles import build_ensembles

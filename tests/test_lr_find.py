@@ -115,6 +115,9 @@ def test_stops_at_divergence_and_restores_model_optimizer_and_rng():
     assert torch.equal(torch.get_rng_state(), rng_before)
     assert 1e-5 <= result.suggestion <= result.minimum / 10 + 1e-12
     assert len(result.curve()) == len(result.lrs)
+    shown = result.display_curve()
+    top = 1.2 * max(result.smoothed[: max(1, len(result.smoothed) // 10)])
+    assert all(math.isfinite(y) and y <= top + 1e-9 for _, y in shown)
 
 
 def test_lbfgs_is_refused():

@@ -100,6 +100,10 @@ def _run(args: argparse.Namespace, check: bool) -> int:
     from tui_lab.headless import print_result, run_comparison
 
     loaded = load_preset(args.preset)
+    if loaded.preset.search is not None:  # a search comparison: each variant is a whole search
+        from tui_lab.commands.search import run_search_comparison
+
+        return run_search_comparison(loaded, args)
     console = _console()
     result = run_comparison(
         loaded, quick=args.quick, seeds=args.seeds, device=args.device, workers=args.workers,

@@ -128,6 +128,7 @@ class MemberModel:
     def __init__(self, stacked: StackedMLP, shadow: nn.Module, row: int, load: Callable[[], None]) -> None:
         self._stacked, self._shadow, self._row, self._load = stacked, shadow, row, load
         self.training = True
+        self._inputs: list[Tensor] | None = None
 
     def __getattr__(self, name: str) -> Any:  # only for what is not defined here
         if name.startswith("_"):
@@ -144,6 +145,8 @@ class MemberModel:
         return self
 
     def __call__(self, x: Tensor) -> Tensor:
+        if self._inputs is not None:
+            self._inputs.append(x)
         self._load()
         was = self._shadow.training
         self._shadow.train(self.training)
@@ -214,3 +217,55 @@ class HealthPath:
         self.state[kind] = not problems
         self.problems.extend(problems)
         return not problems
+
+
+BOUNDARY_FIELDS = frozenset({"run_id", "step", "x_range", "y_range", "grid", "points", "n_classes", "raw", "time"})
+"""The Boundary fields this module knows: only ``grid`` depends on the model."""
+GRID_TOLERANCE = 0.005
+"""Share of grid cells that may differ (points exactly on a decision boundary) in the check."""
+
+
+def boundary_events(model: StackedMLP, proxies: dict[int, MemberModel], rows_by_data: dict[int, list[tuple[int, str]]],
+                    splits: list[Any], step: int, make_event: Callable[..., Any], state: dict[str, Any]) -> list[Any]:
+    """Decision-boundary events of every member (`make_event` is ``boundary_event``).
+
+    Per dataset, the first member's event comes from `make_event` itself (its model calls are
+    recorded); the others take that event with their own grid, predicted by the stacked model on
+    the same inputs in one pass. The first time, that member's grid is also predicted by the stack
+    and compared; if they differ, or the event has fields this module does not know, every member
+    gets its event from `make_event` from then on (``state["solo"] = True``).
+    """
+    import dataclasses
+
+    events = []
+    for d, rows in rows_by_data.items():
+        first_row, first_id = rows[0]
+        proxy = proxies[first_row]
+        proxy._inputs = [] if not state.get("solo") else None
+        try:
+            first = make_event(first_id, step, proxy, splits[d])
+        finally:
+            inputs, proxy._inputs = proxy._inputs, None
+        if first is None:
+            continue
+        events.append(first)
+        fields = {f.name for f in dataclasses.fields(first)}
+        if state.get("solo") or not inputs or not fields <= BOUNDARY_FIELDS:
+            state["solo"] = True
+            events += [make_event(run_id, step, proxies[row], splits[d]) for row, run_id in rows[1:]]
+            continue
+        ny, nx = len(first.grid), len(first.grid[0]) if first.grid else 0
+        with torch.no_grad():
+            pred = model(inputs[-1]).argmax(dim=-1).reshape(model.n_members, ny, nx)
+        grids = pred.tolist()
+        if "checked" not in state:
+            cells = max(1, ny * nx)
+            wrong = sum(a != b for ra, rb in zip(grids[first_row], first.grid, strict=True)
+                        for a, b in zip(ra, rb, strict=True))
+            state["checked"] = True
+            if wrong / cells > GRID_TOLERANCE:
+                state["solo"] = True
+                events += [make_event(run_id, step, proxies[row], splits[d]) for row, run_id in rows[1:]]
+                continue
+        events += [dataclasses.replace(first, run_id=run_id, grid=grids[row]) for row, run_id in rows[1:]]
+    return events

@@ -36,8 +36,16 @@ import torch
 from torch import Tensor
 
 from engine.batched.accel import FastPaths, StepGraph, autocast, maybe_compile, tune_allocator
-from engine.batched.diagnostics import HealthPath, MemberModel, stacked_layer_health, stacked_update_ratios
+from engine.batched.diagnostics import (
+    HealthPath,
+    MemberModel,
+    boundary_events,
+    stacked_layer_health,
+    stacked_update_ratios,
+)
 from engine.batched.losses import per_sample_correct, per_sample_loss
+from engine.batched.manual import ManualStep
+from engine.batched.manual import supported as manual_supported
 from engine.batched.optim import RULE_ORDER, StackedOptimizer, rule_of
 from engine.batched.plan import group_key, why_solo
 from engine.batched.stacked import StackedMLP, quiet_layout_warning
@@ -256,6 +264,7 @@ def train_batched(
             loaded = key
 
     health = HealthPath()
+    boundary_state: dict[str, Any] = {}
     layer_names = shadow.layer_names()
     activation = first.model.activation
     proxies = {m.row: MemberModel(model, shadow, m.row, lambda m=m: load(m)) for m in members}
@@ -357,8 +366,11 @@ def train_batched(
             add_weight_images(layers, proxy, step, diag_every * IMAGE_EVERY, total)  # type: ignore[arg-type]
             m.summary.update(model_summary(proxy, layers))  # type: ignore[arg-type]
             emit(Diagnostics(m.run_id, step, layers, {k: v for k, v in m.summary.items() if "." not in k}))
-            if (plane := boundary_event(m.run_id, step, proxy, splits[m.data])) is not None:  # type: ignore[arg-type]
-                emit(plane)
+        rows_by_data: dict[int, list[tuple[int, str]]] = {}
+        for m in group:
+            rows_by_data.setdefault(m.data, []).append((m.row, m.run_id))
+        for plane in boundary_events(model, proxies, rows_by_data, splits, step, boundary_event, boundary_state):
+            emit(plane)
 
     def record_eval(group: list[_Member], step: int, diagnostics: bool, before: Tensor | None = None
                     ) -> dict[int, dict[str, float]]:
@@ -396,12 +408,14 @@ def train_batched(
             return
         evaluated = evaluate_all(True)
         wall = time.perf_counter() - t0
+        finals = {m.row: member_values(m, evaluated, True, step) for m in group}
+        if status == "diverged":  # a diverged run's losses count as infinitely bad in claims
+            finals = {row: {k: (math.inf if k.endswith("loss") or k.endswith("gap") else v) for k, v in final.items()}
+                      for row, final in finals.items()}
+        else:
+            diagnose(group, step, None)
         for m in group:
-            final = member_values(m, evaluated, True, step)
-            if status == "diverged":
-                final = {k: (math.inf if k.endswith("loss") or k.endswith("gap") else v) for k, v in final.items()}
-            else:
-                diagnose([m], step, None)
+            final = finals[m.row]
             final["epoch"] = step / per_epoch
             final["steps"] = float(step)
             m.summary.update(m.stats.summary(m.history, final))
@@ -447,11 +461,18 @@ def train_batched(
 
     forward_loss = maybe_compile(forward_loss, fast.compile)
 
+    manual = None
+    if not (fast.bf16 or fast.compile) and manual_supported(first.model, first.train):
+        manual = ManualStep(model, first.model, first.train, d0.task, l1, l2)
+
     def train_step(xb: Tensor, yb: Tensor, step: int) -> Tensor:
-        model.grads.zero_()
-        data_loss, objective = forward_loss(xb, yb)
-        with quiet_layout_warning():
-            objective.backward()
+        if manual is not None:  # forward and backward written out (engine.batched.manual)
+            data_loss = manual.step(xb, yb, alive)
+        else:
+            model.grads.zero_()
+            data_loss, objective = forward_loss(xb, yb)
+            with quiet_layout_warning():
+                objective.backward()
         if clip_value is not None:
             model.grads.clamp_(min=-clip_value, max=clip_value)
         if clip_norm is not None:

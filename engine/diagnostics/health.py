@@ -26,8 +26,9 @@ snapshotted), and, on the first weight layer now and then, ``weight_images``
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn

@@ -84,6 +84,14 @@ class LRFindResult:
         """(lr, smoothed loss) pairs: what to plot, log-scaled on the lr axis."""
         return list(zip(self.lrs, self.smoothed, strict=True))
 
+    def display_curve(self, headroom: float = 1.2) -> list[tuple[float, float]]:
+        """The curve for a plot, the final blow-up clipped so the useful part stays readable:
+        values above `headroom` × the highest smoothed loss of the first tenth of the sweep (and
+        non-finite ones) are cut to that level."""
+        head = [v for v in self.smoothed[: max(1, len(self.smoothed) // 10)] if math.isfinite(v)]
+        top = headroom * max(head) if head else max((v for v in self.smoothed if math.isfinite(v)), default=1.0)
+        return [(lr, min(v, top) if math.isfinite(v) else top) for lr, v in zip(self.lrs, self.smoothed, strict=True)]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "suggestion": self.suggestion, "steepest": self.steepest, "minimum": self.minimum,
@@ -264,6 +272,7 @@ def find_lr(spec: RunSpec, *, device: str | torch.device = "cpu", data: Any = No
     from engine.models import build_model
 
     r, t = spec.recipe, spec.recipe.train
+    _needs_network(spec, "the LR range test")
     dev = torch.device(device)
     data = (data or load_data(r.data, seed=t.seed, device=dev)).to(dev)
     torch.manual_seed(t.seed)
@@ -271,6 +280,14 @@ def find_lr(spec: RunSpec, *, device: str | torch.device = "cpu", data: Any = No
     loss_fn = build_loss(t, data.task, data.n_classes)
     return lr_range_test(model, loss_fn, data.x_train, data.y_train, t, lr_min=lr_min, lr_max=lr_max, steps=steps,
                          rule=rule)
+
+
+def _needs_network(spec: RunSpec, what: str) -> None:
+    from engine.dispatch import special_trainer
+
+    if special_trainer(spec) is not None:
+        raise ValueError(f"{what}: {spec.variant!r} is not a network trained on data "
+                         "(a 2-D surface or a gradient check); pick another preset or variant")
 
 
 def apply_suggestion(target: RunSpec | Recipe, result: LRFindResult | float) -> RunSpec | Recipe:

@@ -44,16 +44,6 @@ def pick_spec(preset: str, variant: str | None, quick: bool, seed: int):
     raise ValueError(f"{loaded.id} has no variant {variant!r}; variants: {names}")
 
 
-def display_curve(result) -> tuple[list[float], list[float]]:
-    """The smoothed curve with the final blow-up clipped, so the useful part stays readable:
-    values above 1.2 × the highest loss of the first tenth of the sweep are cut to it."""
-    import math
-
-    head = [v for v in result.smoothed[: max(1, len(result.smoothed) // 10)] if math.isfinite(v)]
-    top = 1.2 * max(head) if head else math.inf
-    return list(result.lrs), [min(v, top) if math.isfinite(v) else top for v in result.smoothed]
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
@@ -75,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"[bold]LR range test[/]: {loaded.id} / {spec.variant} ({t.optimizer}, batch {t.batch_size or 'full'}, "
                   f"seed {args.seed})")
     marks = [("suggestion", result.suggestion), ("minimum", result.minimum)]
-    console.print(chart([("smoothed loss", *display_curve(result))], log_x=True, xlabel="learning rate (log)",
+    xs, ys = zip(*result.display_curve(), strict=True)
+    console.print(chart([("smoothed loss", xs, ys)], log_x=True, xlabel="learning rate (log)",
                         ylabel="loss", marks=marks, color=console.is_terminal))
     console.print(f"vertical lines: the suggestion {result.suggestion:.3g} and the minimum {result.minimum:.3g}")
     console.print(f"stopped: {result.stopped}")

@@ -171,3 +171,13 @@ def _run_preset(loaded, args: argparse.Namespace, console, err) -> int:
     console.print("[bold]Claims[/]")
     console.print(claims_view(claims))
     return 0 if all(c.holds for c in claims) else 1
+
+
+def run_search_comparison(loaded, args: argparse.Namespace) -> int:
+    """`dllab run` / `dllab check` of a preset with a [search] table: the same as `dllab search`."""
+    from rich.console import Console
+
+    seeds = getattr(args, "seeds", None)
+    ns = argparse.Namespace(quick=args.quick, seeds=",".join(map(str, seeds)) if seeds else None,
+                            device=args.device, workers=getattr(args, "workers", None), json=args.json)
+    return _run_preset(loaded, ns, Console(highlight=False), Console(stderr=True, highlight=False))

@@ -67,7 +67,7 @@ def chart(
             plt.scatter(x, y, label=name if len(series) > 1 else None, marker=MARKERS[i % len(MARKERS)])
         else:
             plt.plot(x, y, label=name if len(series) > 1 else None)
-    for label, value in marks:
+    for _label, value in marks:
         if log_x and value <= 0:
             continue
         plt.vline(math.log10(value) if log_x else value)
