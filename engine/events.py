@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 Status = Literal["pending", "running", "done", "early-stopped", "diverged", "failed", "cancelled"]
 FINAL_STATUSES: frozenset[str] = frozenset({"done", "early-stopped", "diverged", "failed", "cancelled"})
@@ -128,7 +128,7 @@ class Boundary:
     time: float = field(default_factory=_now)
 
 
-Event = Union[RunStarted, StepMetrics, EvalMetrics, Diagnostics, RunFinished, Message, Boundary]
+Event = RunStarted | StepMetrics | EvalMetrics | Diagnostics | RunFinished | Message | Boundary
 EVENT_TYPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (RunStarted, StepMetrics, EvalMetrics, Diagnostics, RunFinished, Message, Boundary)

@@ -15,6 +15,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -231,6 +232,22 @@ def train(
         if (plane := boundary_event(run_id, step, model, data)) is not None:  # 2-D classification only
             emit(plane)
 
+    def forward_backward(xb: torch.Tensor, yb: torch.Tensor, idx: torch.Tensor, step: int,
+                         losses: list[torch.Tensor]) -> torch.Tensor:
+        """One evaluation of the training objective and its gradient; the data loss goes to `losses`."""
+        optimizer.zero_grad(set_to_none=True)
+        out = model(xb)
+        data_loss = loss_fn(out, yb) if weights is None else weights.loss(loss_fn, out, yb, idx)
+        pen = penalty(model, t.l1, t.l2)
+        total_loss = data_loss if pen is None else data_loss + pen
+        if unlabeled is not None and (u_loss := unlabeled(model, step)) is not None:
+            total_loss = total_loss + u_loss
+        total_loss.backward()
+        if clipping:
+            clip_gradients(model.parameters(), t.clip_norm, t.clip_value)
+        losses.append(data_loss.detach())
+        return total_loss
+
     def read_window(step: int) -> None:
         nonlocal last_read
         losses = torch.stack(window).tolist()  # host sync: once per log_every steps
@@ -268,30 +285,18 @@ def train(
             diag_now = (step + 1) % diag_every == 0
             before = snapshot_weights(model) if diag_now else None
 
-            def closure() -> torch.Tensor:
-                optimizer.zero_grad(set_to_none=True)
-                out = model(xb)
-                data_loss = loss_fn(out, yb) if weights is None else weights.loss(loss_fn, out, yb, idx)
-                pen = penalty(model, t.l1, t.l2)
-                total_loss = data_loss if pen is None else data_loss + pen
-                if unlabeled is not None and (u_loss := unlabeled(model, step)) is not None:
-                    total_loss = total_loss + u_loss
-                total_loss.backward()
-                if clipping:
-                    clip_gradients(model.parameters(), t.clip_norm, t.clip_value)
-                closure.data_loss = data_loss.detach()  # type: ignore[attr-defined]
-                return total_loss
-
+            step_losses: list[torch.Tensor] = []  # the data loss of each evaluation of the objective
+            objective = partial(forward_backward, xb, yb, idx, step, step_losses)
             if closure_needed:
-                optimizer.step(closure)
+                optimizer.step(objective)  # L-BFGS evaluates the objective several times
             else:
-                closure()
+                objective()
                 optimizer.step()
             if ema is not None:
                 ema.update(model)
             if ensembles is not None:
                 ensembles.train_step(xb, yb, step)
-            window.append(closure.data_loss)  # type: ignore[attr-defined]
+            window.append(step_losses[-1])
             step += 1
             if step % t.log_every == 0 or step == total:
                 read_window(step)

@@ -6,7 +6,7 @@ from engine.diagnostics.curves import diagnose
 
 
 def curve(train, val, acc=0.99):
-    return [{"step": i, "epoch": i, "train_loss": t, "val_loss": v, "train_acc": acc} for i, (t, v) in enumerate(zip(train, val))]
+    return [{"step": i, "epoch": i, "train_loss": t, "val_loss": v, "train_acc": acc} for i, (t, v) in enumerate(zip(train, val, strict=True))]
 
 
 def test_overfitting_names_the_epoch_and_numbers():
