@@ -118,9 +118,9 @@ def loop_rows(device: str, quick: bool, repeats: int) -> list[Row]:
 
         kw = {"epochs": epochs, "batch_size": case.batch_size, "lr": case.lr}
         sides = {
-            "engine": lambda: train(spec, _noop, device=device, data=data),
-            "dataloader": lambda: dataloader_loop(data, case.model, **kw),
-            "slicing": lambda: slicing_loop(data, case.model, **kw),
+            "engine": lambda spec=spec, data=data: train(spec, _noop, device=device, data=data),
+            "dataloader": lambda data=data, case=case, kw=kw: dataloader_loop(data, case.model, **kw),
+            "slicing": lambda data=data, case=case, kw=kw: slicing_loop(data, case.model, **kw),
         }
         t = interleaved(sides, repeats, device=device)
         dims = "-".join(str(n) for n in [math.prod(data.input_shape), *case.model.hidden_sizes, data.n_classes])
@@ -307,16 +307,20 @@ def fast_rows(device: str, quick: bool, repeats: int) -> list[Row]:
 
     names = ("bf16", "compile", "cuda_graphs", "channels_last")
     if not device.startswith("cuda"):
-        return [not_row(f"fast/plain.{n}", f"{n} ÷ plain", "32 tiny MLPs batched", "not measured",
-                        f"CUDA fast path; the device here is {device}") for n in names]
+        return [not_row(f"fast/plain.{n}", f"{n} ÷ plain",
+                        "a CNN step, batch 128" if n == "channels_last" else "32 tiny MLPs batched",
+                        "not measured", f"CUDA fast path; the device here is {device}") for n in names]
     steps = 100 if quick else 400
     specs = lr_sweep(32, steps)
     data = _data_by_seed(specs, device)
+    from engine.batched import train_batched
+
+    def with_path(fp: FastPaths) -> Callable[[], object]:
+        return lambda: train_batched(specs, _noop, device=device, data=data, fast=fp)
+
     sides = {"plain": _batched(specs, data, device)}
     for n in names[:3]:
-        from engine.batched import train_batched
-
-        sides[n] = (lambda fp=FastPaths(**{n: True}): train_batched(specs, _noop, device=device, data=data, fast=fp))
+        sides[n] = with_path(FastPaths(**{n: True}))
     t = interleaved(sides, repeats, device=device)
     rows = [_row(f"fast/plain.{n}", f"{n} ÷ plain", f"32 tiny MLPs batched, {steps} steps", t[n], t["plain"],
                  unit="s (all runs)", cuda_ms=t[n].cuda_ms) for n in names[:3]]

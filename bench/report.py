@@ -28,17 +28,21 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 def table(rows: list[Row], info: dict[str, Any]):
     from rich.table import Table
+    from rich.text import Text
 
-    t = Table(title=f"dllab bench — {info['device']}, torch {info['torch']}, {info['threads']} thread(s)")
-    for col in ("comparison", "case", "ratio", "CPU ratio", "target", "ok", "left", "right", "n"):
-        t.add_column(col, justify="left" if col in ("comparison", "case") else "right", overflow="fold")
+    t = Table(title=f"dllab bench — {info['device']}, torch {info['torch']}, {info['threads']} thread(s)",
+              caption="ratio: median wall time, left ÷ right (interleaved repeats); CPU: the same in CPU time")
+    for col in ("comparison", "ratio", "CPU", "target", ""):
+        t.add_column(col, justify="left" if col == "comparison" else "right", overflow="fold")
     for r in rows:
+        what = Text(r.comparison, style="bold")
         if r.status != "measured":
-            t.add_row(r.comparison, r.case, r.status, "", _target(r), "", "", "", "", style="dim")
+            what.append(f"\n{r.case}\n{r.note}", style="dim")
+            t.add_row(what, r.status, "", _target(r), "")
             continue
+        what.append(f"\n{r.case}\n{_fmt(r.left_s)} vs {_fmt(r.right_s)} {r.unit}, {r.repeats} repeats", style="dim")
         ok = "" if r.meets is None else ("✔" if r.meets else "✘")
-        t.add_row(r.comparison, r.case, _fmt(r.ratio), _fmt(r.cpu_ratio), _target(r), ok,
-                  f"{_fmt(r.left_s)} {r.unit}", f"{_fmt(r.right_s)} {r.unit}", str(r.repeats))
+        t.add_row(what, _fmt(r.ratio), _fmt(r.cpu_ratio), _target(r), ok)
     return t
 
 

@@ -164,6 +164,9 @@ def train(
     step = 0
     perm = torch.empty(0, dtype=torch.long, device=dev)
 
+    last_evals: dict[str, tuple[Any, tuple[torch.Tensor, torch.Tensor]]] = {}
+    """split → ((step, parameter and buffer versions), (loss, acc)) of the last evaluation."""
+
     def run_eval(step: int, final: bool = False) -> dict[str, float]:
         pairs = {
             "train": (x_eval_train, y_eval_train),
@@ -172,10 +175,15 @@ def train(
         if final:
             pairs["test"] = (data.x_test, data.y_test)
         tensors: dict[str, torch.Tensor] = {}
+        state = (step, tuple(t._version for t in (*model.parameters(), *model.buffers())))
         for split, (x, y) in pairs.items():
             if len(x) == 0:
                 continue
-            loss, acc = evaluate(model, loss_fn, x, y, classify)
+            if split in last_evals and last_evals[split][0] == state:  # same weights: the final eval
+                loss, acc = last_evals[split][1]  # reuses the last one's train / val figures
+            else:
+                loss, acc = evaluate(model, loss_fn, x, y, classify)
+                last_evals[split] = (state, (loss, acc))
             tensors[f"{split}_loss"] = loss
             if classify:
                 tensors[f"{split}_acc"] = acc

@@ -15,6 +15,10 @@ What can go wrong, and what the parent makes of it:
   ``with``) cancels what is left, waits, then terminates stragglers; no worker outlives it, and a
   worker whose parent vanished stops its run and exits by itself.
 
+Runs of the default train function that share an architecture are trained together as one
+batched model (``engine.batched``): the runner plans its work in units (a batched group, or one
+run), a worker claims a whole unit, and a worker that dies fails every unfinished run of its unit.
+
 Nothing here imports torch at module level, so a worker can set its thread count first.
 """
 

@@ -543,3 +543,24 @@ def test_manual_backward_matches_autograd(model: ModelSpec, loss: str, shared: b
     objective.backward()
     torch.testing.assert_close(manual_loss, per.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(manual_grads, stack.grads, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow  # spawns a worker process: ~10 s of CPU
+def test_a_worker_that_dies_fails_its_whole_group(tmp_path) -> None:
+    import os
+    import signal
+
+    from engine.runner import Runner
+
+    specs = [_spec(f"v{i}", RANDOM, optimizer="sgd", lr=0.01 * (i + 1), steps=100_000, eval_every=5000)
+             for i in range(2)]
+    with Runner(specs, workers=1, store=tmp_path, device="cpu") as runner:
+        for event in runner.events():
+            if isinstance(event, StepMetrics):
+                os.kill(runner.pids[0], signal.SIGKILL)
+                break
+        rest = list(runner.events())
+    results = runner.results()
+    assert [results[r].status for r in runner.run_ids] == ["failed", "failed"]
+    assert all("worker process died" in results[r].reason for r in runner.run_ids)
+    assert sum(isinstance(e, RunFinished) for e in rest) == 2

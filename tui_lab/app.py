@@ -24,6 +24,7 @@ from tui_lab.screens.confirm import ConfirmScreen
 from tui_lab.screens.dashboard import DashboardScreen
 from tui_lab.screens.history import HistoryScreen
 from tui_lab.screens.library import LibraryScreen
+from tui_lab.screens.tools import ToolsScreen
 
 
 class DllabApp(App):
@@ -36,12 +37,14 @@ class DllabApp(App):
         "builder": BuilderScreen,
         "dashboard": DashboardScreen,
         "history": HistoryScreen,
+        "tools": ToolsScreen,
     }
     BINDINGS = [
         Binding("1", "show_mode('library')", "Library", show=False),
         Binding("2", "show_mode('builder')", "Builder", show=False),
         Binding("3", "show_mode('dashboard')", "Dashboard", show=False),
         Binding("4", "show_mode('history')", "History", show=False),
+        Binding("5", "show_mode('tools')", "Tools", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -58,6 +61,7 @@ class DllabApp(App):
         frozen: bool = False,
         catalogue: Callable[[], list[LoadedPreset]] | None = None,
         mode: str = "library",
+        search_executor: Callable[..., Any] | None = None,
     ) -> None:
         super().__init__()
         self.catalogue = catalogue or engine_catalogue
@@ -72,6 +76,10 @@ class DllabApp(App):
         self._first_mode = mode if mode in self.MODES else "library"
         self.pending_draft: tuple[Any, Path | None] | None = None
         self.saved_changed = False
+        self.pending_tool: tuple[str, LoadedPreset | None, str | None] | None = None
+        self.search_executor = search_executor
+        """How a search preset's trials train (``tui_lab.search_bridge.ExecutorFactory``; None: the
+        engine's runner executor). Tests pass a fake."""
 
     def on_mount(self) -> None:
         loaded, quick, seeds = self._open
@@ -92,13 +100,14 @@ class DllabApp(App):
         elif len(self.screen_stack) > 1 and mode == "history":
             self.pop_screen()
 
-    def open_in_builder(self, loaded: LoadedPreset | None) -> None:
+    def open_in_builder(self, loaded: LoadedPreset | None, draft: Any = None) -> None:
+        """The Builder on a preset (or a new recipe); `draft`: that preset's draft, changed."""
         from tui_lab.data.draft import Draft
 
         if loaded is None:
-            self.pending_draft = (Draft.new(), None)
+            self.pending_draft = (draft or Draft.new(), None)
         else:
-            self.pending_draft = (Draft.from_preset(loaded.preset), editable_path(loaded))
+            self.pending_draft = (draft or Draft.from_preset(loaded.preset), editable_path(loaded))
         if self.current_mode == "builder":
             screen = self.screen
             if isinstance(screen, BuilderScreen):
@@ -106,11 +115,38 @@ class DllabApp(App):
         else:
             self.switch_mode("builder")
 
+    def apply_lr(self, loaded: LoadedPreset, variant: str, lr: float, *, lr_find: bool | None = None) -> None:
+        """The LR finder's "apply": the Builder on `loaded` with `variant`'s ``train.lr`` set (not saved)."""
+        from tui_lab.data.draft import Draft
+        from tui_lab.data.tools import draft_with_lr
+
+        try:
+            draft = draft_with_lr(Draft.from_preset(loaded.preset), variant, lr, lr_find=lr_find)
+        except KeyError:
+            self.notify(f"{loaded.id} has no variant {variant!r}", severity="error")
+            return
+        self.open_in_builder(loaded, draft)
+        self.notify(f"train.lr = {lr:g} in variant {variant!r} of {loaded.id}: check it and save (ctrl+s) or "
+                    "run (ctrl+r)", title="Learning rate applied", timeout=8)
+
+    def open_tool(self, tool: str, loaded: LoadedPreset | None = None, variant: str | None = None) -> None:
+        """The Tools screen on one tool (``lr``, ``sanity``, ``gradcheck``, ``critical``, ``search``)."""
+        self.pending_tool = (tool, loaded, variant)
+        if self.current_mode == "tools":
+            screen = self.screen
+            if isinstance(screen, ToolsScreen):
+                screen.on_screen_resume()
+        else:
+            self.switch_mode("tools")
+
     # -- comparisons ----------------------------------------------------------------------
 
     def start_preset(self, loaded: LoadedPreset, *, quick: bool = True, seeds: list[int] | None = None,
                      confirm: bool = True) -> None:
         """Run a preset (expanded here, so a bad preset is a message, not a failed worker)."""
+        if loaded.preset.search is not None:  # each variant is a whole search: see start_search
+            self.start_search(loaded, quick=quick, seeds=seeds, confirm=confirm)
+            return
         try:
             specs = loaded.expand(quick=quick, seeds=seeds)
         except PresetError as exc:
@@ -120,24 +156,51 @@ class DllabApp(App):
         comparison = Comparison(title, loaded=loaded, quick=quick, seeds=seeds, device=self.device)
         self.start_specs(comparison, specs, confirm=confirm)
 
-    def start_specs(self, comparison: Comparison, specs: list[RunSpec], *, confirm: bool = True) -> None:
-        """Start a live comparison, after asking to cancel one that is still going."""
+    def start_search(self, loaded: LoadedPreset, *, quick: bool = True, seeds: list[int] | None = None,
+                     confirm: bool = True) -> None:
+        """Run a preset with a ``[search]`` table: ``engine.search.run_search_preset`` in the session's
+        worker (``SearchRunner``); its trials stream into the dashboard, the verdict checks the
+        claims on the searches' outcomes."""
+        from tui_lab.data.search_comparison import SearchComparison
+        from tui_lab.search_bridge import SearchRunner
+
+        try:
+            comparison = SearchComparison(loaded.preset.title, loaded=loaded, quick=quick, seeds=seeds,
+                                          device=self.device)
+        except (PresetError, ValueError) as exc:
+            self.notify(str(exc), title="Cannot run", severity="error", timeout=10)
+            return
+        store, device, factory = self.store, self.device, self.search_executor
+
+        def make_runner() -> SearchRunner:
+            return SearchRunner(loaded, quick=quick, seeds=comparison.search_seeds, device=device, store=store,
+                                executor_factory=factory)
+
+        self.start_specs(comparison, [], confirm=confirm, make_runner=make_runner)
+
+    def start_specs(self, comparison: Comparison, specs: list[RunSpec], *, confirm: bool = True,
+                    make_runner: Callable[[], Any] | None = None) -> None:
+        """Start a live comparison, after asking to cancel one that is still going (`make_runner`:
+        a runner-shaped object to drain instead of the runner of `specs`)."""
         live = self.bridge.live
         if confirm and live is not None and live.active:
 
             def answered(yes: bool | None) -> None:
                 if yes:
                     live.cancel()
-                    self._launch(comparison, specs)
+                    self._launch(comparison, specs, make_runner)
 
             self.push_screen(ConfirmScreen(
                 f"{live.comparison.title} is still running. Cancel it and start {comparison.title}?",
                 yes="Cancel it and start", no="Keep it running"), answered)
             return
-        self._launch(comparison, specs)
+        self._launch(comparison, specs, make_runner)
 
-    def _launch(self, comparison: Comparison, specs: list[RunSpec]) -> None:
-        self.bridge.start(comparison, specs)
+    def _launch(self, comparison: Comparison, specs: list[RunSpec], make_runner: Callable[[], Any] | None = None) -> None:
+        if make_runner is not None:
+            self.bridge.start_runner(comparison, make_runner)
+        else:
+            self.bridge.start(comparison, specs)
         if self.current_mode != "dashboard":
             self.switch_mode("dashboard")
         else:
@@ -146,6 +209,11 @@ class DllabApp(App):
                 self.call_later(screen.adopt_live)
 
     def rerun(self, comparison: Comparison) -> None:
+        from tui_lab.data.search_comparison import SearchComparison
+
+        if isinstance(comparison, SearchComparison) and comparison.loaded is not None:
+            self.start_search(comparison.loaded, quick=comparison.quick, seeds=comparison.seeds)
+            return
         specs = [s.model_copy(update={"comparison": ""}) for s in comparison.run_specs()]
         if not specs:
             self.notify("nothing to run again: the stored runs have no readable spec", severity="warning")

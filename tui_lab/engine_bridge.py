@@ -256,6 +256,13 @@ class EngineBridge:
         self.live = session
         return self._launch(session)
 
+    def start_runner(self, comparison: Comparison, make_runner: Callable[[], RunnerLike]) -> Session:
+        """Run live whatever runner-shaped object ``make_runner()`` builds (in the worker thread):
+        for comparisons whose runs are not known up front (a search preset's trials)."""
+        session = Session(comparison, make_runner)
+        self.live = session
+        return self._launch(session)
+
     def replay(self, comparison: Comparison, rows: Sequence[Any], store: Any) -> Session:
         """Open stored runs (read-only) through the same path as live events."""
         comparison.add_stored(rows)

@@ -7,7 +7,8 @@
 See docs/performance.md for what is batched, what falls back, and the measured speed-ups.
 """
 
+from engine.batched.accel import FastPaths
 from engine.batched.plan import BATCHED_OPTIMIZERS, group_key, plan, why_solo
 from engine.batched.train import train_batched
 
-__all__ = ["BATCHED_OPTIMIZERS", "group_key", "plan", "train_batched", "why_solo"]
+__all__ = ["BATCHED_OPTIMIZERS", "FastPaths", "group_key", "plan", "train_batched", "why_solo"]

@@ -19,7 +19,11 @@ What each member keeps of its own:
   RunFinished) while the others go on; its row is zeroed and drops out of the objective.
 
 The loop reads the losses of every member at once every ``log_every`` steps (one host sync for
-the group), and evaluates every member at once.
+the group) and evaluates every member at once. The training step is written out without autograd
+where it can be (:mod:`engine.batched.manual`); the per-layer diagnostics and decision grids come
+from the stack for all members at once after a check against the solo functions
+(:mod:`engine.batched.diagnostics`). Everything else a solo run reports per run (extra metrics,
+weight images, the summary, whole-run figures) is computed by the solo loop's own functions.
 """
 
 from __future__ import annotations
@@ -230,9 +234,6 @@ def train_batched(
     widest = max([p.shape[1] for p in model.views if p.dim() == 3] + [n_out])
     chunk = max(64, min(EVAL_CHUNK, EVAL_ELEMENTS // max(1, M * widest)))
 
-    for m in members:  # the loop's whole-run figures, from each member's initial weights
-        m.stats = RunStats(MemberModel(model, shadow, m.row, lambda m=m: model.load_member(m.row, shadow)),  # type: ignore[arg-type]
-                           m.train, per_epoch, None, {})
     versions = library_versions()
     for m in members:
         spec_json: dict[str, Any] = m.spec.model_dump(mode="json")
@@ -249,10 +250,12 @@ def train_batched(
     active = list(members)
 
     # -- evaluation and diagnostics ---------------------------------------------------------------
-    # Losses and accuracies of every member come from one batched forward pass per chunk; what the
-    # solo loop computes per run on its model (extra metrics, per-layer health, weight images,
-    # decision boundaries, whole-run figures) runs the very same functions on `shadow`, a solo
-    # model loaded with one member's weights (and gradients) at a time.
+    # Losses and accuracies of every member come from one batched forward pass per chunk. What the
+    # solo loop computes per run on its model (extra metrics, weight images, decision boundaries,
+    # the model summary, whole-run figures) runs the very same functions on a MemberModel: a stand-in
+    # that reads the member's parameters from the stack and, when called, loads the member into
+    # `shadow` (a solo model). Per-layer health and decision grids come from the stack for every
+    # member at once, once they have been checked against the solo functions (see diagnostics.py).
 
     loaded: tuple[int, int] | None = None  # (row, steps taken) of the member in the shadow model
 
@@ -268,6 +271,8 @@ def train_batched(
     layer_names = shadow.layer_names()
     activation = first.model.activation
     proxies = {m.row: MemberModel(model, shadow, m.row, lambda m=m: load(m)) for m in members}
+    for m in members:  # the loop's whole-run figures, from each member's initial weights
+        m.stats = RunStats(proxies[m.row], m.train, per_epoch, None, {})  # type: ignore[arg-type]
 
     shadow_params = list(shadow.parameters())
     offsets = [0]

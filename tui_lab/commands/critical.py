@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
+from typing import Any
 
 NETS_HELP = "chain2: y = w2·w1·x (the notes' 1-1-1 net); chain3: y = w3·w2·w1·x; tanh_121: a 1-2-1 tanh net"
 
@@ -34,10 +36,24 @@ def _vec(v) -> str:
     return "(" + ", ".join(f"{0.0 if abs(x) < 5e-13 else x:.4g}" for x in v) + ")"
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass
+class CriticalReport:
+    """What `dllab critical` (and the app's Tools screen) shows: the points found, the reference
+    points with their expected kinds, and the escape step from the first saddle (None: no saddle)."""
+
+    net: Any
+    points: list[Any]
+    known: list[tuple[Any, str]]
+    escape: dict[str, Any] | None
+    ok: bool
+    """Every reference point got its expected label."""
+
+
+def explore(net_name: str, *, starts: int = 48, box: float = 2.0, seed: int = 0, step: float = 1.0) -> CriticalReport:
+    """Find and label a tiny net's critical points; ValueError for an unknown net or bad settings.
+
+    Call it off the UI thread: it imports torch and computes Hessians."""
     import torch
-    from rich.console import Console
-    from rich.table import Table
 
     from engine.diagnostics.critical import (
         TINY_NETS,
@@ -46,15 +62,13 @@ def run(args: argparse.Namespace) -> int:
         negative_curvature_step,
     )
 
-    if args.net not in TINY_NETS:
-        print(f"dllab: unknown net {args.net!r}; choose one of {', '.join(TINY_NETS)}")
-        return 2
-    if args.starts < 1 or args.box <= 0:
-        print("dllab: --starts must be ≥ 1 and --box > 0")
-        return 2
+    if net_name not in TINY_NETS:
+        raise ValueError(f"unknown net {net_name!r}; choose one of {', '.join(TINY_NETS)}")
+    if starts < 1 or box <= 0:
+        raise ValueError("--starts must be ≥ 1 and --box > 0")
     torch.set_num_threads(1)
-    net = TINY_NETS[args.net]
-    points = find_critical_points(net.loss, net.dim, n_starts=args.starts, box=args.box, seed=args.seed,
+    net = TINY_NETS[net_name]
+    points = find_critical_points(net.loss, net.dim, n_starts=starts, box=box, seed=seed,
                                   extra_starts=[list(p) for p, _ in net.known])
     known = []
     for point, expected in net.known:
@@ -64,10 +78,27 @@ def run(args: argparse.Namespace) -> int:
     saddle = next((p for p in points if p.kind == "saddle"), None)
     if saddle is not None:
         new, before, after, u = negative_curvature_step(net.loss, torch.tensor(saddle.point, dtype=torch.float64),
-                                                        args.step)
+                                                        step)
         escape = {"from": list(saddle.point), "direction": u.tolist(), "to": new.tolist(),
-                  "loss_before": before, "loss_after": after, "step": args.step}
+                  "loss_before": before, "loss_after": after, "step": step}
     ok = all(cp.kind == expected for cp, expected in known)
+    return CriticalReport(net, points, known, escape, ok)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from engine.diagnostics.critical import TINY_NETS
+
+    if args.net not in TINY_NETS:
+        print(f"dllab: unknown net {args.net!r}; choose one of {', '.join(TINY_NETS)}")
+        return 2
+    if args.starts < 1 or args.box <= 0:
+        print("dllab: --starts must be ≥ 1 and --box > 0")
+        return 2
+    report = explore(args.net, starts=args.starts, box=args.box, seed=args.seed, step=args.step)
+    net, points, known, escape, ok = report.net, report.points, report.known, report.escape, report.ok
 
     if args.json:
         print(json.dumps({

@@ -53,41 +53,67 @@ def _with_options(spec, args: argparse.Namespace):
     return spec.model_copy(update={"recipe": spec.recipe.model_copy(update={"train": train})})
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
-    from rich.console import Console
-    from rich.table import Table
+class NothingToCheck(ValueError):
+    """The preset has no such variant, or no network to check (the command exits 2)."""
 
-    from engine.diagnostics.gradcheck import THRESHOLDS, check_spec
 
-    torch.set_num_threads(1)
-    if args.preset:
+def check_specs(preset: str | None = None, variant: str | None = None, *, seed: int = 0, layer: str | None = None,
+                dtype: str | None = None, h: float | None = None, max_elements: int | None = None):
+    """The RunSpecs `dllab gradcheck` checks: the demo pair (no preset) or each network variant of
+    a preset's quick form, with the options applied. NothingToCheck (the command's message) when
+    the variant does not exist or the preset has no network; PresetError when it does not load."""
+    if preset:
         from engine.presets import load_preset
 
-        loaded = load_preset(args.preset)
-        specs = loaded.expand(quick=True, seeds=[args.seed])
-        if args.variant:
-            specs = [s for s in specs if s.variant == args.variant]
+        loaded = load_preset(preset)
+        specs = loaded.expand(quick=True, seeds=[seed])
+        if variant:
+            specs = [s for s in specs if s.variant == variant]
             if not specs:
                 names = ", ".join(v.name for v in loaded.preset.variants)
-                print(f"dllab: {loaded.id} has no variant {args.variant!r}; variants: {names}")
-                return 2
+                raise NothingToCheck(f"{loaded.id} has no variant {variant!r}; variants: {names}")
         specs = [s for s in specs if s.recipe.data.name != "surface"]
         if not specs:
-            print(f"dllab: {args.preset} has no network to check (2-D surface runs have a closed-form gradient)")
-            return 2
+            raise NothingToCheck(f"{preset} has no network to check (2-D surface runs have a closed-form gradient)")
     else:
-        specs = _demo_specs(args.seed)
-    specs = [_with_options(s, args) for s in specs]
+        specs = _demo_specs(seed)
+    options = argparse.Namespace(seed=seed, layer=layer, dtype=dtype, h=h, max_elements=max_elements)
+    return [_with_options(s, options) for s in specs]
 
+
+def check_all(specs) -> list:
+    """(spec, GradCheckResult, replaced layer name) for each spec, on one torch thread."""
+    import torch
+
+    from engine.diagnostics.gradcheck import check_spec
+
+    torch.set_num_threads(1)
     results = []
     for spec in specs:
         result, replaced = check_spec(spec)
         results.append((spec, result, replaced))
+    return results
 
-    def unexpected(spec, result) -> bool:  # a deliberately broken layer is supposed to fail
-        return spec.recipe.train.gradcheck_layer != "broken" and result.count("fail") > 0
 
+def unexpected(spec, result) -> bool:
+    """A tensor failed where it should not (a deliberately broken layer is supposed to fail)."""
+    return spec.recipe.train.gradcheck_layer != "broken" and result.count("fail") > 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from engine.diagnostics.gradcheck import THRESHOLDS
+
+    try:
+        specs = check_specs(args.preset, args.variant, seed=args.seed, layer=args.layer, dtype=args.dtype, h=args.h,
+                            max_elements=args.max_elements)
+    except NothingToCheck as exc:
+        print(f"dllab: {exc}")
+        return 2
+
+    results = check_all(specs)
     code = 1 if any(unexpected(s, r) for s, r, _ in results) else 0
     if args.json:
         print(json.dumps([{"variant": s.variant, "replaced": rep, **r.as_dict()} for s, r, rep in results], indent=2))

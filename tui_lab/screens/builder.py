@@ -1,9 +1,13 @@
 """Assemble a recipe from menus, add variants by sweeping fields, check it as you type (with the
-engine's own messages), save it as a preset TOML and run it."""
+engine's own messages), save it as a preset TOML and run it. The Train tab previews the learning-
+rate schedule of the base recipe (computed in a thread worker: the engine imports torch)."""
 
 from __future__ import annotations
 
+import json
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -12,12 +16,14 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static, TabbedContent, TabPane, TextArea
+from textual.worker import Worker, WorkerState
 
 from engine.presets import LoadedPreset, PresetError, builtin_dir, load_preset
 from tui_lab.data.draft import Draft, format_overrides, parse_overrides, preset_fields
 from tui_lab.data.fields import recipe_fields
 from tui_lab.widgets.mode_bar import ModeBar
 from tui_lab.widgets.recipe_form import RecipeForm
+from tui_lab.widgets.schedule_preview import SchedulePreview
 from tui_lab.widgets.variant_editor import VariantEditor
 
 PRIMARY = {
@@ -28,6 +34,42 @@ PRIMARY = {
               "epochs", "loss", "l1", "l2", "clip_norm", "early_stopping", "ema", "mixup", "seed"),
 }
 VALIDATE_DELAY = 0.25
+SHORT_HEIGHT = 20
+"""Below this height the Train tab leaves the schedule preview out (the fields need the rows)."""
+_N_TRAIN: dict[str, int] = {}
+"""Training-split sizes by data spec (JSON), for recipes budgeted in epochs."""
+
+
+def schedule_points(base: dict[str, Any]) -> tuple[list[tuple[int, float]], str]:
+    """(step, lr) points of the base recipe's schedule over its whole budget, and a title.
+
+    Runs in a thread worker: it imports torch (``engine.schedules``); a recipe budgeted in epochs
+    loads its data once to know the steps per epoch. ValueError when the recipe is not valid."""
+    import torch
+    from pydantic import ValidationError
+
+    from engine.config import Recipe, RunSpec
+    from engine.schedules import schedule_curve
+
+    torch.set_num_threads(1)
+    try:
+        recipe = Recipe.model_validate(base)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ValueError(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+    t = recipe.train
+    if t.steps is not None:
+        total = t.steps
+    else:
+        from engine.data import load_data
+        from engine.loop import budget
+
+        key = recipe.data.model_dump_json()
+        if key not in _N_TRAIN:
+            _N_TRAIN[key] = len(load_data(recipe.data, seed=t.seed, device="cpu").x_train)
+        total = budget(RunSpec(recipe=recipe, variant="preview"), _N_TRAIN[key])[2]
+    warm = f", warmup {t.warmup_steps}" if t.warmup_steps else ""
+    return schedule_curve(t, total), f"lr: {t.schedule}{warm}, {total} steps"
 
 
 def editable_path(loaded: LoadedPreset) -> Path | None:
@@ -57,6 +99,9 @@ class BuilderScreen(Screen):
         self.problem = ""
         self.field_errors: dict[str, str] = {}
         self._timer = None
+        self._schedule_key = ""
+        """The base recipe the schedule preview was drawn from (JSON)."""
+        self._schedule_worker: Worker | None = None
 
     def compose(self) -> ComposeResult:
         yield ModeBar("builder")
@@ -78,6 +123,8 @@ class BuilderScreen(Screen):
             for section, title in (("data", "Data"), ("model", "Model"), ("train", "Train")):
                 with TabPane(title, id=f"tab-{section}"):
                     yield RecipeForm(section, fields[section], primary=PRIMARY[section], id=f"form-{section}")
+                    if section == "train":
+                        yield SchedulePreview(id="schedule-preview")
             with TabPane("Variants", id="tab-variants"):
                 yield VariantEditor(id="variants-editor")
             with TabPane("TOML", id="tab-toml"):
@@ -86,6 +133,7 @@ class BuilderScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.set_class(self.size.height < SHORT_HEIGHT, "-short")
         self._take_pending()
         if self.loaded is None and not self.problem:
             self.load_draft(self.draft, None)
@@ -204,7 +252,45 @@ class BuilderScreen(Screen):
             status.update(Content.from_markup("[b $error]✘[/] $p", p=self.problem))
             status.add_class("-error")
         self._show_toml()
+        self.preview_schedule()
         return self.loaded
+
+    # -- the schedule preview ---------------------------------------------------------------
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < SHORT_HEIGHT, "-short")
+
+    @on(TabbedContent.TabActivated, "#builder-tabs")
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.preview_schedule()
+
+    def preview_schedule(self) -> None:
+        """Recompute the Train tab's schedule plot when the base recipe changed (only while the tab
+        shows: the computation imports torch, in a thread worker)."""
+        tabs = self.query("#builder-tabs")
+        if not tabs or tabs.first(TabbedContent).active != "tab-train":
+            return
+        base = {s: dict(self.draft.base.get(s, {})) for s in ("data", "model", "train")}
+        try:
+            key = json.dumps(base, sort_keys=True, default=str)
+        except TypeError:
+            key = repr(base)
+        if key == self._schedule_key:
+            return
+        self._schedule_key = key
+        self._schedule_worker = self.run_worker(partial(schedule_points, base), name="schedule-preview",
+                                                group="schedule-preview", thread=True, exclusive=True,
+                                                exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is not self._schedule_worker:
+            return
+        preview = self.query_one(SchedulePreview)
+        if event.state == WorkerState.SUCCESS:
+            points, title = event.worker.result
+            preview.show(points, title)
+        elif event.state == WorkerState.ERROR:
+            preview.show([], message=f"no schedule: {event.worker.error}")
 
     def _show_toml(self) -> None:
         try:

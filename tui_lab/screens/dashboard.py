@@ -1,5 +1,5 @@
 """The live comparison: curves per metric (a line per variant), the runs' table, the verdict,
-per-layer statistics, and the preset's extra view. Redraws from a timer at a bounded rate, only
+per-layer health of the highlighted run, and the preset's extra view. Redraws from a timer at a bounded rate, only
 when the data or the view changed; every plotext call is inside the plot widgets."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from tui_lab.data.comparison import METRICS, SMOOTHING, X_AXES, Comparison
+from tui_lab.data.comparison import METRICS, SMOOTHING, X_AXES, Comparison, RunView
 from tui_lab.engine_bridge import Session
 from tui_lab.palette import faint, series_colors
 from tui_lab.screens.views import build_view, update_view
 from tui_lab.widgets.comparison_header import ComparisonHeader
-from tui_lab.widgets.layer_stats import LayerStats
+from tui_lab.widgets.health_panel import HealthPanel
 from tui_lab.widgets.metric_plot import MetricPlot, PlotData
 from tui_lab.widgets.mode_bar import ModeBar
 from tui_lab.widgets.variant_table import VariantTable
@@ -29,6 +29,15 @@ PAGES = (("train_loss", "val_acc"), ("val_loss", "lr"))
 """Pairs of plots shown side by side when the terminal is too small for all four."""
 COMPACT_HEIGHT = 34
 COMPACT_WIDTH = 100
+
+
+def run_activation(c: Comparison, run: RunView | None) -> str:
+    """The activation of a run's network (the health panel's histogram range), from its spec."""
+    if run is not None:
+        for spec in c.specs:
+            if spec.variant == run.variant and spec.seed == run.seed:
+                return spec.recipe.model.activation
+    return "relu"
 
 
 class DashboardScreen(Screen):
@@ -64,6 +73,8 @@ class DashboardScreen(Screen):
         self._recomposing = False
         self._binding_state: tuple[bool, bool] | None = None
         self._view_update = None
+        self._health: tuple[RunView, int] | None = None
+        """The run the health panel shows, and how many of its Diagnostics events it has been fed."""
         self._colors: list[Color] = []
         self._band_colors: list[Color] = []
 
@@ -93,7 +104,8 @@ class DashboardScreen(Screen):
                 with TabPane("Verdict", id="tab-verdict"):
                     yield VerdictPanel(id="verdict")
                 with TabPane("Layers", id="tab-layers"):
-                    yield LayerStats(id="layers")
+                    yield Static(id="layers-run")
+                    yield HealthPanel(activation=run_activation(c, c.runs[0] if c.runs else None), id="layers")
                 extra = build_view(c.view, c)
                 if extra is not None:
                     title, view, self._view_update = extra
@@ -138,7 +150,7 @@ class DashboardScreen(Screen):
             self._recomposing = True
             try:
                 self.session = live
-                self._drawn, self._dirty, self._layer_run = -1, True, 0
+                self._drawn, self._dirty, self._layer_run, self._health = -1, True, 0, None
                 await self.recompose()
             finally:
                 self._recomposing = False
@@ -188,8 +200,7 @@ class DashboardScreen(Screen):
             elif tab == "tab-verdict":
                 self.query_one(VerdictPanel).show(c)
             elif tab == "tab-layers":
-                run = c.runs[self._layer_run] if 0 <= self._layer_run < len(c.runs) else None
-                self.query_one(LayerStats).show(c, run)
+                self._draw_layers(c)
             elif tab == "tab-view":
                 update_view(self.query_one("#extra-view"), self._view_update, c)
         self._drawn = c.version
@@ -226,6 +237,30 @@ class DashboardScreen(Screen):
                 band_colors=self._band_colors, x_axis=self.x_axis, log=log, empty=empty,
             ))
 
+    def _draw_layers(self, c: Comparison) -> None:
+        """Feed the health panel the highlighted run's new Diagnostics events (all of them, after a
+        reset, when the highlighted run changed)."""
+        run = c.runs[self._layer_run] if 0 <= self._layer_run < len(c.runs) else None
+        panel = self.query_one(HealthPanel)
+        if run is None:
+            if self._health is not None:
+                panel.reset()
+                self._health = None
+            self.query_one("#layers-run", Static).update(
+                Content.from_markup("[$text-muted]No run to show yet.[/]"))
+            return
+        if self._health is None or self._health[0] is not run:
+            panel.reset(activation=run_activation(c, run))
+            fed = 0
+        else:
+            fed = self._health[1]
+        for event in run.diagnostics[fed:]:
+            panel.add_diagnostics(event)
+        self._health = (run, len(run.diagnostics))
+        self.query_one("#layers-run", Static).update(Content.from_markup(
+            "[b]$n[/] [$text-muted]($k measurements; highlight another run in the Curves tab's table)[/]",
+            n=c.run_title(run), k=str(len(run.diagnostics))))
+
     # -- events ---------------------------------------------------------------------------
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -248,6 +283,8 @@ class DashboardScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         c = self.comparison
+        if action == "cancel_run" and not getattr(c, "trials_cancellable", True):
+            return False  # a search's trials go together: C cancels the search
         if action in ("cancel_run", "cancel_all"):
             return c is not None and not c.read_only and not c.finished
         if action == "back":

@@ -1,4 +1,5 @@
-"""Extra dashboard tabs chosen by a preset's ``view`` (boundary, surface, regression).
+"""Extra dashboard tabs chosen by a preset's ``view`` (boundary, surface, regression), and the
+Search tab of a search preset.
 
 The extension point for views another widget draws. ``VIEWS[view] = (title, factory, update)``:
 the dashboard builds ``factory(comparison)`` in a tab called ``title`` and, on each redraw tick
@@ -54,10 +55,19 @@ def _surface(comparison: Comparison) -> Widget:
     return SurfacePlot()
 
 
+def _search(comparison: Comparison) -> Widget:
+    from tui_lab.widgets.search_board import SearchBoard
+
+    return SearchBoard()
+
+
 VIEWS: dict[str, tuple[str, ViewFactory, ViewUpdate | None]] = {
     "boundary": ("Boundary", _boundary, feed_boundary),
     "surface": ("Surface", _surface, None),
+    "search": ("Search", _search, None),
 }
+"""``search`` is not a preset's ``view``: a preset with a ``[search]`` table runs as a
+``SearchComparison``, whose view it is."""
 
 
 def register_view(view: str, title: str, factory: ViewFactory, update: ViewUpdate | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The top line: the four screens with their keys (click one, or press its number)."""
+"""The top line: the five screens with their keys (click one, or press its number)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 MODES = (("library", "1", "Library"), ("builder", "2", "Builder"), ("dashboard", "3", "Dashboard"),
-         ("history", "4", "History"))
+         ("history", "4", "History"), ("tools", "5", "Tools"))
 
 
 class ModeBar(Static):

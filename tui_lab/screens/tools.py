@@ -1,0 +1,138 @@
+"""The engine's tools, from the app: LR range test, sanity checks, gradient check, critical points,
+hyperparameter search. One tab each: settings on the left, the result on the right; the work runs
+in a thread worker (see ``tui_lab.widgets.tool_view``)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from engine.presets import LoadedPreset, PresetError
+from tui_lab.screens.library import saved_presets
+from tui_lab.widgets.mode_bar import ModeBar
+from tui_lab.widgets.tool_critical import CriticalView
+from tui_lab.widgets.tool_gradcheck import GradcheckView
+from tui_lab.widgets.tool_lr_find import LRFindView
+from tui_lab.widgets.tool_sanity import SanityView
+from tui_lab.widgets.tool_search import SearchToolView
+from tui_lab.widgets.tool_view import ToolView
+
+TOOLS = (
+    ("lr", "LR range test", LRFindView),
+    ("sanity", "Sanity checks", SanityView),
+    ("gradcheck", "Gradient check", GradcheckView),
+    ("critical", "Critical points", CriticalView),
+    ("search", "Search", SearchToolView),
+)
+"""(id, tab title, view): the tab of tool ``id`` is ``tab-<id>``, its view ``view-<id>``."""
+
+
+class ToolsScreen(Screen):
+    BINDINGS = [
+        Binding("ctrl+r", "run_tool", "Run / stop"),
+        Binding("a", "apply_lr", "Apply LR to recipe"),
+        Binding("t", "next_tool", "Next tool"),
+        Binding("escape", "leave_field", "Leave field", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("tools")
+        with TabbedContent(id="tools-tabs"):
+            for tool, title, view in TOOLS:
+                with TabPane(title, id=f"tab-{tool}"):
+                    yield view(id=f"view-{tool}")
+        yield Footer()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._catalogue: list[LoadedPreset] | None = None
+        self._saved_key: tuple[tuple[str, float], ...] = ()
+
+    def on_mount(self) -> None:
+        self.reload()
+        self._take_pending()
+
+    def on_screen_resume(self) -> None:
+        self.reload()  # recipes saved from the Builder meanwhile
+        self._take_pending()
+
+    def reload(self) -> None:
+        """The catalogue (read once) and the saved recipes (again when the folder changed), into every
+        tool's preset menu; a tool keeps the preset it has chosen."""
+        if self._catalogue is None:
+            try:
+                self._catalogue = sorted(self.app.catalogue(), key=lambda p: p.id)
+            except PresetError as exc:
+                self._catalogue = []
+                self.notify(str(exc), title="A built-in preset does not load", severity="error", timeout=10)
+        folder = self.app.presets_dir
+        key = tuple(sorted((str(p), p.stat().st_mtime) for p in folder.glob("*.toml"))) if folder.is_dir() else ()
+        first = not self._saved_key and not any(v.presets for v in self.query(ToolView))
+        if key == self._saved_key and not first:
+            return
+        self._saved_key = key
+        saved, _problems = saved_presets(folder)
+        presets = [*self._catalogue, *saved]
+        default = next((p for p in presets if p.id == "optimizers"), None)
+        for view in self.query(ToolView):
+            keep = view.loaded if view.presets else None
+            view.set_presets(presets, keep or (default if not isinstance(view, GradcheckView) else None))
+
+    def _take_pending(self) -> None:
+        """``app.open_tool(tool, preset, variant)`` asked for a tool with a preset chosen."""
+        pending = getattr(self.app, "pending_tool", None)
+        if pending is None:
+            return
+        self.app.pending_tool = None
+        tool, loaded, variant = pending
+        self.query_one("#tools-tabs", TabbedContent).active = f"tab-{tool}"
+        if loaded is not None:
+            self.select(tool, loaded, variant)
+
+    def select(self, tool: str, loaded: LoadedPreset, variant: str | None = None) -> None:
+        view = self.view(tool)
+        view.set_presets(view.presets or [], loaded)
+        if variant is not None and view.uses_preset:
+            view.set_variant(variant)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def view(self, tool: str) -> ToolView:
+        return self.query_one(f"#view-{tool}", ToolView)
+
+    @property
+    def active_tool(self) -> str:
+        return self.query_one("#tools-tabs", TabbedContent).active.removeprefix("tab-")
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "apply_lr":
+            if not self.is_mounted or not self.query("#tools-tabs"):
+                return False
+            return self.active_tool == "lr" and self.view("lr").result_value is not None
+        return True
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()
+
+    def on_tool_view_finished(self, event: ToolView.Finished) -> None:
+        self.refresh_bindings()
+
+    def action_run_tool(self) -> None:
+        self.view(self.active_tool).run()
+
+    def action_apply_lr(self) -> None:
+        view = self.view("lr")
+        if isinstance(view, LRFindView):
+            view.apply()
+
+    def action_next_tool(self) -> None:
+        tabs = self.query_one("#tools-tabs", TabbedContent)
+        ids = [f"tab-{tool}" for tool, _, _ in TOOLS]
+        tabs.active = ids[(ids.index(tabs.active) + 1) % len(ids)] if tabs.active in ids else ids[0]
+
+    def action_leave_field(self) -> None:
+        self.query_one("#tools-tabs", TabbedContent).query_one("Tabs").focus()

@@ -1,0 +1,67 @@
+"""A small plot of a recipe's learning-rate schedule over its steps (``engine.schedules.schedule_curve``),
+for the Builder's Train tab. The points are computed off the UI thread (the engine imports torch);
+this only draws them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from textual.color import Color
+from textual_plotext import PlotextPlot
+
+from tui_lab.widgets.metric_plot import log_ticks
+
+
+class SchedulePreview(PlotextPlot):
+    DEFAULT_CSS = """
+    SchedulePreview {
+        height: 8;
+        min-height: 5;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.points: list[tuple[int, float]] = []
+        self.plot_title = "learning rate schedule"
+        self.message = "the schedule appears when the train fields are valid"
+
+    def show(self, points: Sequence[tuple[int, float]], title: str = "", message: str = "") -> None:
+        """Draw (step, lr) points; with none, `message` says why."""
+        self.points = list(points)
+        self.plot_title = title or self.plot_title
+        self.message = message or self.message
+        self.replot()
+
+    def on_resize(self) -> None:
+        self.replot()
+
+    def replot(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        pts = [(s, lr) for s, lr in self.points if math.isfinite(lr)]
+        if not pts:
+            plt.xticks([])
+            plt.yticks([])
+            plt.text(self.message, 0.5, 0.5, alignment="center")
+            plt.xlim(0, 1)
+            plt.ylim(0, 1)
+            self.refresh()
+            return
+        positive = [lr for _, lr in pts if lr > 0]
+        log = bool(positive) and len(positive) == len(pts) and max(positive) >= 100 * min(positive)
+        xs = [float(s) for s, _ in pts]
+        ys = [math.log10(lr) for _, lr in pts] if log else [lr for _, lr in pts]
+        plt.title(self.plot_title + (" (log)" if log else ""))
+        text = self.app.theme_variables.get("accent") if self.is_mounted else None
+        plt.plot(xs, ys, marker="braille", color=Color.parse(text).rgb if text else None)
+        if log:
+            ticks, labels = log_ticks(min(ys), max(ys))
+            if ticks:
+                plt.yticks(ticks, labels)
+        else:
+            top = max(ys)
+            plt.ylim(0, top * 1.05 if top > 0 else 1)
+        self.refresh()

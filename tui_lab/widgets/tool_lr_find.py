@@ -1,0 +1,112 @@
+"""The LR range test in the app: the same engine call as ``dllab lr-find`` (``pick_spec`` +
+``engine.diagnostics.lr_find.find_lr``), the curve on a log axis with the suggestion marked, and
+"apply to recipe" (``apply_suggestion``), which opens the Builder with that variant's ``train.lr``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from textual.content import Content
+from textual.widget import Widget
+from textual.widgets import Button, Input, Select, Static
+
+from tui_lab.data import fmt
+from tui_lab.data.tools import round_lr
+from tui_lab.widgets.lr_curve_plot import LRCurveData, LRCurvePlot
+from tui_lab.widgets.tool_view import ToolView, field_row, number
+
+
+def is_network_preset(loaded: Any) -> bool:
+    """A preset whose runs train a network on data (not 2-D surfaces, not gradient checks)."""
+    base = loaded.preset.base.as_dict()
+    data = base.get("data", {}).get("name")
+    train = base.get("train", {})
+    return data != "surface" and not train.get("gradcheck", False)
+
+
+class LRFindView(ToolView):
+    tool = "lr"
+    help = ("LR range test: train briefly with the learning rate growing from min to max, plot the "
+            "smoothed loss, suggest one tenth of the rate at its minimum.")
+
+    def settings(self) -> Iterable[Widget]:
+        yield field_row("seed", Input("0", compact=True, id="lr-seed"))
+        yield field_row("steps", Input("100", compact=True, id="lr-steps"), "steps of the sweep")
+        yield field_row("lr min", Input("1e-5", compact=True, id="lr-min"))
+        yield field_row("lr max", Input("10", compact=True, id="lr-max"))
+        yield field_row("rule", Select([("min/10", "min/10"), ("steepest", "steepest")], value="min/10",
+                                       allow_blank=False, compact=True, id="lr-rule"),
+                        "min/10: a tenth of the rate at the minimum; steepest: the steepest descent")
+
+    def buttons(self) -> Iterable[Widget]:
+        yield Button("Apply to recipe", id="lr-apply", compact=True, disabled=True,
+                     tooltip="open the Builder with this variant's train.lr set to the suggestion (a)")
+
+    def result(self) -> Iterable[Widget]:
+        yield LRCurvePlot(id="lr-plot")
+        yield Static("", id="lr-summary", classes="tool-summary")
+
+    def accepts(self, loaded: Any) -> bool:
+        return is_network_preset(loaded)
+
+    def collect(self) -> dict[str, Any]:
+        params = self.common()
+        lo = number(self.text("min"), "lr min", positive=True)
+        hi = number(self.text("max"), "lr max", positive=True)
+        if not lo < hi:
+            raise ValueError(f"lr min ({lo:g}) must be below lr max ({hi:g})")
+        params.update(seed=number(self.text("seed"), "seed", kind=int, low=0),
+                      steps=number(self.text("steps"), "steps", kind=int, low=2, high=100_000),
+                      lr_min=lo, lr_max=hi, rule=self.choice("rule") or "min/10")
+        return params
+
+    def work(self, params: dict[str, Any]) -> tuple[Any, Any, Any]:
+        from engine.device import resolve_device
+        from engine.diagnostics.lr_find import find_lr
+        from tui_lab.commands.lr_find import pick_spec
+
+        loaded, spec = pick_spec(str(params["loaded"].path), params["variant"], params["quick"], params["seed"])
+        result = find_lr(spec, device=str(resolve_device(params["device"])), lr_min=params["lr_min"],
+                         lr_max=params["lr_max"], steps=params["steps"], rule=params["rule"])
+        return params["loaded"], spec, result
+
+    def show(self, result: tuple[Any, Any, Any]) -> None:
+        loaded, spec, r = result
+        self.query_one(LRCurvePlot).show(LRCurveData(
+            points=r.display_curve(), marks=[("minimum", r.minimum), ("steepest", r.steepest),
+                                             ("suggestion", r.suggestion)]))
+        t = spec.recipe.train
+        steep = fmt.num(r.steepest, 3) if r.steepest is not None else "none (the loss never fell)"
+        self.query_one("#lr-summary", Static).update(Content.from_markup(
+            "[b]$id / $v[/] ($opt, batch $bs)\n"
+            "[b $success]│ suggested lr $s[/]  [$text-muted]the recipe has $cur[/]\n"
+            "[$error]│[/] minimum at $m (loss $best)   [$warning]│[/] steepest descent at $st\n"
+            "[$text-muted]$stop · rule $rule · a: apply to the recipe[/]",
+            id=loaded.id, v=spec.variant, opt=t.optimizer, bs=str(t.batch_size or "full"),
+            s=fmt.num(round_lr(r.suggestion), 3), cur=f"{t.lr:g}", m=fmt.num(r.minimum, 3),
+            best=fmt.num(r.best_loss, 4), st=steep, stop=r.stopped, rule=r.rule.split(":")[0],
+        ))
+        self.query_one("#lr-apply", Button).disabled = False
+
+    @property
+    def can_apply(self) -> bool:
+        return self.result_value is not None
+
+    def apply(self) -> None:
+        """Open the Builder on the preset with this variant's lr set to the suggestion."""
+        if self.result_value is None:
+            self.app.notify("run the LR range test first", severity="warning")
+            return
+        from engine.diagnostics.lr_find import apply_suggestion
+
+        loaded, spec, r = self.result_value
+        applied = apply_suggestion(spec, round_lr(r.suggestion))
+        train = applied.recipe.train
+        lr_find = False if getattr(spec.recipe.train, "lr_find", False) else None
+        self.app.apply_lr(loaded, spec.variant, train.lr, lr_find=lr_find)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "lr-apply":
+            event.stop()
+            self.apply()
