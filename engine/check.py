@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 
 from engine.claims import ClaimResult, check_claims
@@ -30,13 +31,14 @@ class PresetCheck:
         return "\n".join(lines)
 
 
-def run_inline(specs: list[RunSpec], device: str = "cpu") -> list[RunOutcome]:
-    """Train each spec here, in order (no worker processes, nothing stored)."""
-    from engine.loop import train
+def run_inline(specs: list[RunSpec], device: str = "cpu", *, batch: bool = True) -> list[RunOutcome]:
+    """Train the specs here, in order, batching those that can share a model, as `dllab check`
+    does through its workers (engine.batched); the runs go to a throwaway store."""
+    from engine.runner import run_inline as run_here
 
     collector = OutcomeCollector()
-    for spec in specs:
-        train(spec, collector.add, device=device)
+    with tempfile.TemporaryDirectory(prefix="dllab-check-") as home:
+        run_here(specs, emit=collector.add, device=device, store=home, batch=batch)
     return collector.outcomes()
 
 

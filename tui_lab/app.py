@@ -76,7 +76,8 @@ class DllabApp(App):
         self._first_mode = mode if mode in self.MODES else "library"
         self.pending_draft: tuple[Any, Path | None] | None = None
         self.saved_changed = False
-        self.pending_tool: tuple[str, LoadedPreset | None, str | None] | None = None
+        self.pending_variant: str | None = None
+        """The Builder shows this variant when it takes the pending draft."""
         self.search_executor = search_executor
         """How a search preset's trials train (``tui_lab.search_bridge.ExecutorFactory``; None: the
         engine's runner executor). Tests pass a fake."""
@@ -125,19 +126,10 @@ class DllabApp(App):
         except KeyError:
             self.notify(f"{loaded.id} has no variant {variant!r}", severity="error")
             return
+        self.pending_variant = variant
         self.open_in_builder(loaded, draft)
         self.notify(f"train.lr = {lr:g} in variant {variant!r} of {loaded.id}: check it and save (ctrl+s) or "
                     "run (ctrl+r)", title="Learning rate applied", timeout=8)
-
-    def open_tool(self, tool: str, loaded: LoadedPreset | None = None, variant: str | None = None) -> None:
-        """The Tools screen on one tool (``lr``, ``sanity``, ``gradcheck``, ``critical``, ``search``)."""
-        self.pending_tool = (tool, loaded, variant)
-        if self.current_mode == "tools":
-            screen = self.screen
-            if isinstance(screen, ToolsScreen):
-                screen.on_screen_resume()
-        else:
-            self.switch_mode("tools")
 
     # -- comparisons ----------------------------------------------------------------------
 

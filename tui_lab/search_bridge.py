@@ -39,7 +39,9 @@ def default_executor(*, on_event: Callable[[Event], None], device: str = "auto",
     with the app: 2 cores, one worker)."""
     from engine.device import cpu_cores, resolve_device
     from engine.search import runner_executor
+    from tui_lab.engine_bridge import ensure_resource_tracker
 
+    ensure_resource_tracker()  # worker processes are spawned from inside the app (see its docstring)
     workers = max(1, cpu_cores() - 1) if resolve_device(device).type == "cpu" else None
     return runner_executor(device=device, workers=workers, store=store, on_event=on_event, comparison=comparison)
 

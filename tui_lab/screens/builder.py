@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane, TextArea
 from textual.worker import Worker, WorkerState
 
 from engine.presets import LoadedPreset, PresetError, builtin_dir, load_preset
@@ -146,6 +146,14 @@ class BuilderScreen(Screen):
         if pending is not None:
             self.app.pending_draft = None
             self.load_draft(*pending)
+        variant = getattr(self.app, "pending_variant", None)
+        if variant is not None:  # show this variant (the LR finder's "apply" changed it)
+            self.app.pending_variant = None
+            self.query_one("#builder-tabs", TabbedContent).active = "tab-variants"
+            names = [v.name for v in self.draft.variants]
+            if variant in names:
+                table = self.query_one("#variant-list", DataTable)
+                self.call_after_refresh(table.move_cursor, row=names.index(variant))
 
     # -- draft <-> widgets ----------------------------------------------------------------
 

@@ -27,6 +27,8 @@ TOOLS = (
     ("search", "Search", SearchToolView),
 )
 """(id, tab title, view): the tab of tool ``id`` is ``tab-<id>``, its view ``view-<id>``."""
+SHORT_HEIGHT = 30
+"""Below this height the tools leave their one-paragraph help out (the settings need the rows)."""
 
 
 class ToolsScreen(Screen):
@@ -51,12 +53,14 @@ class ToolsScreen(Screen):
         self._saved_key: tuple[tuple[str, float], ...] = ()
 
     def on_mount(self) -> None:
+        self.set_class(self.size.height < SHORT_HEIGHT, "-short")
         self.reload()
-        self._take_pending()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < SHORT_HEIGHT, "-short")
 
     def on_screen_resume(self) -> None:
         self.reload()  # recipes saved from the Builder meanwhile
-        self._take_pending()
 
     def reload(self) -> None:
         """The catalogue (read once) and the saved recipes (again when the folder changed), into every
@@ -79,23 +83,6 @@ class ToolsScreen(Screen):
         for view in self.query(ToolView):
             keep = view.loaded if view.presets else None
             view.set_presets(presets, keep or (default if not isinstance(view, GradcheckView) else None))
-
-    def _take_pending(self) -> None:
-        """``app.open_tool(tool, preset, variant)`` asked for a tool with a preset chosen."""
-        pending = getattr(self.app, "pending_tool", None)
-        if pending is None:
-            return
-        self.app.pending_tool = None
-        tool, loaded, variant = pending
-        self.query_one("#tools-tabs", TabbedContent).active = f"tab-{tool}"
-        if loaded is not None:
-            self.select(tool, loaded, variant)
-
-    def select(self, tool: str, loaded: LoadedPreset, variant: str | None = None) -> None:
-        view = self.view(tool)
-        view.set_presets(view.presets or [], loaded)
-        if variant is not None and view.uses_preset:
-            view.set_variant(variant)
 
     # -- helpers ----------------------------------------------------------------------------
 

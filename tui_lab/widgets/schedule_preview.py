@@ -51,7 +51,9 @@ class SchedulePreview(PlotextPlot):
             self.refresh()
             return
         positive = [lr for _, lr in pts if lr > 0]
-        log = bool(positive) and len(positive) == len(pts) and max(positive) >= 100 * min(positive)
+        # a log axis for decays over decades (step, exponential); not for one that ends near 0 (cosine)
+        log = (bool(positive) and len(positive) == len(pts)
+               and 1e-4 * max(positive) <= min(positive) <= 1e-2 * max(positive))
         xs = [float(s) for s, _ in pts]
         ys = [math.log10(lr) for _, lr in pts] if log else [lr for _, lr in pts]
         plt.title(self.plot_title + (" (log)" if log else ""))

@@ -54,10 +54,10 @@ class CriticalView(ToolView):
         super().on_mount()
         points = self.query_one("#critical-points", DataTable)
         for key in ("kind", "point", "loss", "‖∇L‖", "eigenvalues", "starts"):
-            points.add_column(key, key=key)
+            points.add_column(key, key=key, width=10 if key == "kind" else None)
         known = self.query_one("#critical-known", DataTable)
         for key in ("reference", "expected", "measured", "eigenvalues", "ok"):
-            known.add_column(key, key=key)
+            known.add_column(key, key=key, width=2 if key == "ok" else None)
 
     def collect(self) -> dict[str, Any]:
         return {
@@ -79,10 +79,10 @@ class CriticalView(ToolView):
         net = report.net
         self.query_one("#critical-title", Static).update(Content.from_markup(
             "[b]$n[/]: $d   [$text-muted]parameters ($p)[/]\n"
-            "[$text-muted]$s starts in [−$b, $b]^$dim (seed $seed); Hessian eigenvalues in float64; "
-            "$k distinct points[/]",
+            "[$text-muted]$s starts uniform in ±$b per parameter (seed $seed); Hessian eigenvalues in "
+            "float64; $k distinct points[/]",
             n=net.name, d=net.description, p=", ".join(net.names), s=str(params["starts"]), b=f"{params['box']:g}",
-            dim=str(net.dim), seed=str(params["seed"]), k=str(len(report.points))))
+            seed=str(params["seed"]), k=str(len(report.points))))
         table = self.query_one("#critical-points", DataTable)
         table.clear()
         shown: dict[str, int] = {}

@@ -128,16 +128,19 @@ class GradcheckView(ToolView):
         await box.mount_all(widgets)
         for i, (_spec, result, replaced) in enumerate(results):
             table = box.query_one(f"#gradcheck-table-{i}", DataTable)
-            for key, label in (("tensor", "tensor"), ("shape", "shape"), ("checked", "checked"),
-                               ("rel", "rel. error"), ("worst", "worst entry"), ("verdict", "verdict")):
-                table.add_column(label, key=key)
+            verdict_width = max((len(tc.status) + 1 + len(tc.words) for tc in result.tensors), default=8)
+            for key, label, width in (("tensor", "tensor", None), ("rel", "rel. error", 10),
+                                      ("verdict", "verdict", verdict_width), ("shape", "shape", None),
+                                      ("checked", "checked", None), ("worst", "worst entry", None)):
+                table.add_column(label, key=key, width=width)
             for tc in result.tensors:
                 style = STATUS_STYLE.get(tc.status, "$text")
                 star = " *" if replaced and tc.name.startswith(replaced + ".") else ""
                 table.add_row(
-                    tc.name + star, "×".join(map(str, tc.shape)), f"{tc.n_checked}/{tc.n_total}",
-                    Content.from_markup(f"[{style}]$r[/]", r=f"{tc.rel_error:.1e}"), f"{tc.max_entry_rel:.0e}",
-                    Content.from_markup(f"[b {style}]$s[/] $w", s=tc.status.upper(), w=tc.words), key=tc.name,
+                    tc.name + star, Content.from_markup(f"[{style}]$r[/]", r=f"{tc.rel_error:.1e}"),
+                    Content.from_markup(f"[b {style}]$s[/] $w", s=tc.status.upper(), w=tc.words),
+                    "×".join(map(str, tc.shape)), f"{tc.n_checked}/{tc.n_total}", f"{tc.max_entry_rel:.0e}",
+                    key=tc.name,
                 )
 
     def show(self, result: list[tuple[Any, Any, str | None]]) -> None:

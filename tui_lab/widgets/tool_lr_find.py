@@ -40,7 +40,7 @@ class LRFindView(ToolView):
                         "min/10: a tenth of the rate at the minimum; steepest: the steepest descent")
 
     def buttons(self) -> Iterable[Widget]:
-        yield Button("Apply to recipe", id="lr-apply", compact=True, disabled=True,
+        yield Button("Apply (a)", id="lr-apply", compact=True, disabled=True,
                      tooltip="open the Builder with this variant's train.lr set to the suggestion (a)")
 
     def result(self) -> Iterable[Widget]:

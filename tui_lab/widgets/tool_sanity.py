@@ -57,8 +57,8 @@ class SanityView(ToolView):
     def on_mount(self) -> None:
         super().on_mount()
         table = self.query_one("#sanity-table", DataTable)
-        for key, label in (("check", "check"), ("result", "result"), ("numbers", "measured")):
-            table.add_column(label, key=key)
+        for key, label, width in (("check", "check", None), ("result", "result", 9), ("numbers", "measured", None)):
+            table.add_column(label, key=key, width=width)
 
     def accepts(self, loaded: Any) -> bool:
         return is_network_preset(loaded)

@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Button, Input, Label, Select, Static, Switch
+from textual.widgets import Button, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from engine.presets import LoadedPreset
@@ -80,7 +80,8 @@ class ToolView(Horizontal):
     # -- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(classes="tool-settings"):
+        with VerticalScroll(classes="tool-settings") as settings:
+            settings.can_focus = False  # tab goes straight to the first setting
             if self.help:
                 yield Static(Content.from_markup("[$text-muted]$h[/]", h=self.help), classes="tool-help")
             if self.uses_preset:
@@ -89,7 +90,9 @@ class ToolView(Horizontal):
                 yield field_row("variant", Select([], allow_blank=True, compact=True, id=f"{self.tool}-variant"),
                                 "the variant whose recipe the tool works on")
             if self.uses_quick:
-                yield field_row("quick", Switch(value=True, id=f"{self.tool}-quick"), "use the preset's quick form")
+                yield field_row("form", Select([("quick", "quick"), ("full", "full")], value="quick", allow_blank=False,
+                                               compact=True, id=f"{self.tool}-form"),
+                                "the preset's quick form (short runs) or its full form")
             yield from self.settings()
             with Horizontal(classes="button-row"):
                 yield Button("Run", id=f"{self.tool}-run", variant="primary", compact=True)
@@ -178,9 +181,6 @@ class ToolView(Horizontal):
     def text(self, wid: str) -> str:
         return self.query_one(f"#{self.tool}-{wid}", Input).value
 
-    def switch(self, wid: str) -> bool:
-        return bool(self.query_one(f"#{self.tool}-{wid}", Switch).value)
-
     def common(self) -> dict[str, Any]:
         """The preset, variant and quick settings (ValueError when no preset is chosen)."""
         out: dict[str, Any] = {"device": getattr(self.app, "device", "cpu")}
@@ -190,7 +190,7 @@ class ToolView(Horizontal):
                 raise ValueError("choose a preset first")
             out.update(loaded=loaded, variant=self.choice("variant"))
         if self.uses_quick:
-            out["quick"] = self.switch("quick")
+            out["quick"] = self.choice("form") != "full"
         return out
 
     # -- running ----------------------------------------------------------------------------
