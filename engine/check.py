@@ -34,11 +34,15 @@ class PresetCheck:
 def run_inline(specs: list[RunSpec], device: str = "cpu", *, batch: bool = True) -> list[RunOutcome]:
     """Train the specs here, in order, batching those that can share a model, as `dllab check`
     does through its workers (engine.batched); the runs go to a throwaway store."""
+    from engine.runner import new_run_id
     from engine.runner import run_inline as run_here
 
     collector = OutcomeCollector()
+    ids = [new_run_id() for _ in specs]
+    for run_id, spec in zip(ids, specs, strict=True):  # outcomes in spec order, however they train
+        collector.register(run_id, spec.variant, spec.seed)
     with tempfile.TemporaryDirectory(prefix="dllab-check-") as home:
-        run_here(specs, emit=collector.add, device=device, store=home, batch=batch)
+        run_here(specs, emit=collector.add, device=device, store=home, batch=batch, run_ids=ids)
     return collector.outcomes()
 
 

@@ -348,6 +348,9 @@ class TrainSpec(Strict):
     """`gradcheck`: the step h of (L(w + h) − L(w − h)) / 2h (default 1e-6 in float64, 1e-3 in float32)."""
     gradcheck_max_elements: PositiveInt = 200
     """`gradcheck`: check at most this many entries of each parameter tensor (a seeded random subset)."""
+    solo: bool = False
+    """Always train this run alone, never in a batched group: its timings (sec_per_step,
+    sec_per_epoch, wall_time) are then its own, as comparisons of speed need."""
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainSpec:

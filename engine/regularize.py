@@ -23,7 +23,9 @@ def penalty(model: nn.Module, l1: float, l2: float) -> Tensor | None:
     """
     if l1 == 0 and l2 == 0:
         return None
-    weights = [p for p in model.parameters() if p.ndim > 1 and p.requires_grad]
+    # frozen = an nn.Parameter that does not require grad; plain tensors (a batched member's rows
+    # of the stacked weights, read for reporting) count as weights
+    weights = [p for p in model.parameters() if p.ndim > 1 and (p.requires_grad or not isinstance(p, nn.Parameter))]
     if not weights:
         return None
     total: Tensor | None = None
