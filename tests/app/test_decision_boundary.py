@@ -15,7 +15,8 @@ from engine.data import load_data
 from engine.diagnostics.boundary import boundary_event
 from engine.models import build_model
 from tui_lab.widgets.decision_boundary import (
-    POINT,
+    FILLS,
+    POINTS as GLYPHS,
     BoundaryPanel,
     DecisionBoundary,
     Plane,
@@ -53,12 +54,14 @@ def test_render_plane_resamples_the_grid_and_places_points() -> None:
 
     assert bg(1, 2) == tint[0] and bg(1, 20) == tint[1] and bg(4, 12) == tint[2]
     # points: top-left class 0, top-right class 1, bottom-middle class 2, a misfit class-0 point bottom-right
-    assert rows[0][1][0] == POINT and str(rows[0][1][1].color.name).lower() == RED.hex.lower()
-    assert rows[0][22][0] == POINT and str(rows[0][22][1].color.name).lower() == GREEN.hex.lower()
-    assert rows[5][12][0] == POINT
-    assert rows[5][22][0] == POINT and str(rows[5][22][1].color.name).lower() == RED.hex.lower()
+    assert rows[0][1][0] == GLYPHS[0] and str(rows[0][1][1].color.name).lower() == RED.hex.lower()
+    assert rows[0][22][0] == GLYPHS[1] and str(rows[0][22][1].color.name).lower() == GREEN.hex.lower()
+    assert rows[5][12][0] == GLYPHS[2]
+    assert rows[5][22][0] == GLYPHS[0] and str(rows[5][22][1].color.name).lower() == RED.hex.lower()
     assert bg(5, 22) == tint[2]  # drawn on the shade of the predicted class: visibly wrong
-    assert sum(ch == POINT for r in rows for ch, _ in r) == 4
+    assert sum(ch in GLYPHS for r in rows for ch, _ in r) == 4
+    # without colour the regions still read apart: each class has its own fill character
+    assert rows[1][2][0] == FILLS[0] and rows[1][20][0] == FILLS[1] and rows[4][13][0] == FILLS[2]
 
 
 def test_render_plane_handles_tiny_sizes_and_empty_grids() -> None:
@@ -96,7 +99,7 @@ def test_widget_mounts_one_panel_per_variant_and_updates_in_place() -> None:
             assert panels[0].border_title == "3 units" and panels[0].border_subtitle == "step 10"
             assert panels[0].region.width > 10 and panels[1].region.width > 10
             rendered = panels[0].render()
-            assert rendered.plain.count(POINT) == 4
+            assert sum(rendered.plain.count(g) for g in GLYPHS) == 4
             assert len(rendered.plain.split("\n")) == panels[0].content_size.height
             view.update_boundary("3 units", [[1] * 12] * 6, POINTS, x_range=(-1, 1), y_range=(-1, 1), step=20)
             await pilot.pause()
@@ -127,7 +130,7 @@ def test_widget_draws_an_engine_boundary_event() -> None:
             panel = view.panel("spiral")
             assert panel is not None and panel.plane.step == 5
             assert panel.plane.x_range == tuple(event.x_range)
-            assert POINT in panel.render().plain
+            assert any(g in panel.render().plain for g in GLYPHS)
             plane = panel.plane
             view.show_event("spiral", event)  # the same event on the next redraw tick: nothing rebuilt
             assert panel.plane is plane

@@ -29,7 +29,10 @@ from textual.widget import Widget
 
 from engine.events import Boundary
 
-POINT = "●"
+POINTS = "●▲■◆✚★"
+"""Training points, one glyph per class (the class colour too)."""
+FILLS = " ·:-=+"
+"""The predicted class's fill character (on its tint), so classes read apart without colour."""
 TINT = 0.35
 """How much of the class colour shades a cell (the rest is the panel background)."""
 CLASS_TOKENS = (
@@ -123,10 +126,12 @@ def render_plane(plane: Plane, width: int, height: int, colours: Sequence[Color]
             predicted = grid_row[min(nx - 1, int((col + 0.5) * nx / width))]
             bg = tints[predicted % n_colours]
             point = marks.get((row, col))
-            if point is None:
-                char, style = " ", Style(bgcolor=bg)
+            if point is None:  # the class also shows as a fill character: readable without colour
+                char = FILLS[predicted % len(FILLS)]
+                style = Style(color=full[predicted % n_colours], bgcolor=bg, dim=True)
             else:
-                char, style = POINT, Style(color=full[point % n_colours], bgcolor=bg, bold=True)
+                char = POINTS[point % len(POINTS)]
+                style = Style(color=full[point % n_colours], bgcolor=bg, bold=True)
             if style != run_style and run:
                 text.append(run, run_style)
                 run = ""
