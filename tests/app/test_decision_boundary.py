@@ -16,12 +16,14 @@ from engine.diagnostics.boundary import boundary_event
 from engine.models import build_model
 from tui_lab.widgets.decision_boundary import (
     FILLS,
-    POINTS as GLYPHS,
     BoundaryPanel,
     DecisionBoundary,
     Plane,
     class_colours,
     render_plane,
+)
+from tui_lab.widgets.decision_boundary import (
+    POINTS as GLYPHS,
 )
 
 GRID = [[0] * 6 + [1] * 6 for _ in range(3)] + [[2] * 12 for _ in range(3)]  # 6 rows × 12 columns
