@@ -12,8 +12,8 @@ Rows (``id``: what is divided by what):
   batched matmuls (why ``engine.batched`` uses the latter);
 * ``surfaces/sequential.64``: 64 optimizer paths on a 2-D surface, batched ÷ one by one
   (``engine.surfaces``; "not available" when that module has no batched runner);
-* ``headless/app``: a comparison run headless ÷ the same with the app open (hook; "not measured"
-  until the app can be driven headless for it).
+* ``app/headless``, ``app/headless-total``: a comparison with the app open ÷ the same headless:
+  the training (first run start to last run end, from the store) and end to end.
 
 Every side gets the data loaded beforehand (loading is not what is measured).
 """
@@ -285,16 +285,16 @@ def surface_rows(device: str, quick: bool, repeats: int) -> list[Row]:
 # -- headless against the app ------------------------------------------------------------------------
 
 def app_rows(device: str, quick: bool, repeats: int) -> list[Row]:
-    """Headless ÷ app open: measured by bench.app_overhead when the app can be driven headless."""
-    what = "optimizers preset (quick), headless runner ÷ the same with the app open"
+    """App open ÷ headless: measured by bench.app_overhead when the app can be driven headless."""
+    what = "optimizers preset (quick), the runner with the app open ÷ the same headless"
     try:
         from bench.app_overhead import measure
     except ImportError as exc:
-        return [not_row("headless/app", "headless ÷ app open", what, "not measured", f"no hook: {exc}")]
+        return [not_row("app/headless", "app open ÷ headless", what, "not measured", f"no hook: {exc}")]
     try:
-        return [measure(device, quick, repeats)]
+        return measure(device, quick, repeats)
     except Exception as exc:  # noqa: BLE001 - the app is another engineer's moving target
-        return [not_row("headless/app", "headless ÷ app open", what, "not measured",
+        return [not_row("app/headless", "app open ÷ headless", what, "not measured",
                         f"the app could not be driven headless: {type(exc).__name__}: {exc}")]
 
 

@@ -242,6 +242,8 @@ def _format_errors(exc: ValidationError, path: Path, source: str, where: str = "
     for err in exc.errors()[:5]:
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
         msg = err["msg"]
+        if err["type"] == "value_error":  # a model validator's own words, without pydantic's prefix
+            msg = msg.removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
             allowed = _allowed_fields(err["loc"])
@@ -254,7 +256,8 @@ def _format_errors(exc: ValidationError, path: Path, source: str, where: str = "
         line = _line_of(source, err["loc"], err.get("input"))
         at = f" (line {line})" if line else ""
         prefix = f"{where}: " if where else ""
-        lines.append(f"{path}: {prefix}{loc}{at}: {msg}")
+        field = f"{loc}{at}: " if loc else ""
+        lines.append(f"{path}: {prefix}{field}{msg}")
     more = len(exc.errors()) - 5
     if more > 0:
         lines.append(f"... and {more} more")

@@ -12,7 +12,7 @@ from tui_lab.cli import main
 
 STATUSES = {"measured", "not measured", "not available"}
 SECTION_IDS = ("engine/dataloader.", "engine/slicing.", "batched/sequential.", "batched8/single.", "fast/plain.",
-               "vmap/baddbmm.", "surfaces/sequential.", "headless/app")
+               "vmap/baddbmm.", "surfaces/sequential.", "app/headless")
 
 
 def _bench(capsys, *args: str) -> dict:
@@ -41,7 +41,7 @@ def test_bench_quick_json_small_sections(capsys) -> None:
     report = _bench(capsys, "--only", "vmap", "--only", "surfaces", "--only", "app", "--repeats", "1")
     _check_rows(report)
     ids = [r["id"] for r in report["rows"]]
-    assert ids[:2] == ["vmap/baddbmm.8", "vmap/baddbmm.32"] and ids[-1] == "headless/app"
+    assert ids[:2] == ["vmap/baddbmm.8", "vmap/baddbmm.32"] and ids[-1] == "app/headless"
 
 
 @pytest.mark.slow  # every section, small sizes: ~20 s of CPU

@@ -105,3 +105,17 @@ def test_path_presets_load(tmp_path):
     path.write_text(MINIMAL)
     loaded = load_preset(str(path))
     assert loaded.id == "mine" and loaded.path == path
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [('right = "A"', 'right = "C"'), ('name = "B"', 'name = "A"')],
+)
+def test_whole_preset_errors_have_no_empty_location(old, new):
+    # a check on the whole preset (claims naming variants, unique names) has no field location:
+    # the message must not read "demo.toml: : Value error, ..."
+    with pytest.raises(PresetError) as info:
+        parse(MINIMAL.replace(old, new, 1))
+    message = str(info.value)
+    assert ": :" not in message and "Value error" not in message, message
+    assert message.startswith("demo.toml: ")
