@@ -330,7 +330,11 @@ def load_preset(ref: str | Path) -> LoadedPreset:
     if ref_str.endswith(".toml") or path.exists() or "/" in ref_str:
         if not path.is_file():
             raise PresetError(f"{path}: no such preset file")
-        return parse_preset(path.read_text(encoding="utf-8"), path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise PresetError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+        return parse_preset(text, path)
     builtin = builtin_dir() / f"{ref_str}.toml"
     if not builtin.is_file():
         known = ", ".join(builtin_ids())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -28,12 +29,23 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (train in this process) or more, got {n}")
+    return n
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("preset", help="a catalogue id (see `dllab presets`) or a path to a preset TOML file")
     p.add_argument("--quick", action="store_true", help="the short form of the comparison (seconds on a CPU)")
     p.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2 (each variant runs per seed)")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
-    p.add_argument("--workers", type=int, help="worker processes (default: fitted to devices and cores)")
+    p.add_argument("--workers", type=_workers,
+                   help="worker processes; 0 trains in this process (default: fitted to devices and cores)")
     p.add_argument("--json", action="store_true", help="print results and claims as JSON on stdout")
 
 
@@ -219,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dllab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `dllab ... | head`: the reader left; say nothing more, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

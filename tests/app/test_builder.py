@@ -143,3 +143,25 @@ async def test_run_a_recipe_from_the_builder(make_app):
         assert c.quick and [r.label for r in c.runs] == ["dropout=0.0", "dropout=0.5"]
         assert [s.recipe.train.steps for s in c.specs] == [200, 200]  # the quick form
         assert app.current_mode == "dashboard"
+
+
+async def test_the_sweep_hint_follows_the_variants_after_new_and_remove(make_app):
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        await _tab(pilot, screen, "variants")
+        screen.query_one("#sweep-field", Select).value = "train.optimizer"
+        screen.query_one("#sweep-values", Input).value = "sgd, momentum, adam"
+        await pilot.click("#sweep-add")
+        await _settle(pilot, screen)
+
+        def hint() -> str:
+            return str(screen.query_one("#sweep-hint", Static).render())
+
+        assert "3 variants" in hint()
+        await pilot.click("#variant-remove")
+        await pilot.pause()
+        assert "2 variants" in hint(), hint()
+        await pilot.press("ctrl+n")  # a new recipe has one variant: no stale count
+        await _settle(pilot, screen)
+        assert "variants." not in hint() and "Pick a field" in hint(), hint()

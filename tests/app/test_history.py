@@ -94,3 +94,20 @@ async def test_delete_asks_first(make_app, store):
         await pilot.press("y")
         await wait_for(pilot, lambda: table.row_count == 1)
         assert len(store.list_runs()) == 1
+
+
+async def test_the_delete_question_fits_its_count(make_app, store):
+    store_recorded_runs(store, [("SGD", 0), ("Adam", 0)])
+    app = make_app(mode="history")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_history(app, pilot)
+        screen.query_one(RunTable).focus()
+        await pilot.press("d")  # one run: "its metrics"
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "and its metrics?" in screen_text(app)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is screen)
+        await pilot.press("space", "space", "d")  # two marked runs: "their metrics"
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "Delete 2 runs and their metrics?" in screen_text(app)
+        await pilot.press("n")

@@ -8,6 +8,8 @@ import math
 
 
 def register(subparsers) -> None:
+    from tui_lab.cli import _workers
+
     p = subparsers.add_parser(
         "search",
         help="grid / random hyperparameter search (log scales, coarse-to-fine) over a preset's recipe",
@@ -30,7 +32,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="run seed of every trial, and the search's own seed")
     p.add_argument("--seeds", help="[search] presets: comma-separated seeds")
     p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=int, help="worker processes; 0 trains in this process (default: fitted)")
+    p.add_argument("--workers", type=_workers, help="worker processes; 0 trains in this process (default: fitted)")
     p.add_argument("--sort", default="score", help="sort the table by score or by a field (e.g. train.lr)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)

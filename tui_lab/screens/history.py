@@ -121,6 +121,6 @@ class HistoryScreen(Screen):
                 self.notify(f"deleted {n} run{'s' if n != 1 else ''}")
                 self.refresh_runs()
 
-        what = f"run {ids[0]}" if len(ids) == 1 else f"{len(ids)} runs"
-        self.app.push_screen(ConfirmScreen(f"Delete {what} and their metrics? This cannot be undone.",
+        what = f"run {ids[0]} and its" if len(ids) == 1 else f"{len(ids)} runs and their"
+        self.app.push_screen(ConfirmScreen(f"Delete {what} metrics? This cannot be undone.",
                                            yes="Delete", no="Keep"), answered)

@@ -21,6 +21,8 @@ from tui_lab.data.draft import (
 )
 from tui_lab.data.fields import field_by_key, recipe_fields
 
+INTRO = "Pick a field and the values to compare; each value becomes a variant."
+
 
 class VariantEditor(Vertical):
     BINDINGS = [
@@ -67,7 +69,7 @@ class VariantEditor(Vertical):
         table = self.query_one("#variant-list", DataTable)
         table.add_column("variant", key="name")
         table.add_column("overrides", key="overrides")
-        self._hint("Pick a field and the values to compare; each value becomes a variant.")
+        self._hint(INTRO)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -83,6 +85,8 @@ class VariantEditor(Vertical):
             self._fill_edit(table.cursor_row)
         if notify:
             self.post_message(self.Changed(self, list(self.variants)))
+        else:  # a recipe loaded (New, Open): the hint of the last one's sweep no longer applies
+            self._hint(INTRO)
 
     def _hint(self, text: str, error: bool = False) -> None:
         style = "$error" if error else "$text-muted"
@@ -110,8 +114,12 @@ class VariantEditor(Vertical):
             self._hint(str(exc), error=True)
             return False
         self.set_variants(unique_names(new), notify=True)
-        self._hint(f"{len(self.variants)} variants.")
+        self._count_hint()
         return True
+
+    def _count_hint(self) -> None:
+        n = len(self.variants)
+        self._hint(f"{n} variant{'s' if n != 1 else ''}.")
 
     @on(Select.Changed, "#sweep-field")
     def _field_picked(self, event: Select.Changed) -> None:
@@ -151,6 +159,7 @@ class VariantEditor(Vertical):
         if 0 <= i < len(self.variants):
             del self.variants[i]
             self.set_variants(self.variants, notify=True)
+            self._count_hint()
 
     @on(DataTable.RowHighlighted, "#variant-list")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -1,0 +1,37 @@
+"""The command line's answers to bad input: one line naming the problem, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tui_lab.cli import main
+
+
+@pytest.mark.parametrize("command", ["run", "check", "search"])
+def test_a_negative_worker_count_is_invalid_input(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "optimizers", "--quick", "--workers", "-1"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--workers" in err and "run_inline" not in err and "Traceback" not in err
+
+
+def test_a_preset_file_that_is_not_utf8_names_the_file(tmp_path, capsys):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('title = "Caf\xe9"\n'.encode("latin-1"))
+    assert main(["run", str(path), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "UTF-8" in err
+
+
+def test_a_closed_pipe_is_not_a_traceback():
+    # `dllab presets --json | head -1`: the reader goes away before dllab has written everything
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from tui_lab.cli import main; sys.exit(main())",
+                             "presets", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before it writes anything (importing takes far longer than this)
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
