@@ -35,3 +35,19 @@ def test_a_closed_pipe_is_not_a_traceback():
     err = proc.stderr.read().decode()
     proc.wait(timeout=60)
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_claims_that_could_not_be_checked_are_not_called_failures():
+    from rich.console import Console
+
+    from engine.claims import check_claim
+    from engine.outcomes import RunOutcome
+    from engine.presets import Claim
+    from tui_lab.headless import claims_view
+
+    claim = Claim(text="A below B", metric="train_loss", left="A", op="<", right="B")
+    outcomes = [RunOutcome("a", "A", 0, status="cancelled"), RunOutcome("b", "B", 0, status="done", final={"train_loss": 1.0})]
+    console = Console(record=True, width=100)
+    console.print(claims_view([check_claim(claim, outcomes)]))
+    text = console.export_text()
+    assert "not checked" in text and "fails" not in text and "cancelled" in text

@@ -129,7 +129,9 @@ def _run(args: argparse.Namespace, check: bool) -> int:
     if check:
         if not args.json:
             held = sum(c.holds for c in result.claims)
-            console.print(f"{held}/{len(result.claims)} claims hold")
+            unchecked = sum(bool(c.problem) for c in result.claims)
+            more = f" ({unchecked} not checked)" if unchecked else ""
+            console.print(f"{held}/{len(result.claims)} claims hold{more}")
         return EXIT_OK if result.claims_hold and not result.any_failed else EXIT_FAILED
     return EXIT_FAILED if result.any_failed else EXIT_OK
 

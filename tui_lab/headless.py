@@ -206,7 +206,12 @@ def results_table(result: ComparisonResult) -> Table:
 def claims_view(claims: list[ClaimResult]) -> Group:
     lines = []
     for c in claims:
-        mark = Text("✔ holds  ", style="green") if c.holds else Text("✘ fails  ", style="red")
+        if c.holds:
+            mark = Text("✔ holds  ", style="green")
+        elif c.problem:  # a run it needs was cancelled or failed, or a metric is missing
+            mark = Text("? not checked  ", style="yellow")
+        else:
+            mark = Text("✘ fails  ", style="red")
         lines.append(Text.assemble(mark, (c.claim.text, "bold")))
         lines.append(Text("    " + c.describe(), style="dim"))
     return Group(*lines)
