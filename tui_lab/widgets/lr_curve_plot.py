@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from textual.color import Color
-from textual_plotext import PlotextPlot
 
 from tui_lab.data.series import downsample
 from tui_lab.data.tools import log_x
 from tui_lab.widgets.metric_plot import log_ticks
+from tui_lab.widgets.replot import ReplotPlot
 
 MARK_TOKENS = {"suggestion": "success", "minimum": "error", "steepest": "warning"}
 """The theme colour of each marked rate."""
@@ -27,7 +27,7 @@ class LRCurveData:
     empty: str = "run the test to see the curve"
 
 
-class LRCurvePlot(PlotextPlot):
+class LRCurvePlot(ReplotPlot):
     DEFAULT_CSS = """
     LRCurvePlot {
         height: 1fr;
@@ -43,9 +43,6 @@ class LRCurvePlot(PlotextPlot):
         self.data = data
         self.replot()
 
-    def on_resize(self) -> None:
-        self.replot()
-
     def _color(self, token: str) -> tuple[int, int, int] | None:
         text = self.app.theme_variables.get(token) if self.is_mounted else None
         try:
@@ -54,9 +51,7 @@ class LRCurvePlot(PlotextPlot):
             return None
 
     def replot(self) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
+        plt = self.fresh_plot()
         d = self.data
         xs, ys = log_x(d.points)
         if not xs:

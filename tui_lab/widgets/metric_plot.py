@@ -7,10 +7,10 @@ import math
 from dataclasses import dataclass, field
 
 from textual.color import Color
-from textual_plotext import PlotextPlot
 
 from tui_lab.data.comparison import Curve
 from tui_lab.data.series import downsample
+from tui_lab.widgets.replot import ReplotPlot
 
 X_LABELS = {"step": "step", "epoch": "epoch", "time": "seconds"}
 
@@ -55,7 +55,7 @@ def _pow_label(t: float) -> str:
     return f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e") if (v < 1e-2 or v >= 1e4) else f"{v:.3g}"
 
 
-class MetricPlot(PlotextPlot):
+class MetricPlot(ReplotPlot):
     """A PlotextPlot that redraws from :class:`PlotData` (``show``), downsampled to its width."""
 
     DEFAULT_CSS = """
@@ -74,14 +74,9 @@ class MetricPlot(PlotextPlot):
         self.data = data
         self.replot()
 
-    def on_resize(self) -> None:
-        self.replot()
-
     def replot(self) -> None:
         """Rebuild the plot from the data (plotext keeps no state we rely on between builds)."""
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
+        plt = self.fresh_plot()
         d = self.data
         suffix = " (log)" if d.log else ""
         plt.title(f"{d.title}{suffix} · {X_LABELS.get(d.x_axis, d.x_axis)}")

@@ -7,11 +7,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from textual_plotext import PlotextPlot
-
 from tui_lab.data.tools import log_x
 from tui_lab.palette import series_colors
 from tui_lab.widgets.metric_plot import log_ticks
+from tui_lab.widgets.replot import ReplotPlot
 
 MARKERS = ("●", "x", "+", "◆", "*", "o", "#", "%")
 """A marker per series, so they stay apart without colour too."""
@@ -29,7 +28,7 @@ class ScatterData:
     """A point to ring (the best trial), in real units."""
 
 
-class ScatterPlot(PlotextPlot):
+class ScatterPlot(ReplotPlot):
     """``show(ScatterData)``; colours follow the app's theme (the dashboard's series colours)."""
 
     DEFAULT_CSS = """
@@ -47,13 +46,8 @@ class ScatterPlot(PlotextPlot):
         self.data = data
         self.replot()
 
-    def on_resize(self) -> None:
-        self.replot()
-
     def replot(self) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
+        plt = self.fresh_plot()
         d = self.data
         if d.title:
             plt.title(d.title)

@@ -8,12 +8,12 @@ import math
 from collections.abc import Sequence
 
 from textual.color import Color
-from textual_plotext import PlotextPlot
 
 from tui_lab.widgets.metric_plot import log_ticks
+from tui_lab.widgets.replot import ReplotPlot
 
 
-class SchedulePreview(PlotextPlot):
+class SchedulePreview(ReplotPlot):
     DEFAULT_CSS = """
     SchedulePreview {
         height: 8;
@@ -34,13 +34,8 @@ class SchedulePreview(PlotextPlot):
         self.message = message or self.message
         self.replot()
 
-    def on_resize(self) -> None:
-        self.replot()
-
     def replot(self) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
+        plt = self.fresh_plot()
         pts = [(s, lr) for s, lr in self.points if math.isfinite(lr)]
         if not pts:
             plt.xticks([])

@@ -25,7 +25,6 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable, Static
-from textual_plotext import PlotextPlot
 
 from tui_lab.data.surface_paths import (
     SurfacePath,
@@ -35,11 +34,12 @@ from tui_lab.data.surface_paths import (
     surfaces_in,
 )
 from tui_lab.palette import faint, series_colors
+from tui_lab.widgets.replot import ReplotPlot
 
 N_LEVELS = 9
 
 
-class SurfaceCanvas(PlotextPlot):
+class SurfaceCanvas(ReplotPlot):
     """The plot itself: level sets, then every path, its start (○) and end (●), the minima (×)."""
 
     DEFAULT_CSS = """
@@ -62,13 +62,8 @@ class SurfaceCanvas(PlotextPlot):
         self.surface_key, self.paths, self.path_colors, self.level_colors = key, paths, colors, level_colors
         self.replot()
 
-    def on_resize(self) -> None:
-        self.replot()
-
     def replot(self) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
+        plt = self.fresh_plot()
         if self.surface_key is None:
             plt.title("no surface runs")
             self.refresh()
