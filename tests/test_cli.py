@@ -51,3 +51,20 @@ def test_claims_that_could_not_be_checked_are_not_called_failures():
     console.print(claims_view([check_claim(claim, outcomes)]))
     text = console.export_text()
     assert "not checked" in text and "fails" not in text and "cancelled" in text
+
+
+def test_runs_keeps_numbers_whole_at_80_columns(tmp_path, monkeypatch, capsys):
+    from engine.events import RunFinished, RunStarted
+    from engine.store import RunStore
+    from tui_lab.cli import main
+
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "80")
+    store = RunStore(tmp_path)
+    store.record(RunStarted("r1", "a variant with a long name", 0, "optimizers", "c", {}, "cpu", 10, 100, 10))
+    store.record(RunFinished("r1", "done", 100, "finished", {"train_loss": 1.989e-4, "val_acc": 0.6421}, {}, 12.3))
+    store.close()
+    assert main(["runs"]) == 0
+    out = capsys.readouterr().out
+    assert "1.99e-04" in out and "0.642" in out and "12.3" in out
+    assert max(len(line) for line in out.splitlines()) <= 80

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -136,6 +137,16 @@ def _run(args: argparse.Namespace, check: bool) -> int:
     return EXIT_FAILED if result.any_failed else EXIT_OK
 
 
+def _compact(x: object) -> str:
+    """At most 8 characters: 0.4517, 1.99e-04, inf, –."""
+    if not isinstance(x, float):
+        return "–"
+    return f"{x:.2e}" if x != 0 and abs(x) < 1e-3 else f"{x:.4g}"
+
+
+NUMERIC = ("seed", "val acc", "loss", "wall s")
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from engine.store import RunStore
 
@@ -144,9 +155,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([row.__dict__ for row in rows], indent=2, default=str))
         return EXIT_OK
-    table = Table(title=f"stored runs ({store.path})")
-    for col in ("run", "preset", "variant", "seed", "status", "val acc", "train loss", "wall s", "started"):
-        table.add_column(col, no_wrap=col in ("run", "status", "started"))
+    console = _console()
+    narrow = console.width < 96  # an 80-column terminal: leave out the start time, keep every number whole
+    table = Table(title=f"stored runs ({store.path})", pad_edge=False, box=box.SIMPLE_HEAD, collapse_padding=True)
+    columns = [("run", 10), ("preset", 0), ("variant", 0), ("seed", 4), ("status", 6), ("val acc", 7),
+               ("loss", 8), ("wall s", 6), *([] if narrow else [("started", 11)])]
+    for col, width in columns:
+        table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=width or None,
+                         max_width=None if width else 14, justify="right" if col in NUMERIC else "left")
     import datetime as dt
 
     for r in rows:
@@ -154,11 +170,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
         table.add_row(
             r.run_id, r.preset, r.variant, str(r.seed), r.status,
             f"{r.final.get('val_acc', float('nan')):.3f}" if r.final.get("val_acc") is not None else "–",
-            f"{r.final.get('train_loss'):.4g}" if isinstance(r.final.get("train_loss"), float) else "–",
+            _compact(r.final.get("train_loss")),
             f"{r.wall_time:.1f}" if r.wall_time else "–",
-            started,
+            *([] if narrow else [started]),
         )
-    _console().print(table)
+    console.print(table)
     return EXIT_OK
 
 
