@@ -95,6 +95,17 @@ def check_all(specs) -> list:
     return results
 
 
+def result_notes(result, replaced: str | None, layer: str) -> list[str]:
+    """The lines shown under a check's table: the swapped-in layer, the failing tensors' worst
+    entries, the kink rule and the check's own notes (the command and the app's Tools show them)."""
+    lines = [f"* {replaced}: a hand-written linear layer ({layer} backward)"] if replaced else []
+    lines += [f"{tc.name}: worst entry {list(tc.worst_index)}: analytic {tc.worst_analytic:.4g}, "
+              f"numerical {tc.worst_numeric:.4g}" for tc in result.tensors if tc.status != "pass"]
+    if result.kinks:
+        lines.append("this model has kinks (ReLU-family, max or hinge): up to 1e-4 passes")
+    return lines + [f"note: {n}" for n in result.notes]
+
+
 def unexpected(spec, result) -> bool:
     """A tensor failed where it should not (a deliberately broken layer is supposed to fail)."""
     return spec.recipe.train.gradcheck_layer != "broken" and result.count("fail") > 0
@@ -136,16 +147,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{tc.max_entry_rel:.0e}", f"[{style[tc.status]}]{tc.status.upper()}[/] {tc.words}",
             )
         console.print(table)
-        if replaced:
-            console.print(f"  * {replaced}: a hand-written linear layer ({t.gradcheck_layer} backward)")
-        for tc in result.tensors:
-            if tc.status != "pass":
-                console.print(f"  {tc.name}: worst entry {list(tc.worst_index)}: analytic {tc.worst_analytic:.4g}, "
-                              f"numerical {tc.worst_numeric:.4g}")
-        if result.kinks:
-            console.print("  this model has kinks (ReLU-family, max or hinge): up to 1e-4 passes")
-        for note in result.notes:
-            console.print(f"  note: {note}")
+        for line in result_notes(result, replaced, t.gradcheck_layer):
+            console.print(f"  {line}")
         if t.gradcheck_layer == "broken":
             console.print("  the hand-written backward averages the bias gradient over the batch instead of "
                           "summing it: the check should (and does) single out that tensor"

@@ -87,7 +87,7 @@ class GradcheckView(ToolView):
 
     async def _show(self, results: list[tuple[Any, Any, str | None]]) -> None:
         from engine.diagnostics.gradcheck import THRESHOLDS
-        from tui_lab.commands.gradcheck import unexpected
+        from tui_lab.commands.gradcheck import result_notes, unexpected
 
         box = self.query_one("#gradcheck-results", VerticalScroll)
         await box.remove_children()
@@ -110,16 +110,7 @@ class GradcheckView(ToolView):
                      f"h = {result.h:g}, loss {result.loss:.4g}"), classes="tool-summary"))
             table = DataTable(id=f"gradcheck-table-{i}", cursor_type="row", zebra_stripes=True, classes="gradcheck-table")
             widgets.append(table)
-            notes = []
-            if replaced:
-                notes.append(f"* {replaced}: a hand-written linear layer ({t.gradcheck_layer} backward)")
-            for tc in result.tensors:
-                if tc.status != "pass":
-                    notes.append(f"{tc.name}: worst entry {list(tc.worst_index)}: analytic {tc.worst_analytic:.4g}, "
-                                 f"numerical {tc.worst_numeric:.4g}")
-            if result.kinks:
-                notes.append("this model has kinks (ReLU-family, max or hinge): up to 1e-4 passes")
-            notes += [f"note: {n}" for n in result.notes]
+            notes = result_notes(result, replaced, t.gradcheck_layer)
             if notes:
                 widgets.append(Static(Content("\n".join(notes)), classes="tool-note"))
         widgets.append(Static(Content.from_markup(
