@@ -200,7 +200,7 @@ def assert_matches_solo(specs: list[RunSpec], stops=None, **kw) -> tuple[list[Ru
         solo_events: list = []
         stop = stops[i] if isinstance(stops, list) else None
         solo_results.append(train(spec, solo_events.append, stop.reset() if stop else (lambda: False),
-                                  run_id=run_id))
+                                  run_id=run_id, device=kw.get("device", "cpu")))
         mine = per_run[run_id]
         assert [type(e).__name__ for e in mine] == [type(e).__name__ for e in solo_events], spec.variant
         for b, s in zip(mine, solo_events, strict=True):
