@@ -291,7 +291,8 @@ class TrainSpec(Strict):
     log_every: PositiveInt = 10
     """Steps between step metrics read from the device (a host sync)."""
     diagnostics_every: PositiveInt | None = None
-    """Steps between per-layer diagnostics (default: every evaluation)."""
+    """Steps between per-layer diagnostics (default: every evaluation that is at least 50 steps
+    after the last diagnosis; always at step 0 and at the end)."""
     diverge_threshold: Annotated[float, Field(gt=0.0)] = 1e6
     """A loss above this (or NaN/inf) ends the run as diverged."""
     lr_find: bool = False

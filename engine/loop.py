@@ -27,6 +27,7 @@ from engine.diagnostics.boundary import boundary_event
 from engine.diagnostics.health import (
     IMAGE_EVERY,
     add_weight_images,
+    eval_mode,
     layer_health,
     model_summary,
     snapshot_weights,
@@ -51,6 +52,9 @@ EVAL_CHUNK = 4096
 MAX_EVAL_TRAIN = 10_000
 MAX_EVALS = 50
 PROBE_SIZE = 512
+DIAG_MIN_STEPS = 50
+"""Default spacing of per-layer diagnostics, in steps at least: a diagnosis costs a few training
+steps' worth of compute, so one per evaluation would be a quarter of a run with short epochs."""
 
 
 class _Stopped(Exception):
@@ -78,21 +82,28 @@ def _eval_every(spec: RunSpec, per_epoch: int, total: int) -> int:
     return max(per_epoch, math.ceil(total / MAX_EVALS)) if total > per_epoch else max(1, total // 10)
 
 
+def diagnostics_every(spec: RunSpec, eval_every: int) -> int:
+    """Steps between per-layer diagnostics: the recipe's `diagnostics_every`, else the first
+    multiple of the evaluation interval that spans at least DIAG_MIN_STEPS steps. Diagnostics
+    are taken at step 0, on those evaluations, and at the end."""
+    if spec.recipe.train.diagnostics_every:
+        return spec.recipe.train.diagnostics_every
+    return eval_every * max(1, math.ceil(DIAG_MIN_STEPS / eval_every))
+
+
 @torch.no_grad()
 def evaluate(model, loss_fn, x: torch.Tensor, y: torch.Tensor, classify: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss and accuracy over (x, y) in eval mode, as device tensors (no sync)."""
-    was_training = model.training
-    model.eval()
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device)
-    for i in range(0, len(x), EVAL_CHUNK):
-        out = model(x[i : i + EVAL_CHUNK])
-        yb = y[i : i + EVAL_CHUNK]
-        n = len(yb)
-        loss_sum += loss_fn(out, yb) * n
-        if classify:
-            correct += accuracy(out, yb) * n
-    model.train(was_training)
+    with eval_mode(model):
+        for i in range(0, len(x), EVAL_CHUNK):
+            out = model(x[i : i + EVAL_CHUNK])
+            yb = y[i : i + EVAL_CHUNK]
+            n = len(yb)
+            loss_sum += loss_fn(out, yb) * n
+            if classify:
+                correct += accuracy(out, yb) * n
     n_total = max(len(x), 1)
     return loss_sum / n_total, correct / n_total
 
@@ -130,7 +141,7 @@ def train(
     n_train = len(data.x_train)
     bs, per_epoch, total = budget(spec, n_train)
     eval_every = _eval_every(spec, per_epoch, total)
-    diag_every = t.diagnostics_every or eval_every
+    diag_every = diagnostics_every(spec, eval_every)
     schedule = LRSchedule(t, total)
     ema = EMA(model, t.ema) if t.ema else None
     stats = RunStats(model, t, per_epoch, lr_found, pretrained)  # initial loss, loss noise, step timing
@@ -229,7 +240,11 @@ def train(
         schedule.on_eval(val_loss)
         return values
 
+    diagnosed_at = -1
+
     def record_diagnostics(step: int, before: dict[str, torch.Tensor] | None) -> None:
+        nonlocal diagnosed_at
+        diagnosed_at = step
         layers = layer_health(model, probe, r.model.activation)
         if before is not None:
             for name, ratio in update_ratios(before, model).items():
@@ -336,7 +351,7 @@ def train(
         final = run_eval(step, final=True)
         if status == "diverged":  # a diverged run's losses count as infinitely bad in claims
             final = {k: (math.inf if k.endswith("loss") or k.endswith("gap") else v) for k, v in final.items()}
-        else:
+        elif diagnosed_at != step:  # the end's diagnostics, unless the last evaluation took them
             record_diagnostics(step, None)
     final["epoch"] = step / per_epoch
     final["steps"] = float(step)

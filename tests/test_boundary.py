@@ -87,14 +87,19 @@ def test_loop_emits_boundaries_for_spiral_runs_and_none_for_others() -> None:
         recipe=Recipe(
             data=DataSpec(name="spiral", n_samples=200),
             model=ModelSpec(hidden=[8]),
-            train=TrainSpec(steps=20, eval_every=10),
+            train=TrainSpec(steps=20, eval_every=10, diagnostics_every=10),
         ),
         variant="v",
     )
     events: list = []
     train(spec, events.append)
     planes = [e for e in events if isinstance(e, Boundary)]
-    assert [p.step for p in planes] == [0, 10, 20, 20]
+    assert [p.step for p in planes] == [0, 10, 20]  # with the diagnostics; once at the end
+    default = spec.model_copy(update={"recipe": spec.recipe.model_copy(update={"train": TrainSpec(steps=20,
+                                                                                                  eval_every=10)})})
+    events = []
+    train(default, events.append)
+    assert [e.step for e in events if isinstance(e, Boundary)] == [0, 20]  # diagnostics 50+ steps apart
     other = spec.model_copy(update={"recipe": spec.recipe.model_copy(update={"data": DataSpec(name="digits")})})
     events = []
     train(other, events.append)

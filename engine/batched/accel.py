@@ -137,6 +137,10 @@ class StepGraph:
             static_out = step(*static_in)
         return cls(graph, static_in, static_out)
 
+    def fits(self, *inputs: torch.Tensor) -> bool:
+        """Whether the inputs have the captured shapes (an epoch's short last batch does not)."""
+        return all(buf.shape == x.shape for buf, x in zip(self.static_in, inputs, strict=True))
+
     def run(self, *inputs: torch.Tensor) -> torch.Tensor:
         for buf, x in zip(self.static_in, inputs, strict=True):
             buf.copy_(x, non_blocking=True)

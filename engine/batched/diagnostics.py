@@ -27,17 +27,14 @@ import torch
 from torch import Tensor, nn
 
 from engine.batched.stacked import StackedMLP
-from engine.diagnostics.health import GRAD_LOG_RANGE, HIST_BINS, NEAR_ZERO, act_hist_range
+from engine.diagnostics.health import GRAD_LOG_RANGE, NEAR_ZERO, act_hist_range, histograms
 
 Layers = dict[str, dict[str, Any]]
 
 
-def _histograms(values: Tensor, lo: float, hi: float, bins: int = HIST_BINS) -> Tensor:
-    """``torch.histc`` of each row of (M, n) `values` already clamped to [lo, hi] → (M, bins) floats."""
-    m = values.shape[0]
-    pos = ((values - lo) * bins / (hi - lo)).long().clamp_(0, bins - 1)  # histc: the max goes in the last bin
-    pos += torch.arange(m, device=values.device).unsqueeze(1) * bins
-    return torch.bincount(pos.flatten(), minlength=m * bins).view(m, bins).to(values.dtype)
+def _histograms(values: Tensor, lo: float, hi: float) -> Tensor:
+    """``health.histograms`` of each row of (M, n) `values` already clamped to [lo, hi] → (M, bins)."""
+    return histograms(list(values), lo, hi).to(values.dtype)
 
 
 def stacked_layer_health(model: StackedMLP, probe: Tensor, activation: str, with_grads: bool,

@@ -66,7 +66,7 @@ from engine.diagnostics.health import (
 )
 from engine.diagnostics.run_stats import RunStats
 from engine.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
-from engine.loop import EVAL_CHUNK, MAX_EVAL_TRAIN, PROBE_SIZE, _eval_every, budget
+from engine.loop import EVAL_CHUNK, MAX_EVAL_TRAIN, PROBE_SIZE, _eval_every, budget, diagnostics_every
 from engine.losses import build_loss
 from engine.metrics import extra_metrics
 from engine.models import build_model, count_params
@@ -97,6 +97,7 @@ class _Member:
     best: dict[str, float] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     finished: RunFinished | None = None
+    diagnosed_at: int = -1  # the step of the last Diagnostics
 
     @property
     def train(self):
@@ -169,7 +170,7 @@ def train_batched(
     n_train = len(d0.x_train)
     bs, per_epoch, total = budget(specs[0], n_train)
     eval_every = _eval_every(specs[0], per_epoch, total)
-    diag_every = first.train.diagnostics_every or eval_every
+    diag_every = diagnostics_every(specs[0], eval_every)
     log_every = first.train.log_every
 
     def stacked(name: str, limit: int | None = None) -> Tensor:
@@ -348,6 +349,8 @@ def train_batched(
 
     def diagnose(group: list[_Member], step: int, before: Tensor | None) -> None:
         """The solo loop's record_diagnostics for each member (stacked figures once verified)."""
+        if not group:
+            return
         kind = (optimizer.steps_taken > 0, before is not None)
         fast: list[dict[str, dict[str, Any]]] | None = None
         if health.usable(kind):
@@ -371,6 +374,7 @@ def train_batched(
             add_weight_images(layers, proxy, step, diag_every * IMAGE_EVERY, total)  # type: ignore[arg-type]
             m.summary.update(model_summary(proxy, layers))  # type: ignore[arg-type]
             emit(Diagnostics(m.run_id, step, layers, {k: v for k, v in m.summary.items() if "." not in k}))
+            m.diagnosed_at = step
         rows_by_data: dict[int, list[tuple[int, str]]] = {}
         for m in group:
             rows_by_data.setdefault(m.data, []).append((m.row, m.run_id))
@@ -417,8 +421,8 @@ def train_batched(
         if status == "diverged":  # a diverged run's losses count as infinitely bad in claims
             finals = {row: {k: (math.inf if k.endswith("loss") or k.endswith("gap") else v) for k, v in final.items()}
                       for row, final in finals.items()}
-        else:
-            diagnose(group, step, None)
+        else:  # the end's diagnostics, unless the last evaluation already took them at this step
+            diagnose([m for m in group if m.diagnosed_at != step], step, None)
         for m in group:
             final = finals[m.row]
             final["epoch"] = step / per_epoch
@@ -516,8 +520,10 @@ def train_batched(
             diag_now = (step + 1) % diag_every == 0
             before = model.params.clone() if diag_now else None
 
-            if graph is not None:
+            if graph is not None and graph.fits(xb, yb):
                 data_loss = graph.run(xb, yb).clone()
+            elif graph is not None:  # a short last batch: this step runs eagerly
+                data_loss = train_step(xb, yb, step)
             else:
                 data_loss = train_step(xb, yb, step)
                 if use_graphs and optimizer.steps_taken == GRAPH_WARMUP:

@@ -87,17 +87,18 @@ def _units_view(a: torch.Tensor) -> torch.Tensor:
 
 
 def layer_health(model: nn.Module, probe_x: torch.Tensor, activation: str) -> dict[str, dict[str, float]]:
-    """Activation statistics per hidden layer (eval mode, no grad), plus weight norms per layer."""
-    was_training = model.training
-    model.eval()
+    """Activation statistics per hidden layer (eval mode, no grad), plus weight and gradient
+    figures per weight layer; every figure is computed on the device and read in one sync."""
     pre: dict[str, torch.Tensor] = {}
-    with torch.no_grad(), _capture_activations(model, pre) as acts:
+    with eval_mode(model), torch.no_grad(), _capture_activations(model, pre) as acts:
         model(probe_x)
-    model.train(was_training)
-    zero_grad = zero_grad_shares(model, pre)
-    names, rows, hists = [], [], []
-    for name, a in acts.items():
-        u = _units_view(a.float())
+    # a ReLU's derivative is 0 exactly where its input is <= 0, so its zero-gradient share is its
+    # dead share; other activations take the derivative through autograd
+    zero_grad = {} if activation == "relu" else zero_grad_shares(model, pre)
+    names = list(acts)
+    units = [_units_view(a.float()) for a in acts.values()]
+    rows = []
+    for name, u in zip(names, units, strict=True):
         dead = (u.amax(dim=0) <= 0).float().mean()
         if activation == "tanh":
             sat = (u.abs() > 0.99).float().mean()
@@ -105,27 +106,86 @@ def layer_health(model: nn.Module, probe_x: torch.Tensor, activation: str) -> di
             sat = ((u < 0.01) | (u > 0.99)).float().mean()
         else:
             sat = torch.zeros((), device=u.device)
-        lo, hi = act_hist_range(activation)
-        hists.append(torch.histc(u.clamp(lo, hi), bins=HIST_BINS, min=lo, max=hi))
         rows.append(torch.stack([u.mean(), u.std(), dead, sat, zero_grad.get(name, dead)]))
-        names.append(name)
-    out: dict[str, dict[str, float]] = {}
-    if rows:
-        values = torch.stack(rows).tolist()
-        hist_values = torch.stack(hists).tolist()
-        for name, (mean, std, dead, sat, zero), hist in zip(names, values, hist_values, strict=True):
-            out[name] = {"act_mean": mean, "act_std": std, "dead": dead, "saturated": sat,
-                         "zero_grad": zero, "act_hist": hist}
-    for name, layer in _weight_layers(model):
+    lo, hi = act_hist_range(activation)
+    weight_layers = _weight_layers(model)
+    w_rows = []
+    g_names, g_norms, g_logs = [], [], []
+    glo, ghi = GRAD_LOG_RANGE
+    for name, layer in weight_layers:
         w = layer.weight.detach()
-        out.setdefault(name, {})
-        stats = torch.stack([w.norm(), (w.abs() < NEAR_ZERO).float().mean(), _unit_spread(w)]).tolist()
-        out[name].update({"weight_norm": stats[0], "near_zero": stats[1], "unit_spread": stats[2]})
+        w_rows.append(torch.stack([w.norm(), (w.abs() < NEAR_ZERO).float().mean(), _unit_spread(w)]))
         if layer.weight.grad is not None:
             g = layer.weight.grad.detach()
-            out[name]["grad_norm"] = float(g.norm())
-            out[name]["grad_hist"] = grad_histogram(g)
+            g_names.append(name)
+            g_norms.append(g.norm().float())
+            g_logs.append(_log_grads(g))
+    parts = [
+        torch.stack(rows).flatten() if rows else None,
+        histograms([u.clamp(lo, hi) for u in units], lo, hi).flatten() if units else None,
+        torch.stack(w_rows).flatten() if w_rows else None,
+        torch.stack(g_norms) if g_norms else None,
+        histograms(g_logs, glo, ghi).flatten() if g_logs else None,
+    ]
+    present = [p.float() for p in parts if p is not None]
+    if not present:
+        return {}
+    flat = torch.cat(present).tolist()  # the one host read
+    pos = 0
+
+    def take(n: int) -> list[float]:
+        nonlocal pos
+        pos += n
+        return flat[pos - n : pos]
+
+    out: dict[str, dict[str, float]] = {}
+    stats = take(5 * len(rows))
+    hists = take(HIST_BINS * len(units))
+    for k, name in enumerate(names):
+        mean, std, dead, sat, zero = stats[5 * k : 5 * k + 5]
+        out[name] = {"act_mean": mean, "act_std": std, "dead": dead, "saturated": sat,
+                     "zero_grad": zero, "act_hist": hists[HIST_BINS * k : HIST_BINS * (k + 1)]}
+    w_stats = take(3 * len(w_rows))
+    for k, (name, _) in enumerate(weight_layers):
+        norm, near, spread = w_stats[3 * k : 3 * k + 3]
+        out.setdefault(name, {}).update({"weight_norm": norm, "near_zero": near, "unit_spread": spread})
+    g_values = take(len(g_norms))
+    g_hists = take(HIST_BINS * len(g_logs))
+    for k, name in enumerate(g_names):
+        out[name]["grad_norm"] = g_values[k]
+        out[name]["grad_hist"] = g_hists[HIST_BINS * k : HIST_BINS * (k + 1)]
     return out
+
+
+def histograms(parts: list[torch.Tensor], lo: float, hi: float, bins: int = HIST_BINS) -> torch.Tensor:
+    """Counts of each tensor's values (already clamped to [lo, hi]) in `bins` equal bins, as
+    ``torch.histc`` counts them (the maximum falls in the last bin): (len(parts), bins) floats,
+    from one ``bincount`` over all of them. The batched diagnostics use it too (rows of a stack)."""
+    scale = bins / (hi - lo)
+    pos = torch.cat([(p.reshape(-1) - lo).mul_(scale).long().clamp_(0, bins - 1).add_(k * bins)
+                     for k, p in enumerate(parts)])
+    return torch.bincount(pos, minlength=len(parts) * bins).view(len(parts), bins).float()
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """The model in eval mode inside the block, restored after; no walk over the modules at all
+    when none of them behaves differently in training (``engine.models.mode_matters``)."""
+    from engine.models import mode_matters
+
+    if not mode_matters(model) or not model.training:
+        yield
+        return
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train()
+
+
+def _log_grads(g: torch.Tensor) -> torch.Tensor:
+    lo, hi = GRAD_LOG_RANGE
+    return torch.log10(g.float().abs().flatten().clamp_min(10.0**lo)).clamp(lo, hi)
 
 
 def act_hist_range(activation: str) -> tuple[float, float]:
@@ -140,8 +200,7 @@ def grad_histogram(g: torch.Tensor) -> list[float]:
     left, exploding ones on the right, whatever the layer's size.
     """
     lo, hi = GRAD_LOG_RANGE
-    logs = torch.log10(g.float().abs().flatten().clamp_min(10.0**lo)).clamp(lo, hi)
-    return torch.histc(logs, bins=HIST_BINS, min=lo, max=hi).tolist()
+    return histograms([_log_grads(g)], lo, hi)[0].tolist()
 
 
 def first_layer_images(model: nn.Module, max_units: int = IMAGE_UNITS) -> dict[str, Any] | None:

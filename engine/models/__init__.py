@@ -13,7 +13,7 @@ from engine.models.cnn import build_cnn
 from engine.models.init import activation_gain, initialize
 from engine.models.layers import DropConnectLinear, Maxout, make_activation
 from engine.models.mlp import build_mlp
-from engine.models.net import Block, Net, count_params
+from engine.models.net import Block, Net, count_params, mode_matters
 
 
 def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int) -> Net:
@@ -41,4 +41,5 @@ __all__ = [
     "count_params",
     "initialize",
     "make_activation",
+    "mode_matters",
 ]
