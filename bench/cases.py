@@ -7,7 +7,10 @@ Rows (``id``: what is divided by what):
 * ``engine/slicing.<set>``: the same run ÷ a plain loop that already slices device tensors;
 * ``batched/sequential.<case>``: N runs trained as one batched model (``engine.batched``) ÷ the
   same N runs one after another (each the solo loop);
-* ``batched8/single.optimizers``: the 8-variant optimizer comparison, batched ÷ one variant alone;
+* ``batched8/single.optimizers``: the 8-variant optimizer comparison, batched ÷ one variant alone
+  (in this process, one thread);
+* ``batched8/single.runner``: the same comparison ÷ one variant as the lab runs them, through the
+  runner with its own workers and threads (training span from the store; full mode only);
 * ``vmap/baddbmm.<M>``: a stacked MLP's forward + backward with ``torch.func.vmap`` ÷ with
   batched matmuls (why ``engine.batched`` uses the latter);
 * ``surfaces/sequential.64``: 64 optimizer paths on a 2-D surface, batched ÷ one by one
@@ -198,8 +201,8 @@ def batched_rows(device: str, quick: bool, repeats: int) -> list[Row]:
         sides["sequential"] = _sequential(specs, data, device)
     t = interleaved(sides, repeats, device=device)
     case = f"8-variant optimizer comparison, mnist1d MLP 40-100-100-10, {opt_steps} steps"
-    rows.append(_row("batched8/single.optimizers", "8 variants batched ÷ 1 variant alone", case,
-                     t["batched"], t["single"], unit="s", target=3.0))
+    rows.append(_row("batched8/single.optimizers", "8 variants batched ÷ 1 variant alone, one thread", case,
+                     t["batched"], t["single"], unit="s"))
     if "sequential" in t:
         rows.append(_row("batched/sequential.optimizers", "8 variants batched ÷ 8 sequential", case,
                          t["batched"], t["sequential"], unit="s (all runs)"))
@@ -212,6 +215,24 @@ def batched_rows(device: str, quick: bool, repeats: int) -> list[Row]:
                      f"Adam on the mnist1d MLP, seeds 0-2 (own splits and batch orders), {opt_steps} steps",
                      t["batched"], t["sequential"], unit="s (all runs)"))
     return rows
+
+
+def runner_rows(device: str, quick: bool, repeats: int) -> list[Row]:
+    """The 8-variant comparison and one variant as the lab runs them: through the runner."""
+    opt_steps = 50 if quick else 600
+    specs = optimizer_comparison(opt_steps)
+    case = (f"8-variant optimizer comparison, mnist1d MLP 40-100-100-10, {opt_steps} steps; through the runner "
+            "with its defaults for this machine (workers, threads, batched groups), first run start to last run end")
+    if quick:
+        return [not_row("batched8/single.runner", "8 variants ÷ 1 variant, as the lab runs them", case,
+                        "not measured", "full mode only: each side spawns worker processes", target=3.0)]
+    from bench.runner_span import interleaved_spans
+
+    spans = interleaved_spans({"comparison": specs, "single": specs[:1]}, device, max(1, min(repeats, 3)))
+    row = _row("batched8/single.runner", "8 variants ÷ 1 variant, as the lab runs them", case,
+               spans["comparison"], spans["single"], unit="s", target=3.0, note="training span from the store")
+    row.cpu_ratio = None
+    return [row]
 
 
 # -- vmap against batched matmuls ------------------------------------------------------------------
@@ -356,6 +377,7 @@ def _channels_last_row(device: str, quick: bool, repeats: int) -> Row:
 SECTIONS: dict[str, Callable[[str, bool, int], list[Row]]] = {
     "loops": loop_rows,
     "batched": batched_rows,
+    "runner": runner_rows,
     "vmap": vmap_rows,
     "surfaces": surface_rows,
     "app": app_rows,
