@@ -298,6 +298,29 @@ def _line_of(source: str, loc: tuple, value: Any = None) -> int | None:
     return hits[0][0] if hits else None
 
 
+def _check_metrics(preset: Preset, path: Path, source: str) -> None:
+    """Every metric the claims (and a [search] table's score) name must be one some run can report.
+
+    Checked against the names of any kind of run (``engine.metric_names``): which kind a variant
+    trains is only settled when its data is built, and a metric a variant's runs do not record is
+    still reported when the claim is checked."""
+    from engine.metric_names import unknown_metric
+
+    for i, claim in enumerate(preset.claims):
+        for key, metric in (("metric", claim.metric), ("right_metric", claim.right_metric)):
+            if metric and (problem := unknown_metric(metric)):
+                line = _line_of(source, ("claims", i, key), metric)
+                at = f", line {line}" if line else ""
+                raise PresetError(f"{path}: claim {claim.text!r} (claims[{i}].{key}{at}): {problem}")
+    if preset.search is not None:
+        for variant in preset.variants:
+            score = preset.search_settings(variant).score
+            if problem := unknown_metric(score, numeric=True):
+                line = _line_of(source, ("search", "score"), score)
+                where = f"variant {variant.name!r}: search.score" if "score" in variant.search else "search.score"
+                raise PresetError(f"{path}: {where}{f' (line {line})' if line else ''}: {problem}")
+
+
 def parse_preset(source: str, path: Path, preset_id: str | None = None) -> LoadedPreset:
     """Validate a preset's text; every variant is expanded once (full and quick) to check it."""
     try:
@@ -308,6 +331,7 @@ def parse_preset(source: str, path: Path, preset_id: str | None = None) -> Loade
         preset = Preset.model_validate(raw)
     except ValidationError as exc:
         raise PresetError(_format_errors(exc, path, source)) from None
+    _check_metrics(preset, path, source)
     loaded = LoadedPreset(id=preset_id or path.stem, path=path, preset=preset, source=source)
     for quick in (False, True):
         for variant in preset.variants:

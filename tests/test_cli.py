@@ -68,3 +68,12 @@ def test_runs_keeps_numbers_whole_at_80_columns(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "1.99e-04" in out and "0.642" in out and "12.3" in out
     assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_runs_with_an_unknown_status_names_the_statuses(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["runs", "--status", "bogus"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "'bogus'" in err and "early-stopped" in err and "cancelled" in err and "Traceback" not in err
+    assert main(["runs", "--status", "early-stopped"]) == 0

@@ -77,6 +77,10 @@ def test_expand_merges_base_quick_variant_and_seeds():
         (('name = "moons"', 'name = "imagenet"'), ["data.name", "'imagenet'", "mnist1d"]),
         (("steps = 100", "steps = -3"), ["train.steps", "greater than 0"]),
         (('right = "A"', 'right = "C"'), ["claims[0]", "'C'"]),
+        (('metric = "train_loss"', 'metric = "train_los"'),
+         ["claim 'B lower'", "claims[0].metric", "line", "'train_los'", "closest: train_loss"]),
+        (('right = "A"', 'right = "A"\nright_metric = "val_accc"'),
+         ["claims[0].right_metric", "'val_accc'", "closest: val_acc"]),
         (('title = "t"', 'title = "t"\ncolour = 1'), ["colour", "unknown field"]),
         (('title = "t"', 'title = "t'), ["not valid TOML", "line"]),
     ],
@@ -109,7 +113,7 @@ def test_path_presets_load(tmp_path):
 
 @pytest.mark.parametrize(
     ("old", "new"),
-    [('right = "A"', 'right = "C"'), ('name = "B"', 'name = "A"')],
+    [('right = "A"', 'right = "C"'), ('name = "B"', 'name = "A"'), ('metric = "train_loss"', 'metric = "train_los"')],
 )
 def test_whole_preset_errors_have_no_empty_location(old, new):
     # a check on the whole preset (claims naming variants, unique names) has no field location:
@@ -119,3 +123,10 @@ def test_whole_preset_errors_have_no_empty_location(old, new):
     message = str(info.value)
     assert ": :" not in message and "Value error" not in message, message
     assert message.startswith("demo.toml: ")
+
+
+@pytest.mark.parametrize("metric", ["status", "val_mae", "dist_to_min", "rel_error.blocks.0.linear.weight",
+                                    "dead.block2", "best_score", "best.train.lr"])
+def test_claims_may_name_any_metric_some_run_reports(metric):
+    loaded = parse(MINIMAL.replace('metric = "train_loss"', f'metric = "{metric}"'))
+    assert loaded.preset.claims[0].metric == metric

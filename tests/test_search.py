@@ -163,10 +163,50 @@ def test_maximized_scores_and_failed_runs():
 
 
 def test_a_real_search_trains_runs():
+    from engine.metric_names import is_metric
+
     res = run_search(_base(), [SearchField("train.lr", 1e-3, 1.0)], budget=2, method="grid",
                      executor=inline_executor())
     assert all(t.status == "done" and math.isfinite(t.score) for t in res.trials)
     assert {t.spec.variant for t in res.trials} == {"grid #1", "grid #2"}
+    # engine.metric_names lists every figure a run reports (a new one must be added there)
+    assert not [k for t in res.trials for k in t.metrics if not is_metric(k, "classification")]
+
+
+@pytest.mark.parametrize(("preset", "score", "expected"), [
+    ("optimizers", "val_los", ["'val_los'", "closest: val_loss", "classification run reports", "train_acc"]),
+    ("loss-functions-regression", "val_acc", ["'val_acc'", "regression run", "val_mae"]),
+    ("optimizers", "status", ["'status'", "not a number"]),
+])
+def test_cli_rejects_an_unknown_score_before_training(preset, score, expected, monkeypatch, capsys):
+    import engine.search
+    from tui_lab.cli import main
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking --score")
+
+    monkeypatch.setattr(engine.search, "run_search", no_training)
+    code = main(["search", preset, "--field", "train.lr=1e-3:1", "--quick", "--workers", "0", "--score", score])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    for part in ["--score", *expected]:
+        assert part in err, (part, err)
+
+
+def test_cli_accepts_a_score_the_task_reports(monkeypatch, capsys):
+    import engine.search
+    from tui_lab.cli import main
+
+    scores = []
+
+    def fake_search(base, fields, *, score, **kwargs):
+        scores.append(score)
+        return engine.search.SearchResult("random", fields, score, True, [])
+
+    monkeypatch.setattr(engine.search, "run_search", fake_search)
+    main(["search", "loss-functions-regression", "--field", "train.lr=1e-3:1", "--quick", "--workers", "0",
+          "--score", "val_mae"])
+    assert scores == ["val_mae"]
 
 
 # -- the [search] table of a preset ---------------------------------------------------------
@@ -222,6 +262,10 @@ def test_preset_search_table_is_validated(tmp_path: Path):
         parse_preset(SEARCH_PRESET.replace("[search]", "[nosearch]"), tmp_path / "c.toml")
     with pytest.raises(PresetError, match="grid_offsets"):
         parse_preset(SEARCH_PRESET.replace('placement = "random"', "grid_offsets = [0.5]"), tmp_path / "d.toml")
+    with pytest.raises(PresetError, match=r"search.score \(line \d+\): unknown metric 'val_los'.*closest: val_loss"):
+        parse_preset(SEARCH_PRESET.replace("budget = 4", 'budget = 4\nscore = "val_los"'), tmp_path / "e.toml")
+    with pytest.raises(PresetError, match="variant 'random': search.score.*not a number"):
+        parse_preset(SEARCH_PRESET.replace("repeats = 2", 'repeats = 2, score = "status"'), tmp_path / "f.toml")
 
 
 def test_run_search_preset_gives_one_outcome_per_variant_and_seed(tmp_path: Path):

@@ -40,6 +40,17 @@ def _workers(text: str) -> int:
     return n
 
 
+def _status(text: str) -> str:
+    from typing import get_args
+
+    from engine.events import Status
+
+    statuses = get_args(Status)
+    if text not in statuses:
+        raise argparse.ArgumentTypeError(f"unknown status {text!r}; choose one of {', '.join(statuses)}")
+    return text
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("preset", help="a catalogue id (see `dllab presets`) or a path to a preset TOML file")
     p.add_argument("--quick", action="store_true", help="the short form of the comparison (seconds on a CPU)")
@@ -66,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_open.add_argument("--device", default="auto")
     p_runs = sub.add_parser("runs", help="list stored runs, newest first")
     p_runs.add_argument("--preset")
-    p_runs.add_argument("--status")
+    p_runs.add_argument("--status", type=_status)
     p_runs.add_argument("--limit", type=int, default=30)
     p_runs.add_argument("--json", action="store_true")
     p_show = sub.add_parser("show", help="show one stored run (an id or a unique prefix)")

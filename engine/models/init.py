@@ -6,7 +6,9 @@ set to ``bias_init``; norm layers get weight 1 and bias 0. ``default`` leaves Py
 initialization (weights and biases) untouched.
 
 Gains (Xavier, Kaiming) follow the activation: ``init_gain`` when given, else identity 1,
-sigmoid 1, tanh 5/3, leaky_relu sqrt(2 / (1 + slope²)), relu / elu / gelu / maxout sqrt(2).
+sigmoid 1, tanh 5/3, leaky_relu sqrt(2 / (1 + slope²)), relu / elu / gelu sqrt(2), maxout 1 (a max
+of linear pieces, like a linear unit: the max of two i.i.d. zero-mean pieces has the second moment
+of one, so sqrt(2) would double the signal's power at every layer).
 Kaiming uses fan_in: std = gain / sqrt(fan_in). Xavier: std = gain * sqrt(2 / (fan_in + fan_out)).
 
 ``sparse`` (Martens 2010 style): per output unit, exactly ``round(sparse_fraction * fan_in)``
@@ -30,13 +32,13 @@ def activation_gain(spec: ModelSpec) -> float:
     if spec.init_gain is not None:
         return float(spec.init_gain)
     name = spec.activation
-    if name == "identity":
+    if name in ("identity", "maxout"):
         return nn.init.calculate_gain("linear")
     if name in ("sigmoid", "tanh"):
         return nn.init.calculate_gain(name)
     if name == "leaky_relu":
         return nn.init.calculate_gain("leaky_relu", spec.leaky_slope)
-    return nn.init.calculate_gain("relu")  # relu, elu, gelu, maxout
+    return nn.init.calculate_gain("relu")  # relu, elu, gelu
 
 
 def fans(weight: Tensor) -> tuple[int, int]:

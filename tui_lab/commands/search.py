@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_preset(loaded, args, console, err)
     fields = [SearchField.parse(text) for text in args.field]
     _, base = pick_spec(args.preset, args.variant, args.quick, args.seed)
+    check_score(args.score, base)
     err.print(f"searching {', '.join(f.describe() for f in fields)}: {args.method}, budget {args.budget}"
               + (f", {args.refine} refine round(s)" if args.refine else ""))
 
@@ -79,6 +80,15 @@ def run(args: argparse.Namespace) -> int:
         return 0 if result.best is not None else 1
     print_search(result, console, sort=args.sort)
     return 0 if result.best is not None else 1
+
+
+def check_score(score: str, base) -> None:
+    """A ValueError (exit 2) before any training when runs like `base` never report `score`."""
+    from engine.metric_names import run_kind, unknown_metric, valid_metrics
+
+    kind = run_kind(base)
+    if problem := unknown_metric(score, kind, numeric=True):
+        raise ValueError(f"--score: {problem}; a {kind} run reports: {', '.join(valid_metrics(kind, numeric=True))}")
 
 
 def results_table(result, sort: str = "score"):
