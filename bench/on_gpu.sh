@@ -2,7 +2,7 @@
 # The GPU session's checks in one command (how docs/performance.md's CUDA figures were taken).
 # Run from the repository root on a CUDA machine whose python3 has torch; packages it lacks come
 # as wheels in .whl/ (pip download, see docs/performance.md). Logs and JSON go to $OUT (or ./gpu-out).
-# Usage: bash bench/on_gpu.sh [tests] [claims] [bench:SECTION[:SECONDS]]...
+# Usage: bash bench/on_gpu.sh [tests] [claims] [bench:SECTION[:SECONDS[:REPEATS]]]...
 #   e.g. bash bench/on_gpu.sh tests bench:loops:120 bench:batched:200 bench:fast:150
 set -u
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
@@ -18,9 +18,9 @@ for what in "$@"; do
     tests) python3 -m pytest tests/test_cuda.py -q -p no:cacheprovider 2>&1 | tee "$OUT/cuda_tests.log" | tail -8 ;;
     claims) python3 -m pytest tests/test_cuda.py -q -p no:cacheprovider -m slow -n 6 2>&1 | tee "$OUT/cuda_claims.log" | tail -8 ;;
     bench:*)
-      IFS=: read -r _ section seconds <<< "$what"
+      IFS=: read -r _ section seconds repeats <<< "$what"
       start=$(date +%s)
-      timeout "${seconds:-300}" python3 -m bench --device cuda --threads 1 --repeats 3 --only "$section" --json \
+      timeout "${seconds:-300}" python3 -m bench --device cuda --threads 1 --repeats "${repeats:-3}" --only "$section" --json \
         > "$OUT/bench_$section.json" 2> "$OUT/bench_$section.err"
       echo "bench $section: rc $? in $(( $(date +%s) - start )) s"; tail -3 "$OUT/bench_$section.err" ;;
   esac

@@ -77,6 +77,14 @@ def test_build_optimizer_class_and_hyperparameters(spec: TrainSpec, cls: type, e
     assert needs_closure(spec) == (spec.optimizer == "lbfgs")
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_is_fused_where_torch_has_the_kernel(name: str) -> None:
+    opt = build_optimizer(_params(), TrainSpec(optimizer=name))
+    major, minor = (int(v) for v in torch.__version__.split(".")[:2])
+    assert bool(opt.defaults.get("fused")) == ((major, minor) >= (2, 4))
+    assert not build_optimizer(_params(), TrainSpec(optimizer="sgd")).defaults.get("fused")
+
+
 def test_param_groups_pass_through() -> None:
     w, b = _params()
     opt = build_optimizer(

