@@ -77,3 +77,23 @@ def test_runs_with_an_unknown_status_names_the_statuses(capsys):
     err = capsys.readouterr().err
     assert "'bogus'" in err and "early-stopped" in err and "cancelled" in err and "Traceback" not in err
     assert main(["runs", "--status", "early-stopped"]) == 0
+
+
+def test_an_unknown_fast_path_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", "optimizers", "--quick", "--fast", "bf16,warp"])
+    assert info.value.code == 2
+    assert "unknown fast path 'warp'" in capsys.readouterr().err
+
+
+def test_fast_paths_reach_the_runner(monkeypatch):
+    import tui_lab.headless as headless
+
+    seen = {}
+
+    def fake_run_inline(specs, **kw):
+        seen.update(kw)
+
+    monkeypatch.setattr(headless, "run_inline", fake_run_inline)
+    main(["run", "optimizers", "--quick", "--workers", "0", "--fast", "cuda_graphs"])
+    assert seen["fast"] == "cuda_graphs"

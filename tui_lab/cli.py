@@ -40,6 +40,16 @@ def _workers(text: str) -> int:
     return n
 
 
+def _fast(text: str) -> str:
+    from engine.batched.accel import FastPaths
+
+    try:
+        FastPaths.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _status(text: str) -> str:
     from typing import get_args
 
@@ -58,6 +68,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--workers", type=_workers,
                    help="worker processes; 0 trains in this process (default: fitted to devices and cores)")
+    p.add_argument("--fast", type=_fast, default="",
+                   help="opt-in fast paths for batched variants, comma-separated: bf16, compile, cuda_graphs "
+                        "(CUDA; see docs/performance.md)")
     p.add_argument("--json", action="store_true", help="print results and claims as JSON on stdout")
 
 
@@ -131,7 +144,7 @@ def _run(args: argparse.Namespace, check: bool) -> int:
     console = _console()
     result = run_comparison(
         loaded, quick=args.quick, seeds=args.seeds, device=args.device, workers=args.workers,
-        console=Console(stderr=True), live=not args.json,
+        console=Console(stderr=True), live=not args.json, fast=args.fast,
     )
     print_result(result, console, as_json=args.json)
     if result.interrupted:

@@ -138,8 +138,10 @@ def run_comparison(
     store: str | None = None,
     console: Console | None = None,
     live: bool = True,
+    fast: str = "",
 ) -> ComparisonResult:
-    """Run every variant × seed of a preset in worker processes and check its claims."""
+    """Run every variant × seed of a preset in worker processes and check its claims. `fast`:
+    opt-in fast paths for batched groups (``engine.batched.accel.FastPaths``, e.g. "cuda_graphs")."""
     specs = loaded.expand(quick=quick, seeds=seeds)
     collector = OutcomeCollector()
     console = console or Console(stderr=True)
@@ -147,11 +149,11 @@ def run_comparison(
     interrupted = False
     if workers == 0:  # in this process, one run after another (debugging, profiling)
         try:
-            run_inline(specs, emit=collector.add, device=device, store=store)
+            run_inline(specs, emit=collector.add, device=device, store=store, fast=fast)
         except KeyboardInterrupt:
             interrupted = True
         return _result(loaded, quick, collector, interrupted, t0)
-    runner = Runner(specs, device=device, workers=workers, store=store)
+    runner = Runner(specs, device=device, workers=workers, store=store, fast=fast)
     for run_id, spec in zip(runner.run_ids, specs, strict=True):
         collector.register(run_id, spec.variant, spec.seed)
     progress = _Progress(specs, runner.run_ids, collector)
