@@ -333,3 +333,25 @@ def test_mixup_regression_mixes_targets_with_inputs() -> None:
     w = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
     xm, ym = mixup(x, x @ w, 0.4, 1, torch.Generator().manual_seed(1))
     torch.testing.assert_close(ym, xm @ w)  # one λ and one permutation for inputs and targets
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+def test_evaluation_cross_entropy_equals_torchs(scale: float) -> None:
+    """Without autograd the loss is logsumexp(z) - z[y] (faster on a CPU): the same values as
+    F.cross_entropy to the rounding of the logits' magnitude, in float32 and float64."""
+    import torch.nn.functional as F
+
+    from engine.losses import cross_entropy, hard_cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        z = (torch.randn(257, 10, generator=g) * scale).to(dtype)
+        y = torch.randint(0, 10, (257,), generator=g)
+        with torch.no_grad():
+            fast = cross_entropy(z, y)
+        tol = 1e-6 * scale  # float32 rounds a logit of size s to about 1e-7 s
+        assert torch.allclose(fast, F.cross_entropy(z, y), rtol=1e-6, atol=tol)
+        assert torch.allclose(hard_cross_entropy(z, y), F.cross_entropy(z, y, reduction="none"), rtol=1e-6, atol=tol)
+        z.requires_grad_(True)
+        cross_entropy(z, y).backward()  # with autograd: torch's own loss
+        assert z.grad is not None
