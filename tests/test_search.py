@@ -301,3 +301,15 @@ def test_cli_parses_fields():
                                       "--method", "grid", "--refine", "1"])
     assert args.field == ["train.lr=1e-4:1:log", "train.weight_decay=1e-6:1e-2"]
     assert (args.budget, args.method, args.refine) == (8, "grid", 1)
+
+
+def test_search_rounds_train_in_this_process_unless_workers_are_asked_for():
+    """A round is a handful of short runs: worker processes per round cost more than the runs."""
+    import argparse
+
+    from tui_lab.commands.search import _executor
+
+    inline = _executor(argparse.Namespace(workers=None, device="auto"), None)
+    workers = _executor(argparse.Namespace(workers=2, device="cpu"), None)
+    assert "stored_inline_executor" in inline.__qualname__
+    assert "runner_executor" in workers.__qualname__
