@@ -231,8 +231,10 @@ def inline_executor(device: str = "cpu") -> Executor:
 
 
 def stored_inline_executor(*, device: str = "cpu", store: Any = None,
-                           on_event: Callable[[Any], None] | None = None) -> Executor:
-    """Train the specs in this process, one after another, writing every run to the run store."""
+                           on_event: Callable[[Any], None] | None = None,
+                           should_stop: Callable[[], bool] | None = None, comparison: str | None = None) -> Executor:
+    """Train the specs in this process (batched where they can be), writing every run to the run
+    store; `should_stop()` cancels the runs (checked every step), `comparison` groups them."""
     from engine.outcomes import OutcomeCollector
     from engine.runner import new_run_id, run_inline
 
@@ -247,7 +249,7 @@ def stored_inline_executor(*, device: str = "cpu", store: Any = None,
             if on_event is not None:
                 on_event(event)
 
-        run_inline(specs, emit, device=device, store=store, run_ids=ids)
+        run_inline(specs, emit, should_stop, device=device, store=store, run_ids=ids, comparison=comparison)
         return [collector.runs[r] for r in ids]
 
     return execute

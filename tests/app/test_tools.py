@@ -121,7 +121,7 @@ def fake_search_executor():
     """An ``ExecutorFactory`` whose trials are a handful of events with a known val loss."""
     ids = itertools.count()
 
-    def factory(*, on_event, device="auto", store=None, comparison=None):
+    def factory(*, on_event, device="auto", store=None, comparison=None, should_stop=None):
         def execute(specs):
             collector = OutcomeCollector()
             run_ids = [f"t{next(ids):03d}" for _ in specs]
