@@ -80,7 +80,7 @@ class DllabApp(App):
         """The Builder shows this variant when it takes the pending draft."""
         self.search_executor = search_executor
         """How a search preset's trials train (``tui_lab.search_bridge.ExecutorFactory``; None: the
-        engine's runner executor). Tests pass a fake."""
+        engine's in-process executor, in the search's thread). Tests pass a fake."""
 
     def on_mount(self) -> None:
         loaded, quick, seeds = self._open

@@ -257,12 +257,7 @@ async def test_critical_points_of_the_two_weight_chain(make_app, tiny):
         assert "negative-curvature" in escape and "loss 1 → 0.25" in escape
 
 
-async def test_search_tool_table_sorts_and_scatters(make_app, tiny, store, monkeypatch):
-    import tui_lab.widgets.tool_search as tool_search
-    from engine.search import stored_inline_executor
-
-    monkeypatch.setattr(tool_search, "make_executor", lambda *, on_event, device, store, comparison:
-                        stored_inline_executor(device="cpu", store=store, on_event=on_event))
+async def test_search_tool_table_sorts_and_scatters(make_app, tiny, store):
     app = make_app(catalogue=lambda: [tiny], mode="tools")
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await _tools(app, pilot)
@@ -287,6 +282,27 @@ async def test_search_tool_table_sorts_and_scatters(make_app, tiny, store, monke
         await pilot.pause()
         assert plot.data.xlabel == "train.weight_decay"
         assert {r.run_id for r in store.list_runs()} >= {t.run_id for t in search.trials}
+
+
+async def test_stopping_the_search_tool_cancels_its_trials(make_app, tiny, store):
+    """ctrl+r while a search runs stops it: the running trials end cancelled (not failed), no
+    further round starts."""
+    app = make_app(catalogue=lambda: [tiny], mode="tools")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _tools(app, pilot)
+        screen.query_one("#tools-tabs", TabbedContent).active = "tab-search"
+        view = screen.view("search")
+        view.query_one("#search-fields", Input).value = "train.lr=1e-3:1:log"
+        view.query_one("#search-budget", Input).value = "400"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: len(store.list_runs()) > 0, what="the first trials")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: not view.running, timeout=30, what="the search to stop")
+        await wait_for(pilot, lambda: not any(r.status in ("pending", "running") for r in store.list_runs()),
+                       timeout=30, what="the trials to end")
+        statuses = [r.status for r in store.list_runs()]
+        counts = {s: statuses.count(s) for s in set(statuses)}
+        assert "failed" not in counts and counts.get("cancelled", 0) > 0, counts
 
 
 async def test_a_search_preset_runs_as_searches_and_the_verdict_uses_their_outcomes(make_app, tmp_path: Path):

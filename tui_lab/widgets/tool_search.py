@@ -29,8 +29,8 @@ from tui_lab.widgets.tool_view import ToolView, field_row, number
 SCORES = ("val_loss", "val_acc", "train_loss", "train_acc", "test_loss", "test_acc", "gap")
 
 make_executor = default_executor
-"""``make_executor(on_event=..., device=..., store=..., comparison=...)``: how the trials are trained
-(worker processes by default; tests swap in an in-process one)."""
+"""``make_executor(on_event=..., device=..., store=..., comparison=..., should_stop=...)``: how the
+trials are trained (in this worker thread, batched where they can be, by default)."""
 
 
 class SearchToolView(ToolView):
@@ -128,14 +128,21 @@ class SearchToolView(ToolView):
         done = [0]
 
         def on_event(event: Any) -> None:
-            if worker.is_cancelled:
-                raise SearchCancelled
             if isinstance(event, RunFinished):
                 done[0] += 1
                 self.post_message(self.Progress(done[0], budget))
 
-        executor = make_executor(on_event=on_event, device=params["device"], store=params["store"],
-                                 comparison=uuid.uuid4().hex[:8])
+        def cancelled() -> bool:
+            return worker.is_cancelled
+
+        train_round = make_executor(on_event=on_event, device=params["device"], store=params["store"],
+                                    comparison=uuid.uuid4().hex[:8], should_stop=cancelled)
+
+        def executor(specs: list[Any]) -> list[Any]:
+            if cancelled():  # stopped: no further round (the running one's trials stop at their next step)
+                raise SearchCancelled
+            return train_round(specs)
+
         result = run_search(base, params["fields"], budget=budget, method=params["method"], refine=params["refine"],
                             score=params["score"], seed=params["seed"], executor=executor)
         return params["loaded"], base, result
