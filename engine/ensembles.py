@@ -42,7 +42,8 @@ from engine.schedules import LRSchedule
 MEMBER_SEED_STRIDE = 1_000_003
 """Member k's seed is ``seed + k * MEMBER_SEED_STRIDE`` (member 0 is the loop's own model)."""
 DROPOUT_SEED_OFFSET = 104729
-"""The loop seeds dropout masks with ``seed + 104729``; members do the same with their own seed."""
+"""The loop seeds dropout masks with ``seed + 104729``; ensemble members do the same with their own
+seed, batched members (``engine.batched.stacked.MemberDropout``) with a generator of their own."""
 CHUNK = 4096
 
 Predict = Callable[[Tensor], Tensor]

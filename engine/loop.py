@@ -35,7 +35,7 @@ from engine.diagnostics.health import (
 )
 from engine.diagnostics.lr_find import lr_find_hook
 from engine.diagnostics.run_stats import RunStats
-from engine.ensembles import build_ensembles
+from engine.ensembles import DROPOUT_SEED_OFFSET, build_ensembles
 from engine.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
 from engine.losses import accuracy, build_loss
 from engine.metrics import extra_metrics
@@ -151,7 +151,7 @@ def train(
     ensembles = build_ensembles(spec, data.input_shape, n_out, loss_fn, schedule, dev)  # None unless asked
     batches = torch.Generator(device="cpu").manual_seed(t.seed)
     noise = torch.Generator(device="cpu").manual_seed(t.seed + 7919)
-    torch.manual_seed(t.seed + 104729)  # dropout masks: same stream for every variant of a seed
+    torch.manual_seed(t.seed + DROPOUT_SEED_OFFSET)  # dropout masks: same stream for every variant of a seed
     x_eval_train, y_eval_train = data.x_train[:MAX_EVAL_TRAIN], data.y_train[:MAX_EVAL_TRAIN]
     probe = data.x_train[:PROBE_SIZE]
 

@@ -9,7 +9,7 @@ The rule is a whitelist. Every field of a recipe has one of three roles here:
 * anything **not listed** (including every field added to the config after this module was
   written) must keep its default value, or the run trains solo.
 
-Some listed fields also carry a check (a whitelisted optimizer, no BatchNorm, no dropout, ...);
+Some listed fields also carry a check (a whitelisted optimizer, no BatchNorm, no DropConnect, ...);
 a run that fails one trains solo with the check's words as the reason (see ``why_solo``).
 """
 
@@ -99,8 +99,8 @@ MODEL_FIELDS: dict[str, tuple[str, Check | None]] = {
     "leaky_slope": ("shared", None),
     "maxout_pieces": ("shared", None),
     "norm": ("shared", _equals("none", "a normalization layer (BatchNorm / LayerNorm)")),
-    "dropout": ("shared", _equals(0.0, "dropout")),
-    "input_dropout": ("shared", _equals(0.0, "input dropout")),
+    "dropout": ("free", None),  # each member's own rate and random stream (stacked.MemberDropout)
+    "input_dropout": ("free", None),
     "dropconnect": ("shared", _equals(0.0, "DropConnect")),
     "residual": ("shared", None),
     "init": ("free", None),  # every member is initialized by the solo model builder

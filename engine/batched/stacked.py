@@ -65,6 +65,39 @@ def _activation(spec: ModelSpec):
     raise ValueError(f"activation {name!r} is not batched")
 
 
+class MemberDropout:
+    """Inverted dropout with each member's own rate and its own random stream.
+
+    Member ``m`` draws its masks from a generator seeded as its solo run seeds the global RNG
+    (``seed + DROPOUT_SEED_OFFSET``), in the solo forward pass's order (input, then each hidden
+    block) and with ``torch.nn.functional.dropout``'s arithmetic (``bernoulli_(1 - p)``, divided
+    by ``1 - p``, times the activations). On a CPU a member's masks are then its solo run's masks,
+    bit for bit; a member with rate 0 draws nothing, as its solo ``Identity`` does. (On CUDA the
+    solo run's fused dropout kernel has a stream of its own: the same distribution, other draws.)
+    """
+
+    def __init__(self, input_p: Sequence[float], hidden_p: Sequence[float], seeds: Sequence[int],
+                 device: torch.device) -> None:
+        from engine.ensembles import DROPOUT_SEED_OFFSET
+
+        self.input_p, self.hidden_p = list(input_p), list(hidden_p)
+        self.any_input = any(p > 0 for p in self.input_p)
+        self.any_hidden = any(p > 0 for p in self.hidden_p)
+        self.generators = [torch.Generator(device=device).manual_seed(s + DROPOUT_SEED_OFFSET) for s in seeds]
+
+    def __call__(self, h: Tensor, rates: Sequence[float]) -> Tensor:
+        """`h` (shared ``(B, U)`` or ``(M, B, U)``) with member m's units dropped at ``rates[m]``."""
+        shape = h.shape[-2:]
+        masks = []
+        for p, g in zip(rates, self.generators, strict=True):
+            if p > 0:
+                noise = torch.empty(shape, dtype=h.dtype, device=h.device).bernoulli_(1 - p, generator=g)
+                masks.append(noise.div_(1 - p))
+            else:
+                masks.append(torch.ones(shape, dtype=h.dtype, device=h.device))
+        return h * torch.stack(masks)
+
+
 class StackedMLP:
     """Members of one MLP architecture, trained as one model (see the module docstring)."""
 
@@ -109,6 +142,8 @@ class StackedMLP:
             w, b = next(it), next(it)
             self.blocks.append((w, b, bool(block.residual)))
         self.head = (next(it), next(it))
+        self.dropout: MemberDropout | None = None
+        """Each member's dropout (set by the trainer when a member has any); None: no dropout."""
 
     # -- forward ----------------------------------------------------------------------------
 
@@ -117,12 +152,19 @@ class StackedMLP:
             h = h.expand(self.n_members, *h.shape)
         return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
 
-    def __call__(self, x: Tensor) -> Tensor:
-        """``(B, *input_shape)`` shared or ``(M, B, *input_shape)`` per member → ``(M, B, n_out)``."""
+    def __call__(self, x: Tensor, train: bool = False) -> Tensor:
+        """``(B, *input_shape)`` shared or ``(M, B, *input_shape)`` per member → ``(M, B, n_out)``.
+
+        `train`: a training forward pass, which draws the members' dropout masks (``dropout``)."""
         shared = x.dim() == 1 + len(self.template.input_shape)
         h = x.flatten(1) if shared else x.flatten(2)
+        drop = self.dropout if train else None
+        if drop is not None and drop.any_input:
+            h = drop(h, drop.input_p)
         for w, b, residual in self.blocks:
             out = self.act(self._linear(h, w, b))
+            if drop is not None and drop.any_hidden:
+                out = drop(out, drop.hidden_p)
             if residual:
                 out = (h if h.dim() == 3 else h.expand(self.n_members, *h.shape)) + out
             h = out

@@ -52,7 +52,7 @@ from engine.batched.manual import ManualStep
 from engine.batched.manual import supported as manual_supported
 from engine.batched.optim import RULE_ORDER, StackedOptimizer, rule_of
 from engine.batched.plan import group_key, why_solo
-from engine.batched.stacked import StackedMLP, quiet_layout_warning
+from engine.batched.stacked import MemberDropout, StackedMLP, quiet_layout_warning
 from engine.config import RunSpec
 from engine.data import DataSplits, load_data
 from engine.diagnostics.boundary import boundary_event
@@ -196,13 +196,18 @@ def train_batched(
         models.append(build_model(spec.recipe.model, d0.input_shape, n_out).to(dev))
     M = len(members)
     model = StackedMLP(models, first.model, dev)
+    member_models = [m.spec.recipe.model for m in members]
+    dropout = any(ms.dropout > 0 or ms.input_dropout > 0 for ms in member_models)
+    if dropout:
+        model.dropout = MemberDropout([ms.input_dropout for ms in member_models],
+                                      [ms.dropout for ms in member_models], [m.train.seed for m in members], dev)
     shadow = models[0]  # a solo model to load one member into, for the diagnostics
     shadow.train()
     n_params = count_params(shadow)
     del models
     loss_fn = per_sample_loss(first.train, d0.task, d0.n_classes)
     solo_loss = build_loss(first.train, d0.task, d0.n_classes)  # for the loop's per-run hooks
-    use_graphs = fast.cuda_graphs and dev.type == "cuda"
+    use_graphs = fast.cuda_graphs and dev.type == "cuda" and not dropout  # masks are drawn on the host side
     optimizer = StackedOptimizer(model.params, model.grads, [m.train for m in members],
                                  [m.schedule for m in members], device_step=use_graphs)
     member_data = torch.tensor([m.data for m in members], device=dev)
@@ -461,7 +466,7 @@ def train_batched(
 
     def forward_loss(xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
         with autocast(dev, fast.bf16):
-            data_loss = loss_fn(model(xb), yb).mean(dim=1)
+            data_loss = loss_fn(model(xb, train=True), yb).mean(dim=1)
         objective = data_loss
         pen = model.penalty(l1, l2)
         if pen is not None:
@@ -471,7 +476,7 @@ def train_batched(
     forward_loss = maybe_compile(forward_loss, fast.compile)
 
     manual = None
-    if not (fast.bf16 or fast.compile) and manual_supported(first.model, first.train):
+    if not (fast.bf16 or fast.compile or dropout) and manual_supported(first.model, first.train):
         manual = ManualStep(model, first.model, first.train, d0.task, l1, l2)
 
     def train_step(xb: Tensor, yb: Tensor, step: int) -> Tensor:
@@ -493,8 +498,9 @@ def train_batched(
 
     graph: StepGraph | None = None
     if fast.cuda_graphs and not use_graphs:
+        why = "a member has dropout" if dropout and dev.type == "cuda" else "CUDA graphs need a CUDA device"
         for m in members:
-            emit(Message(m.run_id, f"CUDA graphs need a CUDA device; training eagerly on {dev}", "info"))
+            emit(Message(m.run_id, f"{why}; training eagerly on {dev}", "info"))
 
     # -- the loop ------------------------------------------------------------------------------
 
