@@ -455,6 +455,11 @@ def test_work_units_split_groups_for_workers() -> None:
     assert work_units(specs, 2) == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert work_units(specs[:3], 2) == [[0, 1, 2]]  # too small to split
     assert work_units(specs, 2, batch=False) == [[i] for i in range(8)]
+    solo = [_spec(f"bn{i}", RANDOM, ModelSpec(norm="batch")) for i in range(3)]
+    assert work_units(specs + solo, 2) == [[0, 1, 2, 3], [4, 5, 6, 7], [8], [9], [10]]  # 4 + 4 + 3 solo, not 8
+    # 9 runs on 2 workers: a share is 5, so the group of 6 is halved; biggest units first
+    assert work_units(solo + specs[:6], 2) == [[3, 4, 5], [6, 7, 8], [0], [1], [2]]
+    assert work_units(solo + specs[:6], 1) == [[3, 4, 5, 6, 7, 8], [0], [1], [2]]
 
 
 @pytest.mark.slow  # spawns a worker process (imports torch there): ~10 s of CPU
