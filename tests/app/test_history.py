@@ -111,3 +111,44 @@ async def test_the_delete_question_fits_its_count(make_app, store):
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert "Delete 2 runs and their metrics?" in screen_text(app)
         await pilot.press("n")
+
+
+def _whole(value: str, line: str) -> bool:
+    """`value` stands whole in `line` (not cut, not part of a longer word)."""
+    import re
+
+    return re.search(rf"(?<!\S){re.escape(value)}(?!\S)", line) is not None
+
+
+async def test_at_80_columns_every_number_is_shown_whole_and_the_names_give_way(make_app, store):
+    from tui_lab.widgets.run_table import COLUMNS, NUMERIC
+
+    store_recorded_runs(store, [("SGD", 0), ("Momentum", 0), ("Adam", 0)], preset="a-rather-long-preset-name",
+                        comparison="a-long-comparison-name")
+    store_recorded_runs(store, [("AdamW", 0)], preset="my-recipe", comparison="cmp-b")
+    app = make_app(mode="history")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open_history(app, pilot)
+        table = screen.query_one(RunTable)
+        await wait_for(pilot, lambda: table.row_count == 4)
+        lines = screen_text(app).splitlines()
+        labels = dict(COLUMNS)
+        header = next(line for line in lines if _whole("run", line) and _whole("seed", line))
+        for key in NUMERIC:
+            assert _whole(labels[key], header), f"the {labels[key]!r} header is cut: {header!r}"
+        cut_names = 0
+        for run in table.shown:
+            cells = table.row_cells(run)
+            (line,) = [line for line in lines if _whole(cells["val_acc"], line) and _whole(cells["train_loss"], line)]
+            for key in NUMERIC:
+                assert _whole(cells[key], line), f"{labels[key]} {cells[key]!r} is not whole in {line!r}"
+            assert len(line.rstrip()) <= 80
+            cut_names += "…" in line
+        assert cut_names >= 3, "the long names should have given way"
+        assert "started" not in table.widths  # the start time goes first at 80 columns
+
+        await pilot.resize_terminal(140, 24)  # room again: names whole, the start time back
+        await wait_for(pilot, lambda: "started" in table.widths)
+        text = screen_text(app)
+        assert "a-rather-long-preset-name" in text and "a-long-comparison-name-momentum" in text
+        assert "…" not in text

@@ -293,7 +293,7 @@ async def test_stopping_the_search_tool_cancels_its_trials(make_app, tiny, store
         screen.query_one("#tools-tabs", TabbedContent).active = "tab-search"
         view = screen.view("search")
         view.query_one("#search-fields", Input).value = "train.lr=1e-3:1:log"
-        view.query_one("#search-budget", Input).value = "400"
+        view.query_one("#search-budget", Input).value = "3000"
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: len(store.list_runs()) > 0, what="the first trials")
         await pilot.press("ctrl+r")

@@ -15,12 +15,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane, TextArea
 from textual.worker import Worker, WorkerState
 
 from engine.presets import LoadedPreset, PresetError, builtin_dir, load_preset
 from tui_lab.data.draft import Draft, format_overrides, parse_overrides, preset_fields
 from tui_lab.data.fields import recipe_fields
+from tui_lab.widgets.lab_footer import LabFooter
 from tui_lab.widgets.mode_bar import ModeBar
 from tui_lab.widgets.recipe_form import RecipeForm
 from tui_lab.widgets.schedule_preview import SchedulePreview
@@ -130,7 +131,7 @@ class BuilderScreen(Screen):
             with TabPane("TOML", id="tab-toml"):
                 yield TextArea(id="toml-view", read_only=True)
         yield Static("", id="builder-status")
-        yield Footer()
+        yield LabFooter(keep=("save", "run(True)", "run(False)", "remove", "open", "new"))
 
     def on_mount(self) -> None:
         self.set_class(self.size.height < SHORT_HEIGHT, "-short")

@@ -11,7 +11,7 @@ from textual.containers import Grid
 from textual.content import Content
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from tui_lab.data.comparison import METRICS, SMOOTHING, X_AXES, Comparison, RunView
 from tui_lab.engine_bridge import Session
@@ -19,6 +19,7 @@ from tui_lab.palette import faint, series_colors
 from tui_lab.screens.views import build_view, update_view
 from tui_lab.widgets.comparison_header import ComparisonHeader
 from tui_lab.widgets.health_panel import HealthPanel
+from tui_lab.widgets.lab_footer import LabFooter
 from tui_lab.widgets.metric_plot import MetricPlot, PlotData
 from tui_lab.widgets.mode_bar import ModeBar
 from tui_lab.widgets.variant_table import VariantTable
@@ -27,6 +28,10 @@ from tui_lab.widgets.verdict_panel import VerdictPanel
 REDRAW_HZ = 4.0
 PAGES = (("train_loss", "val_acc"), ("val_loss", "lr"))
 """Pairs of plots shown side by side when the terminal is too small for all four."""
+FOOTER_KEEP = ("cancel_run", "cancel_all", "rerun", "back", "next_tab", "more_plots", "next_surface",
+               "toggle_seeds", "cycle_sort", "toggle_log", "cycle_x", "cycle_smoothing", "previous_surface")
+"""The footer's keys by importance: at 80 columns the last ones give way (they still work; ctrl+p
+"Keys" lists them)."""
 COMPACT_HEIGHT = 34
 COMPACT_WIDTH = 100
 
@@ -112,7 +117,7 @@ class DashboardScreen(Screen):
                     with TabPane(title, id="tab-view"):
                         view.id = "extra-view"
                         yield view
-        yield Footer()
+        yield LabFooter(keep=FOOTER_KEEP)
 
     def on_mount(self) -> None:
         self.set_interval(1 / REDRAW_HZ, self._tick)

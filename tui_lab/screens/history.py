@@ -8,8 +8,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
+from tui_lab.widgets.lab_footer import LabFooter
 from tui_lab.widgets.mode_bar import ModeBar
 from tui_lab.widgets.run_table import SORTS, RunTable
 
@@ -32,7 +33,7 @@ class HistoryScreen(Screen):
         yield Input(placeholder="/ filter: preset, variant, status or run id", id="history-filter", compact=True)
         yield RunTable(id="runs")
         yield Static("", id="history-status")
-        yield Footer()
+        yield LabFooter(keep=("toggle_mark", "open", "filter", "delete", "sort", "refresh"))
 
     def on_mount(self) -> None:
         self.refresh_runs()

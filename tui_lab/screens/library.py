@@ -9,10 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from engine.presets import LoadedPreset, PresetError, load_preset
 from tui_lab.widgets.catalogue_tree import CatalogueTree
+from tui_lab.widgets.lab_footer import LabFooter
 from tui_lab.widgets.mode_bar import ModeBar
 from tui_lab.widgets.preset_details import PresetDetails
 
@@ -32,8 +33,8 @@ def saved_presets(folder: Path) -> tuple[list[LoadedPreset], list[str]]:
 class LibraryScreen(Screen):
     BINDINGS = [
         Binding("slash", "search", "Search"),
-        Binding("b", "open_builder", "Open in Builder"),
-        Binding("n", "new_recipe", "New recipe"),
+        Binding("b", "open_builder", "Builder", tooltip="Open the highlighted technique in the Builder"),
+        Binding("n", "new_recipe", "New", tooltip="A new recipe in the Builder"),
         Binding("escape", "leave_search", "Back to list", show=False),
         Binding("down", "leave_search", "Back to list", show=False),
     ]
@@ -45,7 +46,7 @@ class LibraryScreen(Screen):
                 yield Input(placeholder="/ search techniques", id="library-search", compact=True)
                 yield CatalogueTree(id="catalogue")
             yield PresetDetails(id="preset-details")
-        yield Footer()
+        yield LabFooter(keep=("run_quick", "run_full", "search", "open_builder", "new_recipe"))
 
     def on_mount(self) -> None:
         self.reload()

@@ -7,10 +7,11 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 
 from engine.presets import LoadedPreset, PresetError
 from tui_lab.screens.library import saved_presets
+from tui_lab.widgets.lab_footer import LabFooter
 from tui_lab.widgets.mode_bar import ModeBar
 from tui_lab.widgets.tool_critical import CriticalView
 from tui_lab.widgets.tool_gradcheck import GradcheckView
@@ -45,7 +46,7 @@ class ToolsScreen(Screen):
             for tool, title, view in TOOLS:
                 with TabPane(title, id=f"tab-{tool}"):
                     yield view(id=f"view-{tool}")
-        yield Footer()
+        yield LabFooter(keep=("run_tool", "apply_lr", "next_tool", "cycle_sort"))
 
     def __init__(self) -> None:
         super().__init__()

@@ -82,6 +82,7 @@ class MetricPlot(ReplotPlot):
         plt.title(f"{d.title}{suffix} · {X_LABELS.get(d.x_axis, d.x_axis)}")
         limit = max(16, 2 * max(1, self.size.width))
         lo, hi = math.inf, -math.inf
+        x_lo, x_hi = math.inf, -math.inf
         drawn = 0
         for curve in d.curves:
             color = d.colors[curve.color % len(d.colors)] if d.colors else None
@@ -91,10 +92,12 @@ class MetricPlot(ReplotPlot):
                     xs, ys = downsample(bx, by, limit)
                     plt.plot(xs, ys, marker="braille", color=_rgb(faint) if faint else None)
                     lo, hi = min(lo, *ys), max(hi, *ys)
+                    x_lo, x_hi = min(x_lo, *xs), max(x_hi, *xs)
             if curve.xs:
                 xs, ys = downsample(curve.xs, curve.ys, limit)
                 plt.plot(xs, ys, marker="braille", color=_rgb(color) if color else None)
                 lo, hi = min(lo, *ys), max(hi, *ys)
+                x_lo, x_hi = min(x_lo, *xs), max(x_hi, *xs)
                 drawn += 1
         if not drawn:
             plt.xticks([])
@@ -102,8 +105,11 @@ class MetricPlot(ReplotPlot):
             plt.text(d.empty, 0.5, 0.5, alignment="center")
             plt.xlim(0, 1)
             plt.ylim(0, 1)
-        elif d.log:
-            ticks, labels = log_ticks(lo, hi)
-            if ticks:
-                plt.yticks(ticks, labels)
+        else:
+            if d.x_axis == "step":  # steps are whole numbers (epochs and seconds may be fractional)
+                self.integer_xticks(x_lo, x_hi)
+            if d.log:
+                ticks, labels = log_ticks(lo, hi)
+                if ticks:
+                    plt.yticks(ticks, labels)
         self.refresh()

@@ -1,4 +1,8 @@
-"""Stored runs as a table: filter by text, sort by a column, mark several to open or delete."""
+"""Stored runs as a table: filter by text, sort by a column, mark several to open or delete.
+
+The columns fit the table's width, as ``dllab runs`` does: a number is never cut. When the table is
+too narrow the start time goes first, then the names give way (the run id, then preset and variant,
+then the status are shortened with an ellipsis)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import datetime as dt
 import math
 from typing import Any
 
+from rich.cells import cell_len
+from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
@@ -25,6 +31,13 @@ COLUMNS = (
     ("wall_time", "wall"),
     ("started", "started"),
 )
+NUMERIC = ("seed", "val_acc", "train_loss", "step", "wall_time")
+"""Columns of numbers: always as wide as their widest value."""
+GIVE_WAY: tuple[tuple[tuple[str, ...], int], ...] = ((("run_id",), 6), (("preset", "variant"), 6), (("status",), 4))
+"""Text columns that shrink when the table is too narrow, in this order (each group evenly, the
+widest first), down to these widths."""
+OPTIONAL = ("started",)
+"""Columns left out when even that is not enough."""
 SORTS: dict[str, tuple[str, bool]] = {
     "started": ("newest first", True),
     "preset": ("preset", False),
@@ -44,6 +57,37 @@ def _sort_value(row: Any, key: str) -> Any:
     if key == "wall_time":
         return row.wall_time or 0.0
     return str(getattr(row, key, "") or "")
+
+
+def fit_widths(natural: dict[str, int], available: int, padding: int = 2) -> dict[str, int]:
+    """The width of each column shown (a column left out is missing) so that the columns and their
+    `padding` fit in `available` cells: the optional columns go, then the names shrink. Numbers keep
+    their natural widths even if that overflows (the table then scrolls sideways)."""
+    widths = dict(natural)
+
+    def excess() -> int:
+        return sum(widths.values()) + padding * len(widths) - available
+
+    for key in OPTIONAL:
+        if excess() > 0 and key in widths:
+            del widths[key]
+    for group, floor in GIVE_WAY:
+        keys = [k for k in group if k in widths]
+        while excess() > 0 and keys:
+            widest = max(keys, key=lambda k: widths[k])
+            if widths[widest] <= floor:
+                break
+            widths[widest] -= 1
+    return widths
+
+
+def clip(text: str, width: int) -> str:
+    """`text` in at most `width` cells, ending with an ellipsis when cut."""
+    if cell_len(text) <= width:
+        return text
+    t = Text(text)
+    t.truncate(width, overflow="ellipsis")
+    return t.plain
 
 
 def row_matches(row: Any, query: str) -> bool:
@@ -71,10 +115,25 @@ class RunTable(DataTable):
         self.marked: list[str] = []
         self.query_text = ""
         self.sort_key = "started"
+        self.widths: dict[str, int] = {}
+        """The columns shown and their widths (after `fit_widths`)."""
+        self._fitted_to = -1
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+        self._render_rows()
+
+    def on_resize(self) -> None:
+        if self._available() != self._fitted_to:
+            self._render_rows()
+
+    def _available(self) -> int:
+        """Cells across for the columns: the table's width, less the vertical scrollbar when the rows
+        will not all fit."""
+        width, height = self.size
+        if not width:
+            return 0
+        scrollbar = self.styles.scrollbar_size_vertical if len(self.shown) > height - 1 else 0
+        return width - scrollbar
 
     def set_rows(self, rows: list[Any]) -> None:
         self.rows_all = list(rows)
@@ -102,17 +161,29 @@ class RunTable(DataTable):
         rows = [r for r in self.rows_all if row_matches(r, self.query_text)]
         rows.sort(key=lambda r: _sort_value(r, self.sort_key), reverse=SORTS[self.sort_key][1])
         self.shown = rows
-        self.clear()
-        for r in rows:
-            started = dt.datetime.fromtimestamp(r.started).strftime("%m-%d %H:%M") if r.started else "–"
-            self.add_row(
-                "✓" if r.run_id in self.marked else " ",
-                r.run_id, r.preset or "–", r.variant or "–", "–" if r.seed is None else str(r.seed),
-                r.status, fmt.pct(r.final.get("val_acc")), fmt.num(r.final.get("train_loss")),
-                str(r.step), fmt.duration(r.wall_time), started, key=r.run_id,
-            )
+        cells = [self.row_cells(r) for r in rows]
+        natural = {key: max([cell_len(label), *(cell_len(c[key]) for c in cells)]) for key, label in COLUMNS}
+        available = self._available()
+        self._fitted_to = available
+        self.widths = fit_widths(natural, available, 2 * self.cell_padding) if available else natural
+        self.clear(columns=True)
+        for key, label in COLUMNS:
+            if key in self.widths:
+                self.add_column(clip(label, self.widths[key]), width=self.widths[key], key=key)
+        for r, c in zip(rows, cells, strict=True):
+            self.add_row(*(clip(c[key], w) for key, w in self.widths.items()), key=r.run_id)
         if current is not None and any(r.run_id == current for r in rows):
             self.move_cursor(row=[r.run_id for r in rows].index(current))
+
+    def row_cells(self, r: Any) -> dict[str, str]:
+        """A run's cells, whole (`_render_rows` shortens the names that must give way)."""
+        started = dt.datetime.fromtimestamp(r.started).strftime("%m-%d %H:%M") if r.started else "–"
+        return {
+            "mark": "✓" if r.run_id in self.marked else " ", "run_id": r.run_id, "preset": r.preset or "–",
+            "variant": r.variant or "–", "seed": "–" if r.seed is None else str(r.seed), "status": r.status,
+            "val_acc": fmt.pct(r.final.get("val_acc")), "train_loss": fmt.num(r.final.get("train_loss")),
+            "step": str(r.step), "wall_time": fmt.duration(r.wall_time), "started": started,
+        }
 
     def current_run_id(self) -> str | None:
         if not self.shown or not 0 <= self.cursor_row < len(self.shown):

@@ -54,6 +54,7 @@ class SchedulePreview(ReplotPlot):
         plt.title(self.plot_title + (" (log)" if log else ""))
         text = self.app.theme_variables.get("accent") if self.is_mounted else None
         plt.plot(xs, ys, marker="braille", color=Color.parse(text).rgb if text else None)
+        self.integer_xticks(min(xs), max(xs))  # the x axis counts steps
         if log:
             ticks, labels = log_ticks(min(ys), max(ys))
             if ticks:
