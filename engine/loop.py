@@ -137,6 +137,7 @@ def train(
     t, lr_found = lr_find_hook(model, data, loss_fn, t)  # unchanged unless t.lr_find (then lr = suggestion)
     optimizer = build_optimizer(model.parameters(), t)
     closure_needed = needs_closure(t)
+    trained = [p for group in optimizer.param_groups for p in group["params"]]
     clipping = t.clip_norm is not None or t.clip_value is not None  # skip the per-step call when off
     n_train = len(data.x_train)
     bs, per_epoch, total = budget(spec, n_train)
@@ -258,7 +259,8 @@ def train(
     def forward_backward(xb: torch.Tensor, yb: torch.Tensor, idx: torch.Tensor, step: int,
                          losses: list[torch.Tensor]) -> torch.Tensor:
         """One evaluation of the training objective and its gradient; the data loss goes to `losses`."""
-        optimizer.zero_grad(set_to_none=True)
+        for p in trained:  # optimizer.zero_grad(set_to_none=True), without its per-call wrapper (~6 µs)
+            p.grad = None
         out = model(xb)
         data_loss = loss_fn(out, yb) if weights is None else weights.loss(loss_fn, out, yb, idx)
         pen = penalty(model, t.l1, t.l2)
@@ -309,11 +311,10 @@ def train(
             before = snapshot_weights(model) if diag_now else None
 
             step_losses: list[torch.Tensor] = []  # the data loss of each evaluation of the objective
-            objective = partial(forward_backward, xb, yb, idx, step, step_losses)
-            if closure_needed:
-                optimizer.step(objective)  # L-BFGS evaluates the objective several times
+            if closure_needed:  # L-BFGS evaluates the objective several times
+                optimizer.step(partial(forward_backward, xb, yb, idx, step, step_losses))
             else:
-                objective()
+                forward_backward(xb, yb, idx, step, step_losses)
                 optimizer.step()
             if ema is not None:
                 ema.update(model)
