@@ -91,15 +91,35 @@ def diagnostics_every(spec: RunSpec, eval_every: int) -> int:
     return eval_every * max(1, math.ceil(DIAG_MIN_STEPS / eval_every))
 
 
+CPU_EVAL_ELEMENTS = 1 << 19
+"""On a CPU an evaluation chunk holds at most about this many activations (samples × members ×
+widest layer, 2 MiB of floats: one core's L2 here): eight stacked 40-100-100-10 MLPs evaluated
+20% faster in chunks of 512 than of 4096; narrow solo models are fastest in big chunks (per-call
+overhead), which the cap EVAL_CHUNK keeps."""
+GPU_EVAL_ELEMENTS = 1 << 22
+
+
+def eval_chunk(widest: int, device: str | torch.device, members: int = 1) -> int:
+    """Samples per evaluation chunk for a model whose widest layer (or input) has `widest` units."""
+    budget = CPU_EVAL_ELEMENTS if torch.device(device).type == "cpu" else GPU_EVAL_ELEMENTS
+    return max(64, min(EVAL_CHUNK, budget // max(1, members * widest)))
+
+
+def widest_layer(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
+    """The input's size or the most outputs of a weight layer (a conv layer counts its channels only)."""
+    return max([math.prod(input_shape)] + [p.shape[0] for p in model.parameters() if p.dim() >= 2])
+
+
 @torch.no_grad()
-def evaluate(model, loss_fn, x: torch.Tensor, y: torch.Tensor, classify: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(model, loss_fn, x: torch.Tensor, y: torch.Tensor, classify: bool,
+             chunk: int = EVAL_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss and accuracy over (x, y) in eval mode, as device tensors (no sync)."""
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device)
     with eval_mode(model):
-        for i in range(0, len(x), EVAL_CHUNK):
-            out = model(x[i : i + EVAL_CHUNK])
-            yb = y[i : i + EVAL_CHUNK]
+        for i in range(0, len(x), chunk):
+            out = model(x[i : i + chunk])
+            yb = y[i : i + chunk]
             n = len(yb)
             loss_sum += loss_fn(out, yb) * n
             if classify:
@@ -155,6 +175,7 @@ def train(
     torch.manual_seed(t.seed + DROPOUT_SEED_OFFSET)  # dropout masks: same stream for every variant of a seed
     x_eval_train, y_eval_train = data.x_train[:MAX_EVAL_TRAIN], data.y_train[:MAX_EVAL_TRAIN]
     probe = data.x_train[:PROBE_SIZE]
+    chunk = eval_chunk(widest_layer(model, data.input_shape), dev)
 
     spec_json: dict[str, Any] = spec.model_dump(mode="json")
     spec_json["versions"] = library_versions()
@@ -194,7 +215,7 @@ def train(
             if split in last_evals and last_evals[split][0] == state:  # same weights: the final eval
                 loss, acc = last_evals[split][1]  # reuses the last one's train / val figures
             else:
-                loss, acc = evaluate(model, loss_fn, x, y, classify)
+                loss, acc = evaluate(model, loss_fn, x, y, classify, chunk)
                 last_evals[split] = (state, (loss, acc))
             tensors[f"{split}_loss"] = loss
             if classify:
@@ -205,7 +226,7 @@ def train(
                 for split in ("train", "val", *(["test"] if final else [])):
                     x, y = pairs[split]
                     if len(x):
-                        loss, acc = evaluate(model, loss_fn, x, y, classify)
+                        loss, acc = evaluate(model, loss_fn, x, y, classify, chunk)
                         tensors[f"ema_{split}_loss"] = loss
                         if classify:
                             tensors[f"ema_{split}_acc"] = acc

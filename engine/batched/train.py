@@ -66,7 +66,7 @@ from engine.diagnostics.health import (
 )
 from engine.diagnostics.run_stats import RunStats
 from engine.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
-from engine.loop import EVAL_CHUNK, MAX_EVAL_TRAIN, PROBE_SIZE, _eval_every, budget, diagnostics_every
+from engine.loop import MAX_EVAL_TRAIN, PROBE_SIZE, _eval_every, budget, diagnostics_every, eval_chunk
 from engine.losses import build_loss
 from engine.metrics import extra_metrics
 from engine.models import build_model, count_params
@@ -75,10 +75,8 @@ from engine.versions import library_versions
 
 StopFn = Callable[[], bool]
 log = logging.getLogger(__name__)
-EVAL_ELEMENTS = 1 << 22
 GRAPH_WARMUP = 3
 """Eager steps before the training step is captured in a CUDA graph (they build the optimizer state)."""
-"""Evaluation chunks hold at most about this many activations (members × samples × widest layer)."""
 
 
 @dataclass
@@ -237,8 +235,8 @@ def train_batched(
         clip_norm = clip_norm.unsqueeze(1)
     alive = torch.ones(M, device=dev, dtype=model.params.dtype)
     batches = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
-    widest = max([p.shape[1] for p in model.views if p.dim() == 3] + [n_out])
-    chunk = max(64, min(EVAL_CHUNK, EVAL_ELEMENTS // max(1, M * widest)))
+    widest = max([p.shape[1] for p in model.views if p.dim() == 3] + [n_out, math.prod(d0.input_shape)])
+    chunk = eval_chunk(widest, dev, M)
 
     versions = library_versions()
     for m in members:
