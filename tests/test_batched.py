@@ -23,7 +23,7 @@ from engine.batched.accel import FastPaths, tune_allocator
 from engine.batched.losses import per_sample_correct, per_sample_loss
 from engine.batched.optim import RULE_ORDER, StackedOptimizer, rule_of
 from engine.batched.plan import MAX_GROUP
-from engine.batched.stacked import StackedMLP
+from engine.batched.stacked import MemberDropout, StackedMLP
 from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
 from engine.events import Diagnostics, EvalMetrics, Message, RunFinished, RunStarted, StepMetrics
 from engine.loop import train
@@ -535,6 +535,9 @@ def test_stacked_health_matches_the_solo_functions(spec: ModelSpec) -> None:
         (ModelSpec(hidden=[8], activation="tanh"), "mse"),
         (ModelSpec(hidden=[8, 8], activation="relu"), "l1"),
         (ModelSpec(hidden=[8], activation="relu", residual=True), "smooth_l1"),
+        (ModelSpec(hidden=[12, 12], activation="relu", residual=True, dropout=0.3, input_dropout=0.2),
+         "cross_entropy"),
+        (ModelSpec(hidden=[10], activation="tanh", dropout=0.5), "mse"),
     ],
 )
 @pytest.mark.parametrize("shared", [True, False])
@@ -554,10 +557,19 @@ def test_manual_backward_matches_autograd(model: ModelSpec, loss: str, shared: b
     scale = torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64)
     l1 = torch.tensor([0.0, 1e-2, 1e-3], dtype=torch.float64)
     l2 = torch.tensor([1e-2, 0.0, 0.5], dtype=torch.float64)
+    rates = [0.0, model.dropout, model.dropout]  # member 0 without dropout, as a mixed group has
+
+    def member_dropout() -> MemberDropout | None:  # the same seeds: the same masks for both paths
+        if not (model.dropout or model.input_dropout):
+            return None
+        return MemberDropout([0.0, model.input_dropout, model.input_dropout], rates, [0, 1, 2], torch.device("cpu"))
+
+    stack.dropout = member_dropout()
     manual_loss = ManualStep(stack, model, train, task, l1, l2).step(x, y, scale)
     manual_grads = stack.grads.clone()
     stack.grads.zero_()
-    per = per_sample_loss(train, task, 5 if classify else 0)(stack(x), y).mean(dim=1)
+    stack.dropout = member_dropout()
+    per = per_sample_loss(train, task, 5 if classify else 0)(stack(x, train=True), y).mean(dim=1)
     objective = ((per + stack.penalty(l1, l2)) * scale).sum()
     objective.backward()
     torch.testing.assert_close(manual_loss, per.detach(), rtol=1e-12, atol=1e-12)

@@ -113,13 +113,19 @@ class ManualStep:
         M = s.n_members
         shared = x.dim() == 1 + len(s.template.input_shape)
         h = x.flatten(1) if shared else x.flatten(2)
+        drop = s.dropout  # each member's dropout masks, drawn as the autograd path draws them
+        if drop is not None and drop.any_input:
+            h = drop(h, drop.input_p)
         inputs: list[Tensor] = []
-        cache: list[tuple[Tensor, Tensor]] = []
+        cache: list[tuple[Tensor, Tensor, Tensor | None]] = []
         for w, b, residual in s.blocks:
             inputs.append(h)
             z = s._linear(h, w, b)
             a = s.act(z)
-            cache.append((z, a))
+            mask = drop.masks(a, drop.hidden_p) if drop is not None and drop.any_hidden else None
+            cache.append((z, a, mask))
+            if mask is not None:
+                a = a * mask
             if residual:
                 a = (h if h.dim() == 3 else h.expand(M, *h.shape)) + a
             h = a
@@ -133,8 +139,9 @@ class ManualStep:
         for k in range(len(layers) - 1, -1, -1):
             w, b, residual = layers[k]
             if k < len(layers) - 1:
-                z, a = cache[k]
-                dz = self.act_backward(dh_next, z, a)  # type: ignore[arg-type]
+                z, a, mask = cache[k]
+                da = dh_next if mask is None else dh_next * mask  # type: ignore[operator]
+                dz = self.act_backward(da, z, a)  # type: ignore[arg-type]
             else:
                 dz = g
             h_in = inputs[k]

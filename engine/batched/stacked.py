@@ -85,8 +85,9 @@ class MemberDropout:
         self.any_hidden = any(p > 0 for p in self.hidden_p)
         self.generators = [torch.Generator(device=device).manual_seed(s + DROPOUT_SEED_OFFSET) for s in seeds]
 
-    def __call__(self, h: Tensor, rates: Sequence[float]) -> Tensor:
-        """`h` (shared ``(B, U)`` or ``(M, B, U)``) with member m's units dropped at ``rates[m]``."""
+    def masks(self, h: Tensor, rates: Sequence[float]) -> Tensor:
+        """The next ``(M, B, U)`` masks for `h` (shared ``(B, U)`` or ``(M, B, U)``), already
+        divided by ``1 - p``; ones for a member whose rate is 0."""
         shape = h.shape[-2:]
         masks = []
         for p, g in zip(rates, self.generators, strict=True):
@@ -95,7 +96,11 @@ class MemberDropout:
                 masks.append(noise.div_(1 - p))
             else:
                 masks.append(torch.ones(shape, dtype=h.dtype, device=h.device))
-        return h * torch.stack(masks)
+        return torch.stack(masks)
+
+    def __call__(self, h: Tensor, rates: Sequence[float]) -> Tensor:
+        """`h` with member m's units dropped at ``rates[m]``."""
+        return h * self.masks(h, rates)
 
 
 class StackedMLP:

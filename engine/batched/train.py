@@ -474,7 +474,7 @@ def train_batched(
     forward_loss = maybe_compile(forward_loss, fast.compile)
 
     manual = None
-    if not (fast.bf16 or fast.compile or dropout) and manual_supported(first.model, first.train):
+    if not (fast.bf16 or fast.compile) and manual_supported(first.model, first.train):
         manual = ManualStep(model, first.model, first.train, d0.task, l1, l2)
 
     def train_step(xb: Tensor, yb: Tensor, step: int) -> Tensor:
