@@ -99,7 +99,7 @@ def test_the_text_views():
     assert view.sparkline([0, 1, 2, 4]) == " ▃▅█"  # height round(c / max · 7)
     assert view.sparkline([0, 0]) == "▁▁"
     rows = view.heat_rows([[0, 1, 2], [2, 2, 0]] * 10, max_rows=4)
-    assert len(rows) == 4 and rows[0] == " ▒█" and rows[-1] == "██ "
+    assert len(rows) == 4 and rows[0] == "·▒█" and rows[-1] == "██·"  # empty bins are dots
     assert view.ratio_state(1e-3) == "ok" and view.ratio_state(1e-5) == "low" and view.ratio_state(0.05) == "high"
     assert view.ratio_state(None) == "" and view.ratio_state(math.nan) == ""
     gauge = view.ratio_gauge(1e-3)

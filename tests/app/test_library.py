@@ -87,3 +87,18 @@ async def test_f_runs_full_and_b_opens_the_builder(make_app):
         await pilot.press("f")
         await wait_for(pilot, lambda: app.bridge.live is not None and app.current_mode == "dashboard")
         assert not live(app).quick
+
+
+async def test_text_typed_in_a_focused_compact_field_is_visible(make_app):
+    """The focused field stands out; a one-line (compact) field does it with a tint, not a border
+    that would leave no row for the text (what was typed used to vanish until focus left)."""
+    from textual.widgets import Input
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("/", "a", "d", "a", "m")
+        await pilot.pause()
+        field = app.screen.query_one("#library-search", Input)
+        assert app.focused is field and field.content_region.height == 1
+        assert "adam" in screen_text(app).splitlines()[1]

@@ -13,6 +13,9 @@ from typing import Any
 
 SPARK = "▁▂▃▄▅▆▇█"
 SHADES = " ░▒▓█"
+EMPTY = "·"
+"""An empty bin of a heat map: a dot, so the axis stays readable (a row of blanks then one block
+read as "all at the left end" when the block was the middle bin)."""
 GRAY = " .:-=+*#%@"
 """Weight images: the ramp from most negative (blank) to most positive (@), like a grayscale image."""
 RATIO_BAND = (3e-4, 3e-3)
@@ -59,7 +62,7 @@ def heat_rows(history: Sequence[Sequence[float]], max_rows: int = 12) -> list[st
         if top <= 0:
             out.append(SHADES[0] * len(counts))
             continue
-        out.append("".join(SHADES[min(len(SHADES) - 1, math.ceil(c / top * (len(SHADES) - 1)))] if c > 0 else " "
+        out.append("".join(SHADES[min(len(SHADES) - 1, math.ceil(c / top * (len(SHADES) - 1)))] if c > 0 else EMPTY
                            for c in counts))
     return out
 
