@@ -97,3 +97,68 @@ def test_fast_paths_reach_the_runner(monkeypatch):
     monkeypatch.setattr(headless, "run_inline", fake_run_inline)
     main(["run", "optimizers", "--quick", "--workers", "0", "--fast", "cuda_graphs"])
     assert seen["fast"] == "cuda_graphs"
+
+
+def test_the_live_table_says_running_once_a_run_has_started():
+    from rich.console import Console
+
+    from engine.config import DataSpec, Recipe, RunSpec
+    from engine.events import RunStarted
+    from engine.outcomes import OutcomeCollector
+    from tui_lab.headless import _Progress
+
+    spec = RunSpec(recipe=Recipe(data=DataSpec(name="digits")), variant="SGD")
+    collector = OutcomeCollector()
+    for rid in ("a", "b"):
+        collector.register(rid, "SGD", 0)
+    progress = _Progress([spec, spec], ["a", "b"], collector)
+    started = RunStarted("a", "SGD", 0, "p", "c", {}, "cpu", 10, 100, 10)
+    collector.add(started)
+    progress.note(started)
+    console = Console(width=100, record=True)
+    console.print(progress.render())
+    rows = [line for line in console.export_text().splitlines() if "SGD" in line]
+    assert "running" in rows[0] and "pending" in rows[1]
+
+
+TINY = """
+title = "Tiny"
+technique = "tiny"
+chapter = "optimization"
+step = "optimization"
+benefit = "optimization"
+summary = "Two variants."
+explain = "Tiny."
+
+[base.data]
+name = "spiral"
+n_samples = 200
+
+[base.model]
+hidden = [8]
+
+[base.train]
+steps = 20
+
+[[variants]]
+name = "a variant named far too long for this"
+
+[[variants]]
+name = "Adam"
+train = { optimizer = "adam", lr = 0.01 }
+"""
+
+
+def test_the_results_table_keeps_every_number_whole_at_80_columns(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    preset = tmp_path / "tiny.toml"
+    preset.write_text(TINY)
+    assert main(["run", str(preset), "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    header = next(line for line in lines if "status" in line)
+    assert "val loss" in header and "wall s" in header and "min train" not in header
+    adam = next(line for line in lines if line.lstrip().startswith("Adam"))
+    assert all("…" not in cell for cell in adam.split()[1:])  # numbers whole; only names give way
+    assert any("a variant named" in line and "…" in line for line in lines)

@@ -115,6 +115,8 @@ class _Progress:
             acc = o.evals[-1].get("val_acc") if o and o.evals else None
             status = o.status if o else "pending"
             total = self.total.get(run_id)
+            if status == "pending" and total is not None:  # it has started (RunStarted said its length)
+                status = "running"
             step = f"{o.step}/{total}" if o and total else "–"
             table.add_row(
                 spec.variant,
@@ -184,24 +186,33 @@ def _result(loaded: LoadedPreset, quick: bool, collector: OutcomeCollector, inte
     return ComparisonResult(loaded, quick, outcomes, claims, interrupted, time.perf_counter() - t0)
 
 
-def results_table(result: ComparisonResult) -> Table:
-    table = Table(title=f"{result.preset.preset.title}{' (quick)' if result.quick else ''}")
-    cols = ["variant", "seed", "status", "train loss", "best train", "val loss", "val acc", "best epoch", "wall s"]
-    for col in cols:
-        left = col in ("variant", "status")
-        table.add_column(col, justify="left" if left else "right", no_wrap=left)
-    for o in result.outcomes:
-        table.add_row(
-            o.variant,
-            str(o.seed),
-            Text(o.status, style=STATUS_STYLE.get(o.status, "")),
-            _fmt(o.final.get("train_loss")),
-            _fmt(o.best.get("min_train_loss")),
-            _fmt(o.final.get("val_loss")),
-            _fmt(o.final.get("val_acc"), 3),
-            _fmt(o.best.get("best_epoch"), 3),
-            f"{o.wall_time:.1f}",
-        )
+def results_table(result: ComparisonResult, width: int | None = None) -> Table:
+    """One row per run. Numbers are never cut: in a narrow terminal (`width` under 90) the
+    minimum training loss goes (the final one stays) and the variant names give way."""
+    from rich import box
+
+    table = Table(title=f"{result.preset.preset.title}{' (quick)' if result.quick else ''}", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
+    rows = [
+        [o.variant, str(o.seed), o.status, _fmt(o.final.get("train_loss")), _fmt(o.best.get("min_train_loss")),
+         _fmt(o.final.get("val_loss")), _fmt(o.final.get("val_acc"), 3), _fmt(o.best.get("best_epoch"), 3),
+         f"{o.wall_time:.1f}"]
+        for o in result.outcomes
+    ]
+    cols = ["variant", "seed", "status", "train loss", "min train", "val loss", "val acc", "best ep", "wall s"]
+    if width is not None and width < 90:
+        rows = [r[:4] + r[5:] for r in rows]
+        cols.remove("min train")
+    widths = [max([len(col)] + [len(r[k]) for r in rows]) for k, col in enumerate(cols)]
+    room = None if width is None else max(8, width - sum(widths[1:]) - 2 * len(cols))  # 2: the gaps
+    for k, col in enumerate(cols):
+        if col == "variant":
+            table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=min(8, widths[0]),
+                             max_width=None if room is None else min(widths[0], room))
+            continue
+        table.add_column(col, justify="left" if col == "status" else "right", no_wrap=True, min_width=widths[k])
+    for o, r in zip(result.outcomes, rows, strict=True):
+        table.add_row(*r[:2], Text(o.status, style=STATUS_STYLE.get(o.status, "")), *r[3:])
     return table
 
 
@@ -223,7 +234,7 @@ def print_result(result: ComparisonResult, console: Console, as_json: bool = Fal
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict(), indent=2, default=str) + "\n")
         return
-    console.print(results_table(result))
+    console.print(results_table(result, console.width))
     for o in result.outcomes:
         if o.status in ("failed", "diverged", "cancelled"):
             console.print(f"[bold]{o.variant}[/] (seed {o.seed}): {o.status}: {o.reason}")
