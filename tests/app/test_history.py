@@ -152,3 +152,23 @@ async def test_at_80_columns_every_number_is_shown_whole_and_the_names_give_way(
         text = screen_text(app)
         assert "a-rather-long-preset-name" in text and "a-long-comparison-name-momentum" in text
         assert "…" not in text
+
+
+async def test_a_new_sort_shows_the_top_of_the_table(make_app, store):
+    """After `s` the table shows the first runs of the new order (the cursor used to stay on its
+    run, so the view scrolled to it and the top rows were out of sight)."""
+    for c in range(12):
+        store_recorded_runs(store, [("SGD", 0), ("Adam", 0), ("Momentum", 0)], comparison=f"cmp{c:02d}")
+    app = make_app(mode="history")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_history(app, pilot)
+        table = screen.query_one(RunTable)
+        table.focus()
+        table.move_cursor(row=34)
+        await pilot.pause()
+        assert table.scroll_offset.y > 0
+        await pilot.press("s")
+        await pilot.pause()
+        assert table.cursor_row == 0 and table.scroll_offset.y == 0
+        first = table.shown[0].run_id
+        assert first[:6] in screen_text(app).splitlines()[3]

@@ -148,16 +148,18 @@ class RunTable(DataTable):
     def cycle_sort(self) -> str:
         keys = list(SORTS)
         self.sort_key = keys[(keys.index(self.sort_key) + 1) % len(keys)]
-        self._render_rows()
+        self._render_rows(to_top=True)
         return SORTS[self.sort_key][0]
 
     def sort_by(self, key: str) -> None:
         if key in SORTS:
             self.sort_key = key
-            self._render_rows()
+            self._render_rows(to_top=True)
 
-    def _render_rows(self) -> None:
-        current = self.current_run_id()
+    def _render_rows(self, to_top: bool = False) -> None:
+        """Fill the table. The cursor stays on its run (a refresh, a filter), except after a new
+        sort (`to_top`): then the table shows its top, the first runs of that order."""
+        current = None if to_top else self.current_run_id()
         rows = [r for r in self.rows_all if row_matches(r, self.query_text)]
         rows.sort(key=lambda r: _sort_value(r, self.sort_key), reverse=SORTS[self.sort_key][1])
         self.shown = rows
@@ -174,6 +176,9 @@ class RunTable(DataTable):
             self.add_row(*(clip(c[key], w) for key, w in self.widths.items()), key=r.run_id)
         if current is not None and any(r.run_id == current for r in rows):
             self.move_cursor(row=[r.run_id for r in rows].index(current))
+        elif to_top and rows:
+            self.move_cursor(row=0)
+            self.scroll_home(animate=False)
 
     def row_cells(self, r: Any) -> dict[str, str]:
         """A run's cells, whole (`_render_rows` shortens the names that must give way)."""
