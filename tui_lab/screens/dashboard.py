@@ -186,6 +186,8 @@ class DashboardScreen(Screen):
             with self.app.batch_update():
                 self._draw_table(c)  # type: ignore[arg-type]
                 self._draw_header(c)
+        if c is not None:
+            self._refresh_binding_state(c)
 
     def redraw(self) -> None:
         """Bring everything visible up to date with the comparison (the tick calls this)."""
@@ -210,8 +212,13 @@ class DashboardScreen(Screen):
                 update_view(self.query_one("#extra-view"), self._view_update, c)
         self._drawn = c.version
         self._dirty = False
+        self._refresh_binding_state(c)
+
+    def _refresh_binding_state(self, c: Comparison) -> None:
+        """Cancel / rerun come and go with the runs: refresh the footer when that changes (also
+        when the session ends after the last event, which no redraw follows)."""
         state = (c.finished, self.session.active if self.session is not None else False)
-        if state != self._binding_state:  # cancel / rerun come and go with the runs
+        if state != self._binding_state:
             self._binding_state = state
             self.refresh_bindings()
 
