@@ -303,8 +303,11 @@ def run_search(
     grid_offsets: list[float] | None = None,
     executor: Executor | None = None,
     on_round: Callable[[int, list[Trial]], None] | None = None,
+    label: str | None = None,
 ) -> SearchResult:
     """One search over `fields` from the recipe of `base` (every trial keeps base's run seed).
+
+    Trials are named ``"<label> #<k>"`` (label: the method, or the preset variant the search is).
 
     `seed` drives the random points and random grid placements; `grid_offsets` fixes the grid's
     placement (default centred). The budget is the total number of runs over all rounds.
@@ -335,7 +338,7 @@ def run_search(
         else:
             points = random_points(current, n, rng)
         start = len(result.trials)
-        trials = [Trial(start + i, rnd, p, apply_point(base, p, f"{method} #{start + i + 1}"))
+        trials = [Trial(start + i, rnd, p, apply_point(base, p, f"{label or method} #{start + i + 1}"))
                   for i, p in enumerate(points)]
         for trial, outcome in zip(trials, execute([t.spec for t in trials]), strict=True):
             trial.run_id, trial.status = outcome.run_id, outcome.status
@@ -391,7 +394,7 @@ def run_search_preset(loaded: Any, *, quick: bool = True, seeds: list[int] | Non
                     base_specs[seed], fields, budget=settings.budget, method=settings.method,
                     refine=settings.refine, score=settings.score, at=settings.at,
                     minimize=None if settings.mode is None else settings.mode == "min",
-                    seed=_mix(seed, rep, 1), grid_offsets=offsets, executor=executor,
+                    seed=_mix(seed, rep, 1), grid_offsets=offsets, executor=executor, label=variant.name,
                 )
                 runs.append(res)
                 if progress is not None:

@@ -21,6 +21,7 @@ from engine.search import (
     random_points,
     run_search,
     run_search_preset,
+    search_fields,
 )
 
 
@@ -284,6 +285,11 @@ def test_run_search_preset_gives_one_outcome_per_variant_and_seed(tmp_path: Path
     assert g0 != g1
     claims = check_claims(loaded.preset.claims, outcomes)
     assert claims[0].checks and claims[0].checks[0].seed is None
+    # trials are named after the preset's variant (what History shows)
+    assert all(t.spec.variant.startswith("grid #") for t in results[("grid", 0)][0].trials)
+    labelled = run_search(results[("grid", 0)][0].trials[0].spec, search_fields(loaded.preset.search_settings(loaded.preset.variants[0])), budget=2,
+                          method="random", executor=_fake_executor(_bowl), label="random, wide")
+    assert [t.spec.variant for t in labelled.trials] == ["random, wide #1", "random, wide #2"]
 
 
 def test_the_catalogue_preset_parses():
