@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     from engine.device import resolve_device
     from engine.diagnostics.lr_find import LR_MAX, LR_MIN, STEPS, find_lr
-    from tui_lab.widgets.text_chart import chart
+    from tui_lab.widgets.text_chart import ansi_text, chart
 
     torch.set_num_threads(1)
     loaded, spec = pick_spec(args.preset, args.variant, args.quick, args.seed)
@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
                   f"seed {args.seed})")
     marks = [("suggestion", result.suggestion), ("minimum", result.minimum)]
     xs, ys = zip(*result.display_curve(), strict=True)
-    console.print(chart([("smoothed loss", xs, ys)], log_x=True, xlabel="learning rate (log)",
-                        ylabel="loss", marks=marks, color=console.is_terminal))
+    console.print(ansi_text(chart([("smoothed loss", xs, ys)], log_x=True, xlabel="learning rate (log)",
+                        ylabel="loss", marks=marks, color=console.is_terminal)))
     console.print(f"vertical lines: the suggestion {result.suggestion:.3g} and the minimum {result.minimum:.3g}")
     console.print(f"stopped: {result.stopped}")
     steep = f"{result.steepest:.3g}" if result.steepest is not None else "none (the loss never fell)"

@@ -116,7 +116,7 @@ def results_table(result, sort: str = "score"):
 
 
 def print_search(result, console, sort: str = "score") -> None:
-    from tui_lab.widgets.text_chart import chart
+    from tui_lab.widgets.text_chart import ansi_text, chart
 
     console.print(results_table(result, sort))
     for note in result.notes:
@@ -131,9 +131,9 @@ def print_search(result, console, sort: str = "score") -> None:
         points = result.scatter(f.path)
         if len(points) >= 2:
             xs, ys = zip(*points, strict=True)
-            console.print(chart([(f.path, xs, ys)], kind="scatter", log_x=f.scale == "log",
+            console.print(ansi_text(chart([(f.path, xs, ys)], kind="scatter", log_x=f.scale == "log",
                                 title=f"{result.score} against {f.path}", xlabel=f.path, height=14,
-                                color=console.is_terminal))
+                                color=console.is_terminal)))
 
 
 def _run_preset(loaded, args: argparse.Namespace, console, err) -> int:
@@ -171,7 +171,7 @@ def _run_preset(loaded, args: argparse.Namespace, console, err) -> int:
     console.print(table)
     first = next(iter(results.values()))[0]
     lr_field = first.fields[0]
-    from tui_lab.widgets.text_chart import chart
+    from tui_lab.widgets.text_chart import ansi_text, chart
 
     series = []
     for (variant, _seed), runs in results.items():
@@ -180,9 +180,9 @@ def _run_preset(loaded, args: argparse.Namespace, console, err) -> int:
             xs, ys = zip(*pts, strict=True)
             series.append((variant, xs, ys))
     if series:
-        console.print(chart(series, kind="scatter", log_x=lr_field.scale == "log",
+        console.print(ansi_text(chart(series, kind="scatter", log_x=lr_field.scale == "log",
                             title=f"{settings.score} of every run against {lr_field.path}", xlabel=lr_field.path,
-                            height=16, color=console.is_terminal))
+                            height=16, color=console.is_terminal)))
     console.print("[bold]Claims[/]")
     console.print(claims_view(claims))
     return 0 if all(c.holds for c in claims) else 1

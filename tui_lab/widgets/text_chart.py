@@ -85,3 +85,11 @@ def chart(
     text = plt.build()
     plt.clear_figure()
     return text if color else _ANSI.sub("", text)
+
+
+def ansi_text(chart_text: str):
+    """A chart for ``console.print``: its colour escapes parsed into styles, so rich measures each
+    line by its visible characters (a raw string's escapes counted as width wrapped every line)."""
+    from rich.text import Text
+
+    return Text.from_ansi(chart_text)
