@@ -86,7 +86,7 @@ def test_an_unknown_fast_path_is_a_usage_error(capsys):
     assert "unknown fast path 'warp'" in capsys.readouterr().err
 
 
-def test_fast_paths_reach_the_runner(monkeypatch):
+def test_fast_paths_reach_the_runner(monkeypatch, capsys):
     import tui_lab.headless as headless
 
     seen = {}
@@ -95,8 +95,9 @@ def test_fast_paths_reach_the_runner(monkeypatch):
         seen.update(kw)
 
     monkeypatch.setattr(headless, "run_inline", fake_run_inline)
-    main(["run", "optimizers", "--quick", "--workers", "0", "--fast", "cuda_graphs"])
+    main(["run", "optimizers", "--quick", "--workers", "0", "--fast", "cuda_graphs", "--device", "cpu"])
     assert seen["fast"] == "cuda_graphs"
+    assert "cuda_graphs needs a CUDA device" in capsys.readouterr().err
 
 
 def test_the_live_table_says_running_once_a_run_has_started():

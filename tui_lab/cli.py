@@ -8,6 +8,7 @@ claim does not hold), 2 invalid input, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -142,6 +143,13 @@ def _run(args: argparse.Namespace, check: bool) -> int:
 
         return run_search_comparison(loaded, args)
     console = _console()
+    if "cuda_graphs" in args.fast.replace("-", "_"):
+        from engine.device import resolve_device
+
+        with contextlib.suppress(ValueError):  # a bad --device is reported by the run itself
+            if (dev := resolve_device(args.device)).type != "cuda":
+                print(f"dllab: note: cuda_graphs needs a CUDA device; on {dev} the steps run eagerly",
+                      file=sys.stderr)
     result = run_comparison(
         loaded, quick=args.quick, seeds=args.seeds, device=args.device, workers=args.workers,
         console=Console(stderr=True), live=not args.json, fast=args.fast,
