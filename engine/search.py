@@ -250,9 +250,29 @@ def stored_inline_executor(*, device: str = "cpu", store: Any = None,
                 on_event(event)
 
         run_inline(specs, emit, should_stop, device=device, store=store, run_ids=ids, comparison=comparison)
+        if should_stop is not None and should_stop():
+            _forget_unstarted(store, [r for r in ids if collector.runs[r].reason == NOT_STARTED])
         return [collector.runs[r] for r in ids]
 
     return execute
+
+
+NOT_STARTED = "cancelled before it started"
+"""``engine.runner.run_inline``'s reason for a run a stop reached before it began."""
+
+
+def _forget_unstarted(store: Any, run_ids: list[str]) -> None:
+    """A stopped search keeps only the trials that trained: the ones it never began leave the
+    store (hundreds of empty "cancelled" rows in History otherwise)."""
+    if not run_ids:
+        return
+    from engine.store import RunStore
+
+    if isinstance(store, RunStore):
+        store.delete(run_ids)
+    else:
+        with RunStore(store) as db:
+            db.delete(run_ids)
 
 
 def runner_executor(*, device: str = "auto", workers: int | None = None, store: Any = None,
