@@ -69,6 +69,21 @@ async def test_cancel_the_selected_run_then_all(make_app):
         assert "is cancelled: not checked" in screen_text(app)
 
 
+async def test_arrows_move_the_highlighted_run_without_focusing_the_table(make_app):
+    app = make_app(open_preset=pinned("optimizers"), quick=True, hold_at=0.4)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and all(
+            r.status == "running" for r in live(app).runs))
+        table = app.screen.query_one(VariantTable)
+        assert not table.has_focus
+        await pilot.press("down", "down", "up", "down")  # Nesterov, the third run
+        await pilot.press("c")
+        await wait_for(pilot, lambda: live(app).runs[2].status == "cancelled")
+        assert [r.status for r in live(app).runs].count("running") == 6
+        await pilot.press("C")
+        await wait_for(pilot, lambda: live(app).finished)
+
+
 async def test_rerun_starts_the_same_specs_again(make_app):
     app = make_app(open_preset=pinned("dropout"), quick=True)
     async with app.run_test(size=(100, 30)) as pilot:

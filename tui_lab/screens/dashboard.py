@@ -57,6 +57,8 @@ class DashboardScreen(Screen):
         Binding("C", "cancel_all", "Cancel all"),
         Binding("r", "rerun", "Rerun"),
         Binding("escape", "back", "Back"),
+        Binding("down", "run_cursor(1)", "Next run", show=False),
+        Binding("up", "run_cursor(-1)", "Previous run", show=False),
     ]
 
     log_scale: var[bool] = var(False)
@@ -341,6 +343,14 @@ class DashboardScreen(Screen):
         tabs = self.query(TabbedContent)
         if tabs:
             tabs.first().active = "tab-verdict"
+
+    def action_run_cursor(self, delta: int) -> None:
+        """Up / down move the highlighted run (what `c` cancels) even when the table has no focus
+        (a focused table, or another widget that uses the arrows, takes them first)."""
+        tables = self.query(VariantTable)
+        if tables:
+            table = tables.first()
+            table.move_cursor(row=max(0, min(table.row_count - 1, table.cursor_row + delta)))
 
     def _selected_run(self):
         c = self.comparison
