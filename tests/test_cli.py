@@ -163,3 +163,19 @@ def test_the_results_table_keeps_every_number_whole_at_80_columns(tmp_path, caps
     adam = next(line for line in lines if line.lstrip().startswith("Adam"))
     assert all("…" not in cell for cell in adam.split()[1:])  # numbers whole; only names give way
     assert any("a variant named" in line and "…" in line for line in lines)
+
+
+@pytest.mark.parametrize(("seeds", "words"), [("0,0", "given twice"), ("-1", "0 or more")])
+def test_seeds_must_be_distinct_and_not_negative(seeds, words, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", "optimizers", "--quick", "--seeds", seeds])
+    assert info.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_preset_ids_are_never_cut_at_80_columns(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    from engine.presets import builtin_ids
+
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert all(f" {pid} " in out for pid in builtin_ids())

@@ -28,6 +28,10 @@ def _seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got {text!r}") from None
     if not seeds:
         raise argparse.ArgumentTypeError("give at least one seed")
+    if any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds are 0 or more, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"a seed is given twice in {text!r} (each would train the same runs again)")
     return seeds
 
 
@@ -120,8 +124,9 @@ def cmd_presets(args: argparse.Namespace) -> int:
         ], indent=2))
         return EXIT_OK
     table = Table(title="dllab catalogue")
-    for col in ("id", "title", "step", "benefit", "summary"):
-        table.add_column(col, overflow="fold")
+    id_width = max(len(p.id) for p in presets) if presets else 2
+    for col in ("id", "title", "step", "benefit", "summary"):  # ids whole (they are typed); the rest folds
+        table.add_column(col, no_wrap=col == "id", min_width=id_width if col == "id" else None)
     chapter = None
     for p in presets:
         if p.preset.chapter != chapter:
