@@ -193,9 +193,15 @@ def results_table(result: ComparisonResult, width: int | None = None) -> Table:
 
     table = Table(title=f"{result.preset.preset.title}{' (quick)' if result.quick else ''}", box=box.SIMPLE_HEAD,
                   pad_edge=False, collapse_padding=True)
+    def last(o: Any, key: str) -> Any:
+        """The final figure, or for a run stopped without one (Ctrl+C) its last evaluation's."""
+        if key in o.final:
+            return o.final[key]
+        return o.evals[-1].get(key) if o.evals else None
+
     rows = [
-        [o.variant, str(o.seed), o.status, _fmt(o.final.get("train_loss")), _fmt(o.best.get("min_train_loss")),
-         _fmt(o.final.get("val_loss")), _fmt(o.final.get("val_acc"), 3), _fmt(o.best.get("best_epoch"), 3),
+        [o.variant, str(o.seed), o.status, _fmt(last(o, "train_loss")), _fmt(o.best.get("min_train_loss")),
+         _fmt(last(o, "val_loss")), _fmt(last(o, "val_acc"), 3), _fmt(o.best.get("best_epoch"), 3),
          f"{o.wall_time:.1f}"]
         for o in result.outcomes
     ]
