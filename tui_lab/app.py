@@ -75,6 +75,8 @@ class DllabApp(App):
         self._open = (open_preset, quick, seeds)
         self._first_mode = mode if mode in self.MODES else "library"
         self.pending_draft: tuple[Any, Path | None] | None = None
+        self.builder_screen: Any = None
+        """The Builder, once it has been shown (it is asked before its recipe is replaced)."""
         self.saved_changed = False
         self.pending_variant: str | None = None
         """The Builder shows this variant when it takes the pending draft."""
@@ -101,9 +103,27 @@ class DllabApp(App):
         elif len(self.screen_stack) > 1 and mode == "history":
             self.pop_screen()
 
-    def open_in_builder(self, loaded: LoadedPreset | None, draft: Any = None) -> None:
-        """The Builder on a preset (or a new recipe); `draft`: that preset's draft, changed."""
+    def open_in_builder(self, loaded: LoadedPreset | None, draft: Any = None, *, replace: bool = False) -> None:
+        """The Builder on a preset (or a new recipe); `draft`: that preset's draft, changed. When
+        the Builder holds unsaved changes it asks first (`replace`: already asked)."""
         from tui_lab.data.draft import Draft
+
+        builder = getattr(self, "builder_screen", None)
+        if not replace and builder is not None and builder.has_unsaved_changes():
+            title = builder.draft.meta.get("title") or "the recipe"
+            new = loaded.preset.title if loaded is not None else "a new recipe"
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.open_in_builder(loaded, draft, replace=True)
+                else:
+                    self.pending_variant = None
+                    self.notify("The Builder keeps your changes (ctrl+s saves them).", title="Not replaced")
+
+            self.push_screen(ConfirmScreen(
+                f"The Builder has unsaved changes to {title}. Replace them with {new}?",
+                yes="Replace them", no="Keep my changes"), answered)
+            return
 
         if loaded is None:
             self.pending_draft = (draft or Draft.new(), None)

@@ -165,3 +165,44 @@ async def test_the_sweep_hint_follows_the_variants_after_new_and_remove(make_app
         await pilot.press("ctrl+n")  # a new recipe has one variant: no stale count
         await _settle(pilot, screen)
         assert "variants." not in hint() and "Pick a field" in hint(), hint()
+
+
+async def test_the_builder_asks_before_its_unsaved_changes_are_replaced(make_app):
+    from tui_lab.screens.confirm import ConfirmScreen
+    from tui_lab.screens.library import LibraryScreen
+
+    from .conftest import pinned_catalogue
+
+    app = make_app(catalogue=pinned_catalogue)
+    async with app.run_test(size=(100, 30)) as pilot:
+        async def open_from_library(name: str) -> None:
+            await pilot.press("1")
+            await wait_for(pilot, lambda: isinstance(app.screen, LibraryScreen))
+            await pilot.press("slash", "ctrl+u", *name, "enter")
+            await pilot.pause()
+            await pilot.press("b")
+
+        await open_from_library("dropout")
+        await wait_for(pilot, lambda: app.current_mode == "builder")
+        await pilot.pause(0.3)
+        assert not app.screen.has_unsaved_changes()  # loading is not a change
+        await open_from_library("optimizers")  # nothing changed: no question
+        await wait_for(pilot, lambda: app.current_mode == "builder" and app.screen.draft.meta["technique"] == "optimizers")
+
+        builder = app.screen
+        builder.query_one(TabbedContent).active = "tab-preset"
+        await pilot.pause()
+        title = builder.query_one("#f-preset-title", Input)
+        title.value = "My optimizers"
+        await pilot.pause(0.3)
+        assert builder.has_unsaved_changes()
+        await open_from_library("dropout")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await pilot.pause()
+        assert builder.draft.meta["title"] == "My optimizers"
+        await pilot.press("b")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.current_mode == "builder" and builder.draft.meta["technique"] == "dropout")
+        assert not builder.has_unsaved_changes()

@@ -134,6 +134,7 @@ class BuilderScreen(Screen):
         yield LabFooter(keep=("save", "run(True)", "run(False)", "remove", "open", "new"))
 
     def on_mount(self) -> None:
+        self.app.builder_screen = self  # the app asks it before replacing its recipe
         self.set_class(self.size.height < SHORT_HEIGHT, "-short")
         self._take_pending()
         if self.loaded is None and not self.problem:
@@ -176,6 +177,12 @@ class BuilderScreen(Screen):
         self.field_errors = {}
         self._claims_note()
         self.validate()
+        self._clean = draft.to_dict()
+
+    def has_unsaved_changes(self) -> bool:
+        """Whether the recipe differs from what was loaded or last saved."""
+        clean = getattr(self, "_clean", None)
+        return clean is not None and self.draft.to_dict() != clean
 
     def _claims_note(self) -> None:
         n = len(self.draft.claims)
@@ -327,6 +334,7 @@ class BuilderScreen(Screen):
             self.notify(str(exc), title="Could not save", severity="error")
             return
         self.path = path
+        self._clean = self.draft.to_dict()
         with self.prevent(Input.Changed):
             self.query_one("#save-path", Input).value = str(path)
         self.app.saved_changed = True
