@@ -179,3 +179,8 @@ def test_preset_ids_are_never_cut_at_80_columns(capsys, monkeypatch):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
     assert all(f" {pid} " in out for pid in builtin_ids())
+
+
+def test_runs_of_an_unknown_preset_say_which_presets_the_store_has(capsys):
+    assert main(["runs", "--preset", "optimzers"]) == 0
+    assert "no stored runs of preset 'optimzers'" in capsys.readouterr().err

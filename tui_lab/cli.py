@@ -192,6 +192,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([row.__dict__ for row in rows], indent=2, default=str))
         return EXIT_OK
+    if not rows and args.preset:
+        known = sorted({r.preset for r in store.list_runs() if r.preset})
+        print(f"dllab: no stored runs of preset {args.preset!r}"
+              + (f"; the store has runs of: {', '.join(known)}" if known else "; the store is empty"), file=sys.stderr)
     console = _console()
     narrow = console.width < 96  # an 80-column terminal: leave out the start time, keep every number whole
     table = Table(title=f"stored runs ({store.path})", pad_edge=False, box=box.SIMPLE_HEAD, collapse_padding=True)
