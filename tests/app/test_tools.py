@@ -285,8 +285,8 @@ async def test_search_tool_table_sorts_and_scatters(make_app, tiny, store):
 
 
 async def test_stopping_the_search_tool_cancels_its_trials(make_app, tiny, store):
-    """ctrl+r while a search runs stops it: the running trials end cancelled (not failed), no
-    further round starts."""
+    """ctrl+r while a search runs stops it: the running trials end cancelled (not failed), the
+    rest of the round does not start."""
     app = make_app(catalogue=lambda: [tiny], mode="tools")
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await _tools(app, pilot)
@@ -302,8 +302,10 @@ async def test_stopping_the_search_tool_cancels_its_trials(make_app, tiny, store
                        timeout=30, what="the trials to end")
         statuses = [r.status for r in store.list_runs()]
         counts = {s: statuses.count(s) for s in set(statuses)}
-        assert "failed" not in counts and counts.get("cancelled", 0) > 0, counts
-        assert len(statuses) < 3000  # the trials the stop reached before they began are not kept
+        # the trials the stop caught training end cancelled (none if it came between two batched
+        # groups); those it reached before they began are not kept
+        assert "failed" not in counts and set(counts) <= {"done", "cancelled"}, counts
+        assert len(statuses) < 3000
 
 
 async def test_a_search_preset_runs_as_searches_and_the_verdict_uses_their_outcomes(make_app, tmp_path: Path):
