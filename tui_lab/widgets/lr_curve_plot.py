@@ -55,11 +55,7 @@ class LRCurvePlot(ReplotPlot):
         d = self.data
         xs, ys = log_x(d.points)
         if not xs:
-            plt.xticks([])
-            plt.yticks([])
-            plt.text(d.empty, 0.5, 0.5, alignment="center")
-            plt.xlim(0, 1)
-            plt.ylim(0, 1)
+            self.draw_empty(d.empty)
             self.refresh()
             return
         plt.title("smoothed loss · learning rate (log)")

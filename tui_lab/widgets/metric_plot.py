@@ -100,11 +100,7 @@ class MetricPlot(ReplotPlot):
                 x_lo, x_hi = min(x_lo, *xs), max(x_hi, *xs)
                 drawn += 1
         if not drawn:
-            plt.xticks([])
-            plt.yticks([])
-            plt.text(d.empty, 0.5, 0.5, alignment="center")
-            plt.xlim(0, 1)
-            plt.ylim(0, 1)
+            self.draw_empty(d.empty)
         else:
             if d.x_axis == "step":  # steps are whole numbers (epochs and seconds may be fractional)
                 self.integer_xticks(x_lo, x_hi)

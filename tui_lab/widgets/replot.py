@@ -43,6 +43,15 @@ class ReplotPlot(PlotextPlot):
         plt.clear_figure()
         return plt
 
+    def draw_empty(self, message: str) -> None:
+        """No data: the message in the middle of a blank, unlabelled frame."""
+        plt = self.plt
+        plt.xticks([])
+        plt.yticks([])
+        plt.text(message, 0.5, 0.5, alignment="center")
+        plt.xlim(0, 1)
+        plt.ylim(0, 1)
+
     def integer_xticks(self, xs_lo: float, xs_hi: float) -> None:
         """Label the x axis with whole numbers only (an axis of steps), over the data's range."""
         ticks, labels = integer_ticks(xs_lo, xs_hi)

@@ -70,11 +70,7 @@ class ScatterPlot(ReplotPlot):
             if (not d.log_x or bx > 0) and math.isfinite(by):
                 plt.scatter([math.log10(bx) if d.log_x else bx], [by], marker="◎")
         if not all_x:
-            plt.xticks([])
-            plt.yticks([])
-            plt.text(d.empty, 0.5, 0.5, alignment="center")
-            plt.xlim(0, 1)
-            plt.ylim(0, 1)
+            self.draw_empty(d.empty)
         elif d.log_x:
             ticks, labels = log_ticks(min(all_x), max(all_x))
             if ticks:

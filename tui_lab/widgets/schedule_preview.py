@@ -38,11 +38,7 @@ class SchedulePreview(ReplotPlot):
         plt = self.fresh_plot()
         pts = [(s, lr) for s, lr in self.points if math.isfinite(lr)]
         if not pts:
-            plt.xticks([])
-            plt.yticks([])
-            plt.text(self.message, 0.5, 0.5, alignment="center")
-            plt.xlim(0, 1)
-            plt.ylim(0, 1)
+            self.draw_empty(self.message)
             self.refresh()
             return
         positive = [lr for _, lr in pts if lr > 0]
