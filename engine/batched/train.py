@@ -66,7 +66,15 @@ from engine.diagnostics.health import (
 )
 from engine.diagnostics.run_stats import RunStats
 from engine.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
-from engine.loop import MAX_EVAL_TRAIN, PROBE_SIZE, _eval_every, budget, diagnostics_every, eval_chunk
+from engine.loop import (
+    MAX_EVAL_TRAIN,
+    PROBE_SIZE,
+    _eval_every,
+    budget,
+    diagnostics_every,
+    eval_chunk,
+    widest_layer,
+)
 from engine.losses import build_loss
 from engine.metrics import extra_metrics
 from engine.models import build_model, count_params
@@ -235,8 +243,7 @@ def train_batched(
         clip_norm = clip_norm.unsqueeze(1)
     alive = torch.ones(M, device=dev, dtype=model.params.dtype)
     batches = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
-    widest = max([p.shape[1] for p in model.views if p.dim() == 3] + [n_out, math.prod(d0.input_shape)])
-    chunk = eval_chunk(widest, dev, M)
+    chunk = eval_chunk(widest_layer(shadow, d0.input_shape), dev, M)
 
     versions = library_versions()
     for m in members:
@@ -526,11 +533,9 @@ def train_batched(
 
             if graph is not None and graph.fits(xb, yb):
                 data_loss = graph.run(xb, yb).clone()
-            elif graph is not None:  # a short last batch: this step runs eagerly
+            else:  # eagerly: before the capture, and for an epoch's short last batch after it
                 data_loss = train_step(xb, yb, step)
-            else:
-                data_loss = train_step(xb, yb, step)
-                if use_graphs and optimizer.steps_taken == GRAPH_WARMUP:
+                if graph is None and use_graphs and optimizer.steps_taken == GRAPH_WARMUP:
                     try:
                         graph = StepGraph.capture(lambda x, y: train_step(x, y, 0), (xb, yb), warmup=0)
                     except Exception as exc:  # noqa: BLE001 - fall back to eager steps, say why

@@ -34,6 +34,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.models import mode_matters
+
 NEAR_ZERO = 1e-3
 HIST_BINS = 24
 GRAD_LOG_RANGE = (-8.0, 0.0)
@@ -172,8 +174,6 @@ def histograms(parts: list[torch.Tensor], lo: float, hi: float, bins: int = HIST
 def eval_mode(model: nn.Module) -> Iterator[None]:
     """The model in eval mode inside the block, restored after; no walk over the modules at all
     when none of them behaves differently in training (``engine.models.mode_matters``)."""
-    from engine.models import mode_matters
-
     if not mode_matters(model) or not model.training:
         yield
         return
@@ -287,8 +287,9 @@ def sample_std(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
         x, dim = x.reshape(-1), 0
     n = x.shape[dim]
     centered = x - x.mean(dim=dim, keepdim=True)
-    return (centered.square().sum(dim=dim) / max(n - 1, 1)).sqrt() if n > 1 else torch.full_like(
-        centered.sum(dim=dim), math.nan)
+    if n < 2:  # as Tensor.std: undefined for one sample
+        return torch.full_like(centered.sum(dim=dim), math.nan)
+    return (centered.square().sum(dim=dim) / (n - 1)).sqrt()
 
 
 def _unit_spread(w: torch.Tensor) -> torch.Tensor:
