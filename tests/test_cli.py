@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from tiny_presets import tiny_preset
 
 from tui_lab.cli import main
 
@@ -122,19 +123,7 @@ def test_the_live_table_says_running_once_a_run_has_started():
     assert "running" in rows[0] and "pending" in rows[1]
 
 
-TINY = """
-title = "Tiny"
-technique = "tiny"
-chapter = "optimization"
-step = "optimization"
-benefit = "optimization"
-summary = "Two variants."
-explain = "Tiny."
-
-[base.data]
-name = "spiral"
-n_samples = 200
-
+TINY = tiny_preset("""
 [base.model]
 hidden = [8]
 
@@ -147,7 +136,7 @@ name = "a variant named far too long for this"
 [[variants]]
 name = "Adam"
 train = { optimizer = "adam", lr = 0.01 }
-"""
+""", summary="Two variants.")
 
 
 def test_the_results_table_keeps_every_number_whole_at_80_columns(tmp_path, capsys, monkeypatch):

@@ -5,25 +5,17 @@ from __future__ import annotations
 
 import time
 
+from tiny_presets import SEARCH_HEADER, tiny_preset
+
 from engine.events import RunFinished, RunStarted
 from engine.presets import parse_preset
 from engine.store import RunStore
 from tui_lab.data.search_comparison import SearchFinished
 from tui_lab.search_bridge import SearchRunner
 
-SEARCH = """
-title = "Tiny search"
-technique = "tiny-search"
-chapter = "workflow & diagnostics"
-step = "all"
-benefit = "both"
-summary = "One search."
-explain = "Tiny."
 
-[base.data]
-name = "spiral"
-n_samples = 200
-
+def search_preset(steps: int) -> str:
+    return tiny_preset(f"""
 [base.model]
 hidden = [8]
 
@@ -37,7 +29,7 @@ fields = [{{ field = "train.lr", low = 1e-3, high = 1.0, scale = "log" }}]
 [[variants]]
 name = "random"
 search = {{ method = "random" }}
-"""
+""", title="Tiny search", technique="tiny-search", summary="One search.", **SEARCH_HEADER)
 
 
 def _drain(runner: SearchRunner, until, timeout: float = 60.0) -> list:
@@ -50,7 +42,7 @@ def _drain(runner: SearchRunner, until, timeout: float = 60.0) -> list:
 
 
 def test_a_search_trains_in_process_and_stores_every_trial(tmp_path) -> None:
-    loaded = parse_preset(SEARCH.format(steps=20), tmp_path / "s.toml", "s")
+    loaded = parse_preset(search_preset(20), tmp_path / "s.toml", "s")
     with RunStore(tmp_path / "home") as store:
         runner = SearchRunner(loaded, quick=False, seeds=[0], device="cpu", store=store)
         runner.start()
@@ -64,7 +56,7 @@ def test_a_search_trains_in_process_and_stores_every_trial(tmp_path) -> None:
 
 
 def test_cancel_stops_the_running_trials(tmp_path) -> None:
-    loaded = parse_preset(SEARCH.format(steps=200_000), tmp_path / "s.toml", "s")
+    loaded = parse_preset(search_preset(200_000), tmp_path / "s.toml", "s")
     with RunStore(tmp_path / "home") as store:
         runner = SearchRunner(loaded, quick=False, seeds=[0], device="cpu", store=store)
         runner.start()

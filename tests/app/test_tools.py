@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Input, Select, Static, TabbedContent
+from tiny_presets import SEARCH_HEADER, tiny_preset
 
 from engine.events import Diagnostics, EvalMetrics, RunFinished, RunStarted, StepMetrics
 from engine.outcomes import OutcomeCollector
@@ -31,19 +32,7 @@ from tui_lab.widgets.variant_table import VariantTable
 
 from .conftest import freeze_inputs, live, pinned, pinned_catalogue, screen_text, wait_for
 
-TINY = """
-title = "Tiny tools"
-technique = "tiny-tools"
-chapter = "optimization"
-step = "optimization"
-benefit = "optimization"
-summary = "A tiny network for the tool tests."
-explain = "Tiny."
-
-[base.data]
-name = "spiral"
-n_samples = 300
-
+TINY = tiny_preset("""
 [base.model]
 hidden = [16]
 activation = "tanh"
@@ -63,21 +52,9 @@ name = "SGD"
 [[variants]]
 name = "Adam"
 train = { optimizer = "adam", lr = 0.01 }
-"""
+""", title="Tiny tools", technique="tiny-tools", summary="A tiny network for the tool tests.", n_samples=300)
 
-TINY_SEARCH = """
-title = "Tiny search"
-technique = "tiny-search"
-chapter = "workflow & diagnostics"
-step = "all"
-benefit = "both"
-summary = "Two searches of four runs."
-explain = "Tiny."
-
-[base.data]
-name = "spiral"
-n_samples = 200
-
+TINY_SEARCH = tiny_preset("""
 [base.model]
 hidden = [8]
 
@@ -102,7 +79,7 @@ metric = "best_score"
 left = "grid"
 op = "<"
 value = 0.2
-"""
+""", title="Tiny search", technique="tiny-search", summary="Two searches of four runs.", **SEARCH_HEADER)
 
 
 @pytest.fixture
