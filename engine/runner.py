@@ -62,6 +62,10 @@ _PARENT_SIGNALS = {signal.SIGINT} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP"
 """Signals a worker ignores: they are meant for the process that drives the runs."""
 
 
+NOT_STARTED = "cancelled before it started"
+"""The reason of a run a cancel reached before it began."""
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex[:10]
 
@@ -227,7 +231,7 @@ def run_inline(specs: list[RunSpec], emit: Emit | None = None, should_stop: Shou
             for unit in units:
                 if stop():
                     for i in unit:
-                        db.mark(ids[i], "cancelled", "cancelled before it started")
+                        db.mark(ids[i], "cancelled", NOT_STARTED)
                         by_index[i] = RunStore.finished_event(db.get_run(ids[i]))
                         send(by_index[i])
                 elif len(unit) > 1 or (fast and default_fn):
@@ -671,7 +675,7 @@ class Runner:
                     continue
                 self._table.stop[i] = 1
                 if self._table.skip(i):
-                    self._finalize(i, "cancelled", "cancelled before it started")
+                    self._finalize(i, "cancelled", NOT_STARTED)
 
     @property
     def finished(self) -> bool:

@@ -236,7 +236,7 @@ def stored_inline_executor(*, device: str = "cpu", store: Any = None,
     """Train the specs in this process (batched where they can be), writing every run to the run
     store; `should_stop()` cancels the runs (checked every step), `comparison` groups them."""
     from engine.outcomes import OutcomeCollector
-    from engine.runner import new_run_id, run_inline
+    from engine.runner import NOT_STARTED, new_run_id, run_inline
 
     def execute(specs: list[RunSpec]) -> list[RunOutcome]:
         collector = OutcomeCollector()
@@ -255,10 +255,6 @@ def stored_inline_executor(*, device: str = "cpu", store: Any = None,
         return [collector.runs[r] for r in ids]
 
     return execute
-
-
-NOT_STARTED = "cancelled before it started"
-"""``engine.runner.run_inline``'s reason for a run a stop reached before it began."""
 
 
 def _forget_unstarted(store: Any, run_ids: list[str]) -> None:

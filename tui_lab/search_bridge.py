@@ -39,10 +39,9 @@ class SearchCancelled(Exception):
 def default_executor(*, on_event: Callable[[Event], None], device: str = "auto", store: Any = None,
                      comparison: str | None = None, should_stop: Callable[[], bool] | None = None):
     """The engine's in-process executor: the trials train in the search's thread."""
-    from engine.device import resolve_device
     from engine.search import stored_inline_executor
 
-    return stored_inline_executor(device=str(resolve_device(device)), store=store, on_event=on_event,
+    return stored_inline_executor(device=device, store=store, on_event=on_event,
                                   should_stop=should_stop, comparison=comparison)
 
 

@@ -39,13 +39,12 @@ def register(subparsers) -> None:
 
 
 def _executor(args: argparse.Namespace, console):
-    from engine.device import resolve_device
     from engine.search import runner_executor, stored_inline_executor
 
     if not args.workers:  # default and 0: in this process. A round is a handful of short runs:
         # starting worker processes for each round cost more than the runs (45 s against 7 s for
         # hparam-search --quick on 2 cores); --workers N asks for worker processes
-        return stored_inline_executor(device=str(resolve_device(args.device)))
+        return stored_inline_executor(device=args.device)
     return runner_executor(device=args.device, workers=args.workers)
 
 
