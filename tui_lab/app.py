@@ -108,7 +108,7 @@ class DllabApp(App):
         the Builder holds unsaved changes it asks first (`replace`: already asked)."""
         from tui_lab.data.draft import Draft
 
-        builder = getattr(self, "builder_screen", None)
+        builder = self.builder_screen
         if not replace and builder is not None and builder.has_unsaved_changes():
             title = builder.draft.meta.get("title") or "the recipe"
             new = loaded.preset.title if loaded is not None else "a new recipe"

@@ -139,6 +139,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, check: bool) -> int:
+    from engine.batched.accel import FastPaths
     from engine.presets import load_preset
     from tui_lab.headless import print_result, run_comparison
 
@@ -148,7 +149,7 @@ def _run(args: argparse.Namespace, check: bool) -> int:
 
         return run_search_comparison(loaded, args)
     console = _console()
-    if "cuda_graphs" in args.fast.replace("-", "_"):
+    if FastPaths.parse(args.fast).cuda_graphs:
         from engine.device import resolve_device
 
         with contextlib.suppress(ValueError):  # a bad --device is reported by the run itself

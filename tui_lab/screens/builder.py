@@ -99,6 +99,8 @@ class BuilderScreen(Screen):
         self.loaded: LoadedPreset | None = None
         self.problem = ""
         self.field_errors: dict[str, str] = {}
+        self._clean: dict | None = None
+        """The recipe as loaded or last saved (None before the first load)."""
         self._timer = None
         self._schedule_key = ""
         """The base recipe the schedule preview was drawn from (JSON)."""
@@ -181,8 +183,7 @@ class BuilderScreen(Screen):
 
     def has_unsaved_changes(self) -> bool:
         """Whether the recipe differs from what was loaded or last saved."""
-        clean = getattr(self, "_clean", None)
-        return clean is not None and self.draft.to_dict() != clean
+        return self._clean is not None and self.draft.to_dict() != self._clean
 
     def _claims_note(self) -> None:
         n = len(self.draft.claims)
