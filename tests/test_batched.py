@@ -126,6 +126,47 @@ def test_stacked_mlp_forward_and_gradients_match_solo(spec: ModelSpec) -> None:
         torch.testing.assert_close(stacked.grads[m], solo_grad, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:grad and param do not obey")
+@pytest.mark.parametrize("spec", [
+    ModelSpec(hidden=[16, 16], norm="batch"),
+    ModelSpec(hidden=[12, 12], norm="layer", residual=True, activation="tanh"),
+    ModelSpec(hidden=[8], norm="batch", activation="maxout", maxout_pieces=2),
+])
+@pytest.mark.parametrize("shared", [True, False])
+def test_stacked_norms_match_solo_in_training_and_eval(spec: ModelSpec, shared: bool) -> None:
+    """Batch statistics per member in training (and running statistics updated as the solo
+    BatchNorm updates them), running statistics in evaluation; gains and shifts per member."""
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = build_model(spec, (20,), 4)
+        with torch.no_grad():  # gains and shifts away from 1 and 0, so a mix-up of members shows
+            for p in model.parameters():
+                p.add_(0.2 * torch.randn_like(p))
+        models.append(model)
+    stacked = StackedMLP(models, spec, "cpu")
+    xs = [torch.randn(32, 20) if shared else torch.randn(3, 32, 20) for _ in range(2)]
+    y = torch.randint(0, 4, (32,))
+    for x in xs:  # two training passes: the running statistics move twice
+        out = stacked(x, train=True)
+    F.cross_entropy(out.reshape(-1, 4), y.repeat(3), reduction="sum").backward()
+    evaluated = stacked(xs[0])
+    copy = build_model(spec, (20,), 4)
+    for m, model in enumerate(models):
+        model.train()
+        for x in xs:
+            solo_out = model(x if shared else x[m])
+        torch.testing.assert_close(out[m], solo_out, rtol=1e-5, atol=1e-6)
+        F.cross_entropy(solo_out, y, reduction="sum").backward()
+        solo_grad = torch.cat([p.grad.flatten() for p in model.parameters()])
+        torch.testing.assert_close(stacked.grads[m], solo_grad, rtol=1e-5, atol=1e-5)
+        model.eval()
+        torch.testing.assert_close(evaluated[m], model(xs[0] if shared else xs[0][m]), rtol=1e-5, atol=1e-6)
+        stacked.load_member(m, copy)  # parameters and running statistics
+        for (name, a), b in zip(copy.state_dict().items(), model.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b, msg=name)
+
+
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse_onehot", "mse_softmax", "hinge", "mse", "l1", "smooth_l1"])
 def test_per_sample_losses_average_to_the_solo_loss(loss: str) -> None:
     classify = loss in ("cross_entropy", "mse_onehot", "mse_softmax", "hinge")
@@ -276,6 +317,35 @@ def test_dropout_members_draw_their_solo_runs_masks() -> None:
     assert batched[1].final["train_loss"] != batched[0].final["train_loss"]  # the masks did something
 
 
+def test_norm_groups_match_solo_runs() -> None:
+    """BatchNorm members (their own learning rates, optimizers and seeds) and LayerNorm members
+    train batched, with every event as solo, BatchNorm's running statistics included (they decide
+    every evaluation)."""
+    for norm in ("batch", "layer"):
+        model = ModelSpec(hidden=[24, 24], init="kaiming_normal", norm=norm)
+        specs = [_spec("sgd", RANDOM, model, optimizer="sgd", lr=0.5),
+                 _spec("adam", RANDOM, model, optimizer="adam", lr=1e-2, weight_decay=1e-3),
+                 _spec("sgd s1", RANDOM, model, optimizer="momentum", lr=0.1, seed=1, l2=1e-3)]
+        assert plan(specs) == [[0, 1, 2]]
+        batched, _ = assert_matches_solo(specs)
+        assert [r.status for r in batched] == ["done"] * 3
+
+
+def test_dropconnect_members_draw_their_solo_runs_masks() -> None:
+    """DropConnect rates differ per member (0 too) beside dropout: each member's weight masks and
+    unit masks come from its own generator in its solo run's order. Both step paths: the manual
+    one (no norm) and autograd (with LayerNorm)."""
+    for norm in ("none", "layer"):
+        model = ModelSpec(hidden=[24, 24], init="kaiming_normal", norm=norm)
+        specs = [_spec("plain", RANDOM, model, optimizer="adam", lr=1e-2),
+                 _spec("dc0.3", RANDOM, model.model_copy(update={"dropconnect": 0.3}), optimizer="adam", lr=1e-2),
+                 _spec("dc0.5+do", RANDOM, model.model_copy(update={"dropconnect": 0.5, "dropout": 0.2}),
+                       optimizer="sgd", lr=0.1, seed=1)]
+        assert plan(specs) == [[0, 1, 2]]
+        batched, _ = assert_matches_solo(specs)
+        assert batched[1].final["train_loss"] != batched[0].final["train_loss"]
+
+
 def test_regression_with_extra_metrics() -> None:
     data = DataSpec(name="regression_outliers")
     model = ModelSpec(hidden=[16], activation="tanh")
@@ -370,8 +440,6 @@ def test_plan_groups_by_architecture_and_data() -> None:
 @pytest.mark.parametrize(
     ("model", "train", "words"),
     [
-        (ModelSpec(norm="batch"), {}, "normalization"),
-        (ModelSpec(dropconnect=0.3), {}, "DropConnect"),
         (ModelSpec(kind="cnn"), {}, "model kind"),
         (ModelSpec(), {"optimizer": "lbfgs"}, "optimizer 'lbfgs'"),
         (ModelSpec(), {"early_stopping": True}, "early stopping"),
@@ -412,7 +480,7 @@ def test_train_batched_refuses_a_mixed_group() -> None:
     with pytest.raises(ValueError, match="cannot share one batched model"):
         train_batched([_spec("a", RANDOM), _spec("b", RANDOM, steps=80)], lambda e: None)
     with pytest.raises(ValueError, match="cannot train batched"):
-        train_batched([_spec("a", RANDOM, ModelSpec(dropconnect=0.5))], lambda e: None)
+        train_batched([_spec("a", RANDOM, ModelSpec(kind="cnn"))], lambda e: None)
 
 
 # ------------------------------------------------------------------------------ through the runner
@@ -455,7 +523,7 @@ def test_work_units_split_groups_for_workers() -> None:
     assert work_units(specs, 2) == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert work_units(specs[:3], 2) == [[0, 1, 2]]  # too small to split
     assert work_units(specs, 2, batch=False) == [[i] for i in range(8)]
-    solo = [_spec(f"bn{i}", RANDOM, ModelSpec(norm="batch")) for i in range(3)]
+    solo = [_spec(f"lbfgs{i}", RANDOM, optimizer="lbfgs") for i in range(3)]
     assert work_units(specs + solo, 2) == [[0, 1, 2, 3], [4, 5, 6, 7], [8], [9], [10]]  # 4 + 4 + 3 solo, not 8
     # 9 runs on 2 workers: a share is 5, so the group of 6 is halved; biggest units first
     assert work_units(solo + specs[:6], 2) == [[3, 4, 5], [6, 7, 8], [0], [1], [2]]
@@ -491,6 +559,8 @@ def test_runner_trains_a_group_in_one_worker_cancels_one_member(tmp_path) -> Non
         ModelSpec(hidden=[6], activation="maxout"),
         ModelSpec(hidden=[8], activation="identity"),
         ModelSpec(kind="linear"),
+        ModelSpec(hidden=[12, 12], activation="relu", norm="batch"),
+        ModelSpec(hidden=[12, 12], activation="tanh", norm="layer", dropconnect=0.3),
     ],
 )
 @pytest.mark.filterwarnings("ignore:grad and param do not obey")
@@ -538,6 +608,7 @@ def test_stacked_health_matches_the_solo_functions(spec: ModelSpec) -> None:
         (ModelSpec(hidden=[12, 12], activation="relu", residual=True, dropout=0.3, input_dropout=0.2),
          "cross_entropy"),
         (ModelSpec(hidden=[10], activation="tanh", dropout=0.5), "mse"),
+        (ModelSpec(hidden=[10, 10], activation="relu", residual=True, dropconnect=0.4, dropout=0.2), "cross_entropy"),
     ],
 )
 @pytest.mark.parametrize("shared", [True, False])
@@ -560,9 +631,10 @@ def test_manual_backward_matches_autograd(model: ModelSpec, loss: str, shared: b
     rates = [0.0, model.dropout, model.dropout]  # member 0 without dropout, as a mixed group has
 
     def member_dropout() -> MemberDropout | None:  # the same seeds: the same masks for both paths
-        if not (model.dropout or model.input_dropout):
+        if not (model.dropout or model.input_dropout or model.dropconnect):
             return None
-        return MemberDropout([0.0, model.input_dropout, model.input_dropout], rates, [0, 1, 2], torch.device("cpu"))
+        return MemberDropout([0.0, model.input_dropout, model.input_dropout], rates, [0, 1, 2], torch.device("cpu"),
+                             [0.0, model.dropconnect, model.dropconnect])
 
     stack.dropout = member_dropout()
     manual_loss = ManualStep(stack, model, train, task, l1, l2).step(x, y, scale)

@@ -84,6 +84,11 @@ def test_batched_members_match_their_solo_runs_on_cuda() -> None:
     assert_matches_solo(specs, device="cuda")
     seeds = [_spec("s", steps=40, optimizer="adam", lr=1e-2, seed=k, l2=1e-3, clip_norm=1.0) for k in range(3)]
     assert_matches_solo(seeds, device="cuda")
+    for norm in ("batch", "layer"):  # per-member norms (BatchNorm's running statistics on the GPU)
+        model = ModelSpec(hidden=[32, 32], norm=norm)
+        normed = [_spec(f"{norm} {k}", model=model, steps=40, log_every=5, eval_every=10, optimizer="adam",
+                        lr=1e-2 * (k + 1), seed=k) for k in range(3)]
+        assert_matches_solo(normed, device="cuda")
 
 
 @pytest.mark.parametrize("path", ["bf16", "compile", "cuda_graphs"])

@@ -124,7 +124,6 @@ class MemberModel:
 
     def __init__(self, stacked: StackedMLP, shadow: nn.Module, row: int, load: Callable[[], None]) -> None:
         self._stacked, self._shadow, self._row, self._load = stacked, shadow, row, load
-        self.training = True
         self._inputs: list[Tensor] | None = None
 
     def __getattr__(self, name: str) -> Any:  # only for what is not defined here
@@ -133,30 +132,34 @@ class MemberModel:
         self._load()
         return getattr(self._shadow, name)
 
+    # Modes are the shadow's own, set on all its modules as on a solo model: a caller may switch
+    # some modules back (evaluate_with_batch_stats puts BatchNorm in training mode in an eval-mode
+    # model), and every solo-loop function that changes a mode restores it.
+    @property
+    def training(self) -> bool:
+        return self._shadow.training
+
     def eval(self) -> MemberModel:
-        self.training = False
+        self._shadow.eval()
         return self
 
     def train(self, mode: bool = True) -> MemberModel:
-        self.training = mode
+        self._shadow.train(mode)
         return self
 
     def __call__(self, x: Tensor) -> Tensor:
         if self._inputs is not None:
             self._inputs.append(x)
         self._load()
-        was = self._shadow.training
-        self._shadow.train(self.training)
-        try:
-            return self._shadow(x)
-        finally:
-            self._shadow.train(was)
+        return self._shadow(x)
 
     def parameters(self) -> Iterator[Tensor]:
         """The member's parameters (views of its row; they require grad like the solo ones)."""
         return (v[self._row] for v in self._stacked.views)
 
     def modules(self) -> Iterator[nn.Module]:
+        """The shadow's modules, holding this member (a caller may save and restore their buffers)."""
+        self._load()
         return self._shadow.modules()
 
 

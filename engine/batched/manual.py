@@ -9,8 +9,9 @@ agree with autograd to the last bit; the loss gradients are written from their d
 
 Layer ``k`` of a hidden block: ``z = h·Wᵀ + b``, ``a = act(z)``, ``h' = a (+ h if residual)``;
 backward: ``dW = dzᵀ·h``, ``db = Σ dz``, ``dh = dz·W (+ dh' if residual)``, ``dz = act'(z)·da``.
+With DropConnect, ``W`` is ``W ⊙ mask`` in the forward pass and in ``dh``, and ``dW`` is masked.
 
-Not covered (autograd then): Maxout, bf16 autocast, ``torch.compile``.
+Not covered (autograd then): Maxout, normalization layers, bf16 autocast, ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ MANUAL_LOSSES = ("cross_entropy", "mse_onehot", "mse_softmax", "hinge", "mse", "
 
 
 def supported(model: ModelSpec, train: TrainSpec) -> bool:
-    return model.activation in MANUAL_ACTIVATIONS and train.loss in MANUAL_LOSSES
+    return model.activation in MANUAL_ACTIVATIONS and train.loss in MANUAL_LOSSES and model.norm == "none"
 
 
 def _act_backward(name: str, slope: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
@@ -118,9 +119,11 @@ class ManualStep:
             h = drop(h, drop.input_p)
         inputs: list[Tensor] = []
         cache: list[tuple[Tensor, Tensor, Tensor | None]] = []
-        for w, b, residual in s.blocks:
+        weight_masks: list[Tensor | None] = []
+        for k, (_, _, residual) in enumerate(s.blocks):
             inputs.append(h)
-            z = s._linear(h, w, b)
+            weight_masks.append(s.weight_mask(k, train=True))
+            z = s.pre_activation(k, h, True, weight_masks[-1])
             a = s.act(z)
             mask = drop.masks(a, drop.hidden_p) if drop is not None and drop.any_hidden else None
             cache.append((z, a, mask))
@@ -135,9 +138,11 @@ class ManualStep:
         loss, g = self._loss_and_grad(out, y)
         g.mul_(scale.view(M, 1, 1))
         layers = [(w, b, res) for w, b, res in s.blocks] + [(w_head, b_head, False)]
+        weight_masks.append(None)  # the head has no DropConnect
         dh_next: Tensor | None = None
         for k in range(len(layers) - 1, -1, -1):
             w, b, residual = layers[k]
+            w_mask = weight_masks[k]
             if k < len(layers) - 1:
                 z, a, mask = cache[k]
                 da = dh_next if mask is None else dh_next * mask  # type: ignore[operator]
@@ -149,10 +154,10 @@ class ManualStep:
                 dw = torch.matmul(dz.transpose(1, 2), h_in)
             else:
                 dw = torch.bmm(dz.transpose(1, 2), h_in)
-            w.grad.copy_(dw)
+            w.grad.copy_(dw if w_mask is None else dw.mul_(w_mask))
             b.grad.copy_(dz.sum(dim=1))
             if k > 0:
-                dh = torch.bmm(dz, w)
+                dh = torch.bmm(dz, w if w_mask is None else w * w_mask)
                 if residual:  # block k's skip connection passes the gradient of its output straight through
                     dh += dh_next
                 dh_next = dh

@@ -9,7 +9,7 @@ The rule is a whitelist. Every field of a recipe has one of three roles here:
 * anything **not listed** (including every field added to the config after this module was
   written) must keep its default value, or the run trains solo.
 
-Some listed fields also carry a check (a whitelisted optimizer, no BatchNorm, no DropConnect, ...);
+Some listed fields also carry a check (a whitelisted optimizer, no early stopping, ...);
 a run that fails one trains solo with the check's words as the reason (see ``why_solo``).
 """
 
@@ -98,10 +98,10 @@ MODEL_FIELDS: dict[str, tuple[str, Check | None]] = {
     "activation": ("shared", _one_of(BATCHED_ACTIVATIONS, "activation")),
     "leaky_slope": ("shared", None),
     "maxout_pieces": ("shared", None),
-    "norm": ("shared", _equals("none", "a normalization layer (BatchNorm / LayerNorm)")),
+    "norm": ("shared", None),  # BatchNorm and LayerNorm per member (stacked.StackedNorm)
     "dropout": ("free", None),  # each member's own rate and random stream (stacked.MemberDropout)
     "input_dropout": ("free", None),
-    "dropconnect": ("shared", _equals(0.0, "DropConnect")),
+    "dropconnect": ("free", None),  # each member's own rate and stream, like dropout
     "residual": ("shared", None),
     "init": ("free", None),  # every member is initialized by the solo model builder
     "init_std": ("free", None),

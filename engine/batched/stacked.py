@@ -8,7 +8,9 @@ backward fills every member's gradient in place, and an optimizer, a clip or a n
 whole row (or a block of rows) with one tensor operation instead of one per parameter.
 
 A layer is ``baddbmm(b, h, Wᵀ)``: one batched matrix product for all members. Inputs are either
-shared by every member, ``(B, F)``, or per member, ``(M, B, F)``.
+shared by every member, ``(B, F)``, or per member, ``(M, B, F)``. A block's BatchNorm or LayerNorm
+is one ``StackedNorm`` for every member (BatchNorm keeps each member's running statistics), and
+each member's dropout and DropConnect masks come from its own random stream (``MemberDropout``).
 
 Measured on the 2-core CPU (docs/performance.md): batched matmuls over stacked weights beat
 ``torch.func.vmap(functional_call(...))`` for small MLPs, mostly because vmap's per-call Python
@@ -66,28 +68,40 @@ def _activation(spec: ModelSpec):
 
 
 class MemberDropout:
-    """Inverted dropout with each member's own rate and its own random stream.
+    """Inverted dropout and DropConnect with each member's own rates and its own random stream.
 
     Member ``m`` draws its masks from a generator seeded as its solo run seeds the global RNG
-    (``seed + DROPOUT_SEED_OFFSET``), in the solo forward pass's order (input, then each hidden
-    block) and with ``torch.nn.functional.dropout``'s arithmetic (``bernoulli_(1 - p)``, divided
-    by ``1 - p``, times the activations). On a CPU a member's masks are then its solo run's masks,
-    bit for bit; a member with rate 0 draws nothing, as its solo ``Identity`` does. (On CUDA the
-    solo run's fused dropout kernel has a stream of its own: the same distribution, other draws.)
+    (``seed + DROPOUT_SEED_OFFSET``), in the solo forward pass's order (input, then per hidden
+    block its DropConnect weight mask and its dropout mask) and with
+    ``torch.nn.functional.dropout``'s arithmetic (``bernoulli_(1 - p)``, divided by ``1 - p``,
+    times the activations or the weights). On a CPU a member's masks are then its solo run's
+    masks, bit for bit; a member with rate 0 draws nothing, as its solo ``Identity`` (or plain
+    ``Linear``) does. (On CUDA the solo run's fused dropout kernel has a stream of its own: the
+    same distribution, other draws.)
     """
 
     def __init__(self, input_p: Sequence[float], hidden_p: Sequence[float], seeds: Sequence[int],
-                 device: torch.device) -> None:
+                 device: torch.device, weight_p: Sequence[float] | None = None) -> None:
         from engine.ensembles import DROPOUT_SEED_OFFSET
 
         self.input_p, self.hidden_p = list(input_p), list(hidden_p)
+        self.weight_p = list(weight_p) if weight_p is not None else [0.0] * len(self.input_p)
         self.any_input = any(p > 0 for p in self.input_p)
         self.any_hidden = any(p > 0 for p in self.hidden_p)
+        self.any_weight = any(p > 0 for p in self.weight_p)
         self.generators = [torch.Generator(device=device).manual_seed(s + DROPOUT_SEED_OFFSET) for s in seeds]
 
+    @classmethod
+    def of(cls, models: Sequence[ModelSpec], seeds: Sequence[int], device: torch.device) -> MemberDropout | None:
+        """The members' dropout, input dropout and DropConnect; None when no member has any."""
+        if not any(m.dropout > 0 or m.input_dropout > 0 or m.dropconnect > 0 for m in models):
+            return None
+        return cls([m.input_dropout for m in models], [m.dropout for m in models], seeds, device,
+                   [m.dropconnect for m in models])
+
     def masks(self, h: Tensor, rates: Sequence[float]) -> Tensor:
-        """The next ``(M, B, U)`` masks for `h` (shared ``(B, U)`` or ``(M, B, U)``), already
-        divided by ``1 - p``; ones for a member whose rate is 0."""
+        """The next ``(M, B, U)`` masks for `h` (shared ``(B, U)`` or ``(M, B, U)``; or a weight,
+        ``(M, out, in)``), already divided by ``1 - p``; ones for a member whose rate is 0."""
         shape = h.shape[-2:]
         masks = []
         for p, g in zip(rates, self.generators, strict=True):
@@ -101,6 +115,58 @@ class MemberDropout:
     def __call__(self, h: Tensor, rates: Sequence[float]) -> Tensor:
         """`h` with member m's units dropped at ``rates[m]``."""
         return h * self.masks(h, rates)
+
+
+class StackedNorm:
+    """One hidden block's BatchNorm or LayerNorm for every member, each with its own gain and shift
+    (``(M, U)`` views of the stacked rows) and, for BatchNorm, its own running statistics.
+
+    BatchNorm runs ``torch.nn.functional.batch_norm`` on the ``(B, M·U)`` matrix of every member's
+    pre-activations: each (member, unit) pair is one channel, so each member is normalized over its
+    own batch with the solo kernel, and its running mean and variance are updated as its solo
+    ``BatchNorm1d`` updates them (same momentum, same unbiased variance). Training forward passes
+    use batch statistics, evaluation the running ones, as in the solo model's train / eval modes.
+    LayerNorm normalizes each sample over its units, then applies each member's affine.
+    """
+
+    def __init__(self, modules: Sequence[nn.Module], weight: Tensor, bias: Tensor) -> None:
+        template = modules[0]
+        self.batch = isinstance(template, nn.BatchNorm1d)
+        if not self.batch and not isinstance(template, nn.LayerNorm):
+            raise ValueError(f"{type(template).__name__} is not batched")
+        self.weight, self.bias = weight, bias
+        self.eps = float(template.eps)
+        self.units = weight.shape[1]
+        if self.batch:
+            if template.momentum is None or not template.track_running_stats:
+                raise ValueError("only BatchNorm with running statistics and a momentum is batched")
+            self.momentum = float(template.momentum)
+            with torch.no_grad():  # flat (M·U,): batch_norm updates them in place
+                self.running_mean = torch.cat([m.running_mean for m in modules]).to(weight.device)
+                self.running_var = torch.cat([m.running_var for m in modules]).to(weight.device)
+                self.batches_tracked = torch.stack([m.num_batches_tracked for m in modules]).to(weight.device)
+
+    def __call__(self, z: Tensor, train: bool) -> Tensor:
+        """``(M, B, U)`` pre-activations → normalized, scaled and shifted, per member."""
+        M, B, U = z.shape
+        if not self.batch:
+            zhat = F.layer_norm(z, (U,), eps=self.eps)
+            return torch.addcmul(self.bias.unsqueeze(1), zhat, self.weight.unsqueeze(1))
+        if train:
+            self.batches_tracked += 1
+        flat = z.transpose(0, 1).reshape(B, M * U)
+        out = F.batch_norm(flat, self.running_mean, self.running_var, self.weight.reshape(-1),
+                           self.bias.reshape(-1), train, self.momentum, self.eps)
+        return out.view(B, M, U).transpose(0, 1)
+
+    @torch.no_grad()
+    def load_member(self, m: int, module: nn.Module) -> None:
+        """Copy member `m`'s running statistics into its solo BatchNorm `module`."""
+        if self.batch:
+            rows = slice(m * self.units, (m + 1) * self.units)
+            module.running_mean.copy_(self.running_mean[rows])
+            module.running_var.copy_(self.running_var[rows])
+            module.num_batches_tracked.copy_(self.batches_tracked[m])
 
 
 class StackedMLP:
@@ -123,15 +189,12 @@ class StackedMLP:
 
         M = self.n_members
         views: list[Tensor] = []
-        self.weight_mask = torch.zeros(self.n_params, dtype=torch.bool, device=self.device)
         offset = 0
         for p in template.parameters():
             n = p.numel()
             view = self.params[:, offset : offset + n].view(M, *p.shape)
             view.requires_grad_(True)
             view.grad = self.grads[:, offset : offset + n].view(M, *p.shape)
-            if p.ndim > 1:
-                self.weight_mask[offset : offset + n] = True
             views.append(view)
             offset += n
         self.views = views
@@ -140,12 +203,17 @@ class StackedMLP:
             self._offsets.append(self._offsets[-1] + v[0].numel())
         self._grad_buffers: dict[int, list[Tensor]] = {}
         self.weights = [v for v in views if v.ndim > 2]
-        # (weight, bias, residual) per hidden block, then the head
+        # (weight, bias, residual) per hidden block, then the head; the blocks' norms beside them
         self.blocks: list[tuple[Tensor, Tensor, bool]] = []
+        self.norms: list[StackedNorm | None] = []
         it = iter(views)
-        for block in template.blocks:
+        for k, block in enumerate(template.blocks):
             w, b = next(it), next(it)
             self.blocks.append((w, b, bool(block.residual)))
+            if isinstance(block.norm, nn.Identity):
+                self.norms.append(None)
+            else:  # the solo parameter order: linear weight and bias, then the norm's gain and shift
+                self.norms.append(StackedNorm([m.blocks[k].norm for m in models], next(it), next(it)))
         self.head = (next(it), next(it))
         self.dropout: MemberDropout | None = None
         """Each member's dropout (set by the trainer when a member has any); None: no dropout."""
@@ -157,17 +225,33 @@ class StackedMLP:
             h = h.expand(self.n_members, *h.shape)
         return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
 
+    def pre_activation(self, k: int, h: Tensor, train: bool, weight_mask: Tensor | None = None) -> Tensor:
+        """Hidden block `k`'s input to its activation: linear layer (its weights times
+        `weight_mask`, DropConnect's, when given), then the block's norm if it has one."""
+        w, b, _ = self.blocks[k]
+        z = self._linear(h, w if weight_mask is None else w * weight_mask, b)
+        norm = self.norms[k]
+        return z if norm is None else norm(z, train)
+
+    def weight_mask(self, k: int, train: bool) -> Tensor | None:
+        """The next DropConnect masks of hidden block `k`'s weights (None: no DropConnect now)."""
+        drop = self.dropout
+        if not train or drop is None or not drop.any_weight:
+            return None
+        return drop.masks(self.blocks[k][0], drop.weight_p)
+
     def __call__(self, x: Tensor, train: bool = False) -> Tensor:
         """``(B, *input_shape)`` shared or ``(M, B, *input_shape)`` per member → ``(M, B, n_out)``.
 
-        `train`: a training forward pass, which draws the members' dropout masks (``dropout``)."""
+        `train`: a training forward pass, which draws the members' dropout and DropConnect masks
+        (``dropout``) and normalizes with batch statistics (updating BatchNorm's running ones)."""
         shared = x.dim() == 1 + len(self.template.input_shape)
         h = x.flatten(1) if shared else x.flatten(2)
         drop = self.dropout if train else None
         if drop is not None and drop.any_input:
             h = drop(h, drop.input_p)
-        for w, b, residual in self.blocks:
-            out = self.act(self._linear(h, w, b))
+        for k, (_, _, residual) in enumerate(self.blocks):
+            out = self.act(self.pre_activation(k, h, train, self.weight_mask(k, train)))
             if drop is not None and drop.any_hidden:
                 out = drop(out, drop.hidden_p)
             if residual:
@@ -181,8 +265,8 @@ class StackedMLP:
         shared = x.dim() == 1 + len(self.template.input_shape)
         h = x.flatten(1) if shared else x.flatten(2)
         pre, post = [], []
-        for w, b, residual in self.blocks:
-            z = self._linear(h, w, b)
+        for k, (_, _, residual) in enumerate(self.blocks):
+            z = self.pre_activation(k, h, train=False)
             out = self.act(z)
             pre.append(z)
             post.append(out)
@@ -212,6 +296,9 @@ class StackedMLP:
             torch._foreach_copy_(targets, [v[m] for v in self.views])
         else:
             vector_to_parameters(params.to(targets[0].dtype), targets)
+        for norm, block in zip(self.norms, model.blocks, strict=True):
+            if norm is not None:
+                norm.load_member(m, block.norm)
         if grads:
             bufs = self._grad_buffers.get(id(model))
             if bufs is None:

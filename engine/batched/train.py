@@ -202,11 +202,8 @@ def train_batched(
         models.append(build_model(spec.recipe.model, d0.input_shape, n_out).to(dev))
     M = len(members)
     model = StackedMLP(models, first.model, dev)
-    member_models = [m.spec.recipe.model for m in members]
-    dropout = any(ms.dropout > 0 or ms.input_dropout > 0 for ms in member_models)
-    if dropout:
-        model.dropout = MemberDropout([ms.input_dropout for ms in member_models],
-                                      [ms.dropout for ms in member_models], [m.train.seed for m in members], dev)
+    model.dropout = MemberDropout.of([m.spec.recipe.model for m in members], [m.train.seed for m in members], dev)
+    dropout = model.dropout is not None
     shadow = models[0]  # a solo model to load one member into, for the diagnostics
     shadow.train()
     n_params = count_params(shadow)
@@ -503,7 +500,7 @@ def train_batched(
 
     graph: StepGraph | None = None
     if fast.cuda_graphs and not use_graphs:
-        why = "a member has dropout" if dropout and dev.type == "cuda" else "CUDA graphs need a CUDA device"
+        why = "a member has dropout or DropConnect" if dropout and dev.type == "cuda" else "CUDA graphs need a CUDA device"
         for m in members:
             emit(Message(m.run_id, f"{why}; training eagerly on {dev}", "info"))
 
