@@ -270,6 +270,8 @@ def assert_matches_solo(specs: list[RunSpec], stops=None, **kw) -> tuple[list[Ru
                     s.step, s.x_range, s.y_range, s.points, s.raw, s.n_classes), where
                 cells = [a == c for ra, rc in zip(b.grid, s.grid, strict=True) for a, c in zip(ra, rc, strict=True)]
                 assert sum(cells) >= 0.98 * len(cells), where
+            elif isinstance(s, Message):
+                assert (b.text, b.level) == (s.text, s.level), where
             else:
                 assert b.step == s.step, where
     return results, solo_results
@@ -344,6 +346,22 @@ def test_dropconnect_members_draw_their_solo_runs_masks() -> None:
         assert plan(specs) == [[0, 1, 2]]
         batched, _ = assert_matches_solo(specs)
         assert batched[1].final["train_loss"] != batched[0].final["train_loss"]
+
+
+def test_early_stopping_members_stop_on_their_own() -> None:
+    """Members with early stopping (restoring their best weights or not, BatchNorm's running
+    statistics included) end when their patience runs out, with the solo run's events, while the
+    others train on."""
+    model = ModelSpec(hidden=[48, 48], init="kaiming_normal", norm="batch")
+    common = dict(steps=200, eval_every=10, optimizer="momentum", lr=0.1)  # Adam turns the pre-BN bias's
+    # rounding-noise gradient into full steps, which moves eval-mode figures by ~1e-3 between paths
+    specs = [_spec("es restore", RANDOM, model, early_stopping=True, patience=2, **common),
+             _spec("es keep", RANDOM, model, early_stopping=True, patience=3, restore_best=False, seed=1, **common),
+             _spec("no es", RANDOM, model, **common)]
+    assert plan(specs) == [[0, 1, 2]]
+    batched, solo = assert_matches_solo(specs)
+    assert [r.status for r in batched] == ["early-stopped", "early-stopped", "done"]
+    assert batched[0].step < 200 and batched[0].step != batched[1].step
 
 
 def test_regression_with_extra_metrics() -> None:
@@ -442,7 +460,6 @@ def test_plan_groups_by_architecture_and_data() -> None:
     [
         (ModelSpec(kind="cnn"), {}, "model kind"),
         (ModelSpec(), {"optimizer": "lbfgs"}, "optimizer 'lbfgs'"),
-        (ModelSpec(), {"early_stopping": True}, "early stopping"),
         (ModelSpec(), {"mixup": 0.2}, "mixup"),
         (ModelSpec(), {"ema": 0.99}, "EMA"),
         (ModelSpec(), {"optimizer": "nesterov", "momentum": 0.0}, "invalid settings"),

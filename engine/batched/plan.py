@@ -9,7 +9,7 @@ The rule is a whitelist. Every field of a recipe has one of three roles here:
 * anything **not listed** (including every field added to the config after this module was
   written) must keep its default value, or the run trains solo.
 
-Some listed fields also carry a check (a whitelisted optimizer, no early stopping, ...);
+Some listed fields also carry a check (a whitelisted optimizer, no EMA, no mixup, ...);
 a run that fails one trains solo with the check's words as the reason (see ``why_solo``).
 """
 
@@ -74,9 +74,9 @@ TRAIN_FIELDS: dict[str, tuple[str, Check | None]] = {
     "l2": ("free", None),
     "clip_norm": ("free", None),
     "clip_value": ("free", None),
-    "early_stopping": ("free", _equals(False, "early stopping")),
-    "patience": ("free", None),  # only read with early stopping
-    "restore_best": ("free", None),  # only read with early stopping
+    "early_stopping": ("free", None),  # a member stops on its own (train.py), its best weights restored
+    "patience": ("free", None),
+    "restore_best": ("free", None),
     "ema": ("free", _equals(None, "an EMA of the weights")),
     "mixup": ("free", _equals(0.0, "mixup")),
     "seed": ("free", None),

@@ -159,11 +159,31 @@ class StackedNorm:
                            self.bias.reshape(-1), train, self.momentum, self.eps)
         return out.view(B, M, U).transpose(0, 1)
 
+    def _rows(self, m: int) -> slice:
+        return slice(m * self.units, (m + 1) * self.units)
+
+    def member_state(self, m: int) -> list[Tensor]:
+        """Copies of member `m`'s running statistics (none for LayerNorm)."""
+        if not self.batch:
+            return []
+        rows = self._rows(m)
+        return [self.running_mean[rows].clone(), self.running_var[rows].clone(), self.batches_tracked[m].clone()]
+
+    def load_member_state(self, m: int, state: Sequence[Tensor]) -> int:
+        """Put back member `m`'s running statistics from the start of `state`; how many it took."""
+        if not self.batch:
+            return 0
+        rows = self._rows(m)
+        self.running_mean[rows].copy_(state[0])
+        self.running_var[rows].copy_(state[1])
+        self.batches_tracked[m].copy_(state[2])
+        return 3
+
     @torch.no_grad()
     def load_member(self, m: int, module: nn.Module) -> None:
         """Copy member `m`'s running statistics into its solo BatchNorm `module`."""
         if self.batch:
-            rows = slice(m * self.units, (m + 1) * self.units)
+            rows = self._rows(m)
             module.running_mean.copy_(self.running_mean[rows])
             module.running_var.copy_(self.running_var[rows])
             module.num_batches_tracked.copy_(self.batches_tracked[m])
@@ -310,6 +330,24 @@ class StackedMLP:
             for p in targets:
                 p.grad = None
         return model
+
+    @torch.no_grad()
+    def member_state(self, m: int) -> list[Tensor]:
+        """A copy of member `m`'s state: its parameter row, then its norms' running statistics."""
+        state = [self.params[m].clone()]
+        for norm in self.norms:
+            if norm is not None:
+                state += norm.member_state(m)
+        return state
+
+    @torch.no_grad()
+    def load_member_state(self, m: int, state: Sequence[Tensor]) -> None:
+        """Put back what ``member_state(m)`` copied."""
+        self.params[m].copy_(state[0])
+        k = 1
+        for norm in self.norms:
+            if norm is not None:
+                k += norm.load_member_state(m, state[k:])
 
     @torch.no_grad()
     def freeze(self, m: int) -> None:

@@ -104,6 +104,8 @@ class _Member:
     summary: dict[str, Any] = field(default_factory=dict)
     finished: RunFinished | None = None
     diagnosed_at: int = -1  # the step of the last Diagnostics
+    evals_since_best: int = 0
+    best_state: list[Tensor] | None = None  # with early stopping and restore_best: its best weights
 
     @property
     def train(self):
@@ -405,6 +407,11 @@ def train_batched(
                 best.update(best_val_loss=val_loss, best_step=step, best_epoch=epoch)
                 if classify:
                     best["best_val_acc_at_best_loss"] = values.get("val_acc", 0.0)
+                m.evals_since_best = 0
+                if m.train.early_stopping and m.train.restore_best:
+                    m.best_state = model.member_state(m.row)
+            else:
+                m.evals_since_best += 1
             if classify:
                 best["best_val_acc"] = max(best.get("best_val_acc", 0.0), values.get("val_acc", 0.0))
             best["min_train_loss"] = min(best.get("min_train_loss", math.inf), values.get("train_loss", math.inf))
@@ -441,8 +448,22 @@ def train_batched(
         for m in group:
             active.remove(m)
             model.freeze(m.row)
+            m.best_state = None
             optimizer.reset_rows(m.row)
             alive[m.row] = 0.0
+
+    def stop_early(group: list[_Member], step: int) -> None:
+        """The solo loop's early stop for these members: best weights back (when kept), then finish."""
+        nonlocal loaded
+        reasons = {}
+        for m in group:
+            reasons[m.row] = (f"no val-loss improvement for {m.train.patience} evaluations; "
+                              f"best at step {m.best.get('best_step', 0):.0f}")
+            if m.best_state is not None:
+                model.load_member_state(m.row, m.best_state)
+                loaded = None  # the shadow may hold this member's later weights
+                emit(Message(m.run_id, f"restored the best weights (step {m.best.get('best_step', 0):.0f})"))
+        finish(group, "early-stopped", reasons, step)
 
     def read_window(step: int) -> None:
         nonlocal last_read
@@ -556,6 +577,8 @@ def train_batched(
                 bad = {m.row: f"evaluation loss became non-finite at step {step}"
                        for m in group if not math.isfinite(values[m.row].get("train_loss", 0.0))}
                 finish([m for m in group if m.row in bad], "diverged", bad, step)
+                stop_early([m for m in group if m.row not in bad and m.train.early_stopping
+                            and m.evals_since_best >= m.train.patience], step)
     except torch.cuda.OutOfMemoryError:
         reason = f"out of memory on {dev}: try a smaller batch_size or model (or fewer runs per batched group)"
         for m in list(active):
