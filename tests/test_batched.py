@@ -364,6 +364,21 @@ def test_early_stopping_members_stop_on_their_own() -> None:
     assert batched[0].step < 200 and batched[0].step != batched[1].step
 
 
+def test_residual_and_plain_members_share_a_group() -> None:
+    """The skip connection has no parameters: plain and residual members of one architecture
+    train together (a per-member mask on the skip), on the manual step and through autograd."""
+    for norm in ("none", "batch"):
+        model = ModelSpec(hidden=[24, 24, 24], init="kaiming_normal", norm=norm)
+        specs = [_spec("plain", RANDOM, model, optimizer="momentum", lr=0.05),
+                 _spec("residual", RANDOM, model.model_copy(update={"residual": True}), optimizer="momentum",
+                       lr=0.05),
+                 _spec("residual s1", RANDOM, model.model_copy(update={"residual": True, "dropout": 0.1}),
+                       optimizer="nesterov", lr=0.03, seed=1)]  # not Adam with BatchNorm: see early stopping
+        assert plan(specs) == [[0, 1, 2]]
+        batched, _ = assert_matches_solo(specs)
+        assert batched[0].final["train_loss"] != batched[1].final["train_loss"]
+
+
 def test_regression_with_extra_metrics() -> None:
     data = DataSpec(name="regression_outliers")
     model = ModelSpec(hidden=[16], activation="tanh")
@@ -638,7 +653,9 @@ def test_manual_backward_matches_autograd(model: ModelSpec, loss: str, shared: b
     models = []
     for seed in range(3):
         torch.manual_seed(seed)
-        models.append(build_model(model, (2, 6), n_out).double())
+        # a residual model's middle member is plain: a group may mix them (a mask on the skip)
+        member = model.model_copy(update={"residual": False}) if model.residual and seed == 1 else model
+        models.append(build_model(member, (2, 6), n_out).double())
     stack = StackedMLP(models, model, "cpu")
     x = torch.randn(7, 2, 6, dtype=torch.float64) if shared else torch.randn(3, 7, 2, 6, dtype=torch.float64)
     y = torch.randint(0, 5, (7,)) if classify else torch.randn(7, dtype=torch.float64)

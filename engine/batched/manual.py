@@ -129,9 +129,7 @@ class ManualStep:
             cache.append((z, a, mask))
             if mask is not None:
                 a = a * mask
-            if residual:
-                a = (h if h.dim() == 3 else h.expand(M, *h.shape)) + a
-            h = a
+            h = s.skip(h, a, residual)
         inputs.append(h)
         w_head, b_head = s.head
         out = s._linear(h, w_head, b_head)
@@ -158,8 +156,11 @@ class ManualStep:
             b.grad.copy_(dz.sum(dim=1))
             if k > 0:
                 dh = torch.bmm(dz, w if w_mask is None else w * w_mask)
-                if residual:  # block k's skip connection passes the gradient of its output straight through
+                # block k's skip connection passes the gradient of its output straight through
+                if residual is True:
                     dh += dh_next
+                elif residual is not False:  # only for the members whose block is residual
+                    dh.addcmul_(dh_next, residual)
                 dh_next = dh
         if self.l1 is not None or self.l2 is not None:
             for w in s.weights:

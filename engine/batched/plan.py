@@ -102,7 +102,7 @@ MODEL_FIELDS: dict[str, tuple[str, Check | None]] = {
     "dropout": ("free", None),  # each member's own rate and random stream (stacked.MemberDropout)
     "input_dropout": ("free", None),
     "dropconnect": ("free", None),  # each member's own rate and stream, like dropout
-    "residual": ("shared", None),
+    "residual": ("free", None),  # per member: the skip has no parameters (stacked.StackedMLP.skip)
     "init": ("free", None),  # every member is initialized by the solo model builder
     "init_std": ("free", None),
     "init_value": ("free", None),

@@ -189,6 +189,10 @@ class StackedNorm:
             module.num_batches_tracked.copy_(self.batches_tracked[m])
 
 
+Residual = bool | Tensor
+"""Whether a block is residual: for every member (True / False), or an (M, 1, 1) mask of 1s and 0s."""
+
+
 class StackedMLP:
     """Members of one MLP architecture, trained as one model (see the module docstring)."""
 
@@ -223,14 +227,21 @@ class StackedMLP:
             self._offsets.append(self._offsets[-1] + v[0].numel())
         self._grad_buffers: dict[int, list[Tensor]] = {}
         self.weights = [v for v in views if v.ndim > 2]
-        # (weight, bias, residual) per hidden block, then the head; the blocks' norms beside them
-        self.blocks: list[tuple[Tensor, Tensor, bool]] = []
+        # (weight, bias, residual) per hidden block, then the head; the blocks' norms beside them.
+        # residual: True / False when every member's block is / is not residual, else an (M, 1, 1)
+        # mask of 1s and 0s (members differ only there: the skip adds nothing to parameters)
+        self.blocks: list[tuple[Tensor, Tensor, Residual]] = []
         self.norms: list[StackedNorm | None] = []
+        self.residual_flags: list[list[bool]] = []  # [block][member]
         it = iter(views)
-        for k, block in enumerate(template.blocks):
+        for k in range(len(template.blocks)):
             w, b = next(it), next(it)
-            self.blocks.append((w, b, bool(block.residual)))
-            if isinstance(block.norm, nn.Identity):
+            flags = [bool(m.blocks[k].residual) for m in models]
+            self.residual_flags.append(flags)
+            residual: Residual = flags[0] if len(set(flags)) == 1 else torch.tensor(
+                flags, dtype=self.params.dtype, device=self.device).view(M, 1, 1)
+            self.blocks.append((w, b, residual))
+            if isinstance(template.blocks[k].norm, nn.Identity):
                 self.norms.append(None)
             else:  # the solo parameter order: linear weight and bias, then the norm's gain and shift
                 self.norms.append(StackedNorm([m.blocks[k].norm for m in models], next(it), next(it)))
@@ -274,10 +285,15 @@ class StackedMLP:
             out = self.act(self.pre_activation(k, h, train, self.weight_mask(k, train)))
             if drop is not None and drop.any_hidden:
                 out = drop(out, drop.hidden_p)
-            if residual:
-                out = (h if h.dim() == 3 else h.expand(self.n_members, *h.shape)) + out
-            h = out
+            h = self.skip(h, out, residual)
         return self._linear(h, *self.head)
+
+    def skip(self, h: Tensor, out: Tensor, residual: Residual) -> Tensor:
+        """A block's output `out` plus its input `h` where the block is residual."""
+        if residual is False:
+            return out
+        h = h if h.dim() == 3 else h.expand(self.n_members, *h.shape)
+        return h + out if residual is True else torch.addcmul(out, h, residual)
 
     def capture(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """The forward pass's activation inputs and outputs per hidden block, ``(M, B, units)`` each
@@ -290,9 +306,7 @@ class StackedMLP:
             out = self.act(z)
             pre.append(z)
             post.append(out)
-            if residual:
-                out = (h if h.dim() == 3 else h.expand(self.n_members, *h.shape)) + out
-            h = out
+            h = self.skip(h, out, residual)
         return pre, post
 
     def offsets_of(self, tensors: Sequence[Tensor]) -> list[tuple[int, int]]:
@@ -316,9 +330,10 @@ class StackedMLP:
             torch._foreach_copy_(targets, [v[m] for v in self.views])
         else:
             vector_to_parameters(params.to(targets[0].dtype), targets)
-        for norm, block in zip(self.norms, model.blocks, strict=True):
+        for norm, flags, block in zip(self.norms, self.residual_flags, model.blocks, strict=True):
             if norm is not None:
                 norm.load_member(m, block.norm)
+            block.residual = flags[m]  # the shadow model may have been built as another member
         if grads:
             bufs = self._grad_buffers.get(id(model))
             if bufs is None:
