@@ -111,20 +111,31 @@ def valid_metrics(kind: str | None = None, *, numeric: bool = False) -> list[str
     return sorted(names) + [f"{prefix}<name>" for prefix in _families(kind)]
 
 
+USUAL = ("val_loss", "val_acc", "train_loss", "best_val_loss", "best_val_acc", "val_mae", "gap", "best_score",
+         "dist_to_min", "max_rel_error")
+"""The names most searches and claims use: shown for a name too unlike any other to have close ones."""
+
+
 def close_metrics(name: str, kind: str | None = None, n: int = 3) -> list[str]:
     """The valid names nearest to a misspelled one (difflib), best first."""
     return difflib.get_close_matches(name, sorted(metric_names(kind)), n=n)
 
 
 def unknown_metric(name: str, kind: str | None = None, *, numeric: bool = False) -> str | None:
-    """None when a run of `kind` can report `name` (a number, with `numeric`), else a short reason."""
+    """None when a run of `kind` can report `name` (a number, with `numeric`), else a short reason.
+
+    The reason names a few valid names, not all of them: there are about a hundred, and a line
+    that long hides the one the person meant."""
     if numeric and name in TEXT_METRICS:
         return f"{name!r} is text, not a number"
     if is_metric(name, kind):
         return None
-    close = close_metrics(name, kind)
-    return (f"unknown metric {name!r}: no {kind + ' ' if kind else ''}run reports it"
-            + (f"; closest: {', '.join(close)}" if close else ""))
+    valid = valid_metrics(kind, numeric=numeric)
+    close = [m for m in close_metrics(name, kind, n=6) if m in valid]
+    hint = (f"closest: {', '.join(close)}" if close
+            else f"e.g. {', '.join([m for m in USUAL if m in valid][:6])}")
+    return (f"unknown metric {name!r}: no {kind + ' ' if kind else ''}run reports it; "
+            f"{len(valid)} metric names exist; {hint}")
 
 
 def run_kind(spec: Any) -> str:

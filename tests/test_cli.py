@@ -170,6 +170,52 @@ def test_preset_ids_are_never_cut_at_80_columns(capsys, monkeypatch):
     assert all(f" {pid} " in out for pid in builtin_ids())
 
 
-def test_runs_of_an_unknown_preset_say_which_presets_the_store_has(capsys):
-    assert main(["runs", "--preset", "optimzers"]) == 0
-    assert "no stored runs of preset 'optimzers'" in capsys.readouterr().err
+def test_runs_of_an_unknown_preset_is_invalid_input_with_the_nearest_ids(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    assert main(["runs", "--preset", "optimzers"]) == 2
+    captured = capsys.readouterr()
+    assert "unknown preset 'optimzers'" in captured.err and "optimizers" in captured.err
+    assert "dllab presets" in captured.err and "Traceback" not in captured.err and captured.out == ""
+    assert main(["runs", "--preset", "optimzers", "--json"]) == 2
+
+
+def test_runs_of_a_known_preset_without_runs_is_an_empty_answer(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "mine.toml").write_text(TINY)
+    for preset in ("optimizers", "mine"):
+        assert main(["runs", "--preset", preset]) == 0
+        assert f"no stored runs of preset {preset!r}" in capsys.readouterr().err
+
+
+def test_runs_of_a_deleted_recipe_still_list(tmp_path, monkeypatch, capsys):
+    from engine.events import RunFinished, RunStarted
+    from engine.store import RunStore
+
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    with RunStore(tmp_path) as store:  # its preset file is gone; its runs stay in the store
+        store.record(RunStarted("r1", "A", 0, "my-old-recipe", "c", {}, "cpu", 10, 100, 10))
+        store.record(RunFinished("r1", "done", 100, "finished", {"train_loss": 0.5}, {}, 1.0))
+    assert main(["runs", "--preset", "my-old-recipe"]) == 0
+    assert "r1" in capsys.readouterr().out
+    assert main(["runs", "--preset", "my-old-recipe", "--status", "failed"]) == 0  # known, none failed
+    assert "no stored runs of preset 'my-old-recipe' with status 'failed'" in capsys.readouterr().err
+    assert main(["runs", "--preset", "my-old-recip"]) == 2
+    assert "did you mean my-old-recipe" in capsys.readouterr().err
+
+
+def test_runs_and_show_print_names_with_brackets_as_written(tmp_path, monkeypatch, capsys):
+    """A user's preset and variant names are not rich markup ("[/b]" used to be a traceback)."""
+    from engine.events import RunFinished, RunStarted
+    from engine.store import RunStore
+
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "120")
+    with RunStore(tmp_path) as store:
+        store.record(RunStarted("r1", "a [/b] c", 0, "[bold]p", "c", {}, "cpu", 10, 100, 10))
+        store.record(RunFinished("r1", "done", 100, "finished [x]", {"train_loss": 0.5}, {}, 1.0))
+    assert main(["runs"]) == 0
+    out = capsys.readouterr().out
+    assert "a [/b] c" in out and "[bold]p" in out
+    assert main(["show", "r1"]) == 0
+    assert "[bold]p / a [/b] c" in capsys.readouterr().out

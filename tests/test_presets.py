@@ -97,6 +97,17 @@ def test_invalid_presets_give_clear_messages(change, expected):
     assert "Traceback" not in message
 
 
+def test_an_unknown_claim_metric_names_a_few_metrics_not_all():
+    with pytest.raises(PresetError) as info:
+        parse(MINIMAL.replace('metric = "train_loss"', 'metric = "bogus"', 1))
+    message = str(info.value)
+    assert "'bogus'" in message and "metric names exist" in message and "e.g. val_loss" in message
+    assert message.count(",") <= 6, message
+    with pytest.raises(PresetError) as info:
+        parse(MINIMAL.replace('metric = "train_loss"', 'metric = "train_los"', 1))
+    assert "closest: train_loss" in str(info.value) and str(info.value).count(",") <= 6
+
+
 def test_unknown_preset_lists_the_catalogue(tmp_path):
     with pytest.raises(PresetError, match="optimizers"):
         load_preset("no-such-technique")

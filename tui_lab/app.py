@@ -144,12 +144,12 @@ class DllabApp(App):
         try:
             draft = draft_with_lr(Draft.from_preset(loaded.preset), variant, lr, lr_find=lr_find)
         except KeyError:
-            self.notify(f"{loaded.id} has no variant {variant!r}", severity="error")
+            self.notify(f"{loaded.id} has no variant {variant!r}", severity="error", markup=False)
             return
         self.pending_variant = variant
         self.open_in_builder(loaded, draft)
         self.notify(f"train.lr = {lr:g} in variant {variant!r} of {loaded.id}: check it and save (ctrl+s) or "
-                    "run (ctrl+r)", title="Learning rate applied", timeout=8)
+                    "run (ctrl+r)", title="Learning rate applied", timeout=8, markup=False)
 
     # -- comparisons ----------------------------------------------------------------------
 
@@ -162,7 +162,7 @@ class DllabApp(App):
         try:
             specs = loaded.expand(quick=quick, seeds=seeds)
         except PresetError as exc:
-            self.notify(str(exc), title="Cannot run", severity="error", timeout=10)
+            self.notify(str(exc), title="Cannot run", severity="error", timeout=10, markup=False)
             return
         title = loaded.preset.title
         comparison = Comparison(title, loaded=loaded, quick=quick, seeds=seeds, device=self.device)
@@ -180,7 +180,7 @@ class DllabApp(App):
             comparison = SearchComparison(loaded.preset.title, loaded=loaded, quick=quick, seeds=seeds,
                                           device=self.device)
         except (PresetError, ValueError) as exc:
-            self.notify(str(exc), title="Cannot run", severity="error", timeout=10)
+            self.notify(str(exc), title="Cannot run", severity="error", timeout=10, markup=False)
             return
         store, device, factory = self.store, self.device, self.search_executor
 
@@ -273,7 +273,8 @@ class DllabApp(App):
             return
         c = session.comparison
         if message.error:
-            self.notify(message.error, title=f"{c.title}: the runner failed", severity="error", timeout=15)
+            self.notify(message.error, title=f"{c.title}: the runner failed", severity="error", timeout=15,
+                        markup=False)
             return
         claims = c.claims()
         held = sum(r.holds for r in claims)

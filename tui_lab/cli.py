@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from engine.store import RunStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -133,7 +140,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
             chapter = p.preset.chapter
             table.add_section()
             table.add_row(f"[bold]{chapter}[/]", "", "", "", "")
-        table.add_row(p.id, p.preset.title, p.preset.step, p.preset.benefit, p.preset.summary)
+        table.add_row(p.id, Text(p.preset.title), p.preset.step, p.preset.benefit, Text(p.preset.summary))
     _console().print(table)
     return EXIT_OK
 
@@ -185,17 +192,40 @@ def _compact(x: object) -> str:
 NUMERIC = ("seed", "val acc", "loss", "wall s")
 
 
+def _unknown_preset(preset: str, store: RunStore) -> str | None:
+    """Why `--preset` names nothing, or None when it does.
+
+    A preset is known when the catalogue or the saved recipes have it, or when the store still has
+    runs of it (a saved recipe that was deleted since): only then is an empty list an answer, not a
+    typo."""
+    from engine.presets import builtin_ids
+    from engine.store import default_home
+
+    saved_dir = default_home() / "presets"
+    known = {*builtin_ids(), *(p.stem for p in saved_dir.glob("*.toml"))}
+    if preset in known or store.list_runs(preset=preset, limit=1):
+        return None
+    stored = {r.preset for r in store.list_runs() if r.preset}
+    close = difflib.get_close_matches(preset, sorted(known | stored), n=4, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return f"unknown preset {preset!r}; {hint}`dllab presets` lists the catalogue"
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from engine.store import RunStore
 
     store = RunStore()
     rows = store.list_runs(preset=args.preset, status=args.status, limit=args.limit)
+    if not rows and args.preset and (problem := _unknown_preset(args.preset, store)):
+        print(f"dllab: {problem}", file=sys.stderr)
+        return EXIT_INVALID
     if args.json:
         print(json.dumps([row.__dict__ for row in rows], indent=2, default=str))
         return EXIT_OK
     if not rows and args.preset:
         known = sorted({r.preset for r in store.list_runs() if r.preset})
-        print(f"dllab: no stored runs of preset {args.preset!r}"
+        with_status = f" with status {args.status!r}" if args.status else ""
+        print(f"dllab: no stored runs of preset {args.preset!r}{with_status}"
               + (f"; the store has runs of: {', '.join(known)}" if known else "; the store is empty"), file=sys.stderr)
     console = _console()
     narrow = console.width < 96  # an 80-column terminal: leave out the start time, keep every number whole
@@ -210,7 +240,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in rows:
         started = dt.datetime.fromtimestamp(r.started).strftime("%m-%d %H:%M") if r.started else "–"
         table.add_row(
-            r.run_id, r.preset, r.variant, str(r.seed), r.status,
+            r.run_id, Text(r.preset or ""), Text(r.variant or ""), str(r.seed), r.status,  # Text: names, not markup
             f"{r.final.get('val_acc', float('nan')):.3f}" if r.final.get("val_acc") is not None else "–",
             _compact(r.final.get("train_loss")),
             f"{r.wall_time:.1f}" if r.wall_time else "–",
@@ -235,7 +265,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps({"run": row.__dict__, "evals": evals}, indent=2, default=str))
         return EXIT_OK
     console = _console()
-    console.print(f"[bold]{row.run_id}[/]  {row.preset} / {row.variant} (seed {row.seed})  [{row.status}] {row.reason}")
+    console.print(f"[bold]{row.run_id}[/]  {escape(f'{row.preset} / {row.variant}')} (seed {row.seed})  "
+                  f"{escape(f'[{row.status}] {row.reason}')}")
     recipe = row.spec.get("recipe", {})
     for section in ("data", "model", "train"):
         fields = recipe.get(section, {})

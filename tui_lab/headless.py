@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -119,7 +120,7 @@ class _Progress:
                 status = "running"
             step = f"{o.step}/{total}" if o and total else "–"
             table.add_row(
-                spec.variant,
+                Text(spec.variant),
                 str(spec.seed),
                 step,
                 _fmt(loss),
@@ -191,7 +192,7 @@ def results_table(result: ComparisonResult, width: int | None = None) -> Table:
     minimum training loss goes (the final one stays) and the variant names give way."""
     from rich import box
 
-    table = Table(title=f"{result.preset.preset.title}{' (quick)' if result.quick else ''}", box=box.SIMPLE_HEAD,
+    table = Table(title=escape(f"{result.preset.preset.title}{' (quick)' if result.quick else ''}"), box=box.SIMPLE_HEAD,
                   pad_edge=False, collapse_padding=True)
     def last(o: Any, key: str) -> Any:
         """The final figure, or for a run stopped without one (Ctrl+C) its last evaluation's."""
@@ -218,7 +219,7 @@ def results_table(result: ComparisonResult, width: int | None = None) -> Table:
             continue
         table.add_column(col, justify="left" if col == "status" else "right", no_wrap=True, min_width=widths[k])
     for o, r in zip(result.outcomes, rows, strict=True):
-        table.add_row(*r[:2], Text(o.status, style=STATUS_STYLE.get(o.status, "")), *r[3:])
+        table.add_row(Text(r[0]), r[1], Text(o.status, style=STATUS_STYLE.get(o.status, "")), *r[3:])
     return table
 
 
@@ -243,11 +244,11 @@ def print_result(result: ComparisonResult, console: Console, as_json: bool = Fal
     console.print(results_table(result, console.width))
     for o in result.outcomes:
         if o.status in ("failed", "diverged", "cancelled"):
-            console.print(f"[bold]{o.variant}[/] (seed {o.seed}): {o.status}: {o.reason}")
+            console.print(f"[bold]{escape(o.variant)}[/] (seed {o.seed}): {o.status}: {escape(o.reason)}")
     diagnoses = {(o.variant, o.seed): diagnose(o.evals, o.status, o.reason) for o in result.outcomes}
     console.print("[bold]Curves[/]")
     for (variant, seed), d in diagnoses.items():
-        console.print(f"  {variant} (seed {seed}): {d.text}")
+        console.print(f"  {escape(variant)} (seed {seed}): {escape(d.text)}")
     if result.claims:
         console.print("[bold]Claims[/]")
         console.print(claims_view(result.claims))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from engine.presets import load_preset
 from tui_lab.screens.confirm import ConfirmScreen
 from tui_lab.screens.dashboard import DashboardScreen
@@ -187,3 +189,22 @@ async def test_switching_the_theme_recolours_the_lines(make_app):
         assert screen._colors != before
         plot = screen.query_one("#plot-train_loss", MetricPlot)
         assert plot.data.colors == screen._colors  # redrawn with the new theme's colours
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+async def test_the_header_counts_running_runs_apart_from_finished_ones(make_app, size):
+    """Mid-training (a batched group's members end together) the header used to read "running 0/7":
+    0 was the finished count, read as "none of 7 running". At 80 columns the toggles still fit."""
+    app = make_app(open_preset=pinned("optimizers"), quick=True, hold_at=0.4)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and all(
+            r.status == "running" for r in live(app).runs))
+        await pilot.press("s")  # smoothing 0.6: the longest toggles
+        await pilot.pause(0.4)
+        header = screen_text(app).splitlines()[1]
+        assert "7 running · 0/7 ended" in header and "running 0/7" not in header, header
+        assert header.rstrip().endswith("smooth 0.6 · x step"), header
+        await pilot.press("C")
+        await wait_for(pilot, lambda: live(app).finished)
+        await pilot.pause(0.4)
+        assert "finished 7/7" in screen_text(app).splitlines()[1]

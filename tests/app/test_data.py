@@ -12,7 +12,7 @@ from engine.events import from_dict
 from engine.presets import PresetError, load_preset, parse_preset
 from tui_lab.data import fmt
 from tui_lab.data import series as S
-from tui_lab.data.comparison import Comparison
+from tui_lab.data.comparison import Comparison, smoothing_applies
 from tui_lab.data.draft import (
     Draft,
     format_overrides,
@@ -128,6 +128,39 @@ def test_curves_one_per_variant_with_log_and_time_axis():
     sgd = next(cv for cv in logged if cv.label == "SGD")
     assert max(sgd.ys) < 1 and sgd.xs == sorted(sgd.xs)
     assert c.curves("val_acc", "epoch")[0].xs[-1] == pytest.approx(18.75)
+
+
+def test_smoothing_shapes_the_per_step_training_loss_only():
+    """Smoothing is for the noisy per-step loss: an evaluation curve (a few points) smoothed would
+    top out far below what was measured, and the learning rate is a schedule, not noise."""
+    from engine.events import EvalMetrics, RunStarted, StepMetrics
+
+    c = Comparison("smoothing")
+    c.add(RunStarted("r", "A", 0, "p", "c", {}, "cpu", 10, 400, 100))
+    for step in range(0, 400, 10):
+        c.add(StepMetrics("r", step, step / 100, 1.0 + (step % 20) / 10, 0.1 / (1 + step), step / 100, 100.0))
+    for i, acc in enumerate((0.3, 0.6, 0.85, 0.92)):
+        c.add(EvalMetrics("r", 100 * (i + 1), i + 1.0, {"val_acc": acc, "val_loss": 1.0 - acc}, 1.0))
+    for metric in ("val_acc", "val_loss", "lr"):
+        assert c.curves(metric, smoothing=0.9)[0].ys == c.curves(metric)[0].ys, metric
+    assert max(c.curves("val_acc", smoothing=0.9)[0].ys) == pytest.approx(0.92)
+    assert c.curves("train_loss", smoothing=0.9)[0].ys != c.curves("train_loss")[0].ys
+    assert all(smoothing_applies(m) == (m == "train_loss") for m in ("train_loss", "val_loss", "val_acc", "lr"))
+
+
+def test_the_form_of_stored_runs_comes_from_their_recipes():
+    from tui_lab.data.comparison import stored_form
+
+    loaded = load_preset("dropout")
+    quick, full = loaded.expand(quick=True, seeds=[0, 1]), loaded.expand(quick=False, seeds=[0])
+    assert stored_form(loaded, quick) is True and stored_form(loaded, full) is False
+    assert stored_form(loaded, [quick[0], full[1]]) is None  # a set mixing both forms
+    assert stored_form(None, quick) is None and stored_form(loaded, []) is None
+    edited = quick[0].model_copy(update={"recipe": quick[0].recipe.model_copy(
+        update={"train": quick[0].recipe.train.model_copy(update={"lr": 0.123})})})
+    assert stored_form(loaded, [edited]) is None  # the preset changed since (or a saved copy ran)
+    renamed = quick[0].model_copy(update={"variant": "gone"})
+    assert stored_form(loaded, [renamed]) is None
 
 
 def test_runs_of_several_seeds_draw_a_mean_with_a_band():

@@ -172,3 +172,71 @@ async def test_a_new_sort_shows_the_top_of_the_table(make_app, store):
         assert table.cursor_row == 0 and table.scroll_offset.y == 0
         first = table.shown[0].run_id
         assert first[:6] in screen_text(app).splitlines()[3]
+
+
+NAMES_WITH_BRACKETS = [("[bold]x", "lr [lr=0.1]"), ("a [/b] c", "[red]y[/]")]
+"""(preset, variant) names a person may give that read as Textual markup: a tag, a closing tag."""
+
+
+def _store_named_runs(store, names: list[tuple[str, str]]) -> None:
+    from engine.events import EvalMetrics, RunFinished, RunStarted
+
+    for i, (preset, variant) in enumerate(names):
+        run_id = f"r{i}"
+        store.record(RunStarted(run_id, variant, 0, preset, f"cmp-{i}", {}, "cpu", 10, 10, 10))
+        store.record(EvalMetrics(run_id, 10, 1.0, {"train_loss": 0.5, "val_loss": 0.6, "val_acc": 0.9}, 1.0))
+        store.record(RunFinished(run_id, "done", 10, "finished", {"train_loss": 0.5, "val_acc": 0.9}, {}, 1.0))
+
+
+async def test_names_with_brackets_show_as_written(make_app, store):
+    _store_named_runs(store, NAMES_WITH_BRACKETS)
+    app = make_app(mode="history")
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await _open_history(app, pilot)
+        table = screen.query_one(RunTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        text = screen_text(app)
+        for preset, variant in NAMES_WITH_BRACKETS:
+            assert preset in text and variant in text, text
+        await pilot.press("space", "space", "o")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.comparison.finished)
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        for _, variant in NAMES_WITH_BRACKETS:
+            assert variant in text, text
+
+
+def _store_preset_runs(store, *, quick: bool, variants: int = 2) -> None:
+    """Runs of the catalogue's `dropout` as the runner stores them, in its quick or full form."""
+    from engine.events import RunFinished, RunStarted
+    from engine.presets import load_preset
+
+    for i, spec in enumerate(load_preset("dropout").expand(quick=quick, seeds=[0])[:variants]):
+        run_id = f"{'q' if quick else 'f'}{i}"
+        store.record(RunStarted(run_id, spec.variant, spec.seed, "dropout", "cmp", spec.model_dump(mode="json"),
+                                "cpu", 10, 10, 10))
+        store.record(RunFinished(run_id, "done", 10, "finished", {"train_loss": 0.5}, {}, 1.0))
+
+
+async def _rerun_header(make_app, store, quick: bool) -> str:
+    _store_preset_runs(store, quick=quick)
+    app = make_app(mode="history")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _open_history(app, pilot)
+        await pilot.press("space", "space", "o")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.comparison.finished)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.bridge.live is not None and app.bridge.live.comparison.finished)
+        await wait_for(pilot, lambda: app.screen.session is app.bridge.live)
+        await pilot.pause(0.4)
+        return screen_text(app).splitlines()[1]
+
+
+async def test_a_rerun_of_stored_quick_runs_says_quick(make_app, store):
+    header = await _rerun_header(make_app, store, quick=True)
+    assert "(quick)" in header and "(full)" not in header, header
+
+
+async def test_a_rerun_of_stored_full_runs_says_full(make_app, store):
+    header = await _rerun_header(make_app, store, quick=False)
+    assert "(full)" in header and "(quick)" not in header, header

@@ -102,3 +102,85 @@ async def test_text_typed_in_a_focused_compact_field_is_visible(make_app):
         field = app.screen.query_one("#library-search", Input)
         assert app.focused is field and field.content_region.height == 1
         assert "adam" in screen_text(app).splitlines()[1]
+
+
+MARKUP_TITLE = "Mine [/b] lr [lr=0.1]"
+"""A title and variant names that read as Textual markup: a closing tag (raises), a tag (vanishes)."""
+MARKUP_VARIANTS = ("lr [lr=0.1]", "[bold]B")
+
+
+def _write_markup_recipe(folder) -> None:
+    from tiny_presets import tiny_preset
+
+    folder.mkdir(exist_ok=True)
+    body = "".join(f'\n[[variants]]\nname = "{name}"\ntrain = {{ lr = 0.1 }}\n' for name in MARKUP_VARIANTS)
+    (folder / "mine.toml").write_text(tiny_preset("[base.train]\nsteps = 20\n" + body, title=MARKUP_TITLE))
+
+
+async def test_a_saved_recipe_with_brackets_in_its_names_shows_them_as_written(make_app, dllab_home):
+    from textual.widgets import Select, TabbedContent
+
+    _write_markup_recipe(dllab_home / "presets")
+    app = make_app(catalogue=pinned_catalogue)
+    async with app.run_test(size=(120, 34)) as pilot:
+        await pilot.press("slash", *"mine", "enter")
+        tree = app.screen.query_one(CatalogueTree)
+        await wait_for(pilot, lambda: tree.current is not None and tree.current.id == "mine")
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert text.count(MARKUP_TITLE) == 2, text  # the tree's leaf and the card
+        assert all(name in text for name in MARKUP_VARIANTS), text
+
+        await pilot.press("b")
+        await wait_for(pilot, lambda: app.current_mode == "builder" and app.screen.query("#variant-list"))
+        app.screen.query_one("#builder-tabs", TabbedContent).active = "tab-variants"
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert all(name in text for name in MARKUP_VARIANTS), text
+
+        await pilot.press("5")
+        await wait_for(pilot, lambda: app.current_mode == "tools")
+        view = app.screen.query_one("#view-lr")
+        await wait_for(pilot, lambda: bool(view.presets))
+        view.query_one("#lr-preset", Select).value = str(dllab_home / "presets" / "mine.toml")
+        await wait_for(pilot, lambda: view.loaded is not None and view.loaded.id == "mine")
+        await pilot.pause(0.3)
+        assert MARKUP_VARIANTS[0] in screen_text(app)  # the variant menu shows the first one
+
+
+async def test_a_saved_copy_of_a_catalogue_preset_is_marked_as_yours(make_app, dllab_home):
+    """The Builder saves an edited catalogue preset under its own id: the Library lists both, the
+    user's copy marked (in the tree, the card and the tools' menus), the catalogue's unchanged."""
+    import shutil
+
+    from textual.widgets import Select
+
+    from .conftest import PINNED
+
+    (dllab_home / "presets").mkdir()
+    shutil.copy(PINNED / "optimizers.toml", dllab_home / "presets" / "optimizers.toml")
+    app = make_app(catalogue=pinned_catalogue)
+    async with app.run_test(size=(120, 34)) as pilot:
+        tree = app.screen.query_one(CatalogueTree)
+        await wait_for(pilot, lambda: len(tree.saved) == 1)
+        leaves = {leaf.data.path.parent: str(leaf.label) for branch in tree.root.children
+                  for leaf in branch.children if leaf.data and leaf.data.id == "optimizers"}
+        assert leaves[PINNED] == "Optimizers" and "yours" in leaves[dllab_home / "presets"]
+
+        await pilot.press("slash", *"optimizers", "enter")
+        while tree.current is None or tree.current.path.parent != dllab_home / "presets":
+            await pilot.press("down")
+        await pilot.pause(0.3)
+        assert "your recipe" in screen_text(app)
+        while tree.current is None or tree.current.path.parent != PINNED:
+            await pilot.press("up")
+        await pilot.pause(0.3)
+        assert "your recipe" not in screen_text(app)
+
+        await pilot.press("5")
+        await wait_for(pilot, lambda: app.current_mode == "tools")
+        view = app.screen.query_one("#view-lr")
+        await wait_for(pilot, lambda: bool(view.presets))
+        labels = [str(prompt) for prompt, path in view.preset_options() if "optimizers" in str(prompt)]
+        assert sorted(labels) == ["optimizers", "optimizers (yours)"]
+        assert view.query_one("#lr-preset", Select).value == str(PINNED / "optimizers.toml")

@@ -86,11 +86,11 @@ def run(args: argparse.Namespace) -> int:
 
 def check_score(score: str, base) -> None:
     """A ValueError (exit 2) before any training when runs like `base` never report `score`."""
-    from engine.metric_names import run_kind, unknown_metric, valid_metrics
+    from engine.metric_names import run_kind, unknown_metric
 
     kind = run_kind(base)
     if problem := unknown_metric(score, kind, numeric=True):
-        raise ValueError(f"--score: {problem}; a {kind} run reports: {', '.join(valid_metrics(kind, numeric=True))}")
+        raise ValueError(f"--score: {problem}")
 
 
 def results_table(result, sort: str = "score"):

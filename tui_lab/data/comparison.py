@@ -37,19 +37,31 @@ class MetricInfo:
     source: str
     """``steps`` (StepMetrics, every log_every steps) or ``evals`` (EvalMetrics)."""
     is_loss: bool
+    smooth: bool = False
+    """Whether the smoothing setting applies: only to a noisy per-step series (the minibatch loss).
+    An evaluation is measured on a whole split at a few points, and an EMA over four points drags
+    the curve far from what was measured (0.92 drawn as 0.62); the learning rate is a schedule."""
 
 
 METRICS: dict[str, MetricInfo] = {
     m.key: m
     for m in (
-        MetricInfo("train_loss", "train loss", "steps", True),
+        MetricInfo("train_loss", "train loss", "steps", True, smooth=True),
         MetricInfo("val_loss", "val loss", "evals", True),
         MetricInfo("val_acc", "val accuracy", "evals", False),
         MetricInfo("lr", "learning rate", "steps", False),
     )
 }
+
 X_AXES = ("step", "epoch", "time")
 SMOOTHING = (0.0, 0.6, 0.9)
+
+
+def smoothing_applies(metric: str) -> bool:
+    """Whether the plots smooth `metric` (see ``MetricInfo.smooth``); a metric not listed in
+    METRICS is read from the evaluations, so it is never smoothed."""
+    info = METRICS.get(metric)
+    return info is not None and info.smooth
 
 
 @dataclass
@@ -158,7 +170,7 @@ class Comparison:
         title: str,
         *,
         loaded: LoadedPreset | None = None,
-        quick: bool = False,
+        quick: bool | None = False,
         seeds: list[int] | None = None,
         read_only: bool = False,
         device: str = "auto",
@@ -166,6 +178,8 @@ class Comparison:
         self.title = title
         self.loaded = loaded
         self.quick = quick
+        """The preset's quick (True) or full (False) form; None: runs that are neither, or either
+        (stored runs whose recipes match no single form of their preset, see `add_stored`)."""
         self.seeds = seeds
         self.read_only = read_only
         self.device = device
@@ -233,6 +247,7 @@ class Comparison:
             spec = _spec_from_json(r.spec)
             if spec is not None:
                 self.specs.append(spec)
+        self.quick = stored_form(self.loaded, self.specs) if len(self.specs) == len(rows) else None
         self.version += 1
 
     # -- events ---------------------------------------------------------------------------
@@ -354,8 +369,10 @@ class Comparison:
         return any(run.series(metric, "step")[0] for run in self.runs)
 
     def curves(self, metric: str, x_axis: str = "step", smoothing: float = 0.0, log: bool = False) -> list[Curve]:
-        """One curve per variant: its run's points, or the mean over its seeds with a min/max band."""
+        """One curve per variant: its run's points, or the mean over its seeds with a min/max band.
+        `smoothing` is the EMA weight for a metric it applies to (`smoothing_applies`)."""
         out: list[Curve] = []
+        smoothing = smoothing if smoothing_applies(metric) else 0.0
         for i, label in enumerate(self.labels):
             runs = [r for r in self.runs if r.label == label]
             per_seed = []
@@ -404,6 +421,25 @@ class Comparison:
     def run_specs(self) -> list[RunSpec]:
         """The specs to run again (a live comparison's, or rebuilt from stored runs' spec JSON)."""
         return list(self.specs)
+
+
+def stored_form(loaded: LoadedPreset | None, specs: Sequence[RunSpec]) -> bool | None:
+    """Whether stored runs are the quick (True) or the full (False) form of `loaded`: each run's
+    recipe is compared with what the preset expands its variant and seed to. None when that cannot be
+    told: no preset, a variant or recipe it no longer has (edited since), a mix of the two forms, or
+    a preset whose two forms are the same recipes. A rerun says which form it runs from this."""
+    if loaded is None or not specs:
+        return None
+    seeds = sorted({s.seed for s in specs})
+    forms = []
+    for quick in (True, False):
+        try:
+            expanded = {(s.variant, s.seed): s.key() for s in loaded.expand(quick=quick, seeds=seeds)}
+        except ValueError:  # a PresetError: the preset no longer expands
+            return None
+        if all(expanded.get((s.variant, s.seed)) == s.key() for s in specs):
+            forms.append(quick)
+    return forms[0] if len(forms) == 1 else None
 
 
 def _spec_from_json(data: dict[str, Any]) -> RunSpec | None:

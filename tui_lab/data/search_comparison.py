@@ -21,7 +21,7 @@ from engine.events import RunStarted
 from engine.outcomes import RunOutcome
 from engine.presets import LoadedPreset
 from tui_lab.data import series as S
-from tui_lab.data.comparison import Comparison, Curve, RunView
+from tui_lab.data.comparison import Comparison, Curve, RunView, smoothing_applies
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ class SearchComparison(Comparison):
             steps, xs, ys = run.series(metric, x_axis)
             if not steps:
                 continue
-            if smoothing:
+            if smoothing and smoothing_applies(metric):
                 ys = S.ema(ys, smoothing)
             px, py = S.log10_series(xs, ys) if log else S.finite_points(xs, ys)
             if px:

@@ -325,26 +325,28 @@ class BuilderScreen(Screen):
 
     def action_save(self) -> None:
         if self.validate() is None:
-            self.notify(self.problem, title="Not saved: the recipe is not valid", severity="error", timeout=8)
+            self.notify(self.problem, title="Not saved: the recipe is not valid", severity="error", timeout=8,
+                        markup=False)
             return
         path = self.save_path()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(self.draft.toml(), encoding="utf-8")
         except OSError as exc:
-            self.notify(str(exc), title="Could not save", severity="error")
+            self.notify(str(exc), title="Could not save", severity="error", markup=False)
             return
         self.path = path
         self._clean = self.draft.to_dict()
         with self.prevent(Input.Changed):
             self.query_one("#save-path", Input).value = str(path)
         self.app.saved_changed = True
-        self.notify(f"saved to {path}", title="Recipe saved")
+        self.notify(f"saved to {path}", title="Recipe saved", markup=False)
 
     def action_run(self, quick: bool) -> None:
         loaded = self.validate()
         if loaded is None:
-            self.notify(self.problem, title="Cannot run: the recipe is not valid", severity="error", timeout=8)
+            self.notify(self.problem, title="Cannot run: the recipe is not valid", severity="error", timeout=8,
+                        markup=False)
             return
         self.app.start_preset(loaded, quick=quick)
 
@@ -362,10 +364,10 @@ class BuilderScreen(Screen):
         try:
             loaded = load_preset(path)
         except PresetError as exc:
-            self.notify(str(exc), title="Cannot open", severity="error", timeout=8)
+            self.notify(str(exc), title="Cannot open", severity="error", timeout=8, markup=False)
             return False
         self.load_draft(Draft.from_preset(loaded.preset), editable_path(loaded))
-        self.notify(f"opened {loaded.path}")
+        self.notify(f"opened {loaded.path}", markup=False)
         return True
 
     def action_new(self) -> None:

@@ -242,12 +242,11 @@ class DashboardScreen(Screen):
             if not plot.display:
                 continue
             log = (self.log_scale and info.is_loss) or (key == "lr" and c.lr_spans_decades())
-            smoothing = 0.0 if key == "lr" else self.smoothing
             empty = "waiting for the first points"
             if c.finished and not c.has_metric(key):
                 empty = "not measured in these runs"
             plot.show(PlotData(
-                title=info.title, curves=c.curves(key, self.x_axis, smoothing, log), colors=self._colors,
+                title=info.title, curves=c.curves(key, self.x_axis, self.smoothing, log), colors=self._colors,
                 band_colors=self._band_colors, x_axis=self.x_axis, log=log, empty=empty,
             ))
 
@@ -365,11 +364,11 @@ class DashboardScreen(Screen):
         if self.session is None or run is None:
             return
         if run.finished:
-            self.notify(f"{run.label} has already ended ({run.status})", severity="warning")
+            self.notify(f"{run.label} has already ended ({run.status})", severity="warning", markup=False)
         elif run.run_id is None or not self.session.cancel(run.run_id):
-            self.notify(f"{run.label} is not started yet: try again in a moment", severity="warning")
+            self.notify(f"{run.label} is not started yet: try again in a moment", severity="warning", markup=False)
         else:
-            self.notify(f"cancelling {self.comparison.run_title(run)}")  # type: ignore[union-attr]
+            self.notify(f"cancelling {self.comparison.run_title(run)}", markup=False)  # type: ignore[union-attr]
 
     def action_cancel_all(self) -> None:
         if self.session is not None and self.session.cancel():

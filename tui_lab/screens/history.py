@@ -47,7 +47,7 @@ class HistoryScreen(Screen):
         try:
             rows = self.app.store.list_runs(limit=LIST_LIMIT)
         except Exception as exc:  # noqa: BLE001 - an unreadable store is a message, not a crash
-            self.notify(str(exc), title="Cannot read the run store", severity="error", timeout=10)
+            self.notify(str(exc), title="Cannot read the run store", severity="error", timeout=10, markup=False)
             rows = []
         self.query_one(RunTable).set_rows(rows)
         self._status()

@@ -57,10 +57,10 @@ class LibraryScreen(Screen):
             presets = self.app.catalogue()
         except PresetError as exc:
             presets = []
-            self.notify(str(exc), title="A built-in preset does not load", severity="error", timeout=10)
+            self.notify(str(exc), title="A built-in preset does not load", severity="error", timeout=10, markup=False)
         saved, problems = saved_presets(self.app.presets_dir)
         for p in problems:
-            self.notify(p, title="A saved recipe does not load", severity="warning", timeout=8)
+            self.notify(p, title="A saved recipe does not load", severity="warning", timeout=8, markup=False)
         query = self.query_one("#library-search", Input).value
         self.query_one(CatalogueTree).set_presets(presets, saved, query)
 
@@ -85,7 +85,9 @@ class LibraryScreen(Screen):
 
     def on_catalogue_tree_preset_highlighted(self, event: CatalogueTree.PresetHighlighted) -> None:
         if event.loaded is not None or not self.query_one(CatalogueTree).presets:
-            self.query_one(PresetDetails).show(event.loaded)
+            tree = self.query_one(CatalogueTree)
+            saved = event.loaded is not None and tree.is_saved(event.loaded)
+            self.query_one(PresetDetails).show(event.loaded, saved=saved)
         elif self.query_one(CatalogueTree).cursor_node is None:
             self.query_one(PresetDetails).show(None)
 

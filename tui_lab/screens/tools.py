@@ -71,7 +71,7 @@ class ToolsScreen(Screen):
                 self._catalogue = sorted(self.app.catalogue(), key=lambda p: p.id)
             except PresetError as exc:
                 self._catalogue = []
-                self.notify(str(exc), title="A built-in preset does not load", severity="error", timeout=10)
+                self.notify(str(exc), title="A built-in preset does not load", severity="error", timeout=10, markup=False)
         folder = self.app.presets_dir
         key = tuple(sorted((str(p), p.stat().st_mtime) for p in folder.glob("*.toml"))) if folder.is_dir() else ()
         first = not self._saved_key and not any(v.presets for v in self.query(ToolView))
@@ -83,7 +83,8 @@ class ToolsScreen(Screen):
         default = next((p for p in presets if p.id == "optimizers"), None)
         for view in self.query(ToolView):
             keep = view.loaded if view.presets else None
-            view.set_presets(presets, keep or (default if not isinstance(view, GradcheckView) else None))
+            view.set_presets(presets, keep or (default if not isinstance(view, GradcheckView) else None),
+                             saved=[p.path for p in saved])
 
     # -- helpers ----------------------------------------------------------------------------
 

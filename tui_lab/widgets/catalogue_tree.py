@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Tree
@@ -10,6 +11,15 @@ from textual.widgets.tree import TreeNode
 from engine.presets import CHAPTERS, LoadedPreset
 
 SAVED = "saved recipes"
+YOURS = " (yours)"
+"""The mark of a saved recipe where its name would pass for a catalogue preset's (the Builder saves an
+edited catalogue preset under the same id and title): both stay listed, the user's copy marked. It
+does not replace the catalogue's: `dllab run ID` and the Builder's "open" still mean the catalogue's."""
+
+
+def looks_like(saved: LoadedPreset, catalogue: list[LoadedPreset]) -> bool:
+    """Whether a saved recipe has the id or the title of a catalogue preset."""
+    return any(saved.id == p.id or saved.preset.title == p.preset.title for p in catalogue)
 
 
 def matches(loaded: LoadedPreset, query: str) -> bool:
@@ -77,7 +87,7 @@ class CatalogueTree(Tree[LoadedPreset | None]):
                 continue
             branch = self.root.add(f"{chapter} ({len(items)})", data=None, expand=True)
             for p in items:
-                leaf = branch.add_leaf(p.preset.title, data=p)
+                leaf = branch.add_leaf(self._label(p, saved=chapter == SAVED), data=p)
                 first = first or leaf
                 if current is not None and p.path == current.path:
                     keep = leaf
@@ -88,6 +98,18 @@ class CatalogueTree(Tree[LoadedPreset | None]):
         else:
             self.post_message(self.PresetHighlighted(self, None))
         return count
+
+    def _label(self, p: LoadedPreset, *, saved: bool) -> Text:
+        """The title as plain Text (a str label is read as markup; titles are the user's too), a
+        saved recipe that looks like a catalogue preset marked."""
+        label = Text(p.preset.title)
+        if saved and looks_like(p, self.presets):
+            label.append(YOURS, style="dim")
+        return label
+
+    def is_saved(self, loaded: LoadedPreset) -> bool:
+        """Whether `loaded` is one of the saved recipes (not the catalogue's preset of that id)."""
+        return any(p.path == loaded.path for p in self.saved)
 
     def _highlight(self, node: TreeNode) -> None:
         self.move_cursor(node)

@@ -24,10 +24,14 @@ BENEFIT_WORDS = {
 }
 
 
-def card(loaded: LoadedPreset) -> Content:
+def card(loaded: LoadedPreset, *, saved: bool = False) -> Content:
+    """`saved`: a recipe saved from the Builder, which says so and where (it may share its id and title
+    with the catalogue preset it was made from)."""
     p = loaded.preset
     parts = [
         Content.from_markup("[b]$t[/]  [$text-muted]$id · $ch[/]\n", t=p.title, id=loaded.id, ch=p.chapter),
+        *([Content.from_markup("[$warning]your recipe[/] [$text-muted]$path[/]\n", path=str(loaded.path))]
+          if saved else []),
         Content.from_markup("[$accent]step it changes[/] $s\n", s=STEP_WORDS.get(p.step, p.step)),
         Content.from_markup("[$accent]what it buys[/]    $b\n\n", b=BENEFIT_WORDS.get(p.benefit, p.benefit)),
         Content.from_markup("$s\n\n", s=p.summary),
@@ -60,7 +64,8 @@ class PresetDetails(VerticalScroll):
     shown: LoadedPreset | None = None
     _timer = None
 
-    def show(self, loaded: LoadedPreset | None) -> None:
+    def show(self, loaded: LoadedPreset | None, *, saved: bool = False) -> None:
+        """`saved`: `loaded` is a recipe saved from the Builder (see `card`)."""
         if loaded is not None and self.shown is not None and loaded.path == self.shown.path:
             return  # the same card: Markdown is costly to lay out again
         self.shown = loaded
@@ -73,7 +78,7 @@ class PresetDetails(VerticalScroll):
             head.update(Content.from_markup("[$text-muted]No technique matches the search.[/]"))
             explain.update("")
             return
-        head.update(card(loaded))
+        head.update(card(loaded, saved=saved))
         self.scroll_home(animate=False)
         # Markdown takes a while to lay out: wait until the cursor rests on a technique.
         if self._timer is not None:

@@ -173,7 +173,7 @@ class RunTable(DataTable):
             if key in self.widths:
                 self.add_column(clip(label, self.widths[key]), width=self.widths[key], key=key)
         for r, c in zip(rows, cells, strict=True):
-            self.add_row(*(clip(c[key], w) for key, w in self.widths.items()), key=r.run_id)
+            self.add_row(*(Text(clip(c[key], w)) for key, w in self.widths.items()), key=r.run_id)
         if current is not None and any(r.run_id == current for r in rows):
             self.move_cursor(row=[r.run_id for r in rows].index(current))
         elif to_top and rows:
@@ -181,7 +181,9 @@ class RunTable(DataTable):
             self.scroll_home(animate=False)
 
     def row_cells(self, r: Any) -> dict[str, str]:
-        """A run's cells, whole (`_render_rows` shortens the names that must give way)."""
+        """A run's cells, whole (`_render_rows` shortens the names that must give way). Plain text:
+        `_render_rows` adds them as `Text`, since a str cell is read as markup and the names are the
+        user's ("lr [lr=0.1]" would lose its brackets, "[/b]" would raise)."""
         started = dt.datetime.fromtimestamp(r.started).strftime("%m-%d %H:%M") if r.started else "–"
         return {
             "mark": "✓" if r.run_id in self.marked else " ", "run_id": r.run_id, "preset": r.preset or "–",

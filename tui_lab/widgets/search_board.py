@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -84,7 +85,7 @@ class SearchBoard(Vertical):
     def _cells(self, r: dict[str, Any], c: Any) -> list[Any]:
         params = r.get("params") or {}
         best = r.get("best")
-        return [r["variant"], str(r["seed"]), f"{r['done']}/{r['started']}",
+        return [Text(r["variant"]), str(r["seed"]), f"{r['done']}/{r['started']}",
                 fmt.num(best, 4) if isinstance(best, float) and not math.isnan(best) else "–",
                 *[fmt.num(params.get(f), 3) if params.get(f) is not None else "–" for f in c.fields]]
 

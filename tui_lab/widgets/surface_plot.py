@@ -216,7 +216,7 @@ class SurfacePlot(Vertical, can_focus=True):
         for p in paths:
             swatch = Text("■", style=colors[p.color % len(colors)].hex) if colors else Text("■")
             table.add_row(
-                swatch, p.label, str(p.step),
+                swatch, Text(p.label), str(p.step),
                 "–" if p.loss is None else f"{p.loss:.2g}",
                 "–" if p.dist is None else f"{p.dist:.2g}",
             )

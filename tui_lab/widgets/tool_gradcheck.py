@@ -6,9 +6,11 @@ instead of summed), which the check must single out."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
@@ -41,17 +43,17 @@ class GradcheckView(ToolView):
     def result(self) -> Iterable[Widget]:
         yield VerticalScroll(id="gradcheck-results")
 
-    def preset_options(self) -> list[tuple[str, str]]:
+    def preset_options(self) -> list[tuple[str | Text, str]]:
         return [("demo: hand-written layer", DEMO), *super().preset_options()]
 
-    def set_presets(self, presets: list[Any], selected: Any = None) -> None:
-        super().set_presets(presets, selected)
+    def set_presets(self, presets: list[Any], selected: Any = None, *, saved: Collection[Path] = ()) -> None:
+        super().set_presets(presets, selected, saved=saved)
         if selected is None:
             with self.prevent(Select.Changed):
                 self.query_one("#gradcheck-preset", Select).value = DEMO
             self.preset_changed()
 
-    def variant_options(self, loaded: Any) -> list[tuple[str, str]]:
+    def variant_options(self, loaded: Any) -> list[tuple[str | Text, str]]:
         return [("every variant", ALL), *super().variant_options(loaded)]
 
     def preset_changed(self) -> None:

@@ -11,10 +11,12 @@ wrong), ``work(params)`` (the engine call, in the thread; its return value goes 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -26,6 +28,7 @@ from textual.worker import Worker, WorkerState
 
 from engine.presets import LoadedPreset
 from tui_lab.data import fmt
+from tui_lab.widgets.catalogue_tree import YOURS
 
 
 def field_row(label: str, widget: Widget, tip: str = "") -> Horizontal:
@@ -72,6 +75,8 @@ class ToolView(Horizontal):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="tool-view")
         self.presets: list[LoadedPreset] = []
+        self.saved: frozenset[Path] = frozenset()
+        """The paths of the presets that are recipes saved from the Builder."""
         self.worker: Worker | None = None
         self.started: float | None = None
         self.result_value: Any = None
@@ -117,10 +122,13 @@ class ToolView(Horizontal):
 
     # -- presets --------------------------------------------------------------------------
 
-    def set_presets(self, presets: list[LoadedPreset], selected: LoadedPreset | None = None) -> None:
-        """The presets to choose from (values are their paths); `selected` (or the first) is picked."""
+    def set_presets(self, presets: list[LoadedPreset], selected: LoadedPreset | None = None, *,
+                    saved: Collection[Path] = ()) -> None:
+        """The presets to choose from (values are their paths); `selected` (or the first) is picked.
+        `saved`: the paths of the recipes saved from the Builder, marked in the menu."""
         if not self.uses_preset:
             return
+        self.saved = frozenset(saved)
         self.presets = [p for p in presets if self.accepts(p)]
         select = self.query_one(f"#{self.tool}-preset", Select)
         options = self.preset_options()
@@ -140,8 +148,10 @@ class ToolView(Horizontal):
         """Whether the tool can work on this preset (all by default)."""
         return True
 
-    def preset_options(self) -> list[tuple[str, str]]:
-        return [(p.id, str(p.path)) for p in self.presets]
+    def preset_options(self) -> list[tuple[str | Text, str]]:
+        """(label, path) per preset; labels as Text: a str prompt is read as markup. A saved recipe is
+        marked: the menu does not group them, and one may have a catalogue preset's id."""
+        return [(Text(p.id + (YOURS if p.path in self.saved else "")), str(p.path)) for p in self.presets]
 
     @property
     def loaded(self) -> LoadedPreset | None:
@@ -150,8 +160,9 @@ class ToolView(Horizontal):
         value = self.query_one(f"#{self.tool}-preset", Select).value
         return next((p for p in self.presets if str(p.path) == value), None)
 
-    def variant_options(self, loaded: LoadedPreset) -> list[tuple[str, str]]:
-        return [(v.name, v.name) for v in loaded.preset.variants]
+    def variant_options(self, loaded: LoadedPreset) -> list[tuple[str | Text, str]]:
+        """(label, name) per variant: a user's names may hold brackets, so the labels are Text."""
+        return [(Text(v.name), v.name) for v in loaded.preset.variants]
 
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:

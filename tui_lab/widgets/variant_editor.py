@@ -3,6 +3,7 @@ the variants already there), rename them, edit their overrides as ``section.fiel
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -79,7 +80,7 @@ class VariantEditor(Vertical):
         row = table.cursor_row
         table.clear()
         for i, v in enumerate(self.variants):
-            table.add_row(v.name, format_overrides(v.overrides) or "(the base recipe)", key=str(i))
+            table.add_row(Text(v.name), Text(format_overrides(v.overrides) or "(the base recipe)"), key=str(i))
         if self.variants:
             table.move_cursor(row=min(max(row, 0), len(self.variants) - 1))
             self._fill_edit(table.cursor_row)
