@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from engine.batched import plan, train_batched, why_solo
 from engine.batched.accel import FastPaths, tune_allocator
-from engine.batched.losses import per_sample_correct, per_sample_loss
+from engine.batched.losses import member_loss, per_sample_correct, per_sample_loss
 from engine.batched.optim import RULE_ORDER, StackedOptimizer, rule_of
 from engine.batched.plan import MAX_GROUP
 from engine.batched.stacked import MemberDropout, StackedMLP
@@ -380,12 +380,25 @@ def test_residual_and_plain_members_share_a_group() -> None:
 
 
 def test_regression_with_extra_metrics() -> None:
+    """Members with different losses (and smooth-L1 betas) train as one group, each on its own loss."""
     data = DataSpec(name="regression_outliers")
     model = ModelSpec(hidden=[16], activation="tanh")
-    specs = [_spec(f"{loss}", data, model, loss=loss, optimizer="adam", lr=1e-2) for loss in ("mse", "l1")]
-    assert len(plan(specs)) == 2  # the loss is shared within a group
-    for spec in specs:
-        assert_matches_solo([spec, spec.model_copy(update={"variant": "copy"})])
+    specs = [_spec(f"{loss}", data, model, loss=loss, optimizer="adam", lr=1e-2) for loss in ("mse", "l1", "smooth_l1")]
+    specs.append(_spec("smooth beta 0.2", data, model, loss="smooth_l1", smooth_l1_beta=0.2, optimizer="sgd", lr=0.05))
+    assert plan(specs) == [[0, 1, 2, 3]]
+    assert_matches_solo(specs)
+
+
+def test_classification_losses_share_a_group() -> None:
+    """Cross-entropy, MSE on softmax or on logits and hinge members of one network train together
+    (the loss-functions preset): the manual step takes each loss on its own members' rows."""
+    specs = [_spec("ce", RANDOM, optimizer="momentum", lr=0.05),
+             _spec("mse softmax", RANDOM, loss="mse_softmax", optimizer="momentum", lr=0.05),
+             _spec("mse logits", RANDOM, loss="mse_onehot", optimizer="momentum", lr=0.02),
+             _spec("hinge", RANDOM, loss="hinge", hinge_margin=0.5, optimizer="adam", lr=1e-2, seed=1)]
+    assert plan(specs) == [[0, 1, 2, 3]]
+    batched, _ = assert_matches_solo(specs)
+    assert len({r.final["train_loss"] for r in batched}) == 4
 
 
 def test_one_member_diverges_while_the_others_go_on() -> None:
@@ -671,13 +684,39 @@ def test_manual_backward_matches_autograd(model: ModelSpec, loss: str, shared: b
                              [0.0, model.dropconnect, model.dropconnect])
 
     stack.dropout = member_dropout()
-    manual_loss = ManualStep(stack, model, train, task, l1, l2).step(x, y, scale)
+    manual_loss = ManualStep(stack, model, [train] * 3, task, l1, l2).step(x, y, scale)
     manual_grads = stack.grads.clone()
     stack.grads.zero_()
     stack.dropout = member_dropout()
     per = per_sample_loss(train, task, 5 if classify else 0)(stack(x, train=True), y).mean(dim=1)
     objective = ((per + stack.penalty(l1, l2)) * scale).sum()
     objective.backward()
+    torch.testing.assert_close(manual_loss, per.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(manual_grads, stack.grads, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:grad and param do not obey")
+def test_manual_backward_with_a_loss_per_member() -> None:
+    from engine.batched.manual import ManualStep
+
+    model = ModelSpec(hidden=[10, 10], activation="relu")
+    trains = [TrainSpec(loss="hinge", hinge_margin=0.7), TrainSpec(loss="cross_entropy"),
+              TrainSpec(loss="mse_softmax"), TrainSpec(loss="cross_entropy")]
+    models = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        models.append(build_model(model, (6,), 5).double())
+    stack = StackedMLP(models, model, "cpu")
+    x, y = torch.randn(4, 9, 6, dtype=torch.float64), torch.randint(0, 5, (4, 9))
+    scale = torch.tensor([1.0, 2.0, 0.5, 1.0], dtype=torch.float64)
+    manual_loss = ManualStep(stack, model, trains, "classification", None, None).step(x, y, scale)
+    manual_grads = stack.grads.clone()
+    stack.grads.zero_()
+    per = member_loss(trains, "classification", 5, "cpu")(stack(x, train=True), y).mean(dim=1)
+    (per * scale).sum().backward()
+    for m, t in enumerate(trains):  # each member's loss is its own solo loss
+        solo = per_sample_loss(t, "classification", 5)(stack(x)[m : m + 1], y[m : m + 1]).mean()
+        torch.testing.assert_close(per[m], solo, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(manual_loss, per.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(manual_grads, stack.grads, rtol=1e-10, atol=1e-12)
 

@@ -1,12 +1,13 @@
 """The losses of :mod:`engine.losses`, per sample and per member: ``(M, B, C)`` outputs in, ``(M, B)`` out.
 
 Each is the summand of the solo loss, so the solo loss of member ``m`` is ``per_sample(...)[m].mean()``.
-Targets are ``(B,)`` (shared by every member) or ``(M, B)``.
+Targets are ``(B,)`` (shared by every member) or ``(M, B)``. Members of a group may train on
+different losses (``member_loss``): each loss then runs on its own members' rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -75,6 +76,51 @@ def per_sample_loss(spec: TrainSpec, task: str, n_classes: int) -> PerSample:
 
     else:  # pragma: no cover - config validates the name
         raise ValueError(f"unknown loss {name!r}")
+    return loss
+
+
+LOSS_FIELDS = ("loss", "hinge_margin", "smooth_l1_beta")
+"""The settings that make a loss: members equal in these share one loss function."""
+
+
+def loss_groups(specs: Sequence[TrainSpec]) -> list[tuple[TrainSpec, list[int]]]:
+    """The distinct losses of the members `specs` (row order), each with the rows that train on it."""
+    groups: dict[tuple, tuple[TrainSpec, list[int]]] = {}
+    for row, spec in enumerate(specs):
+        key = tuple(getattr(spec, f) for f in LOSS_FIELDS)
+        groups.setdefault(key, (spec, []))[1].append(row)
+    return list(groups.values())
+
+
+class RowSplit:
+    """Rows of a member axis taken apart by group and put back together in member order."""
+
+    def __init__(self, rows: Sequence[Sequence[int]], device: torch.device | str) -> None:
+        self.rows = [torch.tensor(r, dtype=torch.long, device=device) for r in rows]
+        self.inverse = torch.argsort(torch.cat(self.rows))
+
+    def take(self, x: Tensor, k: int) -> Tensor:
+        """Group `k`'s rows of `x` (its leading axis is the member axis)."""
+        return x.index_select(0, self.rows[k])
+
+    def join(self, parts: Sequence[Tensor]) -> Tensor:
+        """The groups' results (in group order) back in member order."""
+        return torch.cat(list(parts)).index_select(0, self.inverse)
+
+
+def member_loss(specs: Sequence[TrainSpec], task: str, n_classes: int, device: torch.device | str) -> PerSample:
+    """``per_sample_loss`` of each member: one function when the members share their loss, else each
+    loss on the rows of the members that train on it."""
+    groups = loss_groups(specs)
+    fns = [per_sample_loss(spec, task, n_classes) for spec, _ in groups]
+    if len(fns) == 1:
+        return fns[0]
+    split = RowSplit([rows for _, rows in groups], device)
+
+    def loss(out: Tensor, y: Tensor) -> Tensor:
+        y = _targets(out, y)
+        return split.join([fn(split.take(out, k), split.take(y, k)) for k, fn in enumerate(fns)])
+
     return loss
 
 

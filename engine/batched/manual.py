@@ -16,12 +16,13 @@ Not covered (autograd then): Maxout, normalization layers, bf16 autocast, ``torc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from engine.batched.losses import RowSplit, loss_groups
 from engine.batched.stacked import StackedMLP
 from engine.config import ModelSpec, TrainSpec
 
@@ -30,8 +31,10 @@ MANUAL_ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid", "elu"
 MANUAL_LOSSES = ("cross_entropy", "mse_onehot", "mse_softmax", "hinge", "mse", "l1", "smooth_l1")
 
 
-def supported(model: ModelSpec, train: TrainSpec) -> bool:
-    return model.activation in MANUAL_ACTIVATIONS and train.loss in MANUAL_LOSSES and model.norm == "none"
+def supported(model: ModelSpec, trains: Sequence[TrainSpec]) -> bool:
+    """Whether the written-out step covers this architecture and every member's loss."""
+    return (model.activation in MANUAL_ACTIVATIONS and model.norm == "none"
+            and all(t.loss in MANUAL_LOSSES for t in trains))
 
 
 def _act_backward(name: str, slope: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
@@ -57,22 +60,32 @@ class ManualStep:
     """``step(x, y, scale) -> per-member data loss``: fills ``stack.grads`` with the gradient of
     ``Σ_m scale[m]·(loss_m + penalty_m)``, where ``loss_m`` is member m's mean loss over the batch."""
 
-    def __init__(self, stack: StackedMLP, model: ModelSpec, train: TrainSpec, task: str,
+    def __init__(self, stack: StackedMLP, model: ModelSpec, trains: Sequence[TrainSpec], task: str,
                  l1: Tensor | None, l2: Tensor | None) -> None:
+        """`trains`: each member's training settings, in row order (members may differ in loss)."""
         self.stack = stack
         self.act_backward = _act_backward(model.activation, model.leaky_slope)
-        self.loss = train.loss
-        self.hinge_margin = train.hinge_margin
-        self.beta = train.smooth_l1_beta
+        groups = loss_groups(trains)
+        self.losses = [spec for spec, _ in groups]
+        self.split = RowSplit([rows for _, rows in groups], stack.device) if len(groups) > 1 else None
         self.classify = task == "classification"
         self.l1, self.l2 = l1, l2
 
     def _loss_and_grad(self, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-member mean loss (M,) and d(Σ_m loss_m)/d out, for (M, B, C) outputs."""
-        M, B = out.shape[0], out.shape[1]
+        """Per-member mean loss (M,) and d(Σ_m loss_m)/d out, for (M, B, C) outputs: each member's own loss."""
         if y.dim() == 1:
-            y = y.expand(M, B)
-        name = self.loss
+            y = y.expand(out.shape[0], out.shape[1])
+        if self.split is None:
+            return self._one_loss(self.losses[0], out, y)
+        parts = [self._one_loss(spec, self.split.take(out, k), self.split.take(y, k))
+                 for k, spec in enumerate(self.losses)]
+        return self.split.join([p[0] for p in parts]), self.split.join([p[1] for p in parts])
+
+    @staticmethod
+    def _one_loss(spec: TrainSpec, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """`_loss_and_grad` for members that share the loss of `spec`; `y` is (M, B)."""
+        M, B = out.shape[0], out.shape[1]
+        name = spec.loss
         if name == "cross_entropy":
             logp = F.log_softmax(out, dim=-1)
             loss = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(dim=1)
@@ -91,7 +104,7 @@ class ManualStep:
             return loss, s * (ds - (ds * s).sum(-1, keepdim=True))
         if name == "hinge":
             idx = y.unsqueeze(-1)
-            raw = out - out.gather(-1, idx) + self.hinge_margin
+            raw = out - out.gather(-1, idx) + spec.hinge_margin
             margins = raw.clamp_min(0.0).scatter(-1, idx, 0.0)
             on = (raw >= 0).to(out.dtype).scatter_(-1, idx, 0.0)
             on.scatter_(-1, idx, -on.sum(-1, keepdim=True))
@@ -104,8 +117,9 @@ class ManualStep:
             loss, g = d.abs().mean(1), d.sign() / B
         else:  # smooth_l1
             ad = d.abs()
-            loss = torch.where(ad < self.beta, 0.5 * d * d / self.beta, ad - 0.5 * self.beta).mean(1)
-            g = torch.where(ad < self.beta, d / self.beta, d.sign()) / B
+            beta = spec.smooth_l1_beta
+            loss = torch.where(ad < beta, 0.5 * d * d / beta, ad - 0.5 * beta).mean(1)
+            g = torch.where(ad < beta, d / beta, d.sign()) / B
         return loss, g.reshape(out.shape)
 
     @torch.no_grad()

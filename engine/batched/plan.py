@@ -67,9 +67,9 @@ TRAIN_FIELDS: dict[str, tuple[str, Check | None]] = {
     "batch_size": ("shared", None),
     "steps": ("shared", None),
     "epochs": ("shared", None),
-    "loss": ("shared", None),
-    "hinge_margin": ("shared", None),
-    "smooth_l1_beta": ("shared", None),
+    "loss": ("free", None),  # each member's own (losses.member_loss; the data decide the task)
+    "hinge_margin": ("free", None),
+    "smooth_l1_beta": ("free", None),
     "l1": ("free", None),
     "l2": ("free", None),
     "clip_norm": ("free", None),

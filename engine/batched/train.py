@@ -47,7 +47,7 @@ from engine.batched.diagnostics import (
     stacked_layer_health,
     stacked_update_ratios,
 )
-from engine.batched.losses import per_sample_correct, per_sample_loss
+from engine.batched.losses import member_loss, per_sample_correct
 from engine.batched.manual import ManualStep
 from engine.batched.manual import supported as manual_supported
 from engine.batched.optim import RULE_ORDER, StackedOptimizer, rule_of
@@ -210,8 +210,8 @@ def train_batched(
     shadow.train()
     n_params = count_params(shadow)
     del models
-    loss_fn = per_sample_loss(first.train, d0.task, d0.n_classes)
-    solo_loss = build_loss(first.train, d0.task, d0.n_classes)  # for the loop's per-run hooks
+    loss_fn = member_loss([m.train for m in members], d0.task, d0.n_classes, dev)
+    solo_losses = {m.row: build_loss(m.train, d0.task, d0.n_classes) for m in members}  # the loop's per-run hooks
     use_graphs = fast.cuda_graphs and dev.type == "cuda" and not dropout  # masks are drawn on the host side
     optimizer = StackedOptimizer(model.params, model.grads, [m.train for m in members],
                                  [m.schedule for m in members], device_step=use_graphs)
@@ -329,7 +329,7 @@ def train_batched(
         extras: dict[str, Tensor] = {}
         for split in splits_done:
             x, y = eval_sets[split]
-            extras.update(extra_metrics(proxies[m.row], solo_loss, x[m.data], y[m.data], split,  # type: ignore[arg-type]
+            extras.update(extra_metrics(proxies[m.row], solo_losses[m.row], x[m.data], y[m.data], split,  # type: ignore[arg-type]
                                         d0.task, final=final, batch_size=bs))
         extra_values = dict(zip(extras, torch.stack(list(extras.values())).tolist(), strict=True)) if extras else {}
         values: dict[str, float] = {}
@@ -499,8 +499,8 @@ def train_batched(
     forward_loss = maybe_compile(forward_loss, fast.compile)
 
     manual = None
-    if not (fast.bf16 or fast.compile) and manual_supported(first.model, first.train):
-        manual = ManualStep(model, first.model, first.train, d0.task, l1, l2)
+    if not (fast.bf16 or fast.compile) and manual_supported(first.model, [m.train for m in members]):
+        manual = ManualStep(model, first.model, [m.train for m in members], d0.task, l1, l2)
 
     def train_step(xb: Tensor, yb: Tensor, step: int) -> Tensor:
         if manual is not None:  # forward and backward written out (engine.batched.manual)
