@@ -379,6 +379,26 @@ def test_residual_and_plain_members_share_a_group() -> None:
         assert batched[0].final["train_loss"] != batched[1].final["train_loss"]
 
 
+def test_members_with_different_activations_share_a_group(caplog) -> None:
+    """Sigmoid, tanh, ReLU and leaky ReLU members of one architecture train together (each on its
+    own activation; diagnostics, the saturation and histogram ranges included, as solo); Maxout's
+    wider layers make another group."""
+    model = ModelSpec(hidden=[20, 20], init="kaiming_normal")
+    acts = [("sigmoid", {}), ("tanh", {}), ("relu", {}), ("leaky", {"activation": "leaky_relu", "leaky_slope": 0.2})]
+    specs = [_spec(name, RANDOM, model.model_copy(update=kw or {"activation": name}), optimizer="momentum", lr=0.05)
+             for name, kw in acts]
+    specs.append(_spec("maxout", RANDOM, model.model_copy(update={"activation": "maxout"}), optimizer="momentum",
+                       lr=0.05))
+    assert plan(specs) == [[0, 1, 2, 3], [4]]
+    for residual in (False, True):  # the manual step, then autograd (dropout)
+        group = [s.model_copy(update={"recipe": s.recipe.model_copy(update={"model": s.recipe.model.model_copy(
+            update={"residual": residual, "dropout": 0.1 if residual else 0.0})})}) for s in specs[:4]]
+        with caplog.at_level("INFO", logger="engine.batched.train"):
+            batched, _ = assert_matches_solo(group)
+        assert len({r.final["train_loss"] for r in batched}) == 4
+        assert "differ" not in caplog.text  # the stacked diagnostics passed their checks
+
+
 def test_regression_with_extra_metrics() -> None:
     """Members with different losses (and smooth-L1 betas) train as one group, each on its own loss."""
     data = DataSpec(name="regression_outliers")
@@ -625,7 +645,7 @@ def test_stacked_health_matches_the_solo_functions(spec: ModelSpec) -> None:
     with torch.no_grad():
         stacked.params.sub_(0.01 * stacked.grads)
     names = models[0].layer_names()
-    fast = stacked_layer_health(stacked, probe, spec.activation, True, names)
+    fast = stacked_layer_health(stacked, probe, [spec.activation] * 3, True, names)
     ratios = stacked_update_ratios(before, stacked, names)
     for m, model in enumerate(models):
         snapshot = {n: t.clone() for n, t in zip(names, [p for p in model.parameters() if p.dim() > 1], strict=False)}
@@ -693,6 +713,38 @@ def test_manual_backward_matches_autograd(model: ModelSpec, loss: str, shared: b
     objective.backward()
     torch.testing.assert_close(manual_loss, per.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(manual_grads, stack.grads, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:grad and param do not obey")
+def test_stacked_health_and_manual_step_with_an_activation_per_member() -> None:
+    from engine.batched.diagnostics import differences, stacked_layer_health
+    from engine.batched.manual import ManualStep
+    from engine.diagnostics.health import layer_health
+
+    base = ModelSpec(hidden=[12, 12])
+    specs = [base.model_copy(update={"activation": a}) for a in ("sigmoid", "relu", "tanh", "relu", "elu")]
+    models = []
+    for seed, spec in enumerate(specs):
+        torch.manual_seed(seed)
+        models.append(build_model(spec, (6,), 4).double())
+    stack = StackedMLP(models, base, "cpu", member_specs=specs)
+    x, y = torch.randn(5, 30, 6, dtype=torch.float64), torch.randint(0, 4, (5, 30))
+    scale = torch.ones(5, dtype=torch.float64)
+    manual_loss = ManualStep(stack, base, [TrainSpec()] * 5, "classification", None, None).step(x, y, scale)
+    manual_grads = stack.grads.clone()
+    stack.grads.zero_()
+    per = per_sample_loss(TrainSpec(), "classification", 4)(stack(x, train=True), y).mean(dim=1)
+    per.sum().backward()
+    torch.testing.assert_close(manual_loss, per.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(manual_grads, stack.grads, rtol=1e-10, atol=1e-12)
+    names = models[0].layer_names()
+    fast = stacked_layer_health(stack, x, stack.activations, True, names)
+    shadow = build_model(specs[0], (6,), 4).double()  # one solo model takes each member in turn
+    for m, spec in enumerate(specs):
+        stack.load_member(m, shadow, grads=True)
+        torch.testing.assert_close(shadow(x[m]), stack(x)[m])
+        solo = layer_health(shadow, x[m], spec.activation)
+        assert not differences(fast[m], solo), (spec.activation, differences(fast[m], solo))
 
 
 @pytest.mark.filterwarnings("ignore:grad and param do not obey")

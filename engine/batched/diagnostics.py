@@ -20,7 +20,7 @@ are copied unless something needs the real module.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -37,10 +37,30 @@ def _histograms(values: Tensor, lo: float, hi: float) -> Tensor:
     return histograms(list(values), lo, hi).to(values.dtype)
 
 
-def stacked_layer_health(model: StackedMLP, probe: Tensor, activation: str, with_grads: bool,
+def _saturated(u: Tensor, activation: str) -> Tensor:
+    """Each member's share of saturated units (``layer_health``'s rule for `activation`): (M,)."""
+    if activation == "tanh":
+        return (u.abs() > 0.99).float().flatten(1).mean(dim=1)
+    if activation == "sigmoid":
+        return ((u < 0.01) | (u > 0.99)).float().flatten(1).mean(dim=1)
+    return torch.zeros(u.shape[0], device=u.device)
+
+
+def _per_member(activations: Sequence[str], fn: Callable[[str], Tensor]) -> Tensor:
+    """``fn(activation)`` (an (M, ...) tensor) taken for each member from its own activation."""
+    kinds = list(dict.fromkeys(activations))
+    out = fn(kinds[0])
+    for kind in kinds[1:]:
+        mine = torch.tensor([a == kind for a in activations], device=out.device)
+        out = torch.where(mine.view(-1, *[1] * (out.dim() - 1)), fn(kind), out)
+    return out
+
+
+def stacked_layer_health(model: StackedMLP, probe: Tensor, activations: Sequence[str], with_grads: bool,
                          names: list[str]) -> list[Layers]:
     """``layer_health`` of every member: `probe` is (N, ...) shared or (M, N, ...) per member.
 
+    `activations`: each member's activation name (saturation and histogram ranges depend on it);
     `names` are the solo model's layer names (``block1`` ... ``head``); `with_grads` adds
     ``grad_norm`` / ``grad_hist`` from the gradients of the last step.
     """
@@ -49,23 +69,18 @@ def stacked_layer_health(model: StackedMLP, probe: Tensor, activation: str, with
         pre, post = model.capture(probe)
     stats: list[Tensor] = []  # (M, k) blocks, stacked then read once
     hists: list[Tensor] = []
-    lo, hi = act_hist_range(activation)
     for z, a in zip(pre, post, strict=True):
         u = a.float()
         dead = (u.amax(dim=1) <= 0).float().mean(dim=1)
-        if activation == "tanh":
-            sat = (u.abs() > 0.99).float().flatten(1).mean(dim=1)
-        elif activation == "sigmoid":
-            sat = ((u < 0.01) | (u > 0.99)).float().flatten(1).mean(dim=1)
-        else:
-            sat = torch.zeros(M, device=u.device)
+        sat = _per_member(activations, lambda act, u=u: _saturated(u, act))
         zg = z.float().detach().requires_grad_(True)
         with torch.enable_grad():
             (grad,) = torch.autograd.grad(model.act(zg).sum(), zg)
         zero = (grad.abs().amax(dim=1) == 0).float().mean(dim=1)
         flat = u.flatten(1)
         stats.append(torch.stack([flat.mean(dim=1), sample_std(flat, 1), dead, sat, zero], dim=1))
-        hists.append(_histograms(flat.clamp(lo, hi), lo, hi))
+        hists.append(_per_member(activations, lambda act, flat=flat: _histograms(
+            flat.clamp(*act_hist_range(act)), *act_hist_range(act))))
     weights = [w for w, _, _ in model.blocks] + [model.head[0]]
     wstats, ghists = [], []
     glo, ghi = GRAD_LOG_RANGE

@@ -31,9 +31,9 @@ MANUAL_ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid", "elu"
 MANUAL_LOSSES = ("cross_entropy", "mse_onehot", "mse_softmax", "hinge", "mse", "l1", "smooth_l1")
 
 
-def supported(model: ModelSpec, trains: Sequence[TrainSpec]) -> bool:
-    """Whether the written-out step covers this architecture and every member's loss."""
-    return (model.activation in MANUAL_ACTIVATIONS and model.norm == "none"
+def supported(models: Sequence[ModelSpec], trains: Sequence[TrainSpec]) -> bool:
+    """Whether the written-out step covers every member's architecture (its activation) and loss."""
+    return (all(m.activation in MANUAL_ACTIVATIONS and m.norm == "none" for m in models)
             and all(t.loss in MANUAL_LOSSES for t in trains))
 
 
@@ -56,6 +56,21 @@ def _act_backward(name: str, slope: float) -> Callable[[Tensor, Tensor, Tensor],
     raise ValueError(f"no manual backward for activation {name!r}")
 
 
+def _member_act_backward(stack: StackedMLP) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """`_act_backward` of each member's own activation (members whose activations differ)."""
+    split = stack.act_split
+    assert split is not None
+    fns = []
+    for rows in split.rows:
+        spec = stack.member_specs[int(rows[0])]
+        fns.append(_act_backward(spec.activation, spec.leaky_slope))
+
+    def backward(g: Tensor, z: Tensor, a: Tensor) -> Tensor:
+        return split.join([fn(split.take(g, k), split.take(z, k), split.take(a, k)) for k, fn in enumerate(fns)])
+
+    return backward
+
+
 class ManualStep:
     """``step(x, y, scale) -> per-member data loss``: fills ``stack.grads`` with the gradient of
     ``Σ_m scale[m]·(loss_m + penalty_m)``, where ``loss_m`` is member m's mean loss over the batch."""
@@ -64,7 +79,8 @@ class ManualStep:
                  l1: Tensor | None, l2: Tensor | None) -> None:
         """`trains`: each member's training settings, in row order (members may differ in loss)."""
         self.stack = stack
-        self.act_backward = _act_backward(model.activation, model.leaky_slope)
+        self.act_backward = _member_act_backward(stack) if stack.act_split is not None else _act_backward(
+            model.activation, model.leaky_slope)
         groups = loss_groups(trains)
         self.losses = [spec for spec, _ in groups]
         self.split = RowSplit([rows for _, rows in groups], stack.device) if len(groups) > 1 else None

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.config import RunSpec
+from engine.models.layers import pieces
 
 BATCHED_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 BATCHED_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "maxout")
@@ -95,9 +96,9 @@ MODEL_FIELDS: dict[str, tuple[str, Check | None]] = {
     "kernel_size": ("free", None),
     "stride": ("free", None),
     "padding": ("free", None),
-    "activation": ("shared", _one_of(BATCHED_ACTIVATIONS, "activation")),
-    "leaky_slope": ("shared", None),
-    "maxout_pieces": ("shared", None),
+    "activation": ("free", _one_of(BATCHED_ACTIVATIONS, "activation")),  # stacked.member_activation
+    "leaky_slope": ("free", None),
+    "maxout_pieces": ("free", None),  # the layer widths it makes are in the group key
     "norm": ("shared", None),  # BatchNorm and LayerNorm per member (stacked.StackedNorm)
     "dropout": ("free", None),  # each member's own rate and random stream (stacked.MemberDropout)
     "input_dropout": ("free", None),
@@ -160,6 +161,7 @@ def group_key(spec: RunSpec) -> str:
         part = getattr(r, section)
         shared[section] = {n: getattr(part, n) for n, (role, _) in fields.items() if role == "shared"}
     shared["hidden_sizes"] = r.model.hidden_sizes
+    shared["pieces"] = pieces(r.model)  # Maxout's linear layers are wider: other parameter shapes
     return json.dumps(shared, sort_keys=True, default=str)
 
 

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from engine.batched.losses import RowSplit
 from engine.config import ModelSpec
 from engine.models import Net
 
@@ -65,6 +66,29 @@ def _activation(spec: ModelSpec):
         k = spec.maxout_pieces
         return lambda z: z.unflatten(-1, (z.shape[-1] // k, k)).amax(dim=-1)
     raise ValueError(f"activation {name!r} is not batched")
+
+
+def _activation_key(spec: ModelSpec) -> tuple:
+    return (spec.activation, spec.leaky_slope if spec.activation == "leaky_relu" else None,
+            spec.maxout_pieces if spec.activation == "maxout" else None)
+
+
+def member_activation(specs: Sequence[ModelSpec], device: torch.device) -> tuple[Callable[[Tensor], Tensor],
+                                                                                  RowSplit | None]:
+    """Each member's activation as one function of ``(M, ...)`` tensors, and the split of the rows by
+    activation (None when every member has the same one: then it is that one function)."""
+    groups: dict[tuple, list[int]] = {}
+    for row, ms in enumerate(specs):
+        groups.setdefault(_activation_key(ms), []).append(row)
+    if len(groups) == 1:
+        return _activation(specs[0]), None
+    fns = [_activation(specs[rows[0]]) for rows in groups.values()]
+    split = RowSplit(list(groups.values()), device)
+
+    def act(z: Tensor) -> Tensor:
+        return split.join([fn(split.take(z, k)) for k, fn in enumerate(fns)])
+
+    return act, split
 
 
 class MemberDropout:
@@ -196,7 +220,10 @@ Residual = bool | Tensor
 class StackedMLP:
     """Members of one MLP architecture, trained as one model (see the module docstring)."""
 
-    def __init__(self, models: Sequence[Net], spec: ModelSpec, device: torch.device | str) -> None:
+    def __init__(self, models: Sequence[Net], spec: ModelSpec, device: torch.device | str,
+                 member_specs: Sequence[ModelSpec] | None = None) -> None:
+        """`spec`: the architecture; `member_specs`: each member's own ModelSpec (row order), where
+        members differ in their activation (else every member uses `spec`'s)."""
         if not models:
             raise ValueError("a stacked model needs at least one member")
         template = models[0]
@@ -209,7 +236,12 @@ class StackedMLP:
             self.params = torch.stack([parameters_to_vector(m.parameters()).detach() for m in models]).to(self.device)
         self.grads = torch.zeros_like(self.params)
         self.n_params = self.params.shape[1]
-        self.act = _activation(spec)
+        specs = list(member_specs) if member_specs is not None else [spec] * len(models)
+        self.activations = [ms.activation for ms in specs]
+        """Each member's activation name (row order)."""
+        self.member_specs = specs
+        self.act, self.act_split = member_activation(specs, self.device)
+        self._act_modules = [[block.act for block in m.blocks] for m in models]
 
         M = self.n_members
         views: list[Tensor] = []
@@ -330,10 +362,12 @@ class StackedMLP:
             torch._foreach_copy_(targets, [v[m] for v in self.views])
         else:
             vector_to_parameters(params.to(targets[0].dtype), targets)
-        for norm, flags, block in zip(self.norms, self.residual_flags, model.blocks, strict=True):
+        for k, (norm, flags, block) in enumerate(zip(self.norms, self.residual_flags, model.blocks, strict=True)):
             if norm is not None:
                 norm.load_member(m, block.norm)
-            block.residual = flags[m]  # the shadow model may have been built as another member
+            # the shadow model may have been built as another member: its skips and activations
+            block.residual = flags[m]
+            block.act = self._act_modules[m][k]
         if grads:
             bufs = self._grad_buffers.get(id(model))
             if bufs is None:

@@ -203,7 +203,8 @@ def train_batched(
         torch.manual_seed(t.seed)
         models.append(build_model(spec.recipe.model, d0.input_shape, n_out).to(dev))
     M = len(members)
-    model = StackedMLP(models, first.model, dev)
+    member_models = [m.spec.recipe.model for m in members]
+    model = StackedMLP(models, first.model, dev, member_specs=member_models)
     model.dropout = MemberDropout.of([m.spec.recipe.model for m in members], [m.train.seed for m in members], dev)
     dropout = model.dropout is not None
     shadow = models[0]  # a solo model to load one member into, for the diagnostics
@@ -279,7 +280,6 @@ def train_batched(
     health = HealthPath()
     boundary_state: dict[str, Any] = {}
     layer_names = shadow.layer_names()
-    activation = first.model.activation
     proxies = {m.row: MemberModel(model, shadow, m.row, lambda m=m: load(m)) for m in members}
     for m in members:  # the loop's whole-run figures, from each member's initial weights
         m.stats = RunStats(proxies[m.row], m.train, per_epoch, None, {})  # type: ignore[arg-type]
@@ -350,7 +350,7 @@ def train_batched(
         """The solo loop's per-layer figures for one member, by the solo functions."""
         before_w = weights_of(before[m.row]) if before is not None else None
         load(m)
-        layers = layer_health(shadow, x_train[m.data, :PROBE_SIZE], activation)
+        layers = layer_health(shadow, x_train[m.data, :PROBE_SIZE], model.activations[m.row])
         if before_w is not None:
             for name, ratio in update_ratios(before_w, shadow).items():
                 layers.setdefault(name, {})["update_ratio"] = ratio
@@ -363,7 +363,8 @@ def train_batched(
         kind = (optimizer.steps_taken > 0, before is not None)
         fast: list[dict[str, dict[str, Any]]] | None = None
         if health.usable(kind):
-            fast = stacked_layer_health(model, member_rows(x_train[:, :PROBE_SIZE]), activation, kind[0], layer_names)
+            fast = stacked_layer_health(model, member_rows(x_train[:, :PROBE_SIZE]), model.activations, kind[0],
+                                        layer_names)
             if before is not None:
                 for layers, ratios in zip(fast, stacked_update_ratios(before, model, layer_names), strict=True):
                     for name, ratio in ratios.items():
@@ -371,9 +372,10 @@ def train_batched(
         for m in group:
             if fast is not None and health.usable(kind):
                 layers = fast[m.row]
-                if not health.checked(kind):
+                checking = (*kind, model.activations[m.row])  # each activation of the group is checked
+                if not health.checked(checking):
                     solo = solo_layers(m, before)
-                    if not health.decide(kind, layers, solo):
+                    if not health.decide(checking, layers, solo):
                         log.info("batched diagnostics differ from engine.diagnostics.health (%s); "
                                  "using the solo functions for this group", "; ".join(health.problems[:3]))
                         layers = solo
@@ -499,7 +501,7 @@ def train_batched(
     forward_loss = maybe_compile(forward_loss, fast.compile)
 
     manual = None
-    if not (fast.bf16 or fast.compile) and manual_supported(first.model, [m.train for m in members]):
+    if not (fast.bf16 or fast.compile) and manual_supported(member_models, [m.train for m in members]):
         manual = ManualStep(model, first.model, [m.train for m in members], d0.task, l1, l2)
 
     def train_step(xb: Tensor, yb: Tensor, step: int) -> Tensor:
