@@ -399,6 +399,29 @@ def test_members_with_different_activations_share_a_group(caplog) -> None:
         assert "differ" not in caplog.text  # the stacked diagnostics passed their checks
 
 
+def test_members_with_different_preprocessing_share_a_group() -> None:
+    """Data settings that keep the shapes (the preprocessing, the noise) may differ within a group:
+    each member trains and is evaluated on its own dataset, as solo."""
+    data = DataSpec(name="mnist1d", n_samples=1200)
+    specs = [_spec(pre, data.model_copy(update={"preprocess": pre}), optimizer="momentum", lr=0.02)
+             for pre in ("none", "standardize", "zca_whiten")]
+    specs.append(_spec("std s1", data.model_copy(update={"preprocess": "standardize"}), optimizer="adam",
+                       lr=1e-3, seed=1))
+    assert plan(specs) == [[0, 1, 2, 3]]
+    batched, _ = assert_matches_solo(specs)
+    assert len({r.final["train_loss"] for r in batched}) == 4
+
+
+def test_datasets_that_cannot_be_stacked_are_refused() -> None:
+    from engine.batched.train import _mismatch
+    from engine.data import load_data
+
+    small, big = (load_data(DataSpec(name="spiral", n_samples=n), seed=0) for n in (300, 400))
+    assert _mismatch([small, small]) is None
+    assert "split sizes" in _mismatch([small, big])
+    assert "→" in _mismatch([small, load_data(RANDOM, seed=0)])
+
+
 def test_regression_with_extra_metrics() -> None:
     """Members with different losses (and smooth-L1 betas) train as one group, each on its own loss."""
     data = DataSpec(name="regression_outliers")

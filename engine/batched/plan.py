@@ -4,8 +4,8 @@ The rule is a whitelist. Every field of a recipe has one of three roles here:
 
 * **free**: may differ between the members of a group (learning rate, optimizer and its
   hyperparameters, schedule, penalties, clipping, seed, initial-weight scheme, ...);
-* **shared**: must be equal within a group (the architecture, the data, the step budget and
-  the evaluation cadence, the loss);
+* **shared**: must be equal within a group (the architecture, the data but for its seed and the
+  settings in ``DATA_FREE``, the step budget and the evaluation cadence);
 * anything **not listed** (including every field added to the config after this module was
   written) must keep its default value, or the run trains solo.
 
@@ -114,6 +114,12 @@ MODEL_FIELDS: dict[str, tuple[str, Check | None]] = {
 
 RUNSPEC_FREE = ("variant", "preset", "comparison")
 
+PCA_PREPROCESS = ("pca", "pca_whiten")
+DATA_FREE = ("preprocess", "whiten_eps", "noise", "outlier_fraction", "scale_features", "shift")
+"""Data settings members of a group may differ in (besides the seed): they change the numbers, not
+the shapes of the splits; each member gets its own dataset. (The batched trainer still checks the
+shapes once loaded; a group it cannot stack trains solo, run by run.)"""
+
 
 def _unknown_fields(model: BaseModel, known: Sequence[str], where: str) -> str | None:
     """A field this module does not know about that is set away from its default."""
@@ -156,7 +162,9 @@ def why_solo(spec: RunSpec) -> str | None:
 def group_key(spec: RunSpec) -> str:
     """Runs with equal keys (and no reason to train solo) can share one batched model."""
     r = spec.recipe
-    shared: dict[str, Any] = {"data": r.data.model_dump(mode="json")}  # data differ only by seed
+    data = r.data.model_dump(mode="json")
+    shared: dict[str, Any] = {"data": {k: v for k, v in data.items() if k not in DATA_FREE}}
+    shared["pca_shape"] = r.data.preprocess in PCA_PREPROCESS  # PCA flattens samples to (components,)
     for section, fields in (("train", TRAIN_FIELDS), ("model", MODEL_FIELDS)):
         part = getattr(r, section)
         shared[section] = {n: getattr(part, n) for n, (role, _) in fields.items() if role == "shared"}

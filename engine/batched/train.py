@@ -10,8 +10,9 @@ products sum in another order); tests hold every member's curve to its solo run.
 
 What each member keeps of its own:
 
-* its data: members with different seeds have different splits and batch orders (one generator
-  per seed, exactly as the solo loop draws them); members with the same seed share them;
+* its data: members with different seeds (or data settings that keep the shapes, such as the
+  preprocessing) have their own splits and batch orders (one generator per dataset, seeded as the
+  solo loop seeds its own); members with the same data and seed share them;
 * its initial weights (built by the solo model builder under its seed), optimizer,
   hyperparameters and LR schedule (:class:`engine.batched.optim.StackedOptimizer`), penalties,
   clipping and divergence threshold;
@@ -53,7 +54,7 @@ from engine.batched.manual import supported as manual_supported
 from engine.batched.optim import RULE_ORDER, StackedOptimizer, rule_of
 from engine.batched.plan import group_key, why_solo
 from engine.batched.stacked import MemberDropout, StackedMLP, quiet_layout_warning
-from engine.config import RunSpec
+from engine.config import DataSpec, RunSpec
 from engine.data import DataSplits, load_data
 from engine.diagnostics.boundary import boundary_event
 from engine.diagnostics.health import (
@@ -124,6 +125,18 @@ def _check_group(specs: Sequence[RunSpec]) -> None:
                          "use engine.batched.plan() to group them")
 
 
+def _mismatch(splits: Sequence[DataSplits]) -> str | None:
+    """Why these datasets cannot be stacked member by member (None when they can)."""
+    d0 = splits[0]
+    for d in splits[1:]:
+        if (d.task, d.n_classes, d.input_shape) != (d0.task, d0.n_classes, d0.input_shape):
+            return f"{d.task} {d.input_shape} → {d.n_classes} against {d0.task} {d0.input_shape} → {d0.n_classes}"
+        sizes, sizes0 = [len(d.x_train), len(d.x_val), len(d.x_test)], [len(d0.x_train), len(d0.x_val), len(d0.x_test)]
+        if sizes != sizes0:
+            return f"split sizes {sizes} against {sizes0}"
+    return None
+
+
 def _stops(should_stop: StopFn | Sequence[StopFn], n: int) -> list[StopFn]:
     if callable(should_stop):
         return [should_stop] * n
@@ -162,17 +175,17 @@ def train_batched(
     dev = torch.device(device)
     first = specs[0].recipe
 
-    # Data: one DataSplits per distinct seed, stacked along a leading axis.
-    seeds: list[int] = []
+    # Data: one DataSplits per distinct (data settings, seed), stacked along a leading axis.
+    datasets: list[tuple[DataSpec, int]] = []
     for s in specs:
-        if s.seed not in seeds:
-            seeds.append(s.seed)
-    given = dict(data or {})
-    splits = [(given[seed] if seed in given else load_data(first.data, seed=seed, device=dev)).to(dev)
-              for seed in seeds]
+        if (s.recipe.data, s.seed) not in datasets:
+            datasets.append((s.recipe.data, s.seed))
+    given = dict(data or {})  # by seed, for `first`'s data settings
+    splits = [(given[seed] if seed in given and spec == first.data else load_data(spec, seed=seed, device=dev)).to(dev)
+              for spec, seed in datasets]
     d0 = splits[0]
-    if any(d.input_shape != d0.input_shape or len(d.x_train) != len(d0.x_train) for d in splits):
-        raise ValueError("the seeds of this group give training splits of different shapes")
+    if problem := _mismatch(splits):
+        raise ValueError(f"the data of this group cannot be stacked: {problem}")
     classify = d0.task == "classification"
     n_out = d0.n_classes if classify else 1
     n_train = len(d0.x_train)
@@ -199,7 +212,8 @@ def train_batched(
     for row, i in enumerate(order):
         spec = specs[i]
         t = spec.recipe.train
-        members.append(_Member(i, row, spec, run_ids[i], stops[i], LRSchedule(t, total), seeds.index(spec.seed)))
+        members.append(_Member(i, row, spec, run_ids[i], stops[i], LRSchedule(t, total),
+                               datasets.index((spec.recipe.data, spec.seed))))
         torch.manual_seed(t.seed)
         models.append(build_model(spec.recipe.model, d0.input_shape, n_out).to(dev))
     M = len(members)
@@ -242,7 +256,7 @@ def train_batched(
         has_clip_norm = torch.isfinite(clip_norm).unsqueeze(1)
         clip_norm = clip_norm.unsqueeze(1)
     alive = torch.ones(M, device=dev, dtype=model.params.dtype)
-    batches = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+    batches = [torch.Generator(device="cpu").manual_seed(seed) for _, seed in datasets]
     chunk = eval_chunk(widest_layer(shadow, d0.input_shape), dev, M)
 
     versions = library_versions()
