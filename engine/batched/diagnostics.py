@@ -147,6 +147,11 @@ class MemberModel:
         self._load()
         return getattr(self._shadow, name)
 
+    def moved(self, row: int) -> MemberModel:
+        """This member at its new `row` (after the stack dropped finished members); returns self."""
+        self._row = row
+        return self
+
     # Modes are the shadow's own, set on all its modules as on a solo model: a caller may switch
     # some modules back (evaluate_with_batch_stats puts BatchNorm in training mode in an eval-mode
     # model), and every solo-loop function that changes a mode restores it.

@@ -159,6 +159,21 @@ class StackedOptimizer:
             self.step_index.add_(1)
 
     @torch.no_grad()
+    def kept(self, rows: Sequence[int], params: Tensor, grads: Tensor) -> StackedOptimizer:
+        """This optimizer for the members `rows` only (ascending; see ``StackedMLP.keep``), on their
+        new `params` and `grads`: each keeps its state, step count and learning-rate schedule."""
+        new = StackedOptimizer(params, grads, [self.specs[r] for r in rows], [self.schedules[r] for r in rows],
+                               device_step=self.device_step)
+        new.steps_taken, new.t = self.steps_taken, self.t
+        new.step_index.copy_(self.step_index)
+        for block in new.blocks:
+            old = next(b for b in self.blocks if b.rule == block.rule)
+            mine = [r - old.rows.start for r in rows if old.rows.start <= r < old.rows.stop]
+            index = torch.tensor(mine, dtype=torch.long, device=params.device)
+            block.state = {k: v.index_select(0, index) for k, v in old.state.items()}
+        return new
+
+    @torch.no_grad()
     def reset_rows(self, member: int) -> None:
         """Zero a finished member's optimizer state (its row no longer trains)."""
         for block in self.blocks:

@@ -123,6 +123,16 @@ class MemberDropout:
         return cls([m.input_dropout for m in models], [m.dropout for m in models], seeds, device,
                    [m.dropconnect for m in models])
 
+    def keep(self, rows: Sequence[int]) -> None:
+        """Only the members `rows`, each with its own stream where it is (see ``StackedMLP.keep``)."""
+        self.input_p = [self.input_p[r] for r in rows]
+        self.hidden_p = [self.hidden_p[r] for r in rows]
+        self.weight_p = [self.weight_p[r] for r in rows]
+        self.generators = [self.generators[r] for r in rows]
+        self.any_input = any(p > 0 for p in self.input_p)
+        self.any_hidden = any(p > 0 for p in self.hidden_p)
+        self.any_weight = any(p > 0 for p in self.weight_p)
+
     def masks(self, h: Tensor, rates: Sequence[float]) -> Tensor:
         """The next ``(M, B, U)`` masks for `h` (shared ``(B, U)`` or ``(M, B, U)``; or a weight,
         ``(M, out, in)``), already divided by ``1 - p``; ones for a member whose rate is 0."""
@@ -153,22 +163,40 @@ class StackedNorm:
     LayerNorm normalizes each sample over its units, then applies each member's affine.
     """
 
-    def __init__(self, modules: Sequence[nn.Module], weight: Tensor, bias: Tensor) -> None:
+    def __init__(self, modules: Sequence[nn.Module]) -> None:
+        """The members' solo norm `modules`; ``weight`` and ``bias`` (the ``(M, U)`` views of the
+        stacked rows) are set by the stack."""
         template = modules[0]
         self.batch = isinstance(template, nn.BatchNorm1d)
         if not self.batch and not isinstance(template, nn.LayerNorm):
             raise ValueError(f"{type(template).__name__} is not batched")
-        self.weight, self.bias = weight, bias
+        self.weight: Tensor
+        self.bias: Tensor
         self.eps = float(template.eps)
-        self.units = weight.shape[1]
+        self.units = template.weight.shape[0]
         if self.batch:
             if template.momentum is None or not template.track_running_stats:
                 raise ValueError("only BatchNorm with running statistics and a momentum is batched")
             self.momentum = float(template.momentum)
             with torch.no_grad():  # flat (M·U,): batch_norm updates them in place
-                self.running_mean = torch.cat([m.running_mean for m in modules]).to(weight.device)
-                self.running_var = torch.cat([m.running_var for m in modules]).to(weight.device)
-                self.batches_tracked = torch.stack([m.num_batches_tracked for m in modules]).to(weight.device)
+                self.running_mean = torch.cat([m.running_mean for m in modules])
+                self.running_var = torch.cat([m.running_var for m in modules])
+                self.batches_tracked = torch.stack([m.num_batches_tracked for m in modules])
+
+    def to(self, device: torch.device) -> StackedNorm:
+        if self.batch:
+            self.running_mean = self.running_mean.to(device)
+            self.running_var = self.running_var.to(device)
+            self.batches_tracked = self.batches_tracked.to(device)
+        return self
+
+    def keep(self, index: Tensor) -> None:
+        """Only the members `index` (see ``StackedMLP.keep``)."""
+        if self.batch:
+            M = len(self.batches_tracked)
+            self.running_mean = self.running_mean.view(M, -1).index_select(0, index).flatten()
+            self.running_var = self.running_var.view(M, -1).index_select(0, index).flatten()
+            self.batches_tracked = self.batches_tracked.index_select(0, index)
 
     def __call__(self, z: Tensor, train: bool) -> Tensor:
         """``(M, B, U)`` pre-activations → normalized, scaled and shifted, per member."""
@@ -243,10 +271,23 @@ class StackedMLP:
         self.act, self.act_split = member_activation(specs, self.device)
         self._act_modules = [[block.act for block in m.blocks] for m in models]
 
+        self.residual_flags = [[bool(m.blocks[k].residual) for m in models] for k in range(len(template.blocks))]
+        """[block][member]: whether the member's block is residual (the skip has no parameters)."""
+        self.norms: list[StackedNorm | None] = [
+            None if isinstance(block.norm, nn.Identity) else StackedNorm([m.blocks[k].norm for m in models]).to(
+                self.device)
+            for k, block in enumerate(template.blocks)
+        ]
+        self.dropout: MemberDropout | None = None
+        """Each member's dropout (set by the trainer when a member has any); None: no dropout."""
+        self._views()
+
+    def _views(self) -> None:
+        """The per-layer views of the parameter rows (autograd leaves, gradients in ``grads``)."""
         M = self.n_members
         views: list[Tensor] = []
         offset = 0
-        for p in template.parameters():
+        for p in self.template.parameters():
             n = p.numel()
             view = self.params[:, offset : offset + n].view(M, *p.shape)
             view.requires_grad_(True)
@@ -263,23 +304,36 @@ class StackedMLP:
         # residual: True / False when every member's block is / is not residual, else an (M, 1, 1)
         # mask of 1s and 0s (members differ only there: the skip adds nothing to parameters)
         self.blocks: list[tuple[Tensor, Tensor, Residual]] = []
-        self.norms: list[StackedNorm | None] = []
-        self.residual_flags: list[list[bool]] = []  # [block][member]
         it = iter(views)
-        for k in range(len(template.blocks)):
+        for flags, norm in zip(self.residual_flags, self.norms, strict=True):
             w, b = next(it), next(it)
-            flags = [bool(m.blocks[k].residual) for m in models]
-            self.residual_flags.append(flags)
             residual: Residual = flags[0] if len(set(flags)) == 1 else torch.tensor(
                 flags, dtype=self.params.dtype, device=self.device).view(M, 1, 1)
             self.blocks.append((w, b, residual))
-            if isinstance(template.blocks[k].norm, nn.Identity):
-                self.norms.append(None)
-            else:  # the solo parameter order: linear weight and bias, then the norm's gain and shift
-                self.norms.append(StackedNorm([m.blocks[k].norm for m in models], next(it), next(it)))
+            if norm is not None:  # the solo parameter order: linear weight and bias, then the norm's gain and shift
+                norm.weight, norm.bias = next(it), next(it)
         self.head = (next(it), next(it))
-        self.dropout: MemberDropout | None = None
-        """Each member's dropout (set by the trainer when a member has any); None: no dropout."""
+
+    @torch.no_grad()
+    def keep(self, rows: Sequence[int]) -> None:
+        """Shrink the stack to the members `rows` (ascending), which become rows 0, 1, ...: the
+        members that finished stop costing FLOPs. Parameters, norms' statistics, dropout streams
+        and per-member settings move along; gradients start at zero (the next step fills them)."""
+        index = torch.tensor(list(rows), dtype=torch.long, device=self.device)
+        self.params = self.params.index_select(0, index)
+        self.grads = torch.zeros_like(self.params)
+        self.n_members = len(rows)
+        self.member_specs = [self.member_specs[r] for r in rows]
+        self.activations = [self.activations[r] for r in rows]
+        self.act, self.act_split = member_activation(self.member_specs, self.device)
+        self._act_modules = [self._act_modules[r] for r in rows]
+        self.residual_flags = [[flags[r] for r in rows] for flags in self.residual_flags]
+        for norm in self.norms:
+            if norm is not None:
+                norm.keep(index)
+        if self.dropout is not None:
+            self.dropout.keep(rows)
+        self._views()
 
     # -- forward ----------------------------------------------------------------------------
 

@@ -269,6 +269,7 @@ def train_batched(
                         str(dev), n_params, total, per_epoch))
 
     step = 0
+    before: Tensor | None = None  # the parameters before a step whose update ratios are measured
     window: list[Tensor] = []
     last_read = (0, time.perf_counter())
     perm = torch.empty(0, dtype=torch.long, device=dev)
@@ -467,6 +468,38 @@ def train_batched(
             m.best_state = None
             optimizer.reset_rows(m.row)
             alive[m.row] = 0.0
+        if active and len(active) <= M // 2 and not use_graphs and total - step >= max(1, total // 10):
+            compact()
+
+    def compact() -> None:
+        """Drop the finished members' rows (``StackedMLP.keep``): half the stack or more had
+        finished, and their zeroed rows would go on costing FLOPs until the end."""
+        nonlocal optimizer, manual, l1, l2, clip_value, clip_norm, has_clip_norm, alive, member_data, same_order
+        nonlocal loaded, chunk, M, proxies, solo_losses, before
+        rows = [m.row for m in active]
+        index = torch.tensor(rows, dtype=torch.long, device=dev)
+
+        def pick(column: Tensor | None) -> Tensor | None:
+            return None if column is None else column.index_select(0, index)
+
+        model.keep(rows)
+        optimizer = optimizer.kept(rows, model.params, model.grads)
+        l1, l2, clip_value, clip_norm, before = pick(l1), pick(l2), pick(clip_value), pick(clip_norm), pick(before)
+        if clip_norm is not None:
+            has_clip_norm = has_clip_norm.index_select(0, index)
+        alive = alive.index_select(0, index)
+        window[:] = [w.index_select(0, index) for w in window]  # losses not read yet
+        proxies = {new: proxies[m.row].moved(new) for new, m in enumerate(active)}
+        solo_losses = {new: solo_losses[m.row] for new, m in enumerate(active)}
+        for new, m in enumerate(active):
+            m.row = new
+        member_data = torch.tensor([m.data for m in active], device=dev)
+        same_order = not one_dataset and [m.data for m in active] == list(range(len(splits)))
+        M = len(rows)
+        chunk = eval_chunk(widest_layer(shadow, d0.input_shape), dev, M)
+        loaded = None
+        if manual is not None:
+            manual = ManualStep(model, first.model, [m.train for m in active], d0.task, l1, l2)
 
     def stop_early(group: list[_Member], step: int) -> None:
         """The solo loop's early stop for these members: best weights back (when kept), then finish."""
@@ -590,11 +623,11 @@ def train_batched(
                 values = record_eval(group, step, diag_now or step == total, before)
                 for m in group:
                     m.stats.resume(step)
-                bad = {m.row: f"evaluation loss became non-finite at step {step}"
-                       for m in group if not math.isfinite(values[m.row].get("train_loss", 0.0))}
-                finish([m for m in group if m.row in bad], "diverged", bad, step)
-                stop_early([m for m in group if m.row not in bad and m.train.early_stopping
-                            and m.evals_since_best >= m.train.patience], step)
+                bad = [m for m in group if not math.isfinite(values[m.row].get("train_loss", 0.0))]
+                patience_out = [m for m in group if m not in bad and m.train.early_stopping
+                                and m.evals_since_best >= m.train.patience]
+                finish(bad, "diverged", {m.row: f"evaluation loss became non-finite at step {step}" for m in bad}, step)
+                stop_early(patience_out, step)  # rows may have moved: the lists hold the members
     except torch.cuda.OutOfMemoryError:
         reason = f"out of memory on {dev}: try a smaller batch_size or model (or fewer runs per batched group)"
         for m in list(active):
