@@ -219,3 +219,30 @@ def test_runs_and_show_print_names_with_brackets_as_written(tmp_path, monkeypatc
     assert "a [/b] c" in out and "[bold]p" in out
     assert main(["show", "r1"]) == 0
     assert "[bold]p / a [/b] c" in capsys.readouterr().out
+
+
+def test_runs_at_80_columns_keeps_the_wall_time_with_long_names_and_statuses(tmp_path, monkeypatch, capsys):
+    """Long preset / variant names and an `early-stopped` status used to push the wall-time column
+    out of an 80-column table (its header cut to "wal", its numbers gone): the names give way."""
+    from engine.events import RunFinished, RunStarted
+    from engine.store import RunStore
+
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "80")
+    store = RunStore(tmp_path)
+    store.record(RunStarted("r1", "a variant with a long name", 0, "early-stopping", "c", {}, "cpu", 10, 100, 10))
+    store.record(RunFinished("r1", "early-stopped", 100, "stopped", {"train_loss": 0.7939, "val_acc": 0.3663}, {}, 12.3))
+    store.record(RunStarted("r2", "plain, lr 1.5", 0, "normalization", "c", {}, "cpu", 10, 100, 10))
+    store.record(RunFinished("r2", "diverged", 10, "loss became inf", {"train_loss": float("inf"), "val_acc": 0.1}, {},
+                             2.25))
+    store.close()
+    assert main(["runs"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    header = next(line for line in lines if "seed" in line)
+    assert "wall s" in header, header
+    (early,) = [line for line in lines if line.lstrip().startswith("r1")]
+    (diverged,) = [line for line in lines if line.lstrip().startswith("r2")]
+    assert early.split()[-4:] == ["early-stopped", "0.366", "0.7939", "12.3"], early
+    assert diverged.split()[-4:] == ["diverged", "0.100", "inf", "2.2"], diverged

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -229,23 +230,39 @@ def cmd_runs(args: argparse.Namespace) -> int:
               + (f"; the store has runs of: {', '.join(known)}" if known else "; the store is empty"), file=sys.stderr)
     console = _console()
     narrow = console.width < 96  # an 80-column terminal: leave out the start time, keep every number whole
-    table = Table(title=f"stored runs ({store.path})", pad_edge=False, box=box.SIMPLE_HEAD, collapse_padding=True)
-    columns = [("run", 10), ("preset", 0), ("variant", 0), ("seed", 4), ("status", 6), ("val acc", 7),
-               ("loss", 8), ("wall s", 6), *([] if narrow else [("started", 11)])]
-    for col, width in columns:
-        table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=width or None,
-                         max_width=None if width else 14, justify="right" if col in NUMERIC else "left")
     import datetime as dt
 
+    cells = []
     for r in rows:
         started = dt.datetime.fromtimestamp(r.started).strftime("%m-%d %H:%M") if r.started else "–"
-        table.add_row(
+        cells.append((
             r.run_id, Text(r.preset or ""), Text(r.variant or ""), str(r.seed), r.status,  # Text: names, not markup
             f"{r.final.get('val_acc', float('nan')):.3f}" if r.final.get("val_acc") is not None else "–",
             _compact(r.final.get("train_loss")),
             f"{r.wall_time:.1f}" if r.wall_time else "–",
             *([] if narrow else [started]),
-        )
+        ))
+    columns = [("run", 10), ("preset", 0), ("variant", 0), ("seed", 4), ("status", 6), ("val acc", 7),
+               ("loss", 8), ("wall s", 6), *([] if narrow else [("started", 11)])]
+
+    def build(names: dict[str, int]) -> Table:
+        table = Table(title=f"stored runs ({store.path})", pad_edge=False, box=box.SIMPLE_HEAD, collapse_padding=True)
+        for col, width in columns:
+            table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=width or None,
+                             max_width=names.get(col), justify="right" if col in NUMERIC else "left")
+        for row in cells:
+            table.add_row(*row)
+        return table
+
+    # the names give way (the wider first, down to 6 cells) so that the numbers to their right stay
+    # whole: Rich would cut the last columns instead, since none of them may wrap
+    names = {"preset": 14, "variant": 14}
+    table = build(names)
+    while (Measurement.get(console, console.options.update_width(10_000), table).maximum > console.width
+           and max(names.values()) > 6):
+        widest = max(names, key=lambda k: names[k])
+        names[widest] -= 1
+        table = build(names)
     console.print(table)
     return EXIT_OK
 

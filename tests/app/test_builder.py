@@ -206,3 +206,22 @@ async def test_the_builder_asks_before_its_unsaved_changes_are_replaced(make_app
         await pilot.press("y")
         await wait_for(pilot, lambda: app.current_mode == "builder" and builder.draft.meta["technique"] == "dropout")
         assert not builder.has_unsaved_changes()
+
+
+@pytest.mark.parametrize("size", [(120, 36), (80, 24)])
+async def test_the_schedule_preview_fits_inside_the_screen(make_app, size):
+    """The preview has a margin of a cell on each side; docked, it used to keep its full width too
+    and ran two cells past the right edge (the plot's right border was cut off)."""
+    from tui_lab.widgets.schedule_preview import SchedulePreview
+
+    app = make_app(mode="builder")
+    async with app.run_test(size=size) as pilot:
+        screen = await _open_builder(app, pilot)
+        await _tab(pilot, screen, "train")
+        await pilot.pause(0.2)
+        preview = screen.query_one(SchedulePreview)
+        if not preview.display:
+            pytest.skip("no preview below 20 rows")
+        pane = screen.query_one("#tab-train")
+        assert preview.region.x >= pane.region.x + 1
+        assert preview.region.right <= pane.region.right - 1, (preview.region, pane.region)

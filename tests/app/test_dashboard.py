@@ -208,3 +208,26 @@ async def test_the_header_counts_running_runs_apart_from_finished_ones(make_app,
         await wait_for(pilot, lambda: live(app).finished)
         await pilot.pause(0.4)
         assert "finished 7/7" in screen_text(app).splitlines()[1]
+
+
+async def test_on_the_layers_tab_the_arrows_switch_the_run_shown_at_once(make_app):
+    """Up / down on the Layers tab pick another run (as the tab says); the panel used to keep the old
+    run until the tab was left and opened again, since a finished comparison never redraws by itself."""
+    from textual.widgets import Static, TabbedContent
+
+    from tui_lab.widgets.health_panel import HealthPanel
+
+    app = make_app(open_preset=pinned("optimizers"), quick=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        screen = app.screen
+        c = live(app)
+        screen.query_one("#dash-tabs", TabbedContent).active = "tab-layers"
+        await pilot.pause(0.4)
+        title = screen.query_one("#layers-run", Static)
+        assert str(title.render()).startswith(c.run_title(c.runs[0]))
+        assert "↑/↓" in str(title.render())
+        await pilot.press("down", "down")  # the third run
+        await pilot.pause(0.4)
+        assert str(title.render()).startswith(c.run_title(c.runs[2]))
+        assert screen.query_one(HealthPanel).step == c.runs[2].diagnostics[-1].step

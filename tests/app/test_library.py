@@ -184,3 +184,20 @@ async def test_a_saved_copy_of_a_catalogue_preset_is_marked_as_yours(make_app, d
         labels = [str(prompt) for prompt, path in view.preset_options() if "optimizers" in str(prompt)]
         assert sorted(labels) == ["optimizers", "optimizers (yours)"]
         assert view.query_one("#lr-preset", Select).value == str(PINNED / "optimizers.toml")
+
+
+async def test_a_search_highlights_a_technique_named_by_it_before_one_that_only_mentions_it(make_app):
+    """"early" matches dead-relu too ("... nearly all in layer 2"), which comes first in the tree; the
+    card used to show Dying ReLU while the learner looked for Early stopping."""
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        tree = app.screen.query_one(CatalogueTree)
+        await pilot.press("slash", *"early")
+        await pilot.pause(0.3)
+        assert _leaves(tree)[0] == "dead-relu" and "early-stopping" in _leaves(tree)
+        await wait_for(pilot, lambda: tree.current is not None and tree.current.id == "early-stopping",
+                       timeout=3, what="Early stopping highlighted")
+        assert "Early stopping" in screen_text(app).splitlines()[1]
+        app.screen.query_one("#library-search").value = "dying"  # the title match moves on with the query
+        await wait_for(pilot, lambda: tree.current is not None and tree.current.id == "dead-relu", timeout=3)

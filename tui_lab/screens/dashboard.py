@@ -271,8 +271,8 @@ class DashboardScreen(Screen):
             panel.add_diagnostics(event)
         self._health = (run, len(run.diagnostics))
         self.query_one("#layers-run", Static).update(Content.from_markup(
-            "[b]$n[/] [$text-muted]($k measurements; highlight another run in the Curves tab's table)[/]",
-            n=c.run_title(run), k=str(len(run.diagnostics))))
+            "[b]$n[/] [$text-muted]($k; ↑/↓ another run)[/]",
+            n=c.run_title(run), k=f"{len(run.diagnostics)} measurement" + ("" if len(run.diagnostics) == 1 else "s")))
 
     # -- events ---------------------------------------------------------------------------
 
@@ -281,7 +281,11 @@ class DashboardScreen(Screen):
         self.redraw()
 
     def on_variant_table_run_highlighted(self, event: VariantTable.RunHighlighted) -> None:
-        self._layer_run = event.index
+        if event.index != self._layer_run:
+            self._layer_run = event.index
+            if self._active_tab() == "tab-layers":  # a finished comparison would not redraw by itself
+                self._dirty = True
+                self.redraw()
 
     def watch_log_scale(self) -> None:
         self._dirty = True

@@ -22,6 +22,13 @@ def looks_like(saved: LoadedPreset, catalogue: list[LoadedPreset]) -> bool:
     return any(saved.id == p.id or saved.preset.title == p.preset.title for p in catalogue)
 
 
+def names(loaded: LoadedPreset, query: str) -> bool:
+    """Every word of the query appears in the preset's id or title (it names the technique, where
+    `matches` may only mention it: "early" is in "nearly")."""
+    haystack = f"{loaded.id} {loaded.preset.title}".lower()
+    return bool(query.split()) and all(word in haystack for word in query.lower().split())
+
+
 def matches(loaded: LoadedPreset, query: str) -> bool:
     """Every word of the query appears in the preset's id, title, chapter, frame or summary."""
     p = loaded.preset
@@ -82,6 +89,8 @@ class CatalogueTree(Tree[LoadedPreset | None]):
         count = 0
         first: TreeNode | None = None
         keep: TreeNode | None = None
+        named: TreeNode | None = None  # the first whose id or title has the query: highlighted before
+        # one that only mentions it (its summary, a variant), unless the highlighted one is named too
         for chapter, items in groups.items():
             if not items:
                 continue
@@ -91,8 +100,12 @@ class CatalogueTree(Tree[LoadedPreset | None]):
                 first = first or leaf
                 if current is not None and p.path == current.path:
                     keep = leaf
+                if named is None and names(p, query):
+                    named = leaf
                 count += 1
-        target = keep or first
+        if keep is not None and named is not None and not names(keep.data, query):
+            keep = None
+        target = keep or named or first
         if target is not None:
             self.call_after_refresh(self._highlight, target)
         else:
