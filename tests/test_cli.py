@@ -246,3 +246,19 @@ def test_runs_at_80_columns_keeps_the_wall_time_with_long_names_and_statuses(tmp
     (diverged,) = [line for line in lines if line.lstrip().startswith("r2")]
     assert early.split()[-4:] == ["early-stopped", "0.366", "0.7939", "12.3"], early
     assert diverged.split()[-4:] == ["diverged", "0.100", "inf", "2.2"], diverged
+
+
+@pytest.mark.parametrize("solo", [False, True])
+def test_solo_trains_every_run_on_its_own(tmp_path, capsys, monkeypatch, solo):
+    """`--solo`: no batched groups (a run's numbers then do not depend on its group)."""
+    import engine.batched.train as batched_train
+
+    groups: list[int] = []
+    real = batched_train.train_batched
+    monkeypatch.setattr(batched_train, "train_batched", lambda specs, *a, **k: (groups.append(len(specs)),
+                                                                                 real(specs, *a, **k))[1])
+    preset = tmp_path / "tiny.toml"
+    preset.write_text(TINY)
+    assert main(["run", str(preset), "--workers", "0", *(["--solo"] if solo else [])]) == 0
+    assert groups == ([] if solo else [2])
+    assert "Adam" in capsys.readouterr().out

@@ -84,6 +84,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fast", type=_fast, default="",
                    help="opt-in fast paths for batched variants, comma-separated: bf16, compile, cuda_graphs "
                         "(CUDA; see docs/performance.md)")
+    p.add_argument("--solo", action="store_true",
+                   help="train every run on its own, not in batched groups: slower, but a run's numbers then "
+                        "do not depend on which runs shared its group (float sums in another order)")
     p.add_argument("--json", action="store_true", help="print results and claims as JSON on stdout")
 
 
@@ -166,7 +169,7 @@ def _run(args: argparse.Namespace, check: bool) -> int:
                       file=sys.stderr)
     result = run_comparison(
         loaded, quick=args.quick, seeds=args.seeds, device=args.device, workers=args.workers,
-        console=Console(stderr=True), live=not args.json, fast=args.fast,
+        console=Console(stderr=True), live=not args.json, fast=args.fast, batch=not args.solo,
     )
     print_result(result, console, as_json=args.json)
     if result.interrupted:

@@ -142,9 +142,11 @@ def run_comparison(
     console: Console | None = None,
     live: bool = True,
     fast: str = "",
+    batch: bool = True,
 ) -> ComparisonResult:
     """Run every variant × seed of a preset in worker processes and check its claims. `fast`:
-    opt-in fast paths for batched groups (``engine.batched.accel.FastPaths``, e.g. "cuda_graphs")."""
+    opt-in fast paths for batched groups (``engine.batched.accel.FastPaths``, e.g. "cuda_graphs");
+    `batch=False` trains every run on its own."""
     specs = loaded.expand(quick=quick, seeds=seeds)
     collector = OutcomeCollector()
     console = console or Console(stderr=True)
@@ -152,11 +154,11 @@ def run_comparison(
     interrupted = False
     if workers == 0:  # in this process, one run after another (debugging, profiling)
         try:
-            run_inline(specs, emit=collector.add, device=device, store=store, fast=fast)
+            run_inline(specs, emit=collector.add, device=device, store=store, fast=fast, batch=batch)
         except KeyboardInterrupt:
             interrupted = True
         return _result(loaded, quick, collector, interrupted, t0)
-    runner = Runner(specs, device=device, workers=workers, store=store, fast=fast)
+    runner = Runner(specs, device=device, workers=workers, store=store, fast=fast, batch=batch)
     for run_id, spec in zip(runner.run_ids, specs, strict=True):
         collector.register(run_id, spec.variant, spec.seed)
     progress = _Progress(specs, runner.run_ids, collector)
