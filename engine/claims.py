@@ -35,22 +35,18 @@ class ClaimResult:
     """Why the claim could not be checked (a variant missing, a metric not recorded)."""
 
     def describe(self) -> str:
-        """The measured numbers in a line, e.g. "Adam 0.041 < 0.9 × SGD 1.130 (seed 0)"."""
+        """The measured numbers in a line, naming the metric and the margin, e.g.
+        "final train_loss: Adam 0.041 < 0.9 × SGD 1.13 = 1.017 [seed 0]"."""
         if self.problem:
             return self.problem
         c = self.claim
         parts = []
         for check in self.checks:
             seed = "mean" if check.seed is None else f"seed {check.seed}"
-            right = c.right if c.right is not None else ""
-            if right and c.right_metric and c.right_metric != c.metric:
-                right = f"{right} {c.right_metric}"
             mark = "" if check.holds else " ✗"
-            parts.append(
-                f"{check.left} {_fmt(check.left_value)} {c.op} {_fmt(check.threshold)}"
-                f"{' (' + right + ' ' + _fmt(check.right_value) + ')' if right else ''} [{seed}]{mark}"
-            )
-        return "; ".join(parts)
+            parts.append(f"{check.left} {_fmt(check.left_value)} {c.op} {_bound(c, check)} [{seed}]{mark}")
+        at = "" if c.at == "final" else f"{c.at} "
+        return f"{at}{c.metric}: " + "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +56,23 @@ class ClaimResult:
             "measured": self.describe(),
             "checks": [check.__dict__ for check in self.checks],
         }
+
+
+def _bound(c: Claim, check: Any) -> str:
+    """The right-hand side of one check: a fixed value, or the other variant's figure with the
+    claim's margin written out ("0.9 × SGD 1.13 = 1.017", "SGD 1.13 + 0.05 = 1.18")."""
+    if c.right is None:
+        return _fmt(check.threshold)
+    name = c.right if not c.right_metric or c.right_metric == c.metric else f"{c.right} {c.right_metric}"
+    value = check.right_value
+    if isinstance(value, str) or (c.margin == 0 and c.abs_margin == 0) or not math.isfinite(value):
+        return f"{name} {_fmt(value)}"
+    shrink = c.op in ("<", "<=")
+    factor = (1 - c.margin if value >= 0 else 1 + c.margin) if shrink else (1 + c.margin if value >= 0 else 1 - c.margin)
+    text = f"{name} {_fmt(value)}" if c.margin == 0 else f"{factor:g} × {name} {_fmt(value)}"
+    if c.abs_margin:
+        text += f" {'−' if shrink else '+'} {c.abs_margin:g}"
+    return f"{text} = {_fmt(check.threshold)}"
 
 
 def _fmt(x: float | str) -> str:

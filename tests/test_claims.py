@@ -26,6 +26,11 @@ def test_relative_margin_each_seed():
     assert not result.holds  # seed 1: 0.85 is not below 0.8
     assert [ch.holds for ch in result.checks] == [True, False]
     assert "seed 1" in result.describe()
+    # the metric and the margin are written out: "train_loss: A 0.5 < 0.8 × B 1 = 0.8 [seed 0]; ..."
+    assert result.describe().startswith("train_loss: A 0.5 < 0.8 × B 1 = 0.8 [seed 0]; A 0.85 < 0.8 × B 1 = 0.8 [seed 1] ✗")
+    assert "B 1 + 0.05 = 1.05" in check_claim(claim(left="A", op=">", right="B", abs_margin=0.05), outcomes).describe()
+    assert check_claim(claim(left="A", op="<", value=0.9, at="min"), outcomes).describe().startswith(
+        "min train_loss: A 0.5 < 0.9 [seed 0]")
     assert check_claim(claim(left="A", op="<", right="B", margin=0.1), outcomes).holds
     assert check_claim(claim(left="A", op="<", right="B", margin=0.2, seeds="mean"), outcomes).holds
 
