@@ -10,6 +10,8 @@ where it can be found) and what is allowed, meant to be printed as is.
 
 from __future__ import annotations
 
+import difflib
+
 import re
 import tomllib
 from dataclasses import dataclass
@@ -361,8 +363,10 @@ def load_preset(ref: str | Path) -> LoadedPreset:
         return parse_preset(text, path)
     builtin = builtin_dir() / f"{ref_str}.toml"
     if not builtin.is_file():
-        known = ", ".join(builtin_ids())
-        raise PresetError(f"unknown preset {ref_str!r}; the catalogue has: {known}")
+        close = difflib.get_close_matches(ref_str, builtin_ids(), n=4, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise PresetError(f"unknown preset {ref_str!r}; {hint}`dllab presets` lists the catalogue "
+                          f"({len(builtin_ids())} presets), or give a path to a TOML file")
     return parse_preset(builtin.read_text(encoding="utf-8"), builtin, ref_str)
 
 

@@ -108,9 +108,12 @@ def test_an_unknown_claim_metric_names_a_few_metrics_not_all():
     assert "closest: train_loss" in str(info.value) and str(info.value).count(",") <= 6
 
 
-def test_unknown_preset_lists_the_catalogue(tmp_path):
-    with pytest.raises(PresetError, match="optimizers"):
+def test_unknown_preset_suggests_the_closest_ids(tmp_path):
+    with pytest.raises(PresetError, match="did you mean dropout\\?"):
+        load_preset("dropot")
+    with pytest.raises(PresetError, match="`dllab presets` lists the catalogue") as info:
         load_preset("no-such-technique")
+    assert "optimizers" not in str(info.value)  # a short message, not all 36 ids
     with pytest.raises(PresetError, match="no such preset file"):
         load_preset(tmp_path / "missing.toml")
 
