@@ -374,10 +374,43 @@ def _channels_last_row(device: str, quick: bool, repeats: int) -> Row:
                 "batch 128, forward + backward", t["nhwc"], t["nchw"], per=loops, unit="s/step")
 
 
+# -- catalogue comparisons: batched groups against every run on its own -------------------------------
+
+PRESET_CASES = ("normalization", "activations", "loss-functions", "skip-connections", "dropout", "preprocessing")
+QUICK_PRESET_CASES = ("activations", "loss-functions")
+
+
+def preset_rows(device: str, quick: bool, repeats: int) -> list[Row]:
+    """Catalogue presets (quick form, seeds 0-2; seed 0 in --quick) in this process, one thread:
+    their runs in batched groups (``engine.batched.plan``) ÷ every run on its own (``--solo``)."""
+    import tempfile
+
+    from engine.presets import load_preset
+    from engine.runner import run_inline
+
+    rows: list[Row] = []
+    seeds = [0] if quick else [0, 1, 2]
+    with tempfile.TemporaryDirectory(prefix="dllab-bench-") as tmp:
+        for preset in QUICK_PRESET_CASES if quick else PRESET_CASES:
+            specs = load_preset(preset).expand(quick=True, seeds=seeds)
+            sides = {side: (lambda batch=(side == "batched"): run_inline(specs, device=device, store=tmp, batch=batch))
+                     for side in ("batched", "solo")}
+            t = interleaved(sides, max(1, min(repeats, 3)), device=device)
+            from engine.batched.plan import plan
+
+            groups = sum(len(g) > 1 for g in plan(specs))
+            rows.append(_row(f"presets/solo.{preset}", "a preset's runs batched ÷ each on its own",
+                             f"{preset} (quick form, seeds {','.join(map(str, seeds))}: {len(specs)} runs, "
+                             f"{groups} batched group{'s' if groups != 1 else ''}), in this process",
+                             t["batched"], t["solo"], unit="s (all runs)"))
+    return rows
+
+
 SECTIONS: dict[str, Callable[[str, bool, int], list[Row]]] = {
     "loops": loop_rows,
     "batched": batched_rows,
     "runner": runner_rows,
+    "presets": preset_rows,
     "vmap": vmap_rows,
     "surfaces": surface_rows,
     "app": app_rows,

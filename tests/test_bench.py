@@ -11,7 +11,7 @@ import pytest
 from tui_lab.cli import main
 
 STATUSES = {"measured", "not measured", "not available"}
-SECTION_IDS = ("engine/dataloader.", "engine/slicing.", "batched/sequential.", "batched8/single.", "fast/plain.",
+SECTION_IDS = ("presets/", "engine/dataloader.", "engine/slicing.", "batched/sequential.", "batched8/single.", "fast/plain.",
                "vmap/baddbmm.", "surfaces/sequential.", "app/headless")
 
 
@@ -50,7 +50,7 @@ def test_bench_quick_json(capsys) -> None:
     _check_rows(report)
     ids = {r["id"] for r in report["rows"]}
     assert {"engine/dataloader.mnist1d", "engine/slicing.mnist-size", "batched/sequential.sweep32",
-            "batched8/single.optimizers"} <= ids
+            "batched8/single.optimizers", "presets/solo.activations"} <= ids
 
 
 def test_bench_rejects_bad_options(capsys) -> None:
