@@ -393,7 +393,8 @@ def preset_rows(device: str, quick: bool, repeats: int) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="dllab-bench-") as tmp:
         for preset in QUICK_PRESET_CASES if quick else PRESET_CASES:
             specs = load_preset(preset).expand(quick=True, seeds=seeds)
-            sides = {side: (lambda batch=(side == "batched"): run_inline(specs, device=device, store=tmp, batch=batch))
+            sides = {side: (lambda batch=(side == "batched"), specs=specs: run_inline(specs, device=device, store=tmp,
+                                                                                     batch=batch))
                      for side in ("batched", "solo")}
             t = interleaved(sides, max(1, min(repeats, 3)), device=device)
             from engine.batched.plan import plan
