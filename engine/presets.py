@@ -11,7 +11,6 @@ where it can be found) and what is allowed, meant to be printed as is.
 from __future__ import annotations
 
 import difflib
-
 import re
 import tomllib
 from dataclasses import dataclass

@@ -422,6 +422,19 @@ def test_datasets_that_cannot_be_stacked_are_refused() -> None:
     assert "→" in _mismatch([small, load_data(RANDOM, seed=0)])
 
 
+def test_augmenting_members_draw_their_solo_runs_transforms() -> None:
+    """Each member augments its own rows of the batch with its own augmenter and stream, as solo
+    (mnist1d's shift and noise; a member without augmentation sees the batch as it is)."""
+    data = DataSpec(name="mnist1d", n_samples=1200, preprocess="standardize")
+    specs = [_spec("none", data, optimizer="adam", lr=1e-3),
+             _spec("noise", data, optimizer="adam", lr=1e-3, augment=["noise"], augment_noise=0.5),
+             _spec("shift s1", data, optimizer="momentum", lr=0.02, augment=["shift", "scale"], augment_shift=4,
+                   seed=1)]
+    assert plan(specs) == [[0, 1, 2]]
+    batched, _ = assert_matches_solo(specs)
+    assert len({r.final["train_loss"] for r in batched}) == 3
+
+
 def test_regression_with_extra_metrics() -> None:
     """Members with different losses (and smooth-L1 betas) train as one group, each on its own loss."""
     data = DataSpec(name="regression_outliers")

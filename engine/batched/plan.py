@@ -79,6 +79,11 @@ TRAIN_FIELDS: dict[str, tuple[str, Check | None]] = {
     "patience": ("free", None),
     "restore_best": ("free", None),
     "ema": ("free", _equals(None, "an EMA of the weights")),
+    "augment": ("free", None),  # each member's own augmenter and stream (train.py)
+    "augment_noise": ("free", None),
+    "augment_scale": ("free", None),
+    "augment_shift": ("free", None),
+    "augment_cutout": ("free", None),
     "mixup": ("free", _equals(0.0, "mixup")),
     "seed": ("free", None),
     "eval_every": ("shared", None),

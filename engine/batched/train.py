@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from engine.augment import Augmenter, build_augmenter
 from engine.batched.accel import FastPaths, StepGraph, autocast, maybe_compile, tune_allocator
 from engine.batched.diagnostics import (
     HealthPath,
@@ -100,6 +101,7 @@ class _Member:
     schedule: LRSchedule
     data: int  # which dataset (distinct seed)
     stats: RunStats | None = None
+    augmenter: Augmenter | None = None  # its own augmentation of each training batch (its own stream)
     history: list[dict[str, float]] = field(default_factory=list)
     best: dict[str, float] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -534,6 +536,22 @@ def train_batched(
                              m.schedule.lr_at(step - 1), now - t0, rate))
         finish([m for m in active if m.row in diverged], "diverged", diverged, step)
 
+    for m in members:
+        m.augmenter = build_augmenter(m.train, d0.input_shape, dev)  # None unless its recipe augments
+
+    def augment(xb: Tensor) -> Tensor:
+        """The training batch with each augmenting member's own transform of its rows (as its solo
+        run transforms its batch); the batch as it is when no member augments."""
+        mine = [m for m in active if m.augmenter is not None]
+        if not mine:
+            return xb
+        if xb.dim() == 1 + len(d0.input_shape):  # shared by every member: each gets its own copy
+            xb = xb.expand(M, *xb.shape)
+        rows = list(xb.unbind(0))
+        for m in mine:
+            rows[m.row] = m.augmenter(rows[m.row])
+        return torch.stack(rows)
+
     # -- one training step (eager, compiled, or captured in a CUDA graph) ----------------------
 
     def forward_loss(xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
@@ -593,7 +611,7 @@ def train_batched(
             if i == 0:
                 perm = torch.stack([torch.randperm(n_train, generator=g) for g in batches]).to(dev)
             idx = perm[:, i * bs : (i + 1) * bs]
-            xb = member_rows(x_train[dataset_index, idx])
+            xb = augment(member_rows(x_train[dataset_index, idx]))
             yb = member_rows(y_train[dataset_index, idx])
             diag_now = (step + 1) % diag_every == 0
             before = model.params.clone() if diag_now else None
