@@ -511,6 +511,18 @@ def test_cancelling_one_member() -> None:
     assert results[1].step == 13 and results[1].reason == "cancelled at step 13"
 
 
+def test_cancelling_half_the_group_between_log_reads_shrinks_the_stack() -> None:
+    """Members cancelled at step 13 (between two reads of the losses, so unread losses move with
+    the stack), with dropout, an early-stopping member and the written-out step; the others go on
+    in a smaller stack, each as solo."""
+    model = ModelSpec(hidden=[24, 24], init="kaiming_normal", dropout=0.1)
+    specs = [_spec(f"v{i}", RANDOM, model, optimizer="momentum", lr=0.02 * (i + 1), seed=i % 2,
+                   early_stopping=i == 3, patience=1) for i in range(4)]
+    stops = [StopAfter(13), StopAfter(10**9), StopAfter(13), StopAfter(10**9)]
+    results, _ = assert_matches_solo(specs, stops)
+    assert [r.status for r in results][:3] == ["cancelled", "done", "cancelled"]
+
+
 def test_one_stop_function_cancels_the_whole_group() -> None:
     specs = [_spec(f"v{i}", RANDOM, optimizer="sgd", lr=0.05) for i in range(2)]
     events: list = []
