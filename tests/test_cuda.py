@@ -91,6 +91,30 @@ def test_batched_members_match_their_solo_runs_on_cuda() -> None:
         assert_matches_solo(normed, device="cuda")
 
 
+def test_members_that_differ_beyond_the_optimizer_batch_on_cuda() -> None:
+    """Per-member activations, losses, skips, DropConnect, augmentation and data settings, early
+    stopping, and a stack that sheds its diverged half, on the GPU: each member as its solo run."""
+    from tests.test_batched import assert_matches_solo
+
+    data = DataSpec(name="mnist1d", n_samples=1200, preprocess="standardize")
+    base = ModelSpec(hidden=[32, 32], init="kaiming_normal")
+    specs = [
+        _spec("relu", data, base, optimizer="momentum", lr=0.05, steps=40, log_every=5, eval_every=10),
+        _spec("tanh res", data, base.model_copy(update={"activation": "tanh", "residual": True}), optimizer="adam",
+              lr=1e-2, steps=40, log_every=5, eval_every=10, loss="hinge"),
+        _spec("dc aug", data, base.model_copy(update={"dropconnect": 0.3}), optimizer="sgd", lr=0.05, steps=40,
+              log_every=5, eval_every=10, augment=["shift"], seed=1),
+        _spec("zca es", data.model_copy(update={"preprocess": "zca_whiten"}), base, optimizer="nesterov", lr=0.02,
+              steps=40, log_every=5, eval_every=10, early_stopping=True, patience=1),
+    ]
+    assert_matches_solo(specs, device="cuda")
+    boom = [_spec(f"boom{k}", model=base, optimizer="sgd", lr=60.0 + k, diverge_threshold=20.0, steps=40, log_every=5,
+                  eval_every=10, seed=k) for k in range(2)]
+    ok = [_spec(f"ok{k}", model=base, optimizer="momentum", lr=0.05, steps=40, log_every=5, eval_every=10, seed=k)
+          for k in range(2)]
+    assert_matches_solo(boom + ok, device="cuda")
+
+
 @pytest.mark.parametrize("path", ["bf16", "compile", "cuda_graphs"])
 def test_fast_paths_train_to_the_plain_result(path: str) -> None:
     specs = [_spec(f"v{i}", optimizer="adam", lr=1e-2, seed=i, steps=80) for i in range(3)]
