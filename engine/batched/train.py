@@ -15,9 +15,11 @@ What each member keeps of its own:
   solo loop seeds its own); members with the same data and seed share them;
 * its initial weights (built by the solo model builder under its seed), optimizer,
   hyperparameters and LR schedule (:class:`engine.batched.optim.StackedOptimizer`), penalties,
-  clipping and divergence threshold;
-* its ending: a member that diverges or is cancelled finishes at that step (final evaluation,
-  RunFinished) while the others go on; its row is zeroed and drops out of the objective.
+  clipping and divergence threshold; its activation, loss, skips, norm statistics, dropout and
+  DropConnect streams and augmentation (:mod:`engine.batched.stacked`, :mod:`engine.batched.losses`);
+* its ending: a member that diverges, is cancelled or stops early finishes at that step (final
+  evaluation, RunFinished) while the others go on; its row is zeroed and drops out of the
+  objective, and once half the stack has ended the finished rows leave it (``compact``).
 
 The loop reads the losses of every member at once every ``log_every`` steps (one host sync for
 the group) and evaluates every member at once. The training step is written out without autograd
