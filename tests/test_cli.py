@@ -67,7 +67,7 @@ def test_runs_keeps_numbers_whole_at_80_columns(tmp_path, monkeypatch, capsys):
     store.close()
     assert main(["runs"]) == 0
     out = capsys.readouterr().out
-    assert "1.99e-04" in out and "0.642" in out and "12.3" in out
+    assert "1.99e-04" in out and "64.2%" in out and "12.3" in out  # the accuracy as the app shows it
     assert max(len(line) for line in out.splitlines()) <= 80
 
 
@@ -105,7 +105,7 @@ def test_the_live_table_says_running_once_a_run_has_started():
     from rich.console import Console
 
     from engine.config import DataSpec, Recipe, RunSpec
-    from engine.events import RunStarted
+    from engine.events import EvalMetrics, RunStarted
     from engine.outcomes import OutcomeCollector
     from tui_lab.headless import _Progress
 
@@ -117,10 +117,12 @@ def test_the_live_table_says_running_once_a_run_has_started():
     started = RunStarted("a", "SGD", 0, "p", "c", {}, "cpu", 10, 100, 10)
     collector.add(started)
     progress.note(started)
+    collector.add(EvalMetrics("a", 10, 1.0, {"train_loss": 1.2, "val_acc": 0.6012}, 1.0))
     console = Console(width=100, record=True)
     console.print(progress.render())
     rows = [line for line in console.export_text().splitlines() if "SGD" in line]
     assert "running" in rows[0] and "pending" in rows[1]
+    assert "60.1%" in rows[0]  # the accuracy as the app shows it
 
 
 TINY = tiny_preset("""
@@ -151,6 +153,7 @@ def test_the_results_table_keeps_every_number_whole_at_80_columns(tmp_path, caps
     assert "val loss" in header and "wall s" in header and "min train" not in header
     adam = next(line for line in lines if line.lstrip().startswith("Adam"))
     assert all("…" not in cell for cell in adam.split()[1:])  # numbers whole; only names give way
+    assert any(cell.endswith("%") and 0 <= float(cell[:-1]) <= 100 for cell in adam.split()), adam  # val acc
     assert any("a variant named" in line and "…" in line for line in lines)
 
 
@@ -244,8 +247,8 @@ def test_runs_at_80_columns_keeps_the_wall_time_with_long_names_and_statuses(tmp
     assert "wall s" in header, header
     (early,) = [line for line in lines if line.lstrip().startswith("r1")]
     (diverged,) = [line for line in lines if line.lstrip().startswith("r2")]
-    assert early.split()[-4:] == ["early-stopped", "0.366", "0.7939", "12.3"], early
-    assert diverged.split()[-4:] == ["diverged", "0.100", "inf", "2.2"], diverged
+    assert early.split()[-4:] == ["early-stopped", "36.6%", "0.7939", "12.3"], early
+    assert diverged.split()[-4:] == ["diverged", "10.0%", "inf", "2.2"], diverged
 
 
 @pytest.mark.parametrize("solo", [False, True])
@@ -262,3 +265,31 @@ def test_solo_trains_every_run_on_its_own(tmp_path, capsys, monkeypatch, solo):
     assert main(["run", str(preset), "--workers", "0", *(["--solo"] if solo else [])]) == 0
     assert groups == ([] if solo else [2])
     assert "Adam" in capsys.readouterr().out
+
+
+def test_show_prints_the_fields_that_matter_and_says_the_rest_are_defaults(tmp_path, monkeypatch, capsys):
+    """`dllab show` listed every recipe field (L-BFGS and augmentation settings for a plain Adam run):
+    now the ones that differ from their defaults and those that say what the run was."""
+    from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+    from engine.events import EvalMetrics, RunFinished, RunStarted
+    from engine.store import RunStore
+
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "80")
+    spec = RunSpec(recipe=Recipe(data=DataSpec(name="mnist1d", preprocess="standardize"), model=ModelSpec(),
+                                 train=TrainSpec(optimizer="adam", lr=0.01, steps=600)), variant="Adam")
+    with RunStore(tmp_path) as store:
+        store.record(RunStarted("r1", "Adam", 0, "optimizers", "c", spec.model_dump(mode="json"), "cpu", 10, 600, 10))
+        store.record(EvalMetrics("r1", 600, 18.75, {"train_loss": 0.109, "val_loss": 1.809, "train_acc": 0.9672,
+                                                    "val_acc": 0.6062}, 3.9))
+        store.record(RunFinished("r1", "done", 600, "finished", {"train_loss": 0.109, "val_acc": 0.6062}, {}, 3.9))
+    assert main(["show", "r1"]) == 0
+    out = capsys.readouterr().out
+    text = " ".join(out.split())
+    for shown in ("name=mnist1d", "preprocess=standardize", "kind=mlp", "hidden=[100, 100]", "optimizer=adam",
+                  "lr=0.01", "batch_size=100", "steps=600"):
+        assert shown in text, shown
+    for left_out in ("lbfgs", "augment", "momentum", "unlabeled", "gradcheck", "kappa", "init_std", "epochs"):
+        assert left_out not in text, left_out
+    assert "at their defaults" in text and "60.6%" in text and "96.7%" in text
+    assert max(len(line) for line in out.splitlines()) <= 80

@@ -217,6 +217,7 @@ def _unknown_preset(preset: str, store: RunStore) -> str | None:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from engine.store import RunStore
+    from tui_lab.data import fmt
 
     store = RunStore()
     rows = store.list_runs(preset=args.preset, status=args.status, limit=args.limit)
@@ -240,7 +241,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         started = dt.datetime.fromtimestamp(r.started).strftime("%m-%d %H:%M") if r.started else "–"
         cells.append((
             r.run_id, Text(r.preset or ""), Text(r.variant or ""), str(r.seed), r.status,  # Text: names, not markup
-            f"{r.final.get('val_acc', float('nan')):.3f}" if r.final.get("val_acc") is not None else "–",
+            fmt.pct(r.final.get("val_acc")),
             _compact(r.final.get("train_loss")),
             f"{r.wall_time:.1f}" if r.wall_time else "–",
             *([] if narrow else [started]),
@@ -270,6 +271,47 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+ALWAYS_SHOWN = {
+    "data": ("name",),
+    "model": ("kind",),
+    "train": ("optimizer", "lr", "batch_size", "steps", "epochs"),
+}
+"""Recipe fields `dllab show` prints even at their defaults: what the run was (steps or epochs: the
+one given)."""
+
+
+def recipe_fields_shown(section: str, fields: dict[str, object]) -> tuple[dict[str, object], int]:
+    """A stored recipe section's fields worth printing: the always relevant ones (an MLP's hidden
+    sizes unless depth and width set them, a CNN's channels, a momentum optimizer's momentum too)
+    and the others that differ from their defaults; and how many were left out."""
+    from engine.config import DataSpec, ModelSpec, TrainSpec
+
+    model = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec}[section]
+    always = set(ALWAYS_SHOWN[section])
+    if section == "model" and fields.get("kind") == "mlp" and fields.get("depth") is fields.get("width") is None:
+        always.add("hidden")
+    elif section == "model" and fields.get("kind") == "cnn":
+        always.add("channels")
+    elif section == "train" and fields.get("optimizer") in ("momentum", "nesterov"):
+        always.add("momentum")
+    shown = {}
+    for name, value in fields.items():
+        info = model.model_fields.get(name)
+        if (info is None or info.is_required()  # no default to compare with
+                or value != info.get_default(call_default_factory=True) or (name in always and value is not None)):
+            shown[name] = value
+    return shown, len(fields) - len(shown)
+
+
+def _eval_cell(key: str, value: object) -> str:
+    """An evaluation's figure: accuracies in percent (as the app shows them), the rest to 4 digits."""
+    if key.endswith("_acc") and isinstance(value, float):
+        from tui_lab.data import fmt
+
+        return fmt.pct(value)
+    return f"{value:.4g}" if isinstance(value, float) else str("–" if value is None else value)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from engine.diagnostics.curves import diagnose
     from engine.store import RunStore
@@ -288,18 +330,23 @@ def cmd_show(args: argparse.Namespace) -> int:
     console.print(f"[bold]{row.run_id}[/]  {escape(f'{row.preset} / {row.variant}')} (seed {row.seed})  "
                   f"{escape(f'[{row.status}] {row.reason}')}")
     recipe = row.spec.get("recipe", {})
+    at_default = 0
     for section in ("data", "model", "train"):
-        fields = recipe.get(section, {})
-        console.print(f"[bold]{section}[/]: " + ", ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, [], 0.0, False)))
+        shown, rest = recipe_fields_shown(section, recipe.get(section, {}))
+        at_default += rest
+        console.print(f"[bold]{section}[/]: " + escape(", ".join(f"{k}={v}" for k, v in shown.items())))
+    if at_default:
+        console.print(f"[dim]the other {at_default} fields are at their defaults (--json lists every field)[/]")
     table = Table(title="evaluations")
     keys = ["step", "epoch", "train_loss", "val_loss", "train_acc", "val_acc"]
     for k in keys:
         table.add_column(k, justify="right")
     stride = max(1, len(evals) // 15)
     for e in evals[::stride] + ([evals[-1]] if evals and (len(evals) - 1) % stride else []):
-        table.add_row(*[f"{e.get(k):.4g}" if isinstance(e.get(k), float) else str(e.get(k, "–")) for k in keys])
+        table.add_row(*[_eval_cell(k, e.get(k)) for k in keys])
     console.print(table)
-    console.print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in row.final.items() if isinstance(v, float)))
+    console.print("final: " + ", ".join(f"{k}={_eval_cell(k, v)}" for k, v in row.final.items()
+                                        if isinstance(v, float)))
     console.print("curves: " + diagnose(evals, row.status, row.reason).text)
     return EXIT_OK
 

@@ -23,6 +23,7 @@ from engine.events import Event
 from engine.outcomes import OutcomeCollector, RunOutcome
 from engine.presets import LoadedPreset
 from engine.runner import Runner, run_inline
+from tui_lab.data import fmt
 
 STATUS_STYLE = {
     "done": "green",
@@ -124,7 +125,7 @@ class _Progress:
                 str(spec.seed),
                 step,
                 _fmt(loss),
-                _fmt(acc, 3),
+                fmt.pct(acc),
                 Text(status, style=STATUS_STYLE.get(status, "")),
                 _fmt(self.speed.get(run_id), 3),
             )
@@ -204,7 +205,7 @@ def results_table(result: ComparisonResult, width: int | None = None) -> Table:
 
     rows = [
         [o.variant, str(o.seed), o.status, _fmt(last(o, "train_loss")), _fmt(o.best.get("min_train_loss")),
-         _fmt(last(o, "val_loss")), _fmt(last(o, "val_acc"), 3), _fmt(o.best.get("best_epoch"), 3),
+         _fmt(last(o, "val_loss")), fmt.pct(last(o, "val_acc")), _fmt(o.best.get("best_epoch"), 3),
          f"{o.wall_time:.1f}"]
         for o in result.outcomes
     ]

@@ -225,3 +225,50 @@ async def test_the_schedule_preview_fits_inside_the_screen(make_app, size):
         pane = screen.query_one("#tab-train")
         assert preview.region.x >= pane.region.x + 1
         assert preview.region.right <= pane.region.right - 1, (preview.region, pane.region)
+
+
+async def test_a_recipe_opened_from_the_library_can_be_edited_at_once(make_app):
+    """After `b` the focus sat on the tab bar and down did nothing (typing went nowhere useful): down
+    now goes into the tab's first field, and a digit there still switches screens. A recipe opened
+    gives the tab bar the focus whatever field of the last one had it, and clears its sweep."""
+    from textual.widgets import Tabs
+
+    from tui_lab.screens.library import LibraryScreen
+
+    from .conftest import pinned_catalogue
+
+    app = make_app(catalogue=pinned_catalogue)
+    async with app.run_test(size=(80, 24)) as pilot:
+        async def open_from_library(name: str) -> BuilderScreen:
+            await pilot.press("1")
+            await wait_for(pilot, lambda: isinstance(app.screen, LibraryScreen))
+            await pilot.press("slash", "ctrl+u", *name, "enter")
+            await pilot.pause()
+            await pilot.press("b")
+            await wait_for(pilot, lambda: isinstance(app.screen, BuilderScreen)
+                           and app.screen.draft.meta.get("technique") == name)
+            await pilot.pause(0.3)
+            return app.screen
+
+        screen = await open_from_library("dropout")
+        assert isinstance(app.focused, Tabs), app.focused
+        await pilot.press("down")
+        title = screen.query_one("#f-preset-title", Input)
+        assert app.focused is title, app.focused
+        await pilot.press("end", *" (mine)")  # typing goes into the field
+        assert title.value.endswith(" (mine)") and screen.draft.meta["title"].endswith(" (mine)")
+        title.value = pinned_catalogue()[1].preset.title  # unchanged again: the next `b` asks nothing
+
+        await _tab(pilot, screen, "variants")
+        screen.query_one("#sweep-field", Select).focus()
+        screen.query_one("#sweep-field", Select).value = "train.optimizer"
+        screen.query_one("#sweep-values", Input).value = "sgd, adam"
+        await pilot.pause()
+        screen = await open_from_library("optimizers")
+        assert screen.query_one("#sweep-field", Select).value is Select.NULL
+        assert screen.query_one("#sweep-values", Input).value == ""
+        assert isinstance(app.focused, Tabs), app.focused  # not the last recipe's sweep menu
+        await pilot.press("down")
+        assert app.focused is screen.query_one("#sweep-field", Select), app.focused
+        await pilot.press("escape", "right")  # back on the tab bar: the arrows switch tabs
+        assert screen.query_one("#builder-tabs", TabbedContent).active == "tab-toml"

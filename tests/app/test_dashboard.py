@@ -231,3 +231,26 @@ async def test_on_the_layers_tab_the_arrows_switch_the_run_shown_at_once(make_ap
         await pilot.pause(0.4)
         assert str(title.render()).startswith(c.run_title(c.runs[2]))
         assert screen.query_one(HealthPanel).step == c.runs[2].diagnostics[-1].step
+
+
+async def test_each_loss_reading_says_what_it_is(make_app):
+    """Three readings of a run's training loss, once all labelled "loss" / "train loss": the table's
+    mean of the latest minibatches ("batch loss", explained by the table's tooltip), the verdict's
+    first → last evaluation (a note by "Curves"), the History's final evaluation ("train loss (eval)")."""
+    from tui_lab.widgets.verdict_panel import CURVES_NOTE
+
+    app = make_app(open_preset=pinned("optimizers"), quick=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        await pilot.pause(0.3)
+        screen = app.screen
+        table = screen.query_one(VariantTable)
+        header = next(line for line in screen_text(app).splitlines() if "variant" in line and "status" in line)
+        assert "batch loss" in header and "val acc" in header, header
+        assert "minibatches" in str(table.tooltip) and "train loss (eval)" in str(table.tooltip)
+        run = live(app).runs[0]
+        assert run.train_loss == run.steps["train_loss"][-1] != run.final["train_loss"]
+        await pilot.press("v")
+        await pilot.pause(0.3)
+        text = " ".join(screen_text(app).split())
+        assert "Curves " + " ".join(CURVES_NOTE.split()) in text and "eval mode" in CURVES_NOTE

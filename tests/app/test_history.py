@@ -132,10 +132,12 @@ async def test_at_80_columns_every_number_is_shown_whole_and_the_names_give_way(
         table = screen.query_one(RunTable)
         await wait_for(pilot, lambda: table.row_count == 4)
         lines = screen_text(app).splitlines()
-        labels = dict(COLUMNS)
-        header = next(line for line in lines if _whole("run", line) and _whole("seed", line))
+        labels = {key: label.splitlines()[0] for key, label in COLUMNS}
+        i_header, header = next((i, line) for i, line in enumerate(lines) if _whole("seed", line))
         for key in NUMERIC:
             assert _whole(labels[key], header), f"the {labels[key]!r} header is cut: {header!r}"
+        at = header.index("train loss")  # the final evaluation of the training split, says its second line
+        assert lines[i_header + 1][at:].startswith("(eval)"), lines[i_header + 1]
         cut_names = 0
         for run in table.shown:
             cells = table.row_cells(run)
@@ -152,6 +154,62 @@ async def test_at_80_columns_every_number_is_shown_whole_and_the_names_give_way(
         text = screen_text(app)
         assert "a-rather-long-preset-name" in text and "a-long-comparison-name-momentum" in text
         assert "…" not in text
+
+
+SKIP_VARIANTS = ("plain, 4 layers", "residual, 4 layers", "plain, 20 layers", "residual, 20 layers",
+                 "plain, 20, Kaiming")
+
+
+def _store_skip_connection_runs(store, n: int) -> list[str]:
+    """`n` runs of five variants whose names differ only after their first few characters, with
+    every status (the widest, early-stopped and cancelled, among them)."""
+    from engine.events import EvalMetrics, RunFinished, RunStarted
+
+    statuses = ("done", "early-stopped", "cancelled", "diverged", "done")
+    ids = []
+    for i in range(n):
+        run_id, variant = f"{i:02d}{'f3a9c07e21'[:8]}", SKIP_VARIANTS[i % 5]
+        store.record(RunStarted(run_id, variant, i // 5, "skip-connections", f"cmp-{i // 5}", {}, "cpu", 10, 200,
+                                10))
+        store.record(EvalMetrics(run_id, 200, 1.0, {"train_loss": 1.489, "val_acc": 0.352}, 2.5))
+        store.record(RunFinished(run_id, statuses[i % 5], 200, "finished", {"train_loss": 1.489 + i / 1000,
+                                                                           "val_acc": 0.352}, {}, 2.5))
+        ids.append(run_id)
+    return ids
+
+
+async def test_at_80_columns_the_variant_names_stay_readable(make_app, store):
+    """Runs of one preset are told apart by their variant: at 80 columns the run id column goes (the
+    status line names the highlighted run) and the status shrinks to its icon before the variant
+    names give way (they were cut to five characters: "resid…", "plain…")."""
+    from tui_lab.data.fmt import STATUS_ICON
+
+    _store_skip_connection_runs(store, 25)  # more rows than fit: a vertical scrollbar too
+    app = make_app(mode="history")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open_history(app, pilot)
+        table = screen.query_one(RunTable)
+        await wait_for(pilot, lambda: table.row_count == 25)
+        await pilot.pause()
+        assert "run_id" not in table.widths and table.widths["variant"] >= 14, table.widths
+        lines = screen_text(app).splitlines()
+        assert all(len(line.rstrip()) <= 80 for line in lines)
+        for variant in SKIP_VARIANTS:
+            assert any(variant[:14] in line for line in lines), f"{variant!r} is cut below 14 cells"
+        row = next(line for line in lines if "residual, 20 layers"[:14] in line)  # every 5th run: diverged
+        assert STATUS_ICON["diverged"] in row and "35.2%" in row and "200" in row, row
+        status = lines[-2]
+        assert f"run {table.current_run_id()}" in status, status
+        table.move_cursor(row=3)
+        await pilot.pause()
+        assert f"run {table.shown[3].run_id}" in screen_text(app).splitlines()[-2]
+
+        await pilot.resize_terminal(120, 24)  # room: the run ids and the status words are back
+        await wait_for(pilot, lambda: "run_id" in table.widths)
+        await pilot.pause()
+        text = screen_text(app)
+        assert table.shown[0].run_id in text and "early-stopped" in text and "cancelled" in text
+        assert f"run {table.current_run_id()} ·" not in text
 
 
 async def test_a_new_sort_shows_the_top_of_the_table(make_app, store):
@@ -171,7 +229,7 @@ async def test_a_new_sort_shows_the_top_of_the_table(make_app, store):
         await pilot.pause()
         assert table.cursor_row == 0 and table.scroll_offset.y == 0
         first = table.shown[0].run_id
-        assert first[:6] in screen_text(app).splitlines()[3]
+        assert first[:6] in screen_text(app).splitlines()[2 + table.header_height]  # the first row
 
 
 NAMES_WITH_BRACKETS = [("[bold]x", "lr [lr=0.1]"), ("a [/b] c", "[red]y[/]")]

@@ -201,3 +201,36 @@ async def test_a_search_highlights_a_technique_named_by_it_before_one_that_only_
         assert "Early stopping" in screen_text(app).splitlines()[1]
         app.screen.query_one("#library-search").value = "dying"  # the title match moves on with the query
         await wait_for(pilot, lambda: tree.current is not None and tree.current.id == "dead-relu", timeout=3)
+
+
+async def test_the_wrapped_lines_of_a_bullet_stand_under_its_first():
+    """A claim, a variant or a labelled line too long for the card wraps under its own first line
+    (it used to wrap to the card's left edge, under the bullet), also after a resize."""
+    from textual.app import App, ComposeResult
+
+    from tui_lab.widgets.preset_details import PresetDetails
+
+    from .conftest import pinned
+
+    class CardApp(App):
+        def compose(self) -> ComposeResult:
+            yield PresetDetails()
+
+    loaded = pinned("optimizers")
+    claims = [c.text for c in loaded.preset.claims]
+    app = CardApp()
+    async with app.run_test(size=(44, 60)) as pilot:
+        app.query_one(PresetDetails).show(loaded)
+        for width in (44, 60):
+            await pilot.resize_terminal(width, 60)
+            await pilot.pause(0.2)
+            lines = screen_text(app).splitlines()
+            for claim in claims:
+                i = next(i for i, line in enumerate(lines) if "• " + claim[:20] in line)
+                at = lines[i].index("•") + 2
+                assert " ".join(" ".join(lines[i:i + 4]).split()[1:]).startswith(claim), lines[i:i + 4]
+                assert lines[i + 1][:at].strip() == "" and lines[i + 1][at] != " ", lines[i:i + 2]
+            i = next(i for i, line in enumerate(lines) if "what it buys" in line)
+            at = lines[i].index("better")
+            if not lines[i].rstrip().endswith(")"):  # wrapped: under "better"
+                assert lines[i + 1][:at].strip() == "" and lines[i + 1][at] != " ", lines[i:i + 2]

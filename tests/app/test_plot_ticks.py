@@ -79,3 +79,17 @@ def test_integer_ticks_round_plotexts_ticks_and_stay_in_range():
     assert integer_ticks(20, 20) == ([20.0], ["20"])
     assert integer_ticks(0.2, 0.8) == ([], [])
     assert integer_ticks(float("inf"), 3) == ([], [])
+
+
+async def test_the_schedule_preview_s_step_axis_ends_at_the_budget():
+    """A 1000-step budget's schedule has points at steps 0..999: the axis used to end at 999."""
+    app = PlotApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        preview = app.query_one(SchedulePreview)
+        preview.show([(s, 0.05 * (1 - s / 1000)) for s in range(0, 1000, 9)] + [(999, 0.05 * 1e-3)],
+                     "lr: linear, 1000 steps", total=1000)
+        await pilot.pause()
+        text = screen_text(app)
+        top = text.splitlines().index(next(line for line in text.splitlines() if "1000 steps" in line))
+        labels = x_tick_labels(text, top)
+        assert labels[0] == "0" and labels[-1] == "1000" and "999" not in labels, labels

@@ -349,6 +349,7 @@ async def test_the_builder_previews_the_schedule_as_its_fields_change(make_app):
         preview = screen.query_one(SchedulePreview)
         await wait_for(pilot, lambda: bool(preview.points), timeout=20, what="the first preview")
         assert {lr for _, lr in preview.points} == {0.05} and preview.points[-1][0] == 999
+        assert preview.total == 1000  # the step axis ends at the budget
         await wait_for(pilot, lambda: bool(screen.query("#f-train-schedule")))
         screen.query_one("#f-train-schedule", Select).value = "cosine"
         screen.query_one("#f-train-warmup_steps", Input).value = "100"

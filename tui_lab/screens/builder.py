@@ -15,7 +15,18 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import (
+    DataTable,
+    Input,
+    Label,
+    Select,
+    Static,
+    Switch,
+    TabbedContent,
+    TabPane,
+    Tabs,
+    TextArea,
+)
 from textual.worker import Worker, WorkerState
 
 from engine.presets import LoadedPreset, PresetError, builtin_dir, load_preset
@@ -34,6 +45,8 @@ PRIMARY = {
     "train": ("optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_steps", "batch_size", "steps",
               "epochs", "loss", "l1", "l2", "clip_norm", "early_stopping", "ema", "mixup", "seed"),
 }
+FIELDS = (Input, Select, Switch, TextArea, DataTable)
+"""The widgets a person edits (a form's scrolling container can take the focus too)."""
 VALIDATE_DELAY = 0.25
 SHORT_HEIGHT = 20
 """Below this height the Train tab leaves the schedule preview out (the fields need the rows)."""
@@ -41,8 +54,9 @@ _N_TRAIN: dict[str, int] = {}
 """Training-split sizes by data spec (JSON), for recipes budgeted in epochs."""
 
 
-def schedule_points(base: dict[str, Any]) -> tuple[list[tuple[int, float]], str]:
-    """(step, lr) points of the base recipe's schedule over its whole budget, and a title.
+def schedule_points(base: dict[str, Any]) -> tuple[list[tuple[int, float]], str, int]:
+    """(step, lr) points of the base recipe's schedule over its whole budget, a title, and the budget
+    in steps.
 
     Runs in a thread worker: it imports torch (``engine.schedules``); a recipe budgeted in epochs
     loads its data once to know the steps per epoch. ValueError when the recipe is not valid."""
@@ -70,7 +84,7 @@ def schedule_points(base: dict[str, Any]) -> tuple[list[tuple[int, float]], str]
             _N_TRAIN[key] = len(load_data(recipe.data, seed=t.seed, device="cpu").x_train)
         total = budget(RunSpec(recipe=recipe, variant="preview"), _N_TRAIN[key])[2]
     warm = f", warmup {t.warmup_steps}" if t.warmup_steps else ""
-    return schedule_curve(t, total), f"lr: {t.schedule}{warm}, {total} steps"
+    return schedule_curve(t, total), f"lr: {t.schedule}{warm}, {total} steps", total
 
 
 def editable_path(loaded: LoadedPreset) -> Path | None:
@@ -90,6 +104,7 @@ class BuilderScreen(Screen):
         Binding("ctrl+o", "open", "Open file"),
         Binding("ctrl+n", "new", "New"),
         Binding("escape", "leave_field", "Leave field", show=False),
+        Binding("down", "enter_fields", "Into the fields", show=False),
     ]
 
     def __init__(self) -> None:
@@ -140,7 +155,7 @@ class BuilderScreen(Screen):
         self.set_class(self.size.height < SHORT_HEIGHT, "-short")
         self._take_pending()
         if self.loaded is None and not self.problem:
-            self.load_draft(self.draft, None)
+            self.load_draft(self.draft, None, focus=False)
 
     def on_screen_resume(self) -> None:
         self._take_pending()
@@ -158,11 +173,13 @@ class BuilderScreen(Screen):
             if variant in names:
                 table = self.query_one("#variant-list", DataTable)
                 self.call_after_refresh(table.move_cursor, row=names.index(variant))
+                self.call_after_refresh(table.focus)
 
     # -- draft <-> widgets ----------------------------------------------------------------
 
-    def load_draft(self, draft: Draft, path: Path | None = None) -> None:
-        """Show a draft in every tab (no change events), then check it."""
+    def load_draft(self, draft: Draft, path: Path | None = None, *, focus: bool = True) -> None:
+        """Show a draft in every tab (no change events), then check it; `focus`: then give the tab bar
+        the focus (see `focus_tabs`)."""
         self.draft = draft
         self.path = path
         meta = dict(draft.meta)
@@ -180,6 +197,26 @@ class BuilderScreen(Screen):
         self._claims_note()
         self.validate()
         self._clean = draft.to_dict()
+        if focus:
+            self.call_after_refresh(self.focus_tabs)
+
+    def focus_tabs(self) -> None:
+        """A recipe just opened: the focus on the tab bar (its active tab shows it), whatever field of
+        the last recipe had it: ←/→ switch tabs, ↓ goes into the fields, digits still switch screens."""
+        if self.is_current:
+            self.query_one("#builder-tabs", TabbedContent).query_one(Tabs).focus()
+
+    def focus_first_field(self, tries: int = 10) -> None:
+        """Focus the first field of the tab shown. A form builds its rows when first shown: until they
+        are there, try again after the next refresh."""
+        tabs = self.query_one("#builder-tabs", TabbedContent)
+        pane = tabs.get_pane(tabs.active)
+        for widget in self.focus_chain:
+            if isinstance(widget, FIELDS) and pane in widget.ancestors:
+                widget.focus()
+                return
+        if tries > 0:
+            self.call_after_refresh(self.focus_first_field, tries - 1)
 
     def has_unsaved_changes(self) -> bool:
         """Whether the recipe differs from what was loaded or last saved."""
@@ -304,8 +341,8 @@ class BuilderScreen(Screen):
             return
         preview = self.query_one(SchedulePreview)
         if event.state == WorkerState.SUCCESS:
-            points, title = event.worker.result
-            preview.show(points, title)
+            points, title, total = event.worker.result
+            preview.show(points, title, total=total)
         elif event.state == WorkerState.ERROR:
             preview.show([], message=f"no schedule: {event.worker.error}")
 
@@ -319,6 +356,11 @@ class BuilderScreen(Screen):
             view.text = text
 
     # -- actions --------------------------------------------------------------------------
+
+    def action_enter_fields(self) -> None:
+        """↓ on the tab bar (the fields take ↓ themselves): into the first field of the tab."""
+        if isinstance(self.focused, Tabs):
+            self.focus_first_field()
 
     def action_leave_field(self) -> None:
         self.query_one("#builder-tabs", TabbedContent).query_one("Tabs").focus()

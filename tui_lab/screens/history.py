@@ -43,6 +43,9 @@ class HistoryScreen(Screen):
         if self.is_mounted:
             self.refresh_runs()
 
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._status)  # the table fits its columns again: the run id may come or go
+
     def refresh_runs(self) -> None:
         try:
             rows = self.app.store.list_runs(limit=LIST_LIMIT)
@@ -53,11 +56,18 @@ class HistoryScreen(Screen):
         self._status()
 
     def _status(self) -> None:
+        """The runs shown, the order, the marks; the highlighted run's id when the table is too narrow
+        for its column."""
         table = self.query_one(RunTable)
         marked = len(table.marked)
         text = (f"{len(table.shown)} of {len(table.rows_all)} runs · {SORTS[table.sort_key][0]} · {marked} marked"
                 if table.rows_all else "No stored runs yet: run a technique from the Library.")
+        current = table.current_run_id()
+        if current is not None and "run_id" not in table.widths:
+            text = f"run {current} · {text}"
         hint = " · space marks runs to open together" if table.rows_all and not marked else ""
+        if len(text) + len(hint) > self.size.width - 2:
+            hint = ""
         self.query_one("#history-status", Static).update(
             Content.from_markup("$t[$text-muted]$h[/]", t=text, h=hint))
 
@@ -73,6 +83,11 @@ class HistoryScreen(Screen):
         self.query_one(RunTable).focus()
 
     def on_run_table_marks_changed(self, event: RunTable.MarksChanged) -> None:
+        self._status()
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
         self._status()
 
     @on(DataTable.RowSelected, "#runs")

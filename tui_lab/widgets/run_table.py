@@ -1,8 +1,9 @@
 """Stored runs as a table: filter by text, sort by a column, mark several to open or delete.
 
 The columns fit the table's width, as ``dllab runs`` does: a number is never cut. When the table is
-too narrow the start time goes first, then the names give way (the run id, then preset and variant,
-then the status are shortened with an ellipsis)."""
+too narrow the start time goes first, then long preset names shorten, then the run id goes (the
+History's status line names the highlighted run), then the status shrinks to its icon, and last the
+preset and variant names shorten further (with an ellipsis)."""
 
 from __future__ import annotations
 
@@ -26,18 +27,29 @@ COLUMNS = (
     ("seed", "seed"),
     ("status", "status"),
     ("val_acc", "val acc"),
-    ("train_loss", "train loss"),
+    ("train_loss", "train loss\n(eval)"),
     ("step", "steps"),
     ("wall_time", "wall"),
     ("started", "started"),
 )
+"""(key, label): a label may take two lines ("train loss" is the final evaluation of the training
+split, in eval mode: not the minibatch loss the Dashboard shows while a run trains)."""
 NUMERIC = ("seed", "val_acc", "train_loss", "step", "wall_time")
 """Columns of numbers: always as wide as their widest value."""
-GIVE_WAY: tuple[tuple[tuple[str, ...], int], ...] = ((("run_id",), 6), (("preset", "variant"), 6), (("status",), 4))
-"""Text columns that shrink when the table is too narrow, in this order (each group evenly, the
-widest first), down to these widths."""
-OPTIONAL = ("started",)
-"""Columns left out when even that is not enough."""
+GIVE_WAY: tuple[tuple[tuple[str, ...], int | None], ...] = (
+    (("started",), None),
+    (("preset",), 12),
+    (("run_id",), None),
+    (("status",), 1),
+    (("preset",), 8),
+    (("preset", "variant"), 6),
+)
+"""What gives way when the table is too narrow, in this order: a column left out (None), or text
+columns shrunk down to a width (each group evenly, the widest first). The variant names, which tell
+the runs of one preset apart, keep their room longest."""
+ICONS = ("status",)
+"""Columns that shrink at once, to one cell: the status becomes its icon (✔ ✘ ■)."""
+HEADER_HEIGHT = max(label.count("\n") + 1 for _, label in COLUMNS)
 SORTS: dict[str, tuple[str, bool]] = {
     "started": ("newest first", True),
     "preset": ("preset", False),
@@ -61,18 +73,23 @@ def _sort_value(row: Any, key: str) -> Any:
 
 def fit_widths(natural: dict[str, int], available: int, padding: int = 2) -> dict[str, int]:
     """The width of each column shown (a column left out is missing) so that the columns and their
-    `padding` fit in `available` cells: the optional columns go, then the names shrink. Numbers keep
+    `padding` fit in `available` cells: columns go and names shrink as `GIVE_WAY` says. Numbers keep
     their natural widths even if that overflows (the table then scrolls sideways)."""
     widths = dict(natural)
 
     def excess() -> int:
         return sum(widths.values()) + padding * len(widths) - available
 
-    for key in OPTIONAL:
-        if excess() > 0 and key in widths:
-            del widths[key]
     for group, floor in GIVE_WAY:
         keys = [k for k in group if k in widths]
+        if floor is None:
+            for key in keys:
+                if excess() > 0:
+                    del widths[key]
+            continue
+        for key in [k for k in keys if k in ICONS]:
+            if excess() > 0:
+                widths[key] = min(widths[key], floor)
         while excess() > 0 and keys:
             widest = max(keys, key=lambda k: widths[k])
             if widths[widest] <= floor:
@@ -81,8 +98,20 @@ def fit_widths(natural: dict[str, int], available: int, padding: int = 2) -> dic
     return widths
 
 
+def label_width(label: str) -> int:
+    """The cells across a column's label (its widest line)."""
+    return max(cell_len(line) for line in label.splitlines())
+
+
+def status_icon(status: str) -> str:
+    """The status in one cell, for a narrow table."""
+    return fmt.STATUS_ICON.get(status, "▸" if status == "running" else "?")
+
+
 def clip(text: str, width: int) -> str:
-    """`text` in at most `width` cells, ending with an ellipsis when cut."""
+    """`text` in at most `width` cells, ending with an ellipsis when cut (each line of a label)."""
+    if "\n" in text:
+        return "\n".join(clip(line, width) for line in text.splitlines())
     if cell_len(text) <= width:
         return text
     t = Text(text)
@@ -109,7 +138,7 @@ class RunTable(DataTable):
             return self.table
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True, header_height=HEADER_HEIGHT)
         self.rows_all: list[Any] = []
         self.shown: list[Any] = []
         self.marked: list[str] = []
@@ -117,6 +146,8 @@ class RunTable(DataTable):
         self.sort_key = "started"
         self.widths: dict[str, int] = {}
         """The columns shown and their widths (after `fit_widths`)."""
+        self.icons: set[str] = set()
+        """The columns shown as icons (the status, when the table is narrow)."""
         self._fitted_to = -1
 
     def on_mount(self) -> None:
@@ -132,7 +163,7 @@ class RunTable(DataTable):
         width, height = self.size
         if not width:
             return 0
-        scrollbar = self.styles.scrollbar_size_vertical if len(self.shown) > height - 1 else 0
+        scrollbar = self.styles.scrollbar_size_vertical if len(self.shown) > height - self.header_height else 0
         return width - scrollbar
 
     def set_rows(self, rows: list[Any]) -> None:
@@ -164,15 +195,19 @@ class RunTable(DataTable):
         rows.sort(key=lambda r: _sort_value(r, self.sort_key), reverse=SORTS[self.sort_key][1])
         self.shown = rows
         cells = [self.row_cells(r) for r in rows]
-        natural = {key: max([cell_len(label), *(cell_len(c[key]) for c in cells)]) for key, label in COLUMNS}
+        natural = {key: max([label_width(label), *(cell_len(c[key]) for c in cells)]) for key, label in COLUMNS}
         available = self._available()
         self._fitted_to = available
         self.widths = fit_widths(natural, available, 2 * self.cell_padding) if available else natural
+        self.icons = {key for key in ICONS if key in self.widths and self.widths[key] < natural[key]}
         self.clear(columns=True)
         for key, label in COLUMNS:
             if key in self.widths:
-                self.add_column(clip(label, self.widths[key]), width=self.widths[key], key=key)
+                self.add_column("" if key in self.icons else clip(label, self.widths[key]), width=self.widths[key],
+                                key=key)
         for r, c in zip(rows, cells, strict=True):
+            if "status" in self.icons:
+                c["status"] = status_icon(r.status)
             self.add_row(*(Text(clip(c[key], w)) for key, w in self.widths.items()), key=r.run_id)
         if current is not None and any(r.run_id == current for r in rows):
             self.move_cursor(row=[r.run_id for r in rows].index(current))

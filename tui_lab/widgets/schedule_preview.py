@@ -24,12 +24,17 @@ class SchedulePreview(ReplotPlot):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.points: list[tuple[int, float]] = []
+        self.total: int | None = None
+        """The budget in steps: the step axis ends there (the last point is at step ``total - 1``)."""
         self.plot_title = "learning rate schedule"
         self.message = "the schedule appears when the train fields are valid"
 
-    def show(self, points: Sequence[tuple[int, float]], title: str = "", message: str = "") -> None:
-        """Draw (step, lr) points; with none, `message` says why."""
+    def show(self, points: Sequence[tuple[int, float]], title: str = "", message: str = "",
+             total: int | None = None) -> None:
+        """Draw (step, lr) points over a budget of `total` steps (the last point's lr holds to its
+        end); with no points, `message` says why."""
         self.points = list(points)
+        self.total = total
         self.plot_title = title or self.plot_title
         self.message = message or self.message
         self.replot()
@@ -45,6 +50,8 @@ class SchedulePreview(ReplotPlot):
         # a log axis for decays over decades (step, exponential); not for one that ends near 0 (cosine)
         log = (bool(positive) and len(positive) == len(pts)
                and 1e-4 * max(positive) <= min(positive) <= 1e-2 * max(positive))
+        if self.total is not None and self.total > pts[-1][0]:
+            pts.append((self.total, pts[-1][1]))  # the rate of the last step, to the budget's end
         xs = [float(s) for s, _ in pts]
         ys = [math.log10(lr) for _, lr in pts] if log else [lr for _, lr in pts]
         plt.title(self.plot_title + (" (log)" if log else ""))

@@ -86,7 +86,10 @@ class VariantEditor(Vertical):
             self._fill_edit(table.cursor_row)
         if notify:
             self.post_message(self.Changed(self, list(self.variants)))
-        else:  # a recipe loaded (New, Open): the hint of the last one's sweep no longer applies
+        else:  # a recipe loaded (New, Open): the last one's sweep and its hint no longer apply
+            with self.prevent(Select.Changed, Input.Changed):
+                self.query_one("#sweep-field", Select).clear()
+                self.query_one("#sweep-values", Input).value = ""
             self._hint(INTRO)
 
     def _hint(self, text: str, error: bool = False) -> None:

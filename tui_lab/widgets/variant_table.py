@@ -16,7 +16,7 @@ COLUMNS = (
     ("variant", "variant", None),
     ("status", "status", 15),
     ("progress", "progress", 13),
-    ("loss", "loss", 7),
+    ("loss", "batch loss", 10),
     ("val_acc", "val acc", 7),
     ("best_acc", "best acc", 8),
     ("val_loss", "val loss", 8),
@@ -26,6 +26,15 @@ COLUMNS = (
     ("epoch", "epoch", 6),
 )
 """(key, label, width): fixed widths so the table does not jump as numbers change."""
+LEGEND = (
+    "The coloured mark before a run is its line in the plots.\n"
+    "batch loss: the mean training loss of the latest minibatches (train mode, as the train loss plot "
+    "shows it), not an evaluation.\n"
+    "val acc, val loss: the latest evaluation on the validation split; best acc: the best val acc so far.\n"
+    "The History's train loss (eval) is the final evaluation on the training split (eval mode; "
+    "after early stopping, of the restored best weights)."
+)
+"""What the columns measure (the table's tooltip)."""
 
 
 class VariantTable(DataTable):
@@ -46,6 +55,7 @@ class VariantTable(DataTable):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=False)
         self._rows: list[str] = []
+        self.tooltip = LEGEND
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:

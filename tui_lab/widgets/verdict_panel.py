@@ -18,6 +18,12 @@ _LABEL_STYLE = {
 }
 
 
+CURVES_NOTE = "(read from the evaluations, in eval mode: the first → the last)"
+"""What the numbers of a curve reading are: the train and val losses measured at the evaluations (on
+the training and validation splits, in eval mode), not the Dashboard's batch loss nor the History's
+final train loss (eval), which after early stopping is that of the restored best weights."""
+
+
 def verdict_content(c: Comparison) -> Content:
     """The panel's text (Content markup on theme variables)."""
     parts: list[Content] = []
@@ -45,7 +51,7 @@ def verdict_content(c: Comparison) -> Content:
         parts.append(Content.from_markup("[$text-muted]No claims: these runs come from the store or a recipe without any.[/]\n\n"))
     else:
         parts.append(Content.from_markup("[$text-muted]This preset states no claims.[/]\n\n"))
-    parts.append(Content.from_markup("[b]Curves[/]\n"))
+    parts.append(Content.from_markup("[b]Curves[/] [$text-muted]$n[/]\n", n=CURVES_NOTE))
     diagnoses = c.diagnoses()
     if not diagnoses:
         parts.append(Content.from_markup("[$text-muted]Each run's curves are read when it ends.[/]\n"))
