@@ -412,6 +412,21 @@ def test_members_with_different_preprocessing_share_a_group() -> None:
     assert len({r.final["train_loss"] for r in batched}) == 4
 
 
+def test_a_group_whose_datasets_would_not_fit_trains_run_by_run(monkeypatch, tmp_path) -> None:
+    """Stacking every member's dataset copies them all: past the memory budget the group refuses to
+    start, and the runner trains its runs one by one (each as solo)."""
+    import engine.batched.train as batched_train
+    from engine.runner import run_inline
+
+    monkeypatch.setattr(batched_train, "_stack_budget", lambda dev: 1000)
+    specs = [_spec(f"s{k}", RANDOM, optimizer="sgd", lr=0.05, seed=k) for k in range(2)]
+    with pytest.raises(ValueError, match="datasets would take"):
+        train_batched(specs, lambda e: None)
+    results = run_inline(specs, store=tmp_path, device="cpu")
+    assert [r.status for r in results] == ["done", "done"]
+    assert train_batched(specs[:1], lambda e: None)[0].status == "done"  # one dataset: nothing to stack
+
+
 def test_datasets_that_cannot_be_stacked_are_refused() -> None:
     from engine.batched.train import _mismatch
     from engine.data import load_data

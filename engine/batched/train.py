@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -129,6 +130,22 @@ def _check_group(specs: Sequence[RunSpec]) -> None:
                          "use engine.batched.plan() to group them")
 
 
+def _nbytes(d: DataSplits) -> int:
+    return sum(t.numel() * t.element_size() for t in (d.x_train, d.y_train, d.x_val, d.y_val, d.x_test, d.y_test))
+
+
+def _stack_budget(dev: torch.device) -> int:
+    """Bytes the stacked datasets of a group may take: half the GPU's free memory, or a quarter of
+    the machine's RAM (the loaded datasets and their stacked copy both stay in memory)."""
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return free // 2
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: 4 GiB
+        return 4 << 30
+
+
 def _mismatch(splits: Sequence[DataSplits]) -> str | None:
     """Why these datasets cannot be stacked member by member (None when they can)."""
     d0 = splits[0]
@@ -185,8 +202,15 @@ def train_batched(
         if (s.recipe.data, s.seed) not in datasets:
             datasets.append((s.recipe.data, s.seed))
     given = dict(data or {})  # by seed, for `first`'s data settings
-    splits = [(given[seed] if seed in given and spec == first.data else load_data(spec, seed=seed, device=dev)).to(dev)
-              for spec, seed in datasets]
+
+    def load(spec: DataSpec, seed: int) -> DataSplits:
+        return (given[seed] if seed in given and spec == first.data else load_data(spec, seed=seed, device=dev)).to(dev)
+
+    splits = [load(*datasets[0])]
+    if len(datasets) > 1 and (need := 2 * len(datasets) * _nbytes(splits[0])) > (room := _stack_budget(dev)):
+        raise ValueError(f"the group's {len(datasets)} datasets would take {need / 2**30:.1f} GiB stacked on {dev} "
+                         f"(more than {room / 2**30:.1f} GiB): its runs train one by one instead")
+    splits += [load(*key) for key in datasets[1:]]
     d0 = splits[0]
     if problem := _mismatch(splits):
         raise ValueError(f"the data of this group cannot be stacked: {problem}")
