@@ -538,6 +538,20 @@ def test_cancelling_half_the_group_between_log_reads_shrinks_the_stack() -> None
     assert [r.status for r in results][:3] == ["cancelled", "done", "cancelled"]
 
 
+def test_a_group_of_surface_runs_trains_as_one_tensor() -> None:
+    """Points on a 2-D function go to their own batched trainer (engine.surfaces), with one stop
+    function per run: each ends as it would alone, a cancelled one at its step."""
+    data = DataSpec(name="surface", surface="rosenbrock")
+    specs = [RunSpec(recipe=Recipe(data=data, train=TrainSpec(optimizer=opt, lr=lr, steps=60, log_every=10)),
+                     variant=opt, preset="t") for opt, lr in (("sgd", 1e-3), ("adam", 0.05), ("momentum", 1e-3))]
+    assert plan(specs) == [[0, 1, 2]]
+    stops = [StopAfter(10**9), StopAfter(25), StopAfter(10**9)]
+    results = train_batched(specs, lambda e: None, stops, run_ids=["a", "b", "c"])
+    assert [(r.status, r.step) for r in results] == [("done", 60), ("cancelled", 25), ("done", 60)]
+    for spec, r in zip([specs[0], specs[2]], [results[0], results[2]], strict=True):
+        assert train(spec, lambda e: None).final["loss"] == pytest.approx(r.final["loss"], rel=1e-9)
+
+
 def test_one_stop_function_cancels_the_whole_group() -> None:
     specs = [_spec(f"v{i}", RANDOM, optimizer="sgd", lr=0.05) for i in range(2)]
     events: list = []

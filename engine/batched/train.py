@@ -183,6 +183,10 @@ def train_batched(
     the loaded DataSplits by seed (as ``load_data(spec.recipe.data, seed)`` would build them).
     `fast` turns on opt-in speed switches (:class:`engine.batched.accel.FastPaths`).
     """
+    if all(s.recipe.data.name == "surface" for s in specs):  # points on a 2-D function: their own batched path
+        from engine.surfaces.trainer import train_surfaces
+
+        return train_surfaces(specs, emit, should_stop, device=device, run_ids=run_ids)
     _check_group(specs)
     tune_allocator()
     fast = fast or FastPaths()

@@ -147,7 +147,7 @@ def train_surface(
 def train_surfaces(
     specs: Sequence[RunSpec],
     emit: Callable[[Event], None],
-    should_stop: Callable[[], bool] = lambda: False,
+    should_stop: Callable[[], bool] | Sequence[Callable[[], bool]] = lambda: False,
     *,
     device: str | torch.device = "cpu",
     run_ids: Sequence[str] | None = None,
@@ -155,25 +155,30 @@ def train_surfaces(
     """Train many surface runs; specs with the same function and budget share one tensor.
 
     Every run gets its own event stream (RunStarted first, RunFinished last), as if trained
-    alone; results are returned in spec order.
+    alone; results are returned in spec order. `should_stop`: one function for every run, or one
+    per spec (a run whose function says yes is cancelled, the others go on).
     """
     ids = list(run_ids) if run_ids is not None else [uuid.uuid4().hex[:10] for _ in specs]
     if len(ids) != len(specs):
         raise ValueError(f"{len(ids)} run ids for {len(specs)} specs")
+    stops = None if callable(should_stop) else list(should_stop)
+    if stops is not None and len(stops) != len(specs):
+        raise ValueError(f"{len(stops)} should_stop functions for {len(specs)} specs")
     groups: dict[tuple, list[int]] = {}
     for i, spec in enumerate(specs):
         fn = function_of(spec)
         groups.setdefault((fn.name, fn.kappa, _budget(spec)), []).append(i)
     results: list[RunFinished | None] = [None] * len(specs)
     for members in groups.values():
+        group_stop = should_stop if stops is None else [stops[i] for i in members]
         for i, finished in zip(members, _train_group([specs[i] for i in members], [ids[i] for i in members],
-                                                      emit, should_stop, torch.device(device)), strict=True):
+                                                      emit, group_stop, torch.device(device)), strict=True):
             results[i] = finished
     return results  # type: ignore[return-value]
 
 
 def _train_group(specs: list[RunSpec], ids: list[str], emit: Callable[[Event], None],
-                 should_stop: Callable[[], bool], dev: torch.device) -> list[RunFinished]:
+                 should_stop: Callable[[], bool] | list[Callable[[], bool]], dev: torch.device) -> list[RunFinished]:
     from engine.versions import library_versions
 
     fn = function_of(specs[0])
@@ -277,9 +282,14 @@ def _train_group(specs: list[RunSpec], ids: list[str], emit: Callable[[Event], N
     try:
         evaluate(0, live)
         while step < total and live:
-            if should_stop():
-                for r in live:
-                    end(r, "cancelled", f"cancelled at step {step}", step)
+            if callable(should_stop):
+                cancelled = list(live) if should_stop() else []
+            else:  # one function per run: only those that say so end
+                cancelled = [r for r in live if should_stop[r.k]()]
+            for r in cancelled:
+                end(r, "cancelled", f"cancelled at step {step}", step)
+            live = [r for r in live if r.status == "running"]
+            if not live:
                 break
             f_now, g = fn.value(p), fn.grad(p)
             ftrace[step] = f_now[main]
