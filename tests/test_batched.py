@@ -450,6 +450,19 @@ def test_augmenting_members_draw_their_solo_runs_transforms() -> None:
     assert len({r.final["train_loss"] for r in batched}) == 3
 
 
+def test_ema_members_report_their_averaged_weights() -> None:
+    """Members with an EMA of their weights (their own decays; BatchNorm statistics copied, not
+    averaged) report the ema_ figures of their solo runs; a member without one reports none."""
+    model = ModelSpec(hidden=[24, 24], init="kaiming_normal", norm="batch")
+    specs = [_spec("ema 0.9", RANDOM, model, optimizer="momentum", lr=0.05, ema=0.9),
+             _spec("plain", RANDOM, model, optimizer="momentum", lr=0.05),
+             _spec("ema 0.99 s1", RANDOM, model, optimizer="sgd", lr=0.1, ema=0.99, seed=1)]
+    assert plan(specs) == [[0, 1, 2]]
+    batched, _ = assert_matches_solo(specs)
+    assert "ema_val_loss" in batched[0].final and "ema_test_acc" in batched[2].final
+    assert not any(k.startswith("ema_") for k in batched[1].final)
+
+
 def test_regression_with_extra_metrics() -> None:
     """Members with different losses (and smooth-L1 betas) train as one group, each on its own loss."""
     data = DataSpec(name="regression_outliers")
@@ -607,7 +620,6 @@ def test_plan_groups_by_architecture_and_data() -> None:
         (ModelSpec(kind="cnn"), {}, "model kind"),
         (ModelSpec(), {"optimizer": "lbfgs"}, "optimizer 'lbfgs'"),
         (ModelSpec(), {"mixup": 0.2}, "mixup"),
-        (ModelSpec(), {"ema": 0.99}, "EMA"),
         (ModelSpec(), {"optimizer": "nesterov", "momentum": 0.0}, "invalid settings"),
     ],
 )

@@ -9,7 +9,7 @@ The rule is a whitelist. Every field of a recipe has one of three roles here:
 * anything **not listed** (including every field added to the config after this module was
   written) must keep its default value, or the run trains solo.
 
-Some listed fields also carry a check (a whitelisted optimizer, no EMA, no mixup, ...);
+Some listed fields also carry a check (a whitelisted optimizer, no mixup, ...);
 a run that fails one trains solo with the check's words as the reason (see ``why_solo``).
 """
 
@@ -78,7 +78,7 @@ TRAIN_FIELDS: dict[str, tuple[str, Check | None]] = {
     "early_stopping": ("free", None),  # a member stops on its own (train.py), its best weights restored
     "patience": ("free", None),
     "restore_best": ("free", None),
-    "ema": ("free", _equals(None, "an EMA of the weights")),
+    "ema": ("free", None),  # each member's own average of its row (train.py)
     "augment": ("free", None),  # each member's own augmenter and stream (train.py)
     "augment_noise": ("free", None),
     "augment_scale": ("free", None),

@@ -278,6 +278,14 @@ def train_batched(
             return None
         return torch.tensor([empty if v is None else v for v in values], device=dev, dtype=model.params.dtype)
 
+    # An EMA of the weights per member that asks for one (decay 0 elsewhere: the row just follows the
+    # weights), updated after each step with the solo EMA's arithmetic: a = d·a + (1 − d)·w
+    ema_decay = column([m.train.ema for m in members], 0.0)
+    ema_keep = column([1.0 - m.train.ema if m.train.ema else 1.0 for m in members], 1.0)
+    ema_params = model.params.detach().clone() if ema_decay is not None else None
+    if ema_decay is not None:
+        ema_decay = ema_decay.unsqueeze(1)
+        ema_keep = ema_keep.unsqueeze(1) if ema_keep is not None else torch.ones_like(ema_decay)
     l1 = column([m.train.l1 for m in members], 0.0)
     l2 = column([m.train.l2 for m in members], 0.0)
     clip_value = column([m.train.clip_value for m in members], math.inf)
@@ -368,9 +376,25 @@ def train_batched(
         table = torch.stack([tensors[k] for k in names], dim=1).tolist() if names else [[] for _ in range(M)]
         return splits_done, names, table
 
+    @torch.no_grad()
+    def evaluate_ema(final: bool) -> tuple[list[str], list[str], list[list[float]]] | None:
+        """``evaluate_all`` with each EMA member's averaged weights in its row (None: no member has
+        an EMA); the rows are put back after."""
+        if ema_params is None or not any(m.train.ema for m in active):
+            return None
+        rows = torch.tensor([m.row for m in active if m.train.ema], dtype=torch.long, device=dev)
+        saved = model.params.index_select(0, rows)
+        model.params.index_copy_(0, rows, ema_params.index_select(0, rows))
+        try:
+            return evaluate_all(final)
+        finally:
+            model.params.index_copy_(0, rows, saved)
+
     def member_values(m: _Member, evaluated: tuple[list[str], list[str], list[list[float]]], final: bool,
-                      step: int) -> dict[str, float]:
-        """One member's evaluation as the solo loop's run_eval gives it (the shadow holds the member)."""
+                      step: int, with_ema: tuple[list[str], list[str], list[list[float]]] | None = None
+                      ) -> dict[str, float]:
+        """One member's evaluation as the solo loop's run_eval gives it (the shadow holds the member);
+        `with_ema`: the same evaluation of the members' averaged weights (its ``ema_`` figures)."""
         splits_done, names, table = evaluated
         base = dict(zip(names, table[m.row], strict=True))
         extras: dict[str, Tensor] = {}
@@ -386,6 +410,12 @@ def train_batched(
                     values[key] = base[key]
             values.update({k: v for k, v in extra_values.items() if k.startswith(f"{split}_")})
         values.update({k: v for k, v in extra_values.items() if k not in values})
+        if with_ema is not None and m.train.ema:
+            averaged = dict(zip(with_ema[1], with_ema[2][m.row], strict=True))
+            for split in splits_done:
+                for key in (f"{split}_loss", f"{split}_acc"):
+                    if key in averaged:
+                        values[f"ema_{key}"] = averaged[key]
         if "val_loss" in values and "train_loss" in values:
             values["gap"] = values["val_loss"] - values["train_loss"]
         if classify and "val_acc" in values:
@@ -443,11 +473,12 @@ def train_batched(
                     ) -> dict[int, dict[str, float]]:
         """The solo loop's record_eval (and record_diagnostics when `diagnostics`), for each member."""
         evaluated = evaluate_all(False)
+        with_ema = evaluate_ema(False)
         out: dict[int, dict[str, float]] = {}
         now = time.perf_counter() - t0
         epoch = step / per_epoch
         for m in group:
-            values = member_values(m, evaluated, False, step)
+            values = member_values(m, evaluated, False, step, with_ema)
             emit(EvalMetrics(m.run_id, step, epoch, values, now))
             m.history.append({"step": step, "epoch": epoch, **values})
             best = m.best
@@ -479,8 +510,9 @@ def train_batched(
         if not group:
             return
         evaluated = evaluate_all(True)
+        with_ema = evaluate_ema(True)
         wall = time.perf_counter() - t0
-        finals = {m.row: member_values(m, evaluated, True, step) for m in group}
+        finals = {m.row: member_values(m, evaluated, True, step, with_ema) for m in group}
         if status == "diverged":  # a diverged run's losses count as infinitely bad in claims
             finals = {row: {k: (math.inf if k.endswith("loss") or k.endswith("gap") else v) for k, v in final.items()}
                       for row, final in finals.items()}
@@ -507,7 +539,7 @@ def train_batched(
         """Drop the finished members' rows (``StackedMLP.keep``): half the stack or more had
         finished, and their zeroed rows would go on costing FLOPs until the end."""
         nonlocal optimizer, manual, l1, l2, clip_value, clip_norm, has_clip_norm, alive, member_data, same_order
-        nonlocal loaded, chunk, M, proxies, solo_losses, before
+        nonlocal loaded, chunk, M, proxies, solo_losses, before, ema_params, ema_decay, ema_keep
         rows = [m.row for m in active]
         index = torch.tensor(rows, dtype=torch.long, device=dev)
 
@@ -517,6 +549,7 @@ def train_batched(
         model.keep(rows)
         optimizer = optimizer.kept(rows, model.params, model.grads)
         l1, l2, clip_value, clip_norm, before = pick(l1), pick(l2), pick(clip_value), pick(clip_norm), pick(before)
+        ema_params, ema_decay, ema_keep = pick(ema_params), pick(ema_decay), pick(ema_keep)
         if clip_norm is not None:
             has_clip_norm = has_clip_norm.index_select(0, index)
         alive = alive.index_select(0, index)
@@ -614,6 +647,8 @@ def train_batched(
             coef = (clip_norm / (norms + 1e-6)).clamp(max=1.0)
             model.grads.mul_(torch.where(has_clip_norm, coef, torch.ones_like(coef)))
         optimizer.step(step)
+        if ema_params is not None:
+            ema_params.mul_(ema_decay).addcmul_(model.params, ema_keep)
         return data_loss.detach()
 
     graph: StepGraph | None = None
