@@ -125,6 +125,44 @@ def test_the_live_table_says_running_once_a_run_has_started():
     assert "60.1%" in rows[0]  # the accuracy as the app shows it
 
 
+
+def test_the_live_table_labels_the_minibatch_loss_as_the_dashboard_does():
+    """The Dashboard says "batch loss" (the mean of the latest minibatches); `dllab run`'s live table
+    said "loss". At 80 columns its numbers stay whole: long variant names give way (the step count
+    "11999/12000" used to lose its end), and "batch loss" may take two lines of header."""
+    from rich.console import Console
+
+    from engine.config import DataSpec, Recipe, RunSpec
+    from engine.events import EvalMetrics, RunStarted, StepMetrics
+    from engine.outcomes import OutcomeCollector
+    from tui_lab.headless import _Progress
+
+    names = ["DropConnect 0.5 and a long tail to its name", "none"]
+    specs = [RunSpec(recipe=Recipe(data=DataSpec(name="digits")), variant=name) for name in names]
+    collector = OutcomeCollector()
+    for i, name in enumerate(names):
+        collector.register(f"r{i}", name, 0)
+    progress = _Progress(specs, ["r0", "r1"], collector)
+    for i, name in enumerate(names):
+        started = RunStarted(f"r{i}", name, 0, "p", "c", {}, "cpu", 10, 12000, 10)
+        collector.add(started)
+        progress.note(started)
+        steps = StepMetrics(f"r{i}", 11999, 3.0, 1.234e-5, 0.1, 3.0, 1234.5)
+        collector.add(steps)
+        progress.note(steps)
+        collector.add(EvalMetrics(f"r{i}", 11999, 3.0, {"train_loss": 1.2, "val_acc": 0.6012}, 3.0))
+    for width in (80, 120):
+        console = Console(width=width, record=True)
+        console.print(progress.render(width))
+        lines = console.export_text().splitlines()
+        assert max(len(line) for line in lines) <= width
+        header = " ".join(lines[1:lines.index(next(line for line in lines if "━╇━" in line))])
+        assert "batch loss" in header if width == 120 else ("batch" in header and "loss" in header), header
+        rows = [line for line in lines if "11999/12000" in line]
+        assert len(rows) == 2 and all("1.234e-05" in row and "60.1%" in row and "1.23e+03" in row for row in rows)
+    assert [c.header for c in progress.render().columns][3] == "batch loss"
+
+
 TINY = tiny_preset("""
 [base.model]
 hidden = [8]

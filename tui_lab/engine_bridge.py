@@ -138,11 +138,16 @@ class Session:
         self.ended = False
         self.started_at = time.monotonic()
         self.ended_at: float | None = None
+        self.finished_at: float | None = None
+        """When the comparison's last run ended (as its event arrived): the clock stops there, not
+        when the runner has closed its workers seconds later."""
         self.close_timeout = CLOSE_S
 
     def elapsed(self) -> float:
-        """Seconds since the session started (until it ended): what the person waited."""
-        return (self.ended_at if self.ended_at is not None else time.monotonic()) - self.started_at
+        """Seconds since the session started until its last run ended (or the session did): what
+        the person waited for the runs."""
+        end = next((t for t in (self.finished_at, self.ended_at) if t is not None), time.monotonic())
+        return end - self.started_at
 
     @property
     def active(self) -> bool:
@@ -280,6 +285,8 @@ class EngineBridge:
             session.comparison.attach(message.run_ids)
         elif isinstance(message, EngineBridge.Events):
             session.comparison.add_many(message.events)
+            if session.finished_at is None and session.comparison.finished:
+                session.finished_at = time.monotonic()
         elif isinstance(message, EngineBridge.Stopped):
             session.ended = True
             session.ended_at = time.monotonic()

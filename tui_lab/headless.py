@@ -106,11 +106,11 @@ class _Progress:
         if hasattr(event, "total_steps"):
             self.total[event.run_id] = event.total_steps  # type: ignore[union-attr]
 
-    def render(self) -> Table:
-        table = Table(expand=False, pad_edge=False)
-        for col in ("variant", "seed", "step", "loss", "val acc", "status", "steps/s"):
-            left = col in ("variant", "status")
-            table.add_column(col, justify="left" if left else "right", no_wrap=left)
+    def render(self, width: int | None = None) -> Table:
+        """The table in `width` cells (unlimited when None): numbers are never cut, the variant
+        names give way (with an ellipsis), and "batch loss" takes two lines of header when the
+        names would have to shorten for it."""
+        rows: list[tuple[RunSpec, str, list[str]]] = []
         for run_id, spec in self.rows:
             o = self.collector.runs.get(run_id)
             loss = o.steps[-1]["train_loss"] if o and o.steps else None
@@ -120,15 +120,31 @@ class _Progress:
             if status == "pending" and total is not None:  # it has started (RunStarted said its length)
                 status = "running"
             step = f"{o.step}/{total}" if o and total else "–"
-            table.add_row(
-                Text(spec.variant),
-                str(spec.seed),
-                step,
-                _fmt(loss),
-                fmt.pct(acc),
-                Text(status, style=STATUS_STYLE.get(status, "")),
-                _fmt(self.speed.get(run_id), 3),
-            )
+            rows.append((spec, status, [spec.variant, str(spec.seed), step, _fmt(loss), fmt.pct(acc), status,
+                                        _fmt(self.speed.get(run_id), 3)]))
+        cols = ["variant", "seed", "step", "batch loss", "val acc", "status", "steps/s"]
+
+        def widths() -> list[int]:
+            return [max([max(len(line) for line in col.split("\n")), *(len(r[k]) for _, _, r in rows)])
+                    for k, col in enumerate(cols)]
+
+        def room() -> int | None:  # the variant's: the rest, its padding and borders (3 a column, less the edges)
+            return None if width is None else width - sum(widths()[1:]) - 3 * len(cols) + 1
+
+        need = widths()[0]
+        if (r := room()) is not None and r < need:
+            cols[3] = "batch\nloss"
+        r = room()
+        table = Table(expand=False, pad_edge=False)
+        for k, col in enumerate(cols):
+            if col == "variant":
+                table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=min(8, need),
+                                 max_width=None if r is None else max(min(8, need), min(need, r)))
+                continue
+            left = col == "status"
+            table.add_column(col, justify="left" if left else "right", no_wrap=True, min_width=widths()[k])
+        for spec, status, cells in rows:
+            table.add_row(Text(spec.variant), *cells[1:5], Text(status, style=STATUS_STYLE.get(status, "")), cells[6])
         return table
 
 
@@ -165,13 +181,13 @@ def run_comparison(
     progress = _Progress(specs, runner.run_ids, collector)
     try:
         runner.start()
-        view = Live(progress.render(), console=console, refresh_per_second=4) if live else None
+        view = Live(progress.render(console.width), console=console, refresh_per_second=4) if live else None
         with view or nullcontext():
             for event in runner.events():
                 collector.add(event)
                 progress.note(event)
                 if view is not None:
-                    view.update(progress.render())
+                    view.update(progress.render(console.width))
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -254,3 +254,110 @@ async def test_each_loss_reading_says_what_it_is(make_app):
         await pilot.pause(0.3)
         text = " ".join(screen_text(app).split())
         assert "Curves " + " ".join(CURVES_NOTE.split()) in text and "eval mode" in CURVES_NOTE
+
+
+def _table_rows(app) -> list[str]:
+    """The run table's rows as drawn (each starts with a run's coloured mark)."""
+    return [line for line in screen_text(app).splitlines() if line.startswith(" ━━ ")]
+
+
+@pytest.mark.parametrize("size", [(100, 30), (80, 24)])
+async def test_the_run_table_fits_its_width_and_keeps_every_number_whole(make_app, size):
+    """The dropout preset's full form at 100 columns showed "steps/" and no ETA (the columns ran off
+    to the right once "loss" became "batch loss"): the columns now fit, the less important ones give
+    way, and every number shown is whole."""
+    from tui_lab.data import fmt
+
+    app = make_app(open_preset=pinned("dropout"), quick=False, hold_at=0.4)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and all(
+            r.status == "running" and r.speed for r in live(app).runs))
+        await pilot.pause(0.4)
+        c = live(app)
+        table = app.screen.query_one(VariantTable)
+        assert table.virtual_size.width <= table.size.width, (table.virtual_size, table.size)
+        rows = _table_rows(app)
+        assert len(rows) == len(c.runs)
+        for run, row in zip(c.runs, rows, strict=True):
+            assert c.run_title(run) in row, row  # "DropConnect 0.5" whole at both widths
+            for number in (fmt.num(run.train_loss), fmt.pct(run.last_eval("val_acc")),
+                           fmt.num(run.last_eval("val_loss")), fmt.duration(run.eta)):
+                assert f" {number} " in f"{row} ", (number, row)
+        header = next(line for line in screen_text(app).splitlines() if "batch loss" in line)
+        assert header.rstrip().endswith("ETA"), header
+        if size[0] == 100:  # room for the status words and the progress bars
+            assert all("running" in row and "░" in row for row in rows), rows
+
+
+@pytest.mark.parametrize("width", [100, 80])
+async def test_a_long_header_gives_way_in_whole_pieces(width):
+    """hparam-search's header at 80 columns read "… 2.5s  linear · smooth 0 · x": cut mid-way. The
+    settings now go one whole piece at a time, then the title shortens with an ellipsis."""
+    from textual.app import App, ComposeResult
+
+    from engine.events import RunFinished, RunStarted
+    from tui_lab.data.comparison import Comparison
+    from tui_lab.widgets.comparison_header import ComparisonHeader
+
+    class HeaderApp(App):
+        def compose(self) -> ComposeResult:
+            yield ComparisonHeader()
+
+    def comparison(title: str, n: int, done: int) -> Comparison:
+        c = Comparison(title, quick=True)
+        for i in range(n):
+            c.add(RunStarted(f"r{i}", "grid", i, "p", "c", {}, "cpu", 10, 100, 10))
+            if i < done:
+                c.add(RunFinished(f"r{i}", "done", 100, "finished", {}, {}, 1.0))
+        return c
+
+    settings = ["linear", "smooth 0.6", "x step"]
+    whole = {"", *(p + " · ".join(settings[:k]) for k in range(1, 4) for p in ("", "loss "))}
+    app = HeaderApp()
+    async with app.run_test(size=(width, 3)) as pilot:
+        header = app.query_one(ComparisonHeader)
+        cases = [
+            ("Hyperparameter search: grid against random", 64, 64, "finished 64/64  2.5s"),
+            ("Reading learning curves: underfitting, normal, overfitting", 9, 2, "7 running · 2/9 ended  2.5s"),
+        ]
+        for title, n, done, middle in cases:
+            header.show(comparison(title, n, done), log=False, smoothing=0.6, x_axis="step", elapsed=2.5)
+            await pilot.pause()
+            line = screen_text(app).splitlines()[0].strip()
+            assert len(line) <= width and middle in line, line
+            head, rest = line.split(middle)
+            assert rest.strip() in whole, line  # no "· x" left dangling
+            assert head.strip() == f"{title} (quick)" or (head.strip().endswith("… (quick)") and not rest), line
+
+
+async def test_the_clock_stops_when_the_last_run_ends(make_app, monkeypatch):
+    """The header's time went on counting after "finished" (8.6 s → 8.8 s, 50 s → 51 s) while the
+    runner wound its workers down: it stops when the comparison's last run has ended."""
+    import re
+    import time
+
+    real_close = FakeRunner.close
+
+    def slow_close(self, timeout: float = 5.0) -> None:  # worker processes take a while to exit
+        time.sleep(3.0)
+        real_close(self, timeout)
+
+    monkeypatch.setattr(FakeRunner, "close", slow_close)
+    app = make_app(open_preset=pinned("optimizers"), quick=True, frozen=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+
+        def clock() -> str:
+            header = screen_text(app).splitlines()[1]
+            found = re.search(r"finished 7/7  (\S+)", header)
+            assert found, header
+            return found.group(1)
+
+        await pilot.pause(0.3)
+        first = clock()
+        await pilot.pause(0.8)
+        assert app.bridge.live.active  # still closing its workers
+        assert clock() == first
+        await wait_for(pilot, lambda: not app.bridge.live.active)
+        await pilot.pause(0.3)
+        assert clock() == first

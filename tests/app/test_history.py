@@ -298,3 +298,37 @@ async def test_a_rerun_of_stored_quick_runs_says_quick(make_app, store):
 async def test_a_rerun_of_stored_full_runs_says_full(make_app, store):
     header = await _rerun_header(make_app, store, quick=False)
     assert "(full)" in header and "(quick)" not in header, header
+
+
+async def test_repeated_runs_opened_together_fit_the_dashboard_table(make_app, store):
+    """Two stored runs of one variant and seed are told apart by their run ids ("SGD #cmp-a-"); at
+    100 columns the Dashboard's table showed only the "E" of ETA. Its columns now fit: the columns
+    that read "–" for every run (steps/s, ETA of ended runs) go first, and every number is whole."""
+    from tui_lab.data import fmt
+    from tui_lab.widgets.variant_table import VariantTable
+
+    store_recorded_runs(store, [("SGD", 0)], comparison="cmp-a")
+    store_recorded_runs(store, [("SGD", 0)], comparison="cmp-b")
+    app = make_app(mode="history")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_history(app, pilot)
+        table = screen.query_one(RunTable)
+        table.focus()
+        await pilot.press("space", "space", "o")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        dash = app.screen
+        c = dash.comparison
+        await wait_for(pilot, lambda: c.finished and not dash.session.active)
+        await pilot.pause(0.3)
+        assert sorted(c.labels) == ["SGD #cmp-a-", "SGD #cmp-b-"]
+        runs = dash.query_one(VariantTable)
+        assert runs.virtual_size.width <= runs.size.width, (runs.virtual_size, runs.size)
+        lines = screen_text(app).splitlines()
+        header = next(line for line in lines if "batch loss" in line)
+        assert "ETA" not in header and "steps/s" not in header, header
+        rows = [line for line in lines if line.startswith(" ━━ ")]
+        for run, row in zip(c.runs, rows, strict=True):
+            assert c.run_title(run) in row and "done" in row, row
+            for number in (fmt.num(run.train_loss), fmt.pct(run.last_eval("val_acc")),
+                           fmt.num(run.last_eval("val_loss"))):
+                assert f" {number} " in f"{row} ", (number, row)

@@ -7,7 +7,7 @@ import re
 from textual.app import App, ComposeResult
 
 from tui_lab.data.comparison import Curve
-from tui_lab.widgets.metric_plot import MetricPlot, PlotData
+from tui_lab.widgets.metric_plot import MetricPlot, PlotData, percent_ticks
 from tui_lab.widgets.replot import integer_ticks
 from tui_lab.widgets.schedule_preview import SchedulePreview
 
@@ -93,3 +93,58 @@ async def test_the_schedule_preview_s_step_axis_ends_at_the_budget():
         top = text.splitlines().index(next(line for line in text.splitlines() if "1000 steps" in line))
         labels = x_tick_labels(text, top)
         assert labels[0] == "0" and labels[-1] == "1000" and "999" not in labels, labels
+
+
+def y_tick_labels(text: str, top: int) -> list[str]:
+    """The labels left of the first plot's y axis (before its ┤ ticks) from line `top` to its └ corner."""
+    labels = []
+    for line in text.splitlines()[top:]:
+        if "└" in line:
+            return labels
+        head = line.split("┤")[0] if "┤" in line else ""
+        if head.strip():
+            labels.append(head.strip())
+    raise AssertionError(f"no plot below line {top}:\n{text}")
+
+
+async def test_an_accuracy_axis_reads_in_percent_like_the_table():
+    """The val accuracy plot's axis read 0.463 while the table reads 46.3%: it now reads 20%, 30%, …
+    (round percentages inside the data's range); other plots keep plotext's own labels."""
+    app = PlotApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        plot = app.query_one(MetricPlot)
+        xs = [float(s) for s in range(0, 601, 60)]
+        accuracy = Curve(label="A", color=0, xs=xs, ys=[0.104 + 0.053 * i for i in range(len(xs))])
+        plot.show(PlotData(title="val accuracy", curves=[accuracy], percent=True))
+        await pilot.pause()
+        labels = y_tick_labels(screen_text(app), 0)
+        assert labels and all(re.fullmatch(r"\d+%", label) for label in labels), labels
+        assert [int(label[:-1]) % 10 for label in labels] == [0] * len(labels), labels
+        assert len(labels) >= 3 and "60%" in labels and "20%" in labels, labels
+
+        plot.show(PlotData(title="val accuracy", curves=[accuracy]))
+        await pilot.pause()
+        assert all("%" not in label for label in y_tick_labels(screen_text(app), 0))
+
+
+def test_percent_ticks_are_round_and_inside_the_range():
+    assert percent_ticks(0.104, 0.634) == ([0.2, 0.3, 0.4, 0.5, 0.6], ["20%", "30%", "40%", "50%", "60%"])
+    assert percent_ticks(0.55, 0.63)[1] == ["56%", "58%", "60%", "62%"]
+    assert percent_ticks(0.9012, 0.9048)[1] == ["90.2%", "90.3%", "90.4%"]
+    assert percent_ticks(0.0, 1.0, most=3)[1] == ["0%", "50%", "100%"]
+    ticks, labels = percent_ticks(0.6, 0.6)  # a flat line: plotext draws 0.3..0.9
+    assert ticks[0] >= 0.3 and ticks[-1] <= 0.9 and "60%" in labels
+    assert percent_ticks(float("nan"), 1.0) == ([], [])
+
+
+async def test_the_dashboard_s_accuracy_plot_is_in_percent(make_app):
+    from .conftest import live, pinned, wait_for
+
+    app = make_app(open_preset=pinned("optimizers"), quick=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        await pilot.pause(0.3)
+        assert app.screen.query_one("#plot-val_acc", MetricPlot).data.percent
+        assert not app.screen.query_one("#plot-train_loss", MetricPlot).data.percent
+        text = screen_text(app)
+        assert re.search(r"│ \d0%┤", text), text  # the accuracy plot's axis, right of the loss plot

@@ -41,6 +41,8 @@ class MetricInfo:
     """Whether the smoothing setting applies: only to a noisy per-step series (the minibatch loss).
     An evaluation is measured on a whole split at a few points, and an EMA over four points drags
     the curve far from what was measured (0.92 drawn as 0.62); the learning rate is a schedule."""
+    percent: bool = False
+    """A fraction shown as a percentage (an accuracy: the plot's axis, like the table, reads 46%)."""
 
 
 METRICS: dict[str, MetricInfo] = {
@@ -48,7 +50,7 @@ METRICS: dict[str, MetricInfo] = {
     for m in (
         MetricInfo("train_loss", "train loss", "steps", True, smooth=True),
         MetricInfo("val_loss", "val loss", "evals", True),
-        MetricInfo("val_acc", "val accuracy", "evals", False),
+        MetricInfo("val_acc", "val accuracy", "evals", False, percent=True),
         MetricInfo("lr", "learning rate", "steps", False),
     )
 }

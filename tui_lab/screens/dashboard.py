@@ -247,7 +247,7 @@ class DashboardScreen(Screen):
                 empty = "not measured in these runs"
             plot.show(PlotData(
                 title=info.title, curves=c.curves(key, self.x_axis, self.smoothing, log), colors=self._colors,
-                band_colors=self._band_colors, x_axis=self.x_axis, log=log, empty=empty,
+                band_colors=self._band_colors, x_axis=self.x_axis, log=log, percent=info.percent and not log, empty=empty,
             ))
 
     def _draw_layers(self, c: Comparison) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
+from rich.text import Text
 from textual.content import Content
 from textual.widgets import Static
 
@@ -19,14 +21,29 @@ class ComparisonHeader(Static):
         form = "" if c.read_only or c.quick is None else (" (quick)" if c.quick else " (full)")
         if elapsed is None:
             elapsed = max((r.wall_time or r.elapsed for r in c.runs), default=0.0)
-        toggles = f"{'log' if log else 'linear'} · smooth {smoothing:g} · x {x_axis}"
-        line = Content.from_markup(
-            f"[b]$title[/][$text-muted]$form[/]  {progress(c)}  $el  [$text-muted]loss $toggles[/]",
-            title=c.title, form=form, el=fmt.duration(elapsed), toggles=toggles,
-        )
-        if self.size.width and line.cell_length > self.size.width:  # 80 columns: the toggles' last words
-            line = line[:-len(f"loss {toggles}")] + Content.from_markup("[$text-muted]$t[/]", t=toggles)
-        self.update(line)
+        settings = [("log" if log else "linear"), f"smooth {smoothing:g}", f"x {x_axis}"]
+        self.update(header_line(c.title, form, progress(c), fmt.duration(elapsed), settings, self.size.width))
+
+
+def header_line(title: str, form: str, state: str, elapsed: str, settings: list[str], width: int) -> Content:
+    """The header in `width` cells (no limit when 0), giving way in whole pieces: the settings go
+    from the last ("x step", then "smooth 0.6", then the scale; each first without the word "loss"
+    that names what the scale applies to), then the title shortens with an ellipsis (its form, the
+    state and the time stay whole). `state` is Content markup (`progress`)."""
+    head = Content.from_markup(f"[b]$title[/][$text-muted]$form[/]  {state}  $el", title=title, form=form, el=elapsed)
+    tails = [tail for n in range(len(settings), 0, -1) for tail in (f"loss {' · '.join(settings[:n])}",
+                                                                     " · ".join(settings[:n]))]
+    for tail in tails:
+        line = head + Content.from_markup("  [$text-muted]$t[/]", t=tail)
+        if not width or line.cell_length <= width:
+            return line
+    room = width - (head.cell_length - cell_len(title))
+    if room >= 2:
+        short = Text(title)
+        short.truncate(room, overflow="ellipsis")
+        return Content.from_markup(f"[b]$title[/][$text-muted]$form[/]  {state}  $el", title=short.plain,
+                                   form=form, el=elapsed)
+    return head.truncate(width, ellipsis=True)
 
 
 def progress(c: Comparison) -> str:

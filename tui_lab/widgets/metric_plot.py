@@ -25,6 +25,8 @@ class PlotData:
     band_colors: list[Color] = field(default_factory=list)
     x_axis: str = "step"
     log: bool = False
+    percent: bool = False
+    """Fractions drawn against an axis labelled in percent (accuracies: 46%, as the table shows them)."""
     empty: str = "waiting for the first points"
 
 
@@ -48,6 +50,30 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     if len(ticks) < 2:
         ticks = [lo, hi]
     return ticks, [_pow_label(t) for t in ticks]
+
+
+PERCENT_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 25, 50, 100)
+"""Spacings of percent ticks (in points of percent), the finest that keeps the ticks few enough."""
+
+
+def percent_ticks(lo: float, hi: float, most: int = 7) -> tuple[list[float], list[str]]:
+    """Ticks for fractions shown as percentages: at round percentages (every 10%, 5%, 2%, ...)
+    inside the data's range `lo`..`hi` (as plotext takes it: a flat line is widened by half its
+    value), at most `most` of them; labelled without a decimal when the spacing allows."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [], []
+    lo, hi = min(lo, hi), max(lo, hi)
+    if hi - lo < 1e-12:
+        lo, hi = (0.5 * lo, 1.5 * lo) if lo > 0 else (1.5 * lo, 0.5 * lo) if lo < 0 else (-1.0, 1.0)
+    for step in PERCENT_STEPS:
+        first, last = math.ceil(lo * 100 / step - 1e-9), math.floor(hi * 100 / step + 1e-9)
+        if last - first + 1 <= max(2, most):
+            break
+    if last < first:  # no round percentage inside (a range narrower than 0.1%): its ends
+        return [lo, hi], [f"{100 * lo:.2f}%", f"{100 * hi:.2f}%"]
+    decimals = 0 if float(step).is_integer() else 1
+    ticks = [k * step / 100 for k in range(first, last + 1)]
+    return ticks, [f"{k * step:.{decimals}f}%" for k in range(first, last + 1)]
 
 
 def _pow_label(t: float) -> str:
@@ -106,6 +132,10 @@ class MetricPlot(ReplotPlot):
                 self.integer_xticks(x_lo, x_hi)
             if d.log:
                 ticks, labels = log_ticks(lo, hi)
+                if ticks:
+                    plt.yticks(ticks, labels)
+            elif d.percent:  # as many ticks as plotext's own (7) where the plot has the rows for them
+                ticks, labels = percent_ticks(lo, hi, most=min(7, max(2, (self.size.height - 2) // 2)))
                 if ticks:
                     plt.yticks(ticks, labels)
         self.refresh()

@@ -71,23 +71,26 @@ def _sort_value(row: Any, key: str) -> Any:
     return str(getattr(row, key, "") or "")
 
 
-def fit_widths(natural: dict[str, int], available: int, padding: int = 2) -> dict[str, int]:
+def fit_widths(natural: dict[str, int], available: int, padding: int = 2,
+               give_way: tuple[tuple[tuple[str, ...], int | None], ...] = GIVE_WAY,
+               icons: tuple[str, ...] = ICONS) -> dict[str, int]:
     """The width of each column shown (a column left out is missing) so that the columns and their
-    `padding` fit in `available` cells: columns go and names shrink as `GIVE_WAY` says. Numbers keep
-    their natural widths even if that overflows (the table then scrolls sideways)."""
+    `padding` fit in `available` cells: columns go and names shrink as `give_way` says (`icons`
+    shrink to their floor at once). Numbers keep their natural widths even if that overflows (the
+    table then scrolls sideways). The Dashboard's run table fits itself with its own order."""
     widths = dict(natural)
 
     def excess() -> int:
         return sum(widths.values()) + padding * len(widths) - available
 
-    for group, floor in GIVE_WAY:
+    for group, floor in give_way:
         keys = [k for k in group if k in widths]
         if floor is None:
             for key in keys:
                 if excess() > 0:
                     del widths[key]
             continue
-        for key in [k for k in keys if k in ICONS]:
+        for key in [k for k in keys if k in icons]:
             if excess() > 0:
                 widths[key] = min(widths[key], floor)
         while excess() > 0 and keys:
