@@ -28,3 +28,12 @@ def test_runs_without_validation_read_the_training_loss():
     d = diagnose([{"step": 0, "train_loss": 4.0}, {"step": 10, "train_loss": 0.01}])
     assert d.label == "normal" and "no validation split" in d.text
     assert diagnose([{"step": 0, "train_loss": 1.0}, {"step": 10, "train_loss": 1.0}]).label == "stalled"
+
+
+def test_too_few_evaluations_says_yet_only_while_the_run_goes_on():
+    from engine.diagnostics.curves import diagnose
+
+    two = [{"step": 0, "train_loss": 2.3, "val_loss": 2.3}, {"step": 5, "train_loss": 2.0, "val_loss": 2.1}]
+    assert diagnose(two, "running").text.endswith("yet")
+    assert "yet" not in diagnose(two, "done").text and "ended" in diagnose(two, "done").text
+    assert "yet" not in diagnose([{"step": 0, "train_loss": 1.0}], "cancelled").text  # no validation split

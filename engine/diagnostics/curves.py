@@ -57,10 +57,10 @@ def diagnose(evals: list[dict[str, float]], status: str = "done", reason: str = 
     if status == "diverged":
         return Diagnosis("diverged", f"diverged: {reason or 'the loss became NaN or inf'}", REMEDIES["diverged"])
     if evals and not any("val_loss" in e for e in evals):  # no validation split (2-D surfaces, ...)
-        return _training_only(evals)
+        return _training_only(evals, status)
     rows = [e for e in evals if _finite([e.get("train_loss", math.nan), e.get("val_loss", math.nan)])]
     if len(rows) < 3:
-        return Diagnosis("normal", "too few evaluations to read the curves yet")
+        return _too_few(len(rows), status)
     train = [e["train_loss"] for e in rows]
     val = [e["val_loss"] for e in rows]
     first, last = train[0], train[-1]
@@ -95,11 +95,18 @@ def diagnose(evals: list[dict[str, float]], status: str = "done", reason: str = 
     )
 
 
-def _training_only(evals: list[dict[str, float]]) -> Diagnosis:
+def _too_few(n: int, status: str) -> Diagnosis:
+    """Not enough evaluations to read: "yet" only while the run can still add some."""
+    if status in ("running", "pending"):
+        return Diagnosis("normal", "too few evaluations to read the curves yet")
+    return Diagnosis("normal", f"too few evaluations to read the curves ({n}; the run has ended)")
+
+
+def _training_only(evals: list[dict[str, float]], status: str = "done") -> Diagnosis:
     """Runs without a validation split: only how far the loss fell can be read."""
     losses = [e["train_loss"] for e in evals if _finite([e.get("train_loss", math.nan)])]
     if len(losses) < 2:
-        return Diagnosis("normal", "too few evaluations to read the curves yet")
+        return _too_few(len(losses), status)
     first, last = losses[0], losses[-1]
     if abs(first - last) <= 0.05 * max(abs(first), 1e-12):
         return Diagnosis("stalled", f"stalled: loss {first:.3g} → {last:.3g}", REMEDIES["stalled"])
