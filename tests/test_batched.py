@@ -497,8 +497,8 @@ def test_one_member_diverges_while_the_others_go_on() -> None:
 
 def test_the_stack_drops_finished_members(monkeypatch) -> None:
     """Once half the members have ended, the stack shrinks to the others (their parameters,
-    optimizer state, norms' statistics, dropout streams and per-member settings move along), and
-    every member still matches its solo run."""
+    optimizer state, norms' statistics, dropout streams, EMA rows and per-member settings move
+    along), and every member still matches its solo run."""
     from engine.batched.stacked import StackedMLP
 
     kept: list[list[int]] = []
@@ -509,7 +509,7 @@ def test_the_stack_drops_finished_members(monkeypatch) -> None:
         specs = [_spec("boom", RANDOM, model, optimizer="sgd", lr=50.0, diverge_threshold=20.0),
                  _spec("ok", RANDOM, model, optimizer="momentum", lr=0.05, clip_norm=1.0, l2=1e-3),
                  _spec("boom s1", RANDOM, model, optimizer="sgd", lr=80.0, diverge_threshold=20.0, seed=1),
-                 _spec("ok s1", RANDOM, model, optimizer="nesterov", lr=0.03, seed=1, clip_value=0.5)]
+                 _spec("ok s1", RANDOM, model, optimizer="nesterov", lr=0.03, seed=1, clip_value=0.5, ema=0.9)]
         kept.clear()
         results, solo = assert_matches_solo(specs)
         assert [r.status for r in results] == ["diverged", "done", "diverged", "done"]
