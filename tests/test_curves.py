@@ -37,3 +37,12 @@ def test_too_few_evaluations_says_yet_only_while_the_run_goes_on():
     assert diagnose(two, "running").text.endswith("yet")
     assert "yet" not in diagnose(two, "done").text and "ended" in diagnose(two, "done").text
     assert "yet" not in diagnose([{"step": 0, "train_loss": 1.0}], "cancelled").text  # no validation split
+
+
+def test_a_loss_that_fell_almost_all_the_way_is_not_said_to_fall_100_percent():
+    from engine.diagnostics.curves import diagnose
+
+    evals = [{"step": s, "epoch": s, "train_loss": t, "val_loss": v}
+             for s, (t, v) in enumerate([(2.3, 2.3), (0.5, 1.0), (0.01, 1.5), (0.0006, 2.7)])]
+    text = diagnose(evals, "done").text
+    assert text.startswith("overfitting") and "fell >99%" in text and "100%" not in text

@@ -284,7 +284,7 @@ class DllabApp(App):
             verdict += f"{unchecked} not checked · "
         failed = [r for r in c.runs if r.status in ("failed", "diverged")]
         more = f"{len(failed)} ended {failed[0].status} · " if failed else ""
-        self.notify(f"{verdict}{more}press v on the Dashboard for the verdict", title=f"{c.title}: finished",
+        self.notify(f"{verdict}{more}the numbers: the Dashboard's Verdict tab (v)", title=f"{c.title}: finished",
                     timeout=8)
 
     # -- quitting -------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def diagnose(evals: list[dict[str, float]], status: str = "done", reason: str = 
         epoch = rows[i_best].get("epoch", rows[i_best].get("step", 0))
         return Diagnosis(
             "overfitting",
-            f"overfitting from epoch {epoch:.0f}: val loss up {rise:.0%} while train loss fell {train_fall:.0%}",
+            f"overfitting from epoch {epoch:.0f}: val loss up {_pct(rise)} while train loss fell {_pct(train_fall)}",
             REMEDIES["overfitting"],
         )
     acc = rows[-1].get("train_acc")
@@ -93,6 +93,12 @@ def diagnose(evals: list[dict[str, float]], status: str = "done", reason: str = 
         "normal",
         f"normal: train loss {first:.3g} → {last:.3g}, val loss {val[-1]:.3g} (gap {gap:+.3g})",
     )
+
+
+def _pct(x: float) -> str:
+    """A share in whole percent, but never "100%" for less than all of it (a loss that fell 99.97%
+    did not fall to zero)."""
+    return ">99%" if 0.995 <= x < 1.0 else f"{x:.0%}"
 
 
 def _too_few(n: int, status: str) -> Diagnosis:
