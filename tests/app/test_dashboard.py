@@ -233,6 +233,52 @@ async def test_on_the_layers_tab_the_arrows_switch_the_run_shown_at_once(make_ap
         assert screen.query_one(HealthPanel).step == c.runs[2].diagnostics[-1].step
 
 
+@pytest.mark.parametrize("size", [(100, 30), (80, 24)])
+async def test_the_layers_table_fits_its_width_and_every_header_is_whole(make_app, size):
+    """At 100 columns the per-layer table was cut after "activation" and scrolled sideways: it now
+    fits, the sparklines and then the gauge give way, and every header and number shown is whole."""
+    from textual.widgets import DataTable, TabbedContent
+
+    from tui_lab.data import fmt
+    from tui_lab.widgets.health_panel import COLUMNS, HealthPanel, column_label
+
+    app = make_app(open_preset=pinned("optimizers"), quick=True)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        app.screen.query_one("#dash-tabs", TabbedContent).active = "tab-layers"
+        await pilot.pause(0.4)
+        panel = app.screen.query_one(HealthPanel)
+        table = panel.query_one(DataTable)
+        assert table.row_count == len(panel.layer_stats) > 0
+        assert table.virtual_size.width <= table.size.width, (table.virtual_size, table.size)
+        text = screen_text(app)
+        header = next(line for line in text.splitlines() if "update/weight" in line and "layer" in line)
+        shown = [key for key, _ in COLUMNS if key in panel.widths]
+        for key in shown:
+            assert f" {column_label(key, panel.widths[key])} " in f"{header} ", (key, header)
+        assert {"layer", "ratio", "act_mean", "act_std", "dead", "saturated", "grad_norm"} <= set(shown)
+        if size[0] == 100:
+            assert "gauge" in shown, shown
+        for name, stats in panel.layer_stats.items():
+            row = next(line for line in text.splitlines() if line.strip().startswith(name + " "))
+            for number in (fmt.num(stats.get("act_mean"), 3), fmt.pct(stats.get("dead")),
+                           fmt.num(stats.get("grad_norm"), 3)):
+                assert f" {number} " in f"{row} ", (number, row)
+
+
+async def test_the_step_column_is_as_wide_as_its_steps(make_app):
+    """The step column had a least width of 11, so "600/600" stood before a wide gap."""
+    app = make_app(open_preset=pinned("optimizers"), quick=True)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        await pilot.pause(0.3)
+        run = live(app).runs[0]
+        steps = f"{run.step}/{run.total_steps}"
+        assert app.screen.query_one(VariantTable).widths["step"] == len(steps), steps
+        row = _table_rows(app)[0]
+        assert f" {steps}  {run.epoch:.1f}" in row, row  # the step, then the epoch after the padding
+
+
 async def test_each_loss_reading_says_what_it_is(make_app):
     """Three readings of a run's training loss, once all labelled "loss" / "train loss": the table's
     mean of the latest minibatches ("batch loss", explained by the table's tooltip), the verdict's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from textual.app import App, ComposeResult
+from textual.content import Content
 from textual.widgets import DataTable, Static
 
 from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
@@ -44,7 +45,7 @@ async def test_empty_panel_says_what_will_come():
 
 
 async def test_rows_band_histograms_and_weight_images(digits_events):
-    async with PanelApp().run_test(size=(140, 60)) as pilot:
+    async with PanelApp().run_test(size=(160, 60)) as pilot:
         panel = pilot.app.query_one(HealthPanel)
         for event in digits_events:
             panel.add_diagnostics(event)
@@ -85,3 +86,26 @@ async def test_selecting_a_layer_shows_its_history(digits_events):
         panel.reset(activation="relu")
         await pilot.pause()
         assert table.row_count == 0 and panel.activation == "relu"
+
+
+def test_fit_columns_narrows_then_drops_the_graphics_and_never_the_numbers():
+    from tui_lab.widgets.health_panel import NARROW_GAUGE, NARROW_HIST, fit_columns, graphic, merge_bins
+
+    row = {"layer": Content("block1"), "ratio": Content("1.7e-03 ok"), "gauge": (1.7e-3, "$success"),
+           "act_mean": Content("0.566"), "act_std": Content("0.854"), "dead": Content("0.0%"),
+           "saturated": Content("0.0%"), "grad_norm": Content("0.511"),
+           "act_hist": [1.0] * 24, "grad_hist": [2.0] * 24}
+    full = fit_columns([row], 0)
+    assert full["act_hist"] == full["grad_hist"] == 24 and full["gauge"] == 18
+    assert fit_columns([row], sum(full.values()) + 2 * len(full)) == full
+    narrow = fit_columns([row], sum(full.values()) + 2 * len(full) - 1)
+    assert narrow["act_hist"] == narrow["grad_hist"] == NARROW_HIST
+    assert len(str(graphic("act_hist", row["act_hist"], NARROW_HIST))) == NARROW_HIST
+    assert merge_bins([1, 2, 3, 4], 2) == [3, 7]
+    at_100 = fit_columns([row], 96)
+    assert "act_hist" not in at_100 and at_100["gauge"] == 18
+    at_80 = fit_columns([row], 76)
+    assert "gauge" not in at_80 and set(at_80) == {"layer", "ratio", "act_mean", "act_std", "dead",
+                                                   "saturated", "grad_norm"}
+    assert fit_columns([row], 20) == at_80  # numbers stay whole (the table scrolls instead)
+    assert len(NARROW_GAUGE[0]) <= NARROW_GAUGE[1]

@@ -371,3 +371,23 @@ def test_tools_screen(make_app, snap_compare, size):
         await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+async def test_an_open_compact_select_menu_has_a_frame(make_app, tiny):
+    """The variant menu of a compact Select opened with no frame and the screen's background, so its
+    items read as part of the form ("RunAdamW"): it now has a border and a raised background."""
+    app = make_app(catalogue=lambda: [tiny])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("5")
+        screen = await _tools(app, pilot)
+        select = screen.view("lr").query_one("#lr-variant", Select)
+        select.focus()
+        select.expanded = True
+        await pilot.pause(0.3)
+        lines = screen_text(app).splitlines()
+        row = next(i for i, line in enumerate(lines) if line.startswith(" variant "))
+        assert "▔▔▔" in lines[row + 1], lines[row + 1]  # the menu's top edge, under the field
+        assert any("▁▁▁" in line for line in lines[row + 2:row + 8])  # and its bottom edge
+        overlay = select.query_one("SelectOverlay")
+        assert overlay.styles.background != screen.styles.background

@@ -3,7 +3,8 @@
 - a table per layer: the update/weight ratio on a log gauge with the healthy band around 1e-3
   marked (and the value coloured: in the band, below it, above it), activation mean and std,
   dead and saturated shares, gradient norm, and the activation and gradient histograms as
-  sparklines;
+  sparklines; the table fits its width (`fit_columns`: the sparklines narrow, then go, then the
+  gauge narrows, then goes; numbers are never cut);
 - for the highlighted layer, its activation and gradient histograms over time (one row per
   measurement, oldest first) as character heat maps;
 - the first layer's weights as small character images (when the run sent them: on image data,
@@ -24,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.cells import cell_len
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
@@ -53,6 +56,23 @@ COLUMNS = (
     ("act_hist", "activations"),
     ("grad_hist", "log10 |grad|"),
 )
+GAUGE_WIDTH = 18
+"""The gauge's cells at full width (3 per decade)."""
+NARROW_GAUGE = ("1e-6 ·░░· 1", 12)
+"""The gauge's label and width when the table is narrow (2 cells per decade)."""
+HIST_WIDTH = 24
+"""A sparkline's cells at full width (one per bin of the engine's histograms)."""
+NARROW_HIST = 12
+"""A sparkline's cells when the table is narrow (two bins per cell)."""
+GRAPHICS = ("gauge", "act_hist", "grad_hist")
+GIVE_WAY: tuple[tuple[tuple[str, ...], int | None], ...] = (
+    (("act_hist", "grad_hist"), NARROW_HIST),
+    (("act_hist", "grad_hist"), None),
+    (("gauge",), NARROW_GAUGE[1]),
+    (("gauge",), None),
+)
+"""What gives way when the table is too narrow, in this order (a width, or None: the column goes).
+The sparklines go first: the highlighted layer's histograms are drawn below the table over time."""
 STATE_STYLE = {"ok": "$success", "low": "$warning", "high": "$error", "": "$text-muted"}
 
 
@@ -88,6 +108,9 @@ class HealthPanel(Vertical):
         self.ratios: dict[str, float] = {}
         """The latest update/weight ratio per layer (not every measurement has one)."""
         self._ready = False
+        self._fitted_to = -1
+        self.widths: dict[str, int] = {}
+        """The table's columns shown and their widths (after `fit_columns`)."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="health-summary")
@@ -96,11 +119,24 @@ class HealthPanel(Vertical):
         yield Static(id="health-weights")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
         self._ready = True
         self._redraw()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._ready and self._available() != self._fitted_to:
+            self._redraw()
+
+    def _available(self) -> int:
+        """Cells across for the table's columns (0: not laid out yet), less the vertical scrollbar
+        when the rows will not all fit."""
+        table = self.query_one(DataTable)
+        width = table.size.width or self.size.width
+        if not width:
+            return 0
+        max_height = table.styles.max_height
+        rows = len(self.layer_stats) + 1
+        tall = max_height is not None and max_height.is_cells and rows > max_height.value
+        return width - (table.styles.scrollbar_size_vertical if tall else 0)
 
     # -- feeding -------------------------------------------------------------------------
 
@@ -145,6 +181,15 @@ class HealthPanel(Vertical):
         summary = self.query_one("#health-summary", Static)
         table = self.query_one(DataTable)
         table.clear()
+        rows = {name: self._cells(name, stats) for name, stats in self.layer_stats.items()}
+        self._fitted_to = self._available()
+        widths = fit_columns(rows.values(), self._fitted_to, 2 * table.cell_padding)
+        if widths != self.widths or not table.columns:
+            self.widths = widths
+            table.clear(columns=True)
+            for key, _ in COLUMNS:
+                if key in widths:
+                    table.add_column(column_label(key, widths[key]), width=widths[key], key=key)
         if self.step is None:
             summary.update(Content.from_markup("[$text-muted]Layer health appears with the first diagnostics.[/]"))
             self.query_one("#health-detail", Static).update("")
@@ -158,29 +203,31 @@ class HealthPanel(Vertical):
             st=str(self.step), d=fmt.pct(s.get("dead_share")), sa=fmt.pct(s.get("saturated_share")),
             w=fmt.num(s.get("weight_norm"), 3), lo=f"{lo:g}", hi=f"{hi:g}",
         ))
-        for name, stats in self.layer_stats.items():
-            ratio = stats.get("update_ratio", self.ratios.get(name))
-            state = ratio_state(ratio)
-            style = STATE_STYLE[state]
-            label = f"{ratio:.1e} {state}" if state else "–"
-            table.add_row(
-                name,
-                Content.from_markup(f"[{style}]$v[/]", v=label),
-                Content.from_markup(f"[{style}]$v[/]", v=ratio_gauge(ratio)),
-                fmt.num(stats.get("act_mean"), 3),
-                fmt.num(stats.get("act_std"), 3),
-                fmt.pct(stats.get("dead")),
-                fmt.pct(stats.get("saturated")),
-                fmt.num(stats.get("grad_norm"), 3),
-                sparkline(stats.get("act_hist") or []),
-                sparkline(stats.get("grad_hist") or []),
-                key=name,
-            )
+        for name, cells in rows.items():
+            table.add_row(*(graphic(key, cells[key], widths[key]) for key in widths), key=name)
         names = list(self.layer_stats)
         if self.selected in names and names.index(self.selected) != table.cursor_row:
             table.move_cursor(row=names.index(self.selected))
         self._render_detail()
         self.query_one("#health-weights", Static).update(self._weights_text())
+
+    def _cells(self, name: str, stats: dict[str, Any]) -> dict[str, Any]:
+        """A layer's cells at full width (the graphics as data: `graphic` draws them to a width)."""
+        ratio = stats.get("update_ratio", self.ratios.get(name))
+        state = ratio_state(ratio)
+        style = STATE_STYLE[state]
+        return {
+            "layer": Content(name),
+            "ratio": Content.from_markup(f"[{style}]$v[/]", v=f"{ratio:.1e} {state}" if state else "–"),
+            "gauge": (ratio, style),
+            "act_mean": Content(fmt.num(stats.get("act_mean"), 3)),
+            "act_std": Content(fmt.num(stats.get("act_std"), 3)),
+            "dead": Content(fmt.pct(stats.get("dead"))),
+            "saturated": Content(fmt.pct(stats.get("saturated"))),
+            "grad_norm": Content(fmt.num(stats.get("grad_norm"), 3)),
+            "act_hist": list(stats.get("act_hist") or []),
+            "grad_hist": list(stats.get("grad_hist") or []),
+        }
 
     def _render_detail(self) -> None:
         detail = self.query_one("#health-detail", Static)
@@ -215,3 +262,64 @@ class HealthPanel(Vertical):
         if event.row_key is not None and event.row_key.value in self.layer_stats:
             self.selected = str(event.row_key.value)
             self._render_detail()
+
+
+def natural_width(key: str, rows: list[dict[str, Any]]) -> int:
+    """A column's width with nothing cut: its label and its widest cell (a graphic's full width)."""
+    label = dict(COLUMNS)[key]
+    if key == "gauge":
+        return max(cell_len(label), GAUGE_WIDTH)
+    if key in GRAPHICS:
+        return max([cell_len(label), *(min(len(row[key]), HIST_WIDTH) for row in rows)])
+    return max([cell_len(label), *(row[key].cell_length for row in rows)])
+
+
+def fit_columns(rows: Any, available: int, padding: int = 2) -> dict[str, int]:
+    """The columns shown and their widths so that they and their `padding` fit in `available`
+    cells (all at their natural widths when `available` is 0: not laid out yet). The graphics give
+    way as `GIVE_WAY` says; numbers keep their widths even if that overflows (the table then
+    scrolls sideways)."""
+    rows = list(rows)
+    widths = {key: natural_width(key, rows) for key, _ in COLUMNS}
+    if not available:
+        return widths
+
+    def excess() -> int:
+        return sum(widths.values()) + padding * len(widths) - available
+
+    for group, floor in GIVE_WAY:
+        if excess() <= 0:
+            break
+        for key in group:
+            if key in widths:
+                if floor is None:
+                    del widths[key]
+                else:
+                    widths[key] = min(widths[key], max(floor, cell_len(column_label(key, floor))))
+    return widths
+
+
+def column_label(key: str, width: int) -> str:
+    """A column's label for its width (the narrow gauge's own)."""
+    if key == "gauge" and width < GAUGE_WIDTH:
+        return NARROW_GAUGE[0]
+    return dict(COLUMNS)[key]
+
+
+def graphic(key: str, cell: Any, width: int) -> Any:
+    """A cell drawn to its column's width: the gauge, a sparkline (bins merged when it is narrower
+    than them); other cells as they are."""
+    if key == "gauge":
+        ratio, style = cell
+        return Content.from_markup(f"[{style}]$v[/]", v=ratio_gauge(ratio, width))
+    if key in ("act_hist", "grad_hist"):
+        return sparkline(merge_bins(cell, width))
+    return cell
+
+
+def merge_bins(counts: list[float], width: int) -> list[float]:
+    """Histogram counts in at most `width` bins: neighbours summed (2 → 1 for 24 bins in 12)."""
+    if len(counts) <= width or width <= 0:
+        return counts
+    k = -(-len(counts) // width)
+    return [sum(counts[i:i + k]) for i in range(0, len(counts), k)]

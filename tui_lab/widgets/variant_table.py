@@ -33,12 +33,12 @@ COLUMNS = (
     ("val_loss", "val loss", 8),
     ("speed", "steps/s", 7),
     ("eta", "ETA", 6),
-    ("step", "step", 11),
+    ("step", "step", 0),
     ("epoch", "epoch", 6),
 )
 """(key, label, least width): the numbers' columns keep a width of their own (wider only for a wider
-value) so that the table does not jump as numbers change; the names and the status take the width
-of their widest cell."""
+value) so that the table does not jump as numbers change; the names, the status and the step (padded
+to its total's width: "  60/600") take the width of their widest cell."""
 GIVE_WAY: tuple[tuple[tuple[str, ...], int | None], ...] = (
     (("epoch",), None),
     (("step",), None),
@@ -180,7 +180,8 @@ class VariantTable(DataTable):
             "val_loss": Text(fmt.num(run.last_eval("val_loss"))),
             "speed": Text(fmt.rate(run.speed)),
             "eta": Text(fmt.duration(run.eta)),
-            "step": Text(f"{run.step}/{total}" if total else str(run.step)),
+            # the step as wide as the total, so that the column keeps its width as the run goes
+            "step": Text(f"{run.step:>{len(str(total))}}/{total}" if total else str(run.step)),
             "epoch": Text(f"{run.epoch:.1f}" if run.epoch else "–"),
         }
 
