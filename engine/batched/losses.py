@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from engine.batched.rows import RowSplit, group_rows
 from engine.config import TrainSpec
 from engine.losses import build_loss, hard_cross_entropy
 
@@ -85,27 +86,8 @@ LOSS_FIELDS = ("loss", "hinge_margin", "smooth_l1_beta")
 
 def loss_groups(specs: Sequence[TrainSpec]) -> list[tuple[TrainSpec, list[int]]]:
     """The distinct losses of the members `specs` (row order), each with the rows that train on it."""
-    groups: dict[tuple, tuple[TrainSpec, list[int]]] = {}
-    for row, spec in enumerate(specs):
-        key = tuple(getattr(spec, f) for f in LOSS_FIELDS)
-        groups.setdefault(key, (spec, []))[1].append(row)
-    return list(groups.values())
-
-
-class RowSplit:
-    """Rows of a member axis taken apart by group and put back together in member order."""
-
-    def __init__(self, rows: Sequence[Sequence[int]], device: torch.device | str) -> None:
-        self.rows = [torch.tensor(r, dtype=torch.long, device=device) for r in rows]
-        self.inverse = torch.argsort(torch.cat(self.rows))
-
-    def take(self, x: Tensor, k: int) -> Tensor:
-        """Group `k`'s rows of `x` (its leading axis is the member axis)."""
-        return x.index_select(0, self.rows[k])
-
-    def join(self, parts: Sequence[Tensor]) -> Tensor:
-        """The groups' results (in group order) back in member order."""
-        return torch.cat(list(parts)).index_select(0, self.inverse)
+    rows = group_rows([tuple(getattr(spec, f) for f in LOSS_FIELDS) for spec in specs])
+    return [(specs[group[0]], group) for group in rows]
 
 
 def member_loss(specs: Sequence[TrainSpec], task: str, n_classes: int, device: torch.device | str) -> PerSample:

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.batched.losses import RowSplit, loss_groups
+from engine.batched.losses import loss_groups
+from engine.batched.rows import RowSplit
 from engine.batched.stacked import StackedMLP
 from engine.config import ModelSpec, TrainSpec
 
@@ -61,8 +62,8 @@ def _member_act_backward(stack: StackedMLP) -> Callable[[Tensor, Tensor, Tensor]
     split = stack.act_split
     assert split is not None
     fns = []
-    for rows in split.rows:
-        spec = stack.member_specs[int(rows[0])]
+    for rows in split.groups:
+        spec = stack.member_specs[rows[0]]
         fns.append(_act_backward(spec.activation, spec.leaky_slope))
 
     def backward(g: Tensor, z: Tensor, a: Tensor) -> Tensor:

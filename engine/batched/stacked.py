@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from engine.batched.losses import RowSplit
+from engine.batched.rows import RowSplit, group_rows
 from engine.config import ModelSpec
 from engine.models import Net
 
@@ -77,13 +77,11 @@ def member_activation(specs: Sequence[ModelSpec], device: torch.device) -> tuple
                                                                                   RowSplit | None]:
     """Each member's activation as one function of ``(M, ...)`` tensors, and the split of the rows by
     activation (None when every member has the same one: then it is that one function)."""
-    groups: dict[tuple, list[int]] = {}
-    for row, ms in enumerate(specs):
-        groups.setdefault(_activation_key(ms), []).append(row)
+    groups = group_rows([_activation_key(ms) for ms in specs])
     if len(groups) == 1:
         return _activation(specs[0]), None
-    fns = [_activation(specs[rows[0]]) for rows in groups.values()]
-    split = RowSplit(list(groups.values()), device)
+    fns = [_activation(specs[rows[0]]) for rows in groups]
+    split = RowSplit(groups, device)
 
     def act(z: Tensor) -> Tensor:
         return split.join([fn(split.take(z, k)) for k, fn in enumerate(fns)])
@@ -110,9 +108,7 @@ class MemberDropout:
 
         self.input_p, self.hidden_p = list(input_p), list(hidden_p)
         self.weight_p = list(weight_p) if weight_p is not None else [0.0] * len(self.input_p)
-        self.any_input = any(p > 0 for p in self.input_p)
-        self.any_hidden = any(p > 0 for p in self.hidden_p)
-        self.any_weight = any(p > 0 for p in self.weight_p)
+        self._note_rates()
         self.generators = [torch.Generator(device=device).manual_seed(s + DROPOUT_SEED_OFFSET) for s in seeds]
 
     @classmethod
@@ -129,6 +125,10 @@ class MemberDropout:
         self.hidden_p = [self.hidden_p[r] for r in rows]
         self.weight_p = [self.weight_p[r] for r in rows]
         self.generators = [self.generators[r] for r in rows]
+        self._note_rates()
+
+    def _note_rates(self) -> None:
+        """Which kinds of mask any member draws (the forward pass skips the others)."""
         self.any_input = any(p > 0 for p in self.input_p)
         self.any_hidden = any(p > 0 for p in self.hidden_p)
         self.any_weight = any(p > 0 for p in self.weight_p)
@@ -264,11 +264,8 @@ class StackedMLP:
             self.params = torch.stack([parameters_to_vector(m.parameters()).detach() for m in models]).to(self.device)
         self.grads = torch.zeros_like(self.params)
         self.n_params = self.params.shape[1]
-        specs = list(member_specs) if member_specs is not None else [spec] * len(models)
-        self.activations = [ms.activation for ms in specs]
-        """Each member's activation name (row order)."""
-        self.member_specs = specs
-        self.act, self.act_split = member_activation(specs, self.device)
+        self.member_specs = list(member_specs) if member_specs is not None else [spec] * len(models)
+        self.act, self.act_split = member_activation(self.member_specs, self.device)
         self._act_modules = [[block.act for block in m.blocks] for m in models]
 
         self.residual_flags = [[bool(m.blocks[k].residual) for m in models] for k in range(len(template.blocks))]
@@ -281,6 +278,11 @@ class StackedMLP:
         self.dropout: MemberDropout | None = None
         """Each member's dropout (set by the trainer when a member has any); None: no dropout."""
         self._views()
+
+    @property
+    def activations(self) -> list[str]:
+        """Each member's activation name (row order)."""
+        return [ms.activation for ms in self.member_specs]
 
     def _views(self) -> None:
         """The per-layer views of the parameter rows (autograd leaves, gradients in ``grads``)."""
@@ -324,7 +326,6 @@ class StackedMLP:
         self.grads = torch.zeros_like(self.params)
         self.n_members = len(rows)
         self.member_specs = [self.member_specs[r] for r in rows]
-        self.activations = [self.activations[r] for r in rows]
         self.act, self.act_split = member_activation(self.member_specs, self.device)
         self._act_modules = [self._act_modules[r] for r in rows]
         self.residual_flags = [[flags[r] for r in rows] for flags in self.residual_flags]

@@ -105,6 +105,8 @@ class _Member:
     data: int  # which dataset (distinct seed)
     stats: RunStats | None = None
     augmenter: Augmenter | None = None  # its own augmentation of each training batch (its own stream)
+    proxy: MemberModel | None = None  # its solo model, read from the stack (for the solo loop's functions)
+    solo_loss: Callable | None = None  # its loss as the solo loop builds it (for the same functions)
     history: list[dict[str, float]] = field(default_factory=list)
     best: dict[str, float] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -245,20 +247,21 @@ def train_batched(
         spec = specs[i]
         t = spec.recipe.train
         members.append(_Member(i, row, spec, run_ids[i], stops[i], LRSchedule(t, total),
-                               datasets.index((spec.recipe.data, spec.seed))))
+                               datasets.index((spec.recipe.data, spec.seed)),
+                               augmenter=build_augmenter(t, d0.input_shape, dev),  # None unless it augments
+                               solo_loss=build_loss(t, d0.task, d0.n_classes)))
         torch.manual_seed(t.seed)
         models.append(build_model(spec.recipe.model, d0.input_shape, n_out).to(dev))
     M = len(members)
     member_models = [m.spec.recipe.model for m in members]
     model = StackedMLP(models, first.model, dev, member_specs=member_models)
-    model.dropout = MemberDropout.of([m.spec.recipe.model for m in members], [m.train.seed for m in members], dev)
+    model.dropout = MemberDropout.of(member_models, [m.train.seed for m in members], dev)
     dropout = model.dropout is not None
     shadow = models[0]  # a solo model to load one member into, for the diagnostics
     shadow.train()
     n_params = count_params(shadow)
     del models
     loss_fn = member_loss([m.train for m in members], d0.task, d0.n_classes, dev)
-    solo_losses = {m.row: build_loss(m.train, d0.task, d0.n_classes) for m in members}  # the loop's per-run hooks
     use_graphs = fast.cuda_graphs and dev.type == "cuda" and not dropout  # masks are drawn on the host side
     optimizer = StackedOptimizer(model.params, model.grads, [m.train for m in members],
                                  [m.schedule for m in members], device_step=use_graphs)
@@ -281,11 +284,11 @@ def train_batched(
     # An EMA of the weights per member that asks for one (decay 0 elsewhere: the row just follows the
     # weights), updated after each step with the solo EMA's arithmetic: a = d·a + (1 − d)·w
     ema_decay = column([m.train.ema for m in members], 0.0)
-    ema_keep = column([1.0 - m.train.ema if m.train.ema else 1.0 for m in members], 1.0)
-    ema_params = model.params.detach().clone() if ema_decay is not None else None
+    ema_keep = ema_params = None
     if ema_decay is not None:
         ema_decay = ema_decay.unsqueeze(1)
-        ema_keep = ema_keep.unsqueeze(1) if ema_keep is not None else torch.ones_like(ema_decay)
+        ema_keep = torch.tensor([[1.0 - (m.train.ema or 0.0)] for m in members], device=dev, dtype=model.params.dtype)
+        ema_params = model.params.detach().clone()
     l1 = column([m.train.l1 for m in members], 0.0)
     l2 = column([m.train.l2 for m in members], 0.0)
     clip_value = column([m.train.clip_value for m in members], math.inf)
@@ -335,9 +338,9 @@ def train_batched(
     health = HealthPath()
     boundary_state: dict[str, Any] = {}
     layer_names = shadow.layer_names()
-    proxies = {m.row: MemberModel(model, shadow, m.row, lambda m=m: load(m)) for m in members}
     for m in members:  # the loop's whole-run figures, from each member's initial weights
-        m.stats = RunStats(proxies[m.row], m.train, per_epoch, None, {})  # type: ignore[arg-type]
+        m.proxy = MemberModel(model, shadow, m.row, lambda m=m: load(m))
+        m.stats = RunStats(m.proxy, m.train, per_epoch, None, {})  # type: ignore[arg-type]
 
     shadow_params = list(shadow.parameters())
     offsets = [0]
@@ -400,7 +403,7 @@ def train_batched(
         extras: dict[str, Tensor] = {}
         for split in splits_done:
             x, y = eval_sets[split]
-            extras.update(extra_metrics(proxies[m.row], solo_losses[m.row], x[m.data], y[m.data], split,  # type: ignore[arg-type]
+            extras.update(extra_metrics(m.proxy, m.solo_loss, x[m.data], y[m.data], split,  # type: ignore[arg-type]
                                         d0.task, final=final, batch_size=bs))
         extra_values = dict(zip(extras, torch.stack(list(extras.values())).tolist(), strict=True)) if extras else {}
         values: dict[str, float] = {}
@@ -458,7 +461,7 @@ def train_batched(
                         layers = solo
             else:
                 layers = solo_layers(m, before)
-            proxy = proxies[m.row]
+            proxy = m.proxy
             add_weight_images(layers, proxy, step, diag_every * IMAGE_EVERY, total)  # type: ignore[arg-type]
             m.summary.update(model_summary(proxy, layers))  # type: ignore[arg-type]
             emit(Diagnostics(m.run_id, step, layers, {k: v for k, v in m.summary.items() if "." not in k}))
@@ -466,6 +469,7 @@ def train_batched(
         rows_by_data: dict[int, list[tuple[int, str]]] = {}
         for m in group:
             rows_by_data.setdefault(m.data, []).append((m.row, m.run_id))
+        proxies = {m.row: m.proxy for m in group}
         for plane in boundary_events(model, proxies, rows_by_data, splits, step, boundary_event, boundary_state):
             emit(plane)
 
@@ -539,7 +543,7 @@ def train_batched(
         """Drop the finished members' rows (``StackedMLP.keep``): half the stack or more had
         finished, and their zeroed rows would go on costing FLOPs until the end."""
         nonlocal optimizer, manual, l1, l2, clip_value, clip_norm, has_clip_norm, alive, member_data, same_order
-        nonlocal loaded, chunk, M, proxies, solo_losses, before, ema_params, ema_decay, ema_keep
+        nonlocal loaded, chunk, M, before, ema_params, ema_decay, ema_keep
         rows = [m.row for m in active]
         index = torch.tensor(rows, dtype=torch.long, device=dev)
 
@@ -554,10 +558,9 @@ def train_batched(
             has_clip_norm = has_clip_norm.index_select(0, index)
         alive = alive.index_select(0, index)
         window[:] = [w.index_select(0, index) for w in window]  # losses not read yet
-        proxies = {new: proxies[m.row].moved(new) for new, m in enumerate(active)}
-        solo_losses = {new: solo_losses[m.row] for new, m in enumerate(active)}
         for new, m in enumerate(active):
             m.row = new
+            m.proxy.moved(new)  # type: ignore[union-attr]
         member_data = torch.tensor([m.data for m in active], device=dev)
         same_order = not one_dataset and [m.data for m in active] == list(range(len(splits)))
         M = len(rows)
@@ -598,9 +601,6 @@ def train_batched(
             emit(StepMetrics(m.run_id, step, step / per_epoch, sum(row) / len(row),
                              m.schedule.lr_at(step - 1), now - t0, rate))
         finish([m for m in active if m.row in diverged], "diverged", diverged, step)
-
-    for m in members:
-        m.augmenter = build_augmenter(m.train, d0.input_shape, dev)  # None unless its recipe augments
 
     def augment(xb: Tensor) -> Tensor:
         """The training batch with each augmenting member's own transform of its rows (as its solo
