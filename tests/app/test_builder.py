@@ -22,6 +22,17 @@ async def _open_builder(app, pilot) -> BuilderScreen:
     return app.screen
 
 
+async def _press_b_on(app, pilot, name: str) -> None:
+    """In the Library, search `name` and press `b` on the technique found (open it in the Builder)."""
+    from tui_lab.screens.library import LibraryScreen
+
+    await pilot.press("1")
+    await wait_for(pilot, lambda: isinstance(app.screen, LibraryScreen))
+    await pilot.press("slash", "ctrl+u", *name, "enter")
+    await pilot.pause()
+    await pilot.press("b")
+
+
 async def _tab(pilot, screen: BuilderScreen, tab: str) -> None:
     screen.query_one("#builder-tabs", TabbedContent).active = f"tab-{tab}"
     await wait_for(pilot, lambda: bool(screen.query(f"#tab-{tab} .field-row")), what=f"the {tab} form")
@@ -169,24 +180,16 @@ async def test_the_sweep_hint_follows_the_variants_after_new_and_remove(make_app
 
 async def test_the_builder_asks_before_its_unsaved_changes_are_replaced(make_app):
     from tui_lab.screens.confirm import ConfirmScreen
-    from tui_lab.screens.library import LibraryScreen
 
     from .conftest import pinned_catalogue
 
     app = make_app(catalogue=pinned_catalogue)
     async with app.run_test(size=(100, 30)) as pilot:
-        async def open_from_library(name: str) -> None:
-            await pilot.press("1")
-            await wait_for(pilot, lambda: isinstance(app.screen, LibraryScreen))
-            await pilot.press("slash", "ctrl+u", *name, "enter")
-            await pilot.pause()
-            await pilot.press("b")
-
-        await open_from_library("dropout")
+        await _press_b_on(app, pilot, "dropout")
         await wait_for(pilot, lambda: app.current_mode == "builder")
         await pilot.pause(0.3)
         assert not app.screen.has_unsaved_changes()  # loading is not a change
-        await open_from_library("optimizers")  # nothing changed: no question
+        await _press_b_on(app, pilot, "optimizers")  # nothing changed: no question
         await wait_for(pilot, lambda: app.current_mode == "builder" and app.screen.draft.meta["technique"] == "optimizers")
 
         builder = app.screen
@@ -196,7 +199,7 @@ async def test_the_builder_asks_before_its_unsaved_changes_are_replaced(make_app
         title.value = "My optimizers"
         await pilot.pause(0.3)
         assert builder.has_unsaved_changes()
-        await open_from_library("dropout")
+        await _press_b_on(app, pilot, "dropout")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
         await pilot.pause()
@@ -233,18 +236,12 @@ async def test_a_recipe_opened_from_the_library_can_be_edited_at_once(make_app):
     gives the tab bar the focus whatever field of the last one had it, and clears its sweep."""
     from textual.widgets import Tabs
 
-    from tui_lab.screens.library import LibraryScreen
-
     from .conftest import pinned_catalogue
 
     app = make_app(catalogue=pinned_catalogue)
     async with app.run_test(size=(80, 24)) as pilot:
         async def open_from_library(name: str) -> BuilderScreen:
-            await pilot.press("1")
-            await wait_for(pilot, lambda: isinstance(app.screen, LibraryScreen))
-            await pilot.press("slash", "ctrl+u", *name, "enter")
-            await pilot.pause()
-            await pilot.press("b")
+            await _press_b_on(app, pilot, name)
             await wait_for(pilot, lambda: isinstance(app.screen, BuilderScreen)
                            and app.screen.draft.meta.get("technique") == name)
             await pilot.pause(0.3)
