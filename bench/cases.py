@@ -13,6 +13,8 @@ Rows (``id``: what is divided by what):
   runner with its own workers and threads (training span from the store; full mode only);
 * ``vmap/baddbmm.<M>``: a stacked MLP's forward + backward with ``torch.func.vmap`` ÷ with
   batched matmuls (why ``engine.batched`` uses the latter);
+* ``conv/sequential.<case>.<M>``: M small CNNs as one convolution with ``groups=M`` ÷ the same
+  M one after another, forward + backward (whether CNN variants should batch; they train solo);
 * ``surfaces/sequential.64``: 64 optimizer paths on a 2-D surface, batched ÷ one by one
   (``engine.surfaces``; "not available" when that module has no batched runner);
 * ``app/headless``, ``app/headless-total``: a comparison with the app open ÷ the same headless:
@@ -407,12 +409,28 @@ def preset_rows(device: str, quick: bool, repeats: int) -> list[Row]:
     return rows
 
 
+def conv_rows(device: str, quick: bool, repeats: int) -> list[Row]:
+    from bench.conv_stack import CASES, sides
+
+    rows = []
+    for case in ("mnist1d",) if quick else tuple(CASES):
+        heavy = case == "image" and device == "cpu"  # ~15 GFLOP a member's step: keep it to a minute here
+        loops = 3 if quick or heavy else 20
+        for m in (8,) if quick or heavy else (8, 32):
+            t = interleaved(sides(case, m, device, loops), repeats, device=device)
+            rows.append(_row(f"conv/sequential.{case}.{m}", f"{m} CNNs as one grouped conv ÷ {m} sequential",
+                             f"{CASES[case][-1]}, batch {CASES[case][5]} each, forward + backward",
+                             t["grouped"], t["sequential"], per=loops, unit="s/step"))
+    return rows
+
+
 SECTIONS: dict[str, Callable[[str, bool, int], list[Row]]] = {
     "loops": loop_rows,
     "batched": batched_rows,
     "runner": runner_rows,
     "presets": preset_rows,
     "vmap": vmap_rows,
+    "conv": conv_rows,
     "surfaces": surface_rows,
     "app": app_rows,
     "fast": fast_rows,

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-SECTIONS = ("loops", "batched", "runner", "presets", "vmap", "surfaces", "app", "fast")
+SECTIONS = ("loops", "batched", "runner", "presets", "vmap", "conv", "surfaces", "app", "fast")
 
 
 def register(subparsers) -> None:
