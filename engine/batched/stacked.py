@@ -96,10 +96,9 @@ class MemberDropout:
     (``seed + DROPOUT_SEED_OFFSET``), in the solo forward pass's order (input, then per hidden
     block its DropConnect weight mask and its dropout mask) and with
     ``torch.nn.functional.dropout``'s arithmetic (``bernoulli_(1 - p)``, divided by ``1 - p``,
-    times the activations or the weights). On a CPU a member's masks are then its solo run's
-    masks, bit for bit; a member with rate 0 draws nothing, as its solo ``Identity`` (or plain
-    ``Linear``) does. (On CUDA the solo run's fused dropout kernel has a stream of its own: the
-    same distribution, other draws.)
+    times the activations or the weights), which is how the solo layers draw theirs
+    (``engine.models.layers.dropout_mask``): a member's masks are its solo run's masks, bit for
+    bit; a member with rate 0 draws nothing, as its solo ``Identity`` (or plain ``Linear``) does.
     """
 
     def __init__(self, input_p: Sequence[float], hidden_p: Sequence[float], seeds: Sequence[int],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -33,6 +34,24 @@ class Maxout(nn.Module):
         return f"pieces={self.pieces}"
 
 
+def dropout_mask(like: Tensor, p: float) -> Tensor:
+    """A keep mask for `like`, already divided by ``1 - p``: ``bernoulli_(1 - p)`` from the global
+    stream of `like`'s device. On a CPU this is ``F.dropout``'s own draw; on CUDA ``F.dropout`` runs a
+    fused kernel with a stream of its own, so the solo layers draw this way everywhere and a batched
+    member (``engine.batched.stacked.MemberDropout``, same draws from its own generator) gets its
+    solo run's masks on every device."""
+    return torch.empty_like(like).bernoulli_(1 - p).div_(1 - p)
+
+
+class Dropout(nn.Dropout):
+    """Inverted element-wise dropout whose masks come from :func:`dropout_mask`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        return x * dropout_mask(x, self.p)
+
+
 class DropConnectLinear(nn.Linear):
     """A Linear layer whose individual weights are dropped with probability ``p`` in training.
 
@@ -51,7 +70,7 @@ class DropConnectLinear(nn.Linear):
     def forward(self, x: Tensor) -> Tensor:
         weight = self.weight
         if self.training and self.p > 0.0:
-            weight = F.dropout(weight, self.p, training=True)  # mask / (1 - p)
+            weight = weight * dropout_mask(weight, self.p)
         return F.linear(x, weight, self.bias)
 
     def extra_repr(self) -> str:
@@ -98,7 +117,7 @@ def make_norm(kind: str, units: int, spatial_dims: int) -> nn.Module:
 
 def make_dropout(p: float) -> nn.Module:
     """Inverted (element-wise) dropout, or Identity when ``p`` is 0."""
-    return nn.Dropout(p) if p > 0.0 else nn.Identity()
+    return Dropout(p) if p > 0.0 else nn.Identity()
 
 
 WEIGHT_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -108,6 +127,7 @@ __all__ = [
     "NORM_LAYERS",
     "WEIGHT_LAYERS",
     "DropConnectLinear",
+    "Dropout",
     "Maxout",
     "make_activation",
     "make_dropout",

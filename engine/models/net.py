@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from engine.models.layers import Dropout
+
 
 class Block(nn.Module):
     """One hidden layer: ``linear → norm → act → drop``, optionally residual.
@@ -75,7 +77,7 @@ class Net(nn.Module):
         kind: str = "mlp",
     ) -> None:
         super().__init__()
-        self.input_dropout: nn.Module = nn.Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
+        self.input_dropout: nn.Module = Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
         self.blocks = nn.ModuleList(blocks)
         self.head = head
         self.input_shape = tuple(input_shape)
