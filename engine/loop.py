@@ -336,7 +336,14 @@ def train(
                 optimizer.step(partial(forward_backward, xb, yb, idx, step, step_losses))
             else:
                 forward_backward(xb, yb, idx, step, step_losses)
+                # The diagnostics report this step's gradient. On CUDA torch's foreach SGD with
+                # Nesterov momentum adds the momentum into p.grad in place, so keep a copy to put back.
+                grads = ([None if p.grad is None else p.grad.clone() for p in trained]
+                         if diag_now or step + 1 == total else None)
                 optimizer.step()
+                if grads is not None:
+                    for p, g in zip(trained, grads, strict=True):
+                        p.grad = g
             if ema is not None:
                 ema.update(model)
             if ensembles is not None:

@@ -114,3 +114,26 @@ def test_batchnorm_with_a_one_sample_tail_batch_trains():
     _, fin = run(spec(data={"name": "moons", "n_samples": 503, "val_fraction": 0.2, "test_fraction": 0.2},
                       model={"hidden": [8], "norm": "batch"}, batch_size=2, steps=400))
     assert fin.status == "done", fin.reason
+
+
+def test_diagnostics_report_the_steps_gradient_when_the_optimizer_changes_it(monkeypatch) -> None:
+    """torch's foreach SGD (the default on CUDA) adds the Nesterov momentum into p.grad in place;
+    the Diagnostics must still show the gradient the step took (as with the CPU's default)."""
+    import engine.loop
+
+    s = spec(optimizer="nesterov", lr=0.05, steps=30, eval_every=10)
+    plain, _ = run(s)
+    real = engine.loop.build_optimizer
+
+    def foreach(params, t):
+        opt = real(params, t)
+        for group in opt.param_groups:
+            group["foreach"] = True
+        return opt
+
+    monkeypatch.setattr(engine.loop, "build_optimizer", foreach)
+    forced, _ = run(s)
+    grads = [[v["grad_norm"] for v in e.layers.values() if "grad_norm" in v]
+             for e in (plain, forced) for e in e if isinstance(e, Diagnostics) and e.step > 0]
+    assert len(grads) == 2 and len(grads[0]) == 3
+    assert grads[1] == pytest.approx(grads[0], rel=1e-5)
