@@ -262,7 +262,12 @@ def assert_matches_solo(specs: list[RunSpec], stops=None, **kw) -> tuple[list[Ru
                 _assert_dicts_close(b.summary, s.summary, where)
             elif isinstance(s, RunFinished):
                 assert (b.status, b.step, b.reason) == (s.status, s.step, s.reason), where
-                _assert_dicts_close(b.final, s.final, where + " final")
+                assert list(b.final) == list(s.final), where
+                # blown-up weights: which class an argmax picks among infinite logits depends on the
+                # kernel (on CUDA batched and solo differ), so such a run's accuracies are not compared
+                blown = not math.isfinite(s.final.get("train_loss", 0.0))
+                keys = [k for k in s.final if not (blown and k.endswith("_acc"))]
+                _assert_dicts_close({k: b.final[k] for k in keys}, {k: s.final[k] for k in keys}, where + " final")
                 _assert_dicts_close(b.best, s.best, where + " best")
                 assert sorted(b.summary) == sorted(s.summary), where
             elif type(s).__name__ == "Boundary":
