@@ -192,7 +192,8 @@ def test_the_results_table_keeps_every_number_whole_at_80_columns(tmp_path, caps
     adam = next(line for line in lines if line.lstrip().startswith("Adam"))
     assert all("…" not in cell for cell in adam.split()[1:])  # numbers whole; only names give way
     assert any(cell.endswith("%") and 0 <= float(cell[:-1]) <= 100 for cell in adam.split()), adam  # val acc
-    assert any("a variant named" in line and "…" in line for line in lines)
+    # the long name is cut in the middle (its last word stays, as the app cuts names)
+    assert any("a variant" in line and "… this" in line for line in lines)
 
 
 @pytest.mark.parametrize(("seeds", "words"), [("0,0", "given twice"), ("-1", "0 or more")])
@@ -331,3 +332,132 @@ def test_show_prints_the_fields_that_matter_and_says_the_rest_are_defaults(tmp_p
         assert left_out not in text, left_out
     assert "at their defaults" in text and "60.6%" in text and "96.7%" in text
     assert max(len(line) for line in out.splitlines()) <= 80
+
+
+LONG_NAMES = ["weight decay " + "and a very long description " * 6 + "0.01",
+              "weight decay " + "and a very long description " * 6 + "0.1"]
+"""Two variant names far wider than a terminal that differ only in their last word."""
+
+
+def _names_told_apart(lines: list[str]) -> bool:
+    """Whether both LONG_NAMES show, cut in the middle, their last words (what tells them apart) kept."""
+    return (any("weight" in line and "… 0.01" in line for line in lines)
+            and any("weight" in line and "… 0.1 " in line for line in lines))
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_the_live_table_cuts_very_long_names_in_the_middle(width):
+    from rich.console import Console
+
+    from engine.config import DataSpec, Recipe, RunSpec
+    from engine.events import RunStarted, StepMetrics
+    from engine.outcomes import OutcomeCollector
+    from tui_lab.headless import _Progress
+
+    specs = [RunSpec(recipe=Recipe(data=DataSpec(name="digits")), variant=name) for name in LONG_NAMES]
+    collector = OutcomeCollector()
+    progress = _Progress(specs, ["r0", "r1"], collector)
+    for i, name in enumerate(LONG_NAMES):
+        collector.register(f"r{i}", name, 0)
+        for event in (RunStarted(f"r{i}", name, 0, "p", "c", {}, "cpu", 10, 12000, 10),
+                      StepMetrics(f"r{i}", 11999, 3.0, 1.234e-5, 0.1, 3.0, 1234.5)):
+            collector.add(event)
+            progress.note(event)
+    console = Console(width=width, record=True)
+    console.print(progress.render(width))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) == width  # the names take the room there is, no more
+    rows = [line for line in lines if "11999/12000" in line]
+    assert len(rows) == 2 and all("1.234e-05" in row and "1.23e+03" in row and "running" in row for row in rows)
+    assert _names_told_apart(lines), "\n".join(lines)
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_the_results_table_cuts_very_long_names_in_the_middle(width):
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from engine.outcomes import RunOutcome
+    from tui_lab.headless import ComparisonResult, results_table
+
+    outcomes = [RunOutcome(f"r{i}", name, 0, status="done", step=600, wall_time=1234.5,
+                           final={"train_loss": 1.234e-5, "val_loss": 0.98765, "val_acc": 0.6012},
+                           best={"min_train_loss": 1.1e-5, "best_epoch": 12.0})
+                for i, name in enumerate(LONG_NAMES)]
+    preset = SimpleNamespace(id="p", preset=SimpleNamespace(title="Weight decay"))
+    console = Console(width=width, record=True)
+    console.print(results_table(ComparisonResult(preset, True, outcomes, []), width))
+    lines = console.export_text().splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= width
+    rows = [line for line in lines if " done " in line]
+    numbers = ["1.234e-05", "0.9877", "60.1%", "12", "1234.5"] + ([] if width < 90 else ["1.1e-05"])
+    assert len(rows) == 2 and all(n in row.split() for row in rows for n in numbers), rows
+    assert _names_told_apart(lines), "\n".join(lines)
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_runs_cuts_very_long_names_and_heads_the_loss_for_what_it_is(tmp_path, monkeypatch, capsys, width):
+    """The loss `dllab runs` shows is the final evaluation on the training split: "train loss (eval)",
+    as the History heads it, not the minibatch "batch loss" of `dllab run`'s live table."""
+    from engine.events import RunFinished, RunStarted
+    from engine.store import RunStore
+
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", str(width))
+    with RunStore(tmp_path) as store:
+        for i, name in enumerate(LONG_NAMES):
+            store.record(RunStarted(f"r{i}", name, 0, "weight-decay-" + "x" * 80, "c", {}, "cpu", 10, 100, 10))
+            store.record(RunFinished(f"r{i}", "done", 100, "finished", {"train_loss": 1.989e-4, "val_acc": 0.6421},
+                                     {}, 1234.5))
+    assert main(["runs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= width
+    rule = next(k for k, line in enumerate(lines) if "────" in line)
+    header = lines[rule - 2:rule]
+    assert "train loss" in header[0] and "(eval)" in header[1] and "wall s" in header[1], header
+    rows = [line for line in lines if line.lstrip().startswith(("r0", "r1"))]
+    numbers = ["done", "64.2%", "1.99e-04", "1234.5"]
+    assert len(rows) == 2 and all(row.split()[-4:] == numbers if width < 96 else row.split()[-6:-2] == numbers
+                                  for row in rows), rows
+    assert all("weight-" in row and "…" in row for row in rows)  # the preset gives way too
+    assert _names_told_apart(lines), "\n".join(lines)
+
+
+def test_the_live_table_is_drawn_at_its_refreshes_not_at_each_event(monkeypatch):
+    """Fitting the live table to the terminal measures it (milliseconds); a comparison sends dozens of
+    events a second: the table is drawn when the view refreshes, and last with every run's end."""
+    import io
+
+    from rich.console import Console
+
+    import tui_lab.headless as headless
+    from engine.events import RunFinished, RunStarted, StepMetrics
+    from engine.presets import load_preset
+
+    class FakeRunner:
+        def __init__(self, specs, **kw):
+            self.run_ids = [f"r{i}" for i in range(len(specs))]
+            self.specs = specs
+
+        def start(self):
+            pass
+
+        def events(self):
+            for rid, spec in zip(self.run_ids, self.specs, strict=True):
+                yield RunStarted(rid, spec.variant, spec.seed, "p", "c", {}, "cpu", 10, 500, 10)
+                yield from (StepMetrics(rid, step, 1.0, 0.5, 0.1, 1.0, 100.0) for step in range(1, 501))
+                yield RunFinished(rid, "done", 500, "finished", {"train_loss": 0.5}, {}, 1.0)
+
+        def close(self):
+            pass
+
+    renders = []
+    render = headless._Progress.render
+    monkeypatch.setattr(headless, "Runner", FakeRunner)
+    monkeypatch.setattr(headless._Progress, "render", lambda self, width=None: renders.append(1) or render(self, width))
+    console = Console(file=io.StringIO(), width=80)
+    result = headless.run_comparison(load_preset("optimizers"), quick=True, console=console)
+    assert len(result.outcomes) == 7 and len(renders) < 10  # 7 × 502 events
+    last = [line for line in console.file.getvalue().splitlines() if "500/500" in line]
+    assert len(last) == 7 and all("done" in line for line in last)

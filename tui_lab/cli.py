@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -193,7 +192,11 @@ def _compact(x: object) -> str:
     return f"{x:.2e}" if x != 0 and abs(x) < 1e-3 else f"{x:.4g}"
 
 
-NUMERIC = ("seed", "val acc", "loss", "wall s")
+TRAIN_LOSS = "train loss\n(eval)"
+"""`dllab runs`' header for a run's final train loss: its last evaluation on the training split, in
+eval mode (after early stopping, of the restored best weights), not the minibatch "batch loss" that
+`dllab run` shows while it trains. Two lines, as the app's History heads it."""
+NUMERIC = ("seed", "val acc", TRAIN_LOSS, "wall s")
 
 
 def _unknown_preset(preset: str, store: RunStore) -> str | None:
@@ -218,6 +221,7 @@ def _unknown_preset(preset: str, store: RunStore) -> str | None:
 def cmd_runs(args: argparse.Namespace) -> int:
     from engine.store import RunStore
     from tui_lab.data import fmt
+    from tui_lab.tables import clip_name, fit_names, longest
 
     store = RunStore()
     rows = store.list_runs(preset=args.preset, status=args.status, limit=args.limit)
@@ -240,34 +244,29 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in rows:
         started = dt.datetime.fromtimestamp(r.started).strftime("%m-%d %H:%M") if r.started else "–"
         cells.append((
-            r.run_id, Text(r.preset or ""), Text(r.variant or ""), str(r.seed), r.status,  # Text: names, not markup
+            r.run_id, r.preset or "", r.variant or "", str(r.seed), r.status,
             fmt.pct(r.final.get("val_acc")),
             _compact(r.final.get("train_loss")),
             f"{r.wall_time:.1f}" if r.wall_time else "–",
             *([] if narrow else [started]),
         ))
     columns = [("run", 10), ("preset", 0), ("variant", 0), ("seed", 4), ("status", 6), ("val acc", 7),
-               ("loss", 8), ("wall s", 6), *([] if narrow else [("started", 11)])]
+               (TRAIN_LOSS, 8), ("wall s", 6), *([] if narrow else [("started", 11)])]
 
     def build(names: dict[str, int]) -> Table:
         table = Table(title=f"stored runs ({store.path})", pad_edge=False, box=box.SIMPLE_HEAD, collapse_padding=True)
         for col, width in columns:
             table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=width or None,
-                             max_width=names.get(col), justify="right" if col in NUMERIC else "left")
-        for row in cells:
-            table.add_row(*row)
+                             justify="right" if col in NUMERIC else "left")
+        for run_id, preset, variant, *rest in cells:  # Text: names, not markup
+            table.add_row(run_id, Text(clip_name(preset, names["preset"])),
+                          Text(clip_name(variant, names["variant"])), *rest)
         return table
 
-    # the names give way (the wider first, down to 6 cells) so that the numbers to their right stay
-    # whole: Rich would cut the last columns instead, since none of them may wrap
-    names = {"preset": 14, "variant": 14}
-    table = build(names)
-    while (Measurement.get(console, console.options.update_width(10_000), table).maximum > console.width
-           and max(names.values()) > 6):
-        widest = max(names, key=lambda k: names[k])
-        names[widest] -= 1
-        table = build(names)
-    console.print(table)
+    # the names give way (the longer first, down to 6 cells) so that the numbers to their right
+    # stay whole: Rich would cut the last columns instead, since none of them may wrap
+    names = {"preset": longest(c[1] for c in cells), "variant": longest(c[2] for c in cells)}
+    console.print(fit_names(build, console.width, names, floor=6))
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
@@ -24,6 +25,7 @@ from engine.outcomes import OutcomeCollector, RunOutcome
 from engine.presets import LoadedPreset
 from engine.runner import Runner, run_inline
 from tui_lab.data import fmt
+from tui_lab.tables import clip_name, fit_names, fits, longest
 
 STATUS_STYLE = {
     "done": "green",
@@ -108,9 +110,17 @@ class _Progress:
 
     def render(self, width: int | None = None) -> Table:
         """The table in `width` cells (unlimited when None): numbers are never cut, the variant
-        names give way (with an ellipsis), and "batch loss" takes two lines of header when the
-        names would have to shorten for it."""
-        rows: list[tuple[RunSpec, str, list[str]]] = []
+        names give way (cut in the middle, with an ellipsis), and "batch loss" takes two lines of
+        header when the names would have to shorten for it."""
+        rows = self._rows()
+        names = {"variant": longest(spec.variant for spec, _, _ in rows)}
+        if fits(whole := self._table(rows, "batch loss", names), width):
+            return whole
+        return fit_names(lambda lengths: self._table(rows, "batch\nloss", lengths), width, names, floor=8)
+
+    def _rows(self) -> list[tuple[RunSpec, str, list[str]]]:
+        """Each run's spec, status and cells (variant, seed, step, batch loss, val acc, status, steps/s)."""
+        rows = []
         for run_id, spec in self.rows:
             o = self.collector.runs.get(run_id)
             loss = o.steps[-1]["train_loss"] if o and o.steps else None
@@ -122,29 +132,18 @@ class _Progress:
             step = f"{o.step}/{total}" if o and total else "–"
             rows.append((spec, status, [spec.variant, str(spec.seed), step, _fmt(loss), fmt.pct(acc), status,
                                         _fmt(self.speed.get(run_id), 3)]))
-        cols = ["variant", "seed", "step", "batch loss", "val acc", "status", "steps/s"]
+        return rows
 
-        def widths() -> list[int]:
-            return [max([max(len(line) for line in col.split("\n")), *(len(r[k]) for _, _, r in rows)])
-                    for k, col in enumerate(cols)]
-
-        def room() -> int | None:  # the variant's: the rest, its padding and borders (3 a column, less the edges)
-            return None if width is None else width - sum(widths()[1:]) - 3 * len(cols) + 1
-
-        need = widths()[0]
-        if (r := room()) is not None and r < need:
-            cols[3] = "batch\nloss"
-        r = room()
+    @staticmethod
+    def _table(rows: list[tuple[RunSpec, str, list[str]]], loss: str, lengths: dict[str, int]) -> Table:
+        """The live table of `rows`, its loss column headed `loss`, the variant names cut to
+        `lengths["variant"]` cells."""
         table = Table(expand=False, pad_edge=False)
-        for k, col in enumerate(cols):
-            if col == "variant":
-                table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=min(8, need),
-                                 max_width=None if r is None else max(min(8, need), min(need, r)))
-                continue
-            left = col == "status"
-            table.add_column(col, justify="left" if left else "right", no_wrap=True, min_width=widths()[k])
+        for col in ("variant", "seed", "step", loss, "val acc", "status", "steps/s"):
+            table.add_column(col, justify="left" if col in ("variant", "status") else "right", no_wrap=True)
         for spec, status, cells in rows:
-            table.add_row(Text(spec.variant), *cells[1:5], Text(status, style=STATUS_STYLE.get(status, "")), cells[6])
+            table.add_row(Text(clip_name(spec.variant, lengths["variant"])), *cells[1:5],
+                          Text(status, style=STATUS_STYLE.get(status, "")), cells[6])
         return table
 
 
@@ -181,13 +180,14 @@ def run_comparison(
     progress = _Progress(specs, runner.run_ids, collector)
     try:
         runner.start()
-        view = Live(progress.render(console.width), console=console, refresh_per_second=4) if live else None
+        # drawn at each refresh (4 a second, and once more at the end), not at each of the dozens of
+        # events a second: fitting the table to the terminal measures it, a few milliseconds each time
+        view = Live(get_renderable=lambda: progress.render(console.width), console=console,
+                    refresh_per_second=4) if live else None
         with view or nullcontext():
             for event in runner.events():
                 collector.add(event)
                 progress.note(event)
-                if view is not None:
-                    view.update(progress.render(console.width))
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -208,38 +208,38 @@ def _result(loaded: LoadedPreset, quick: bool, collector: OutcomeCollector, inte
 
 def results_table(result: ComparisonResult, width: int | None = None) -> Table:
     """One row per run. Numbers are never cut: in a narrow terminal (`width` under 90) the
-    minimum training loss goes (the final one stays) and the variant names give way."""
-    from rich import box
+    minimum training loss goes (the final one stays) and the variant names give way (cut in the
+    middle, with an ellipsis)."""
+    rows = [_result_cells(o) for o in result.outcomes]
+    cols = ["variant", "seed", "status", "train loss", "min train", "val loss", "val acc", "best ep", "wall s"]
+    if width is not None and width < 90:
+        rows = [r[:4] + r[5:] for r in rows]
+        cols.remove("min train")
+    title = escape(f"{result.preset.preset.title}{' (quick)' if result.quick else ''}")
 
-    table = Table(title=escape(f"{result.preset.preset.title}{' (quick)' if result.quick else ''}"), box=box.SIMPLE_HEAD,
-                  pad_edge=False, collapse_padding=True)
-    def last(o: Any, key: str) -> Any:
+    def build(lengths: dict[str, int]) -> Table:
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for col in cols:
+            table.add_column(col, justify="left" if col in ("variant", "status") else "right", no_wrap=True)
+        for o, r in zip(result.outcomes, rows, strict=True):
+            table.add_row(Text(clip_name(r[0], lengths["variant"])), r[1],
+                          Text(o.status, style=STATUS_STYLE.get(o.status, "")), *r[3:])
+        return table
+
+    return fit_names(build, width, {"variant": longest(r[0] for r in rows)}, floor=8)
+
+
+def _result_cells(o: RunOutcome) -> list[str]:
+    """A run's row of the results table: variant, seed, status, train loss, min train, val loss,
+    val acc, best ep, wall s."""
+    def last(key: str) -> Any:
         """The final figure, or for a run stopped without one (Ctrl+C) its last evaluation's."""
         if key in o.final:
             return o.final[key]
         return o.evals[-1].get(key) if o.evals else None
 
-    rows = [
-        [o.variant, str(o.seed), o.status, _fmt(last(o, "train_loss")), _fmt(o.best.get("min_train_loss")),
-         _fmt(last(o, "val_loss")), fmt.pct(last(o, "val_acc")), _fmt(o.best.get("best_epoch"), 3),
-         f"{o.wall_time:.1f}"]
-        for o in result.outcomes
-    ]
-    cols = ["variant", "seed", "status", "train loss", "min train", "val loss", "val acc", "best ep", "wall s"]
-    if width is not None and width < 90:
-        rows = [r[:4] + r[5:] for r in rows]
-        cols.remove("min train")
-    widths = [max([len(col)] + [len(r[k]) for r in rows]) for k, col in enumerate(cols)]
-    room = None if width is None else max(8, width - sum(widths[1:]) - 2 * len(cols))  # 2: the gaps
-    for k, col in enumerate(cols):
-        if col == "variant":
-            table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=min(8, widths[0]),
-                             max_width=None if room is None else min(widths[0], room))
-            continue
-        table.add_column(col, justify="left" if col == "status" else "right", no_wrap=True, min_width=widths[k])
-    for o, r in zip(result.outcomes, rows, strict=True):
-        table.add_row(Text(r[0]), r[1], Text(o.status, style=STATUS_STYLE.get(o.status, "")), *r[3:])
-    return table
+    return [o.variant, str(o.seed), o.status, _fmt(last("train_loss")), _fmt(o.best.get("min_train_loss")),
+            _fmt(last("val_loss")), fmt.pct(last("val_acc")), _fmt(o.best.get("best_epoch"), 3), f"{o.wall_time:.1f}"]
 
 
 def claims_view(claims: list[ClaimResult]) -> Group:
