@@ -256,6 +256,14 @@ async def test_the_layers_table_fits_its_width_and_every_header_is_whole(make_ap
         shown = [key for key, _ in COLUMNS if key in panel.widths]
         for key in shown:
             assert f" {column_label(key, panel.widths[key])} " in f"{header} ", (key, header)
+        if "gauge" in panel.widths:  # the header's picture is the gauge's, cell for cell
+            label = column_label("gauge", panel.widths["gauge"])
+            at = header.index(label)
+            for name in panel.layer_stats:
+                row = next(line for line in text.splitlines() if line.strip().startswith(name + " "))
+                gauge = row[at:at + len(label)]
+                assert len(label) == panel.widths["gauge"] and set(gauge) <= {"·", "░", "█"}, (label, gauge)
+                assert all(h == g or g == "█" or h not in "·░" for h, g in zip(label, gauge, strict=True)), (label, gauge)
         assert {"layer", "ratio", "act_mean", "act_std", "dead", "saturated", "grad_norm"} <= set(shown)
         if size[0] == 100:
             assert "gauge" in shown, shown
@@ -294,6 +302,15 @@ async def test_each_loss_reading_says_what_it_is(make_app):
         header = next(line for line in screen_text(app).splitlines() if "variant" in line and "status" in line)
         assert "batch loss" in header and "val acc" in header, header
         assert "minibatches" in str(table.tooltip) and "train loss (eval)" in str(table.tooltip)
+        assert "batch loss plot" in str(table.tooltip)
+        # the plot of that reading says "batch loss" too (it said "train loss", the History's name
+        # for the final evaluation on the training split)
+        text = screen_text(app)
+        assert "batch loss · step" in text and "train loss" not in text, text
+        assert screen.query_one("#plot-train_loss", MetricPlot).data.title == "batch loss"
+        await pilot.press("l")
+        await pilot.pause(0.3)
+        assert "batch loss (log) · step" in screen_text(app)
         run = live(app).runs[0]
         assert run.train_loss == run.steps["train_loss"][-1] != run.final["train_loss"]
         await pilot.press("v")
@@ -329,7 +346,7 @@ async def test_the_run_table_fits_its_width_and_keeps_every_number_whole(make_ap
             for number in (fmt.num(run.train_loss), fmt.pct(run.last_eval("val_acc")),
                            fmt.num(run.last_eval("val_loss")), fmt.duration(run.eta)):
                 assert f" {number} " in f"{row} ", (number, row)
-        header = next(line for line in screen_text(app).splitlines() if "batch loss" in line)
+        header = next(line for line in screen_text(app).splitlines() if "batch loss" in line and "variant" in line)
         assert header.rstrip().endswith("ETA"), header
         if size[0] == 100:  # room for the status words and the progress bars
             assert all("running" in row and "░" in row for row in rows), rows

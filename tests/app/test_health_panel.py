@@ -109,3 +109,87 @@ def test_fit_columns_narrows_then_drops_the_graphics_and_never_the_numbers():
                                                    "saturated", "grad_norm"}
     assert fit_columns([row], 20) == at_80  # numbers stay whole (the table scrolls instead)
     assert len(NARROW_GAUGE[0]) <= NARROW_GAUGE[1]
+
+
+def _rows(detail: str) -> dict[int, str]:
+    """The history's rows by step: what stands right of the bar."""
+    out = {}
+    for line in detail.splitlines()[2:]:
+        step, _, right = line.partition("│")
+        out[int(step.split()[0])] = right.strip()
+    return out
+
+
+async def test_each_history_row_has_its_step_and_a_row_without_gradients_says_so(digits_events):
+    """The measurement at step 0 has no gradients (nothing ran backward yet): its gradient row was
+    left out, so the gradient rows stood one row up, against the wrong activations, and the last
+    row was blank. Each row now shows its step, its own histograms, or says there are none."""
+    from tui_lab.data.health import heat_rows
+
+    events = [to_dict(e) for e in digits_events]
+    assert "grad_hist" not in events[0]["layers"]["block1"] and "grad_hist" in events[-1]["layers"]["block1"]
+    async with PanelApp().run_test(size=(140, 60)) as pilot:
+        panel = pilot.app.query_one(HealthPanel)
+        for event in events:
+            panel.add_diagnostics(event)
+        await pilot.pause()
+        detail = _text(panel.query_one("#health-detail", Static))
+        rows = _rows(detail)
+        assert list(rows) == [e["step"] for e in events], detail
+        assert rows[0] == "no gradients yet: before the first update"
+        for e in events[1:]:
+            assert rows[e["step"]] == heat_rows([e["layers"]["block1"]["grad_hist"]])[0], detail
+
+        # a last measurement without gradients says so too, and the rows above keep their own
+        panel.reset()
+        last = {**events[-1], "layers": {k: {s: v for s, v in stats.items() if s != "grad_hist"}
+                                         for k, stats in events[-1]["layers"].items()}}
+        for event in [*events[:-1], last]:
+            panel.add_diagnostics(event)
+        await pilot.pause()
+        rows = _rows(_text(panel.query_one("#health-detail", Static)))
+        assert rows[last["step"]] == "no gradients measured at this step"
+        middle = events[1]
+        assert rows[middle["step"]] == heat_rows([middle["layers"]["block1"]["grad_hist"]])[0]
+
+
+async def test_a_long_history_is_thinned_and_says_how_many_rows_it_shows(digits_events):
+    event = to_dict(digits_events[-1])
+    async with PanelApp().run_test(size=(140, 60)) as pilot:
+        panel = pilot.app.query_one(HealthPanel)
+        for step in range(0, 300, 10):
+            panel.add_diagnostics({**event, "step": step})
+        await pilot.pause()
+        detail = _text(panel.query_one("#health-detail", Static))
+        assert "block1: histograms over time (12 of 30 measurements, steps 0–290)" in detail
+        assert list(_rows(detail))[0] == 0 and list(_rows(detail))[-1] == 290 and len(_rows(detail)) == 12
+
+
+@pytest.mark.parametrize("width", [160, 88])
+async def test_the_gauge_header_is_the_gauges_own_picture(digits_events, width):
+    """The header read "1e-6 ··░░·· 1" (13 cells) over an 18-cell gauge whose band is 4 cells wide
+    from the 8th: it is now the gauge's picture, cell for cell, with its ends labelled (at the
+    full width and at the narrow one)."""
+    from tests.app.conftest import screen_text
+    from tui_lab.data.health import ratio_gauge
+    from tui_lab.widgets.health_panel import GAUGE_WIDTH, NARROW_GAUGE, column_label
+
+    async with PanelApp().run_test(size=(width, 40)) as pilot:
+        panel = pilot.app.query_one(HealthPanel)
+        for event in digits_events:
+            panel.add_diagnostics(event)
+        await pilot.pause()
+        cells = panel.widths["gauge"]
+        assert cells == (GAUGE_WIDTH if width == 160 else NARROW_GAUGE[1])
+        label = column_label("gauge", cells)
+        assert len(label) == cells and label.startswith("1e-6") and label.endswith(" 1")
+        background = ratio_gauge(None, cells)
+        assert all(h == g for h, g in zip(label, background, strict=True) if h in "·░")
+        assert [i for i, g in enumerate(background) if g == "░"] == [i for i, h in enumerate(label) if h == "░"]
+        lines = screen_text(pilot.app).splitlines()
+        header = next(line for line in lines if "update/weight" in line and "layer" in line)
+        at = header.index(label)
+        for name in ("block1", "block2", "head"):
+            row = next(line for line in lines if line.strip().startswith(name + " "))
+            gauge = row[at:at + cells]
+            assert gauge.replace("█", "") == "".join(c for c, g in zip(background, gauge, strict=True) if g != "█"), (header, row)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from engine.presets import catalogue
 from tui_lab.screens.dashboard import DashboardScreen
 from tui_lab.screens.library import LibraryScreen
@@ -234,3 +238,80 @@ async def test_the_wrapped_lines_of_a_bullet_stand_under_its_first():
             at = lines[i].index("better")
             if not lines[i].rstrip().endswith(")"):  # wrapped: under "better"
                 assert lines[i + 1][:at].strip() == "" and lines[i + 1][at] != " ", lines[i:i + 2]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+async def test_a_long_title_ends_with_an_ellipsis_at_the_panel_edge(make_app, size):
+    """Textual's Tree clipped a long title at the panel's edge ("├ Covariate shift and impor") and
+    scrolled sideways: the title now ends with "…" in the last cell left of the scrollbar."""
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        tree = app.screen.query_one(CatalogueTree)
+        await wait_for(pilot, lambda: tree.current is not None)
+        await pilot.pause(0.3)
+        region = tree.scrollable_content_region
+        assert tree.virtual_size.width <= region.width, (tree.virtual_size, region)  # nothing to scroll to
+        titles = [p.preset.title for p in catalogue()]
+        chapters = {p.preset.chapter for p in catalogue()}
+        prefixes = {c[:k] for c in chapters for k in range(len(c))}
+        cut = 0
+        for end in (False, True):  # the top of the tree, then its end
+            if end:
+                tree.scroll_end(animate=False)
+                await pilot.pause(0.3)
+            lines = screen_text(app).splitlines()[region.y:region.bottom]
+            for line in lines:
+                cells = line[region.x:region.right]
+                label = cells[2:].rstrip()  # after the guide ("├ ", "└ ") or the chapter's "▼ "
+                if not label:
+                    continue
+                if cells.startswith(("▼", "▶")):  # a chapter keeps its count whole
+                    assert re.search(r"\(\d+\)$", label) and (label.split(" (")[0] in chapters
+                                                              or label.split("… (")[0] in prefixes), label
+                    continue
+                if label in titles:
+                    continue  # whole
+                assert label.endswith("…") and len(cells.rstrip()) == region.width, (cells, region.width)
+                assert any(t.startswith(label[:-1]) and len(t) > len(label) - 1 for t in titles), label
+                cut += 1
+        assert cut, "no title was long enough to be cut"
+
+
+def test_a_cut_label_keeps_its_yours_mark_and_its_count():
+    from rich.text import Text
+
+    from tui_lab.widgets.catalogue_tree import YOURS, fit_label
+
+    assert fit_label(Text("Short"), 20).plain == "Short"
+    assert fit_label(Text("Covariate shift and importance weighting"), 20).plain == "Covariate shift and…"
+    mine = Text("Covariate shift and importance weighting")
+    mine.append(YOURS, style="dim")
+    assert fit_label(mine, 24).plain == "Covariate shift… (yours)"
+    assert fit_label(mine, 24).cell_len == 24
+    assert fit_label(Text("▼ workflow & diagnostics (6)"), 27).plain == "▼ workflow & diagnosti… (6)"
+
+
+async def test_the_dropout_table_gives_accuracies_in_percent(make_app):
+    """The catalogue's dropout explanation measured its quick form's val accuracy as fractions
+    (0.41-0.43) beside a paragraph, and an app, that say 44%: the table now says 41-43% too."""
+    from textual.widgets import Markdown
+
+    from tui_lab.widgets.preset_details import PresetDetails
+
+    app = make_app()
+    async with app.run_test(size=(120, 60)) as pilot:
+        tree = app.screen.query_one(CatalogueTree)
+        await pilot.press("slash", *"dropout", "enter")
+        await wait_for(pilot, lambda: tree.current is not None and tree.current.id == "dropout")
+        details = app.screen.query_one(PresetDetails)
+        await wait_for(pilot, lambda: details.shown is not None and details._timer is None)
+        await pilot.pause(0.5)
+        source = app.screen.query_one("#details-explain", Markdown).source
+        variants = ("none", "dropout 0.2", "dropout 0.5", "DropConnect 0.5")
+        table = [line for line in source.splitlines() if line.startswith(tuple(f"| {v} |" for v in variants))]
+        assert [row.split("|")[-2].strip() for row in table] == ["41-43%", "44%", "36-38%", "30-32%"], table
+        details.scroll_to_widget(app.screen.query_one("#details-explain", Markdown), animate=False)
+        details.scroll_end(animate=False)
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "41-43%" in text and "0.41-0.43" not in text, text

@@ -48,7 +48,7 @@ class MetricInfo:
 METRICS: dict[str, MetricInfo] = {
     m.key: m
     for m in (
-        MetricInfo("train_loss", "train loss", "steps", True, smooth=True),
+        MetricInfo("train_loss", "batch loss", "steps", True, smooth=True),  # minibatch losses, train mode
         MetricInfo("val_loss", "val loss", "evals", True),
         MetricInfo("val_acc", "val accuracy", "evals", False, percent=True),
         MetricInfo("lr", "learning rate", "steps", False),

@@ -106,7 +106,7 @@ class DashboardScreen(Screen):
                 with TabPane("Curves", id="tab-curves"):
                     with Grid(id="plots"):
                         for key in METRICS:
-                            yield MetricPlot(key, id=f"plot-{key}")
+                            yield MetricPlot(key, title=METRICS[key].title, id=f"plot-{key}")
                     yield VariantTable(id="variants")
                 with TabPane("Verdict", id="tab-verdict"):
                     yield VerdictPanel(id="verdict")

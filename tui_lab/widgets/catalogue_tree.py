@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
@@ -35,6 +38,26 @@ def matches(loaded: LoadedPreset, query: str) -> bool:
     haystack = " ".join([loaded.id, p.title, p.chapter, p.step, p.benefit, p.summary, p.technique,
                          " ".join(v.name for v in p.variants)]).lower()
     return all(word in haystack for word in query.lower().split())
+
+
+KEPT = re.compile(r"(" + re.escape(YOURS) + r"| \(\d+\))$")
+"""The end of a label that stays whole when the label is cut: a saved recipe's mark, a chapter's count."""
+
+
+def fit_label(label: Text, width: int) -> Text:
+    """`label` in at most `width` cells: a longer one is cut and ends with "…". A trailing
+    `YOURS` mark or chapter count ("(6)") is kept whole and the words before it are cut (when
+    there is room for a few of them)."""
+    if label.cell_len <= width:
+        return label
+    kept = KEPT.search(label.plain)
+    if kept is not None and width - len(kept.group(1)) >= 4:
+        head, mark = label[:kept.start()], label[kept.start():]
+        head.truncate(width - mark.cell_len, overflow="ellipsis")
+        return Text.assemble(head, mark)
+    label = label.copy()
+    label.truncate(width, overflow="ellipsis")
+    return label
 
 
 class CatalogueTree(Tree[LoadedPreset | None]):
@@ -119,6 +142,29 @@ class CatalogueTree(Tree[LoadedPreset | None]):
         if saved and looks_like(p, self.presets):
             label.append(YOURS, style="dim")
         return label
+
+    def render_label(self, node: TreeNode[LoadedPreset | None], base_style: Style, style: Style) -> Text:
+        """The label cut to the cells left of the panel's edge, ending with "…" (Textual's Tree
+        clips a long line and scrolls sideways); a saved recipe's "(yours)" and a chapter's count
+        stay whole (`fit_label`)."""
+        label = super().render_label(node, base_style, style)
+        room = self.scrollable_content_region.width - self._indent(node)
+        return fit_label(label, room) if room > 0 else label
+
+    def _indent(self, node: TreeNode[LoadedPreset | None]) -> int:
+        """The cells of the guides before a node's label (as Tree's `_TreeLine` counts them)."""
+        depth = 0
+        parent = node.parent
+        while parent is not None:
+            depth += 1
+            parent = parent.parent
+        if not self.show_root:
+            depth -= 1  # the hidden root's children stand at the left edge
+        return max(0, depth) * self.guide_depth
+
+    def watch_show_vertical_scrollbar(self) -> None:
+        """The scrollbar coming or going changes the room for the labels: measure them again."""
+        self._invalidate()
 
     def is_saved(self, loaded: LoadedPreset) -> bool:
         """Whether `loaded` is one of the saved recipes (not the catalogue's preset of that id)."""

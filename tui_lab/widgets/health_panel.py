@@ -6,7 +6,8 @@
   sparklines; the table fits its width (`fit_columns`: the sparklines narrow, then go, then the
   gauge narrows, then goes; numbers are never cut);
 - for the highlighted layer, its activation and gradient histograms over time (one row per
-  measurement, oldest first) as character heat maps;
+  measurement, oldest first, with its step) as character heat maps; a measurement without
+  gradients (the one at step 0, before any update) says so on its row;
 - the first layer's weights as small character images (when the run sent them: on image data,
   one tile per unit; otherwise units × inputs).
 
@@ -44,10 +45,31 @@ from tui_lab.data.health import (
     weight_tiles,
 )
 
+GAUGE_WIDTH = 18
+"""The gauge's cells at full width (3 per decade)."""
+GAUGE_ENDS = ("1e-6", "1")
+
+
+def gauge_label(width: int) -> str:
+    """The gauge column's header at `width` cells: the gauge's own picture (``·`` outside the
+    healthy band, ``░`` inside it, cell for cell) with its ends written over it, a space after
+    "1e-6" and before "1" where the band is not."""
+    cells = list(ratio_gauge(None, width))
+    left, right = GAUGE_ENDS
+    if width < len(left) + len(right) + 2:
+        return "".join(cells)
+    cells[:len(left)] = left
+    cells[width - len(right):] = right
+    for i in (len(left), width - len(right) - 1):
+        if cells[i] == "·":
+            cells[i] = " "
+    return "".join(cells)
+
+
 COLUMNS = (
     ("layer", "layer"),
     ("ratio", "update/weight"),
-    ("gauge", "1e-6 ··░░·· 1"),
+    ("gauge", gauge_label(GAUGE_WIDTH)),
     ("act_mean", "act mean"),
     ("act_std", "act std"),
     ("dead", "dead"),
@@ -56,9 +78,7 @@ COLUMNS = (
     ("act_hist", "activations"),
     ("grad_hist", "log10 |grad|"),
 )
-GAUGE_WIDTH = 18
-"""The gauge's cells at full width (3 per decade)."""
-NARROW_GAUGE = ("1e-6 ·░░· 1", 12)
+NARROW_GAUGE = (gauge_label(12), 12)
 """The gauge's label and width when the table is narrow (2 cells per decade)."""
 HIST_WIDTH = 24
 """A sparkline's cells at full width (one per bin of the engine's histograms)."""
@@ -78,8 +98,11 @@ STATE_STYLE = {"ok": "$success", "low": "$warning", "high": "$error", "": "$text
 
 @dataclass
 class _LayerHistory:
-    act: list[list[float]] = field(default_factory=list)
-    grad: list[list[float]] = field(default_factory=list)
+    """A layer's histograms, one entry per measurement in each list (None: not measured then; the
+    measurement at step 0 has no gradients, and an output layer no activation histogram)."""
+
+    act: list[list[float] | None] = field(default_factory=list)
+    grad: list[list[float] | None] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
 
 
@@ -161,10 +184,8 @@ class HealthPanel(Vertical):
             h = self.layer_history.setdefault(name, _LayerHistory())
             if "act_hist" in stats or "grad_hist" in stats:
                 h.steps.append(int(self.step or 0))
-                if "act_hist" in stats:
-                    h.act.append(list(stats["act_hist"]))
-                if "grad_hist" in stats:
-                    h.grad.append(list(stats["grad_hist"]))
+                h.act.append(list(stats["act_hist"]) if "act_hist" in stats else None)
+                h.grad.append(list(stats["grad_hist"]) if "grad_hist" in stats else None)
                 for seq in (h.act, h.grad, h.steps):
                     del seq[: max(0, len(seq) - self.max_history)]
             if "weight_images" in stats:
@@ -232,21 +253,10 @@ class HealthPanel(Vertical):
     def _render_detail(self) -> None:
         detail = self.query_one("#health-detail", Static)
         h = self.layer_history.get(self.selected or "")
-        if h is None or not (h.act or h.grad):
+        if h is None or not h.steps:
             detail.update("")
             return
-        a_lo, a_hi = act_hist_range(self.activation)
-        g_lo, g_hi = GRAD_LOG_RANGE
-        act = heat_rows(h.act)
-        grad = heat_rows(h.grad)
-        width = max((len(r) for r in act), default=0)
-        lines = [f"{self.selected}: histograms over time (oldest at the top, {len(h.steps)} measurements)",
-                 f"{'activations ' + f'{a_lo:g}…{a_hi:g}':<{width + 3}}log10 |grad| {g_lo:g}…{g_hi:g}"]
-        for i in range(max(len(act), len(grad))):
-            left = act[i] if i < len(act) else " " * width
-            right = grad[i] if i < len(grad) else ""
-            lines.append(f"{left:<{width}} │ {right}")
-        detail.update(Content("\n".join(lines)))
+        detail.update(Content("\n").join(history_lines(self.selected or "", h, self.activation)))
 
     def _weights_text(self) -> Content:
         tiles = weight_tiles(self.weight_images)
@@ -262,6 +272,42 @@ class HealthPanel(Vertical):
         if event.row_key is not None and event.row_key.value in self.layer_stats:
             self.selected = str(event.row_key.value)
             self._render_detail()
+
+
+def history_lines(name: str, h: _LayerHistory, activation: str, max_rows: int = 12) -> list[Content]:
+    """A layer's histograms over time: a title, a header, then a row per measurement (at most
+    `max_rows`, evenly thinned, the first and the last kept), each with its step, the activation
+    and the gradient heat rows side by side; a measurement without gradients says so."""
+    a_lo, a_hi = act_hist_range(activation)
+    g_lo, g_hi = GRAD_LOG_RANGE
+    n = len(h.steps)
+    idx = list(range(n))
+    if n > max_rows:
+        idx = sorted({round(i * (n - 1) / (max_rows - 1)) for i in range(max_rows)})
+    width = max((len(a) for a in h.act if a), default=HIST_WIDTH)
+    step_w = max(4, *(len(str(h.steps[i])) for i in idx))
+    count = f"{n} measurement{'' if n == 1 else 's'}" if len(idx) == n else f"{len(idx)} of {n} measurements"
+    span = f"step {h.steps[0]}" if n == 1 else f"steps {h.steps[0]}–{h.steps[-1]}"
+    any_grad = any(g for g in h.grad)
+    none_sent = not any_grad and any(h.steps)  # measured after updates, yet no gradients came
+    grad_head = "no gradient histograms in this run" if none_sent else f"log10 |grad| {g_lo:g}…{g_hi:g}"
+    lines = [
+        Content(f"{name}: histograms over time ({count}, {span})"),
+        Content(f"{'step':>{step_w}}  {'activations ' + f'{a_lo:g}…{a_hi:g}':<{width}} │ {grad_head}"),
+    ]
+    for i in idx:
+        act, grad = h.act[i], h.grad[i]
+        left = heat_rows([act])[0] if act else ""
+        head = Content(f"{h.steps[i]:>{step_w}}  {left:<{width}} │ ")
+        if grad:
+            lines.append(head + Content(heat_rows([grad])[0]))
+        elif h.steps[i] == 0:
+            lines.append(head + Content.from_markup("[$text-muted]no gradients yet: before the first update[/]"))
+        elif not none_sent:
+            lines.append(head + Content.from_markup("[$text-muted]no gradients measured at this step[/]"))
+        else:
+            lines.append(head)
+    return lines
 
 
 def natural_width(key: str, rows: list[dict[str, Any]]) -> int:
@@ -301,8 +347,8 @@ def fit_columns(rows: Any, available: int, padding: int = 2) -> dict[str, int]:
 
 def column_label(key: str, width: int) -> str:
     """A column's label for its width (the narrow gauge's own)."""
-    if key == "gauge" and width < GAUGE_WIDTH:
-        return NARROW_GAUGE[0]
+    if key == "gauge":
+        return gauge_label(width)
     return dict(COLUMNS)[key]
 
 

@@ -91,10 +91,11 @@ class MetricPlot(ReplotPlot):
     }
     """
 
-    def __init__(self, metric: str, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, metric: str, *, title: str | None = None, id: str | None = None,
+                 classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.metric = metric
-        self.data = PlotData(title=metric)
+        self.data = PlotData(title=title or metric)
 
     def show(self, data: PlotData) -> None:
         self.data = data

@@ -60,7 +60,7 @@ OPTIONAL = ("speed", "eta", "step", "epoch")
 """Columns left out first when every run reads "–" there."""
 LEGEND = (
     "The coloured mark before a run is its line in the plots.\n"
-    "batch loss: the mean training loss of the latest minibatches (train mode, as the train loss plot "
+    "batch loss: the mean training loss of the latest minibatches (train mode, as the batch loss plot "
     "shows it), not an evaluation.\n"
     "val acc, val loss: the latest evaluation on the validation split; best acc: the best val acc so far.\n"
     "The History's train loss (eval) is the final evaluation on the training split (eval mode; "
