@@ -21,6 +21,7 @@ from textual.widgets import DataTable
 
 from tui_lab.data import fmt
 from tui_lab.data.comparison import Comparison, RunView
+from tui_lab.tables import clip_name
 from tui_lab.widgets.run_table import clip, fit_widths
 
 COLUMNS = (
@@ -212,16 +213,3 @@ def fit(rows: Iterable[dict[str, Text]], available: int, padding: int = 2) -> di
     if room > 0 and "variant" in widths:
         widths["variant"] = min(natural["variant"], widths["variant"] + room)
     return widths
-
-
-def clip_name(name: str, width: int) -> str:
-    """A run's name in at most `width` cells, cut in the middle so that its last word stays whole
-    (what tells runs apart is often there: "dropout 0.2" / "dropout 0.5", a search's "#12", a
-    replay's "#0ac61b"): "grid, random plac… #12"."""
-    if cell_len(name) <= width:
-        return name
-    head, _, last = name.rpartition(" ")
-    tail = " " + last if head and cell_len(last) + 1 <= width // 2 else ""
-    t = Text(head if tail else name)  # the head never fits beside the tail (else the name would)
-    t.truncate(max(1, width - cell_len(tail)), overflow="ellipsis")
-    return t.plain + tail
