@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from statistics import fmean
 from typing import Any
 
+from engine.metric_names import is_fraction
 from engine.outcomes import RunOutcome
 from engine.presets import Claim
 
@@ -44,7 +46,8 @@ class ClaimResult:
         for check in self.checks:
             seed = "mean" if check.seed is None else f"seed {check.seed}"
             mark = "" if check.holds else " ✗"
-            parts.append(f"{check.left} {_fmt(check.left_value)} {c.op} {_bound(c, check)} [{seed}]{mark}")
+            fmt = _pct if is_fraction(c.metric) else _fmt
+            parts.append(f"{check.left} {fmt(check.left_value)} {c.op} {_bound(c, check, fmt)} [{seed}]{mark}")
         at = "" if c.at == "final" else f"{c.at} "
         return f"{at}{c.metric}: " + "; ".join(parts)
 
@@ -58,21 +61,23 @@ class ClaimResult:
         }
 
 
-def _bound(c: Claim, check: Any) -> str:
+def _bound(c: Claim, check: Any, fmt: Callable[[float | str], str]) -> str:
     """The right-hand side of one check: a fixed value, or the other variant's figure with the
-    claim's margin written out ("0.9 × SGD 1.13 = 1.017", "SGD 1.13 + 0.05 = 1.18")."""
+    claim's margin written out ("0.9 × SGD 1.13 = 1.017", "SGD 1.13 + 0.05 = 1.18"; for a share
+    shown in percent, "3 units 70.5% + 15 points = 85.5%")."""
     if c.right is None:
-        return _fmt(check.threshold)
+        return fmt(check.threshold)
     name = c.right if not c.right_metric or c.right_metric == c.metric else f"{c.right} {c.right_metric}"
     value = check.right_value
     if isinstance(value, str) or (c.margin == 0 and c.abs_margin == 0) or not math.isfinite(value):
-        return f"{name} {_fmt(value)}"
+        return f"{name} {fmt(value)}"
     shrink = c.op in ("<", "<=")
     factor = (1 - c.margin if value >= 0 else 1 + c.margin) if shrink else (1 + c.margin if value >= 0 else 1 - c.margin)
-    text = f"{name} {_fmt(value)}" if c.margin == 0 else f"{factor:g} × {name} {_fmt(value)}"
+    text = f"{name} {fmt(value)}" if c.margin == 0 else f"{factor:g} × {name} {fmt(value)}"
     if c.abs_margin:
-        text += f" {'−' if shrink else '+'} {c.abs_margin:g}"
-    return f"{text} = {_fmt(check.threshold)}"
+        margin = f"{100 * c.abs_margin:g} points" if fmt is _pct else f"{c.abs_margin:g}"
+        text += f" {'−' if shrink else '+'} {margin}"
+    return f"{text} = {fmt(check.threshold)}"
 
 
 def _fmt(x: float | str) -> str:
@@ -83,6 +88,13 @@ def _fmt(x: float | str) -> str:
     if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e4):
         return f"{x:.3g}"
     return f"{x:.4g}"
+
+
+def _pct(x: float | str) -> str:
+    """A share in percent, to the precision it was measured at ("99.83%", "97%", "0.5%")."""
+    if isinstance(x, str) or not math.isfinite(x):
+        return _fmt(x)
+    return f"{100 * x:.4g}%"
 
 
 def _threshold(claim: Claim, right: float | str) -> float | str:

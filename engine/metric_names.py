@@ -151,3 +151,16 @@ def run_kind(spec: Any) -> str:
 
     toy = TOY_SETS.get(recipe.data.name)
     return toy.task if toy is not None else "classification"  # the file and image sets are all classified
+
+
+PERCENT_FAMILIES = ("dead", "saturated", "zero_grad")
+"""Per-layer families whose figures are shares of units."""
+
+
+def is_fraction(name: str) -> bool:
+    """Whether metric `name` is a share of samples or units in [0, 1] (an accuracy, a dead or
+    saturated share, or a difference of two such), which people read in percent: 0.705 is "70.5%",
+    and a margin of 0.15 on it "15 points"."""
+    base, _, _ = name.partition(".")
+    return (base.endswith("acc") or "_acc_" in base or base == "acc_gap" or base.endswith("_share")
+            or (base in PERCENT_FAMILIES and base != name))

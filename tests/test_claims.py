@@ -62,3 +62,15 @@ def test_unfinished_or_missing_runs_do_not_hold():
     assert not r.holds and "no runs of Z" in r.problem
     r = check_claim(claim(metric="nope", left="B", op="<", value=1.0), outcomes)
     assert not r.holds and "nope" in r.problem
+
+
+def test_accuracies_and_shares_read_in_percent():
+    """An accuracy is written as the app shows it: "98.5% > 3 units 70.5% + 15 points = 85.5%"."""
+    outcomes = [run("big", 0, val_acc=0.985, dead_share=0.004), run("small", 0, val_acc=0.705, dead_share=0.3)]
+    text = check_claim(claim(metric="val_acc", left="big", op=">", right="small", abs_margin=0.15), outcomes).describe()
+    assert text == "val_acc: big 98.5% > small 70.5% + 15 points = 85.5% [seed 0]"
+    assert check_claim(claim(metric="val_acc", left="big", op=">=", value=0.97), outcomes).describe() == (
+        "val_acc: big 98.5% >= 97% [seed 0]")
+    assert "big 0.4% < 0.5 × small 30% = 15%" in check_claim(
+        claim(metric="dead_share", left="big", op="<", right="small", margin=0.5), outcomes).describe()
+    assert "big 0.985" not in text  # losses and other figures stay as they are: see the tests above
