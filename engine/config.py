@@ -10,6 +10,7 @@ comparison expands into one RunSpec per variant and seed (see ``engine.presets``
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from typing import Annotated, Literal
@@ -400,3 +401,16 @@ def deep_merge(base: dict, override: dict) -> dict:
         else:
             out[key] = value
     return out
+
+
+FIELD_SYNONYMS = {"learning_rate": "lr", "wd": "weight_decay", "bs": "batch_size", "batch": "batch_size",
+                  "optim": "optimizer", "act": "activation", "dataset": "name", "layers": "hidden",
+                  "hidden_sizes": "hidden", "n_steps": "steps", "num_epochs": "epochs"}
+"""Names people often write for a field (from other libraries): where one is meant, say so."""
+
+
+def close_fields(name: str, allowed: list[str]) -> list[str]:
+    """The fields of `allowed` that a mistyped `name` probably means (at most two; none: no guess)."""
+    if FIELD_SYNONYMS.get(name) in allowed:
+        return [FIELD_SYNONYMS[name]]
+    return difflib.get_close_matches(name, allowed, n=2, cutoff=0.6)

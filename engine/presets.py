@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from engine.config import Recipe, RunSpec, Strict, deep_merge
+from engine.config import Recipe, RunSpec, Strict, close_fields, deep_merge
 
 Chapter = Literal[
     "data",
@@ -248,7 +248,10 @@ def _format_errors(exc: ValidationError, path: Path, source: str, where: str = "
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
             allowed = _allowed_fields(err["loc"])
-            if allowed:
+            close = close_fields(str(err["loc"][-1]), allowed)
+            if close:
+                msg += f"; did you mean {' or '.join(close)}?"
+            elif allowed:
                 msg += f" (allowed: {', '.join(allowed)})"
         elif err["type"] == "literal_error":
             msg = f"{msg}, got {err.get('input')!r}"

@@ -72,7 +72,9 @@ def test_expand_merges_base_quick_variant_and_seeds():
     ("change", "expected"),
     [
         (('optimizer = "adam"', 'optimizer = "adamm"'), ["variant 'B'", "train.optimizer", "'adamm'", "'sgd'"]),
-        (("steps = 100", "stepz = 100"), ["train.stepz", "unknown field", "allowed:", "steps"]),
+        (("steps = 100", "stepz = 100"), ["train.stepz", "unknown field", "did you mean steps"]),
+        (("steps = 100", "steps = 100\nlearning_rate = 0.1"), ["train.learning_rate", "did you mean lr?"]),
+        (("steps = 100", "steps = 100\nfoo = 1"), ["train.foo", "unknown field", "allowed:", "steps"]),
         (("steps = 100", 'steps = "many"'), ["train.steps", "valid integer", "line"]),
         (('name = "moons"', 'name = "imagenet"'), ["data.name", "'imagenet'", "mnist1d"]),
         (("steps = 100", "steps = -3"), ["train.steps", "greater than 0"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,11 @@ def test_parse_and_scales():
     for bad in ("lr=1e-4:1", "train.lr=1:1e-4:log", "train.lr=0:1:log", "train.lr=1e-4", "cook.lr=1:2",
                 "train.lr=a:b"):
         with pytest.raises(ValueError):
+            SearchField.parse(bad)
+    # a mistyped field is named before any run starts, with the field it probably means
+    for bad, hint in (("train.lrr=1e-4:1", "did you mean train.lr?"), ("train.learning_rate=1e-4:1", "train.lr?"),
+                      ("model.xyz=1:2", "model has: activation")):
+        with pytest.raises(ValueError, match=re.escape(hint)):
             SearchField.parse(bad)
 
 
