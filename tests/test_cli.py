@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -210,6 +211,28 @@ def test_preset_ids_are_never_cut_at_80_columns(capsys, monkeypatch):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
     assert all(f" {pid} " in out for pid in builtin_ids())
+
+
+def test_the_catalogue_fits_100_columns_and_a_preset_card_reads_like_the_library(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    from engine.presets import builtin_ids
+
+    assert main(["presets"]) == 0
+    listing = capsys.readouterr().out
+    assert len(listing.splitlines()) < 8 * len(builtin_ids())  # the summary has room: it was 315 lines here
+    assert "dllab presets ID" in listing
+    assert main(["presets", "dropout"]) == 0
+    card = capsys.readouterr().out
+    for part in ("Dropout and DropConnect", "What changes", "Variants (", "• dropout 0.5", "Claims",
+                 "dllab run dropout --quick"):
+        assert part in card, part
+    assert main(["presets", "dropout", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == "dropout"
+    assert main(["presets", "dropuot"]) == 2 and "did you mean dropout" in capsys.readouterr().err
+    # `show` takes a run: given a preset id, it says where the preset's card and runs are
+    assert main(["show", "dropout"]) == 2
+    assert "dllab presets dropout" in capsys.readouterr().err
 
 
 def test_runs_of_an_unknown_preset_is_invalid_input_with_the_nearest_ids(tmp_path, monkeypatch, capsys):

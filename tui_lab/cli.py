@@ -95,7 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="A terminal training lab: run deep-learning training techniques side by side.",
     )
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("presets", help="list the catalogue").add_argument("--json", action="store_true")
+    p_presets = sub.add_parser("presets", help="list the catalogue, or read one preset's card")
+    p_presets.add_argument("preset", nargs="?", help="a catalogue id or a preset file: print its card "
+                           "(explanation, variants, claims)")
+    p_presets.add_argument("--json", action="store_true", help="print the list (or the card) as JSON")
     _add_run_options(sub.add_parser("run", help="run a comparison headless and print the results"))
     _add_run_options(sub.add_parser("check", help="run a comparison and say whether each claim holds"))
     p_open = sub.add_parser("open", help="open the lab's dashboard on a comparison and start it")
@@ -124,6 +127,8 @@ def _console() -> Console:
 def cmd_presets(args: argparse.Namespace) -> int:
     from engine.presets import catalogue
 
+    if args.preset:
+        return _print_card(args.preset, args.json)
     presets = catalogue()
     if args.json:
         print(json.dumps([
@@ -133,18 +138,54 @@ def cmd_presets(args: argparse.Namespace) -> int:
             for p in presets
         ], indent=2))
         return EXIT_OK
-    table = Table(title="dllab catalogue")
+    console = _console()
+    # ids whole (they are typed); the step and benefit columns only where the summary keeps room
+    cols = ("id", "title", "step", "benefit", "summary") if console.width >= 140 else ("id", "title", "summary")
+    table = Table(title="dllab catalogue", caption="dllab presets ID: a preset's card · dllab run ID --quick: run it")
     id_width = max(len(p.id) for p in presets) if presets else 2
-    for col in ("id", "title", "step", "benefit", "summary"):  # ids whole (they are typed); the rest folds
-        table.add_column(col, no_wrap=col == "id", min_width=id_width if col == "id" else None)
+    for col in cols:
+        table.add_column(col, no_wrap=col == "id", min_width=id_width if col == "id" else None,
+                         ratio={"title": 2, "summary": 3}.get(col))
     chapter = None
     for p in presets:
         if p.preset.chapter != chapter:
             chapter = p.preset.chapter
             table.add_section()
-            table.add_row(f"[bold]{chapter}[/]", "", "", "", "")
-        table.add_row(p.id, Text(p.preset.title), p.preset.step, p.preset.benefit, Text(p.preset.summary))
-    _console().print(table)
+            table.add_row(f"[bold]{chapter}[/]", *[""] * (len(cols) - 1))
+        cells = {"id": p.id, "title": Text(p.preset.title), "step": p.preset.step, "benefit": p.preset.benefit,
+                 "summary": Text(p.preset.summary)}
+        table.add_row(*(cells[c] for c in cols))
+    console.print(table)
+    return EXIT_OK
+
+
+def _print_card(preset: str, as_json: bool) -> int:
+    """A preset's card, as the Library shows it: what it compares and why, its variants and claims."""
+    from rich.markdown import Markdown
+
+    from engine.presets import load_preset
+
+    loaded = load_preset(preset)
+    p = loaded.preset
+    if as_json:
+        print(json.dumps({"id": loaded.id, **p.model_dump(mode="json")}, indent=2))
+        return EXIT_OK
+    console = _console()
+    console.print(Text(p.title, style="bold"), Text(f"  {loaded.id} · {p.chapter} · step it changes: "
+                                                     f"{p.step} · what it buys: {p.benefit}", style="dim"))
+    console.print(Text(p.summary), "")
+    console.print(Markdown(p.explain))
+    seeds = ", ".join(map(str, p.seeds))
+    quick = ", ".join(map(str, p.quick_seeds if p.quick_seeds is not None else p.seeds))
+    console.print(Text(f"\nVariants ({len(p.variants)}; seeds {seeds}, quick {quick})", style="bold"))
+    for v in p.variants:
+        console.print(Text(f"  • {v.name}" + (f": {v.description}" if v.description else "")))
+    if p.claims:
+        console.print(Text("\nClaims (checked when the runs end)", style="bold"))
+        for c in p.claims:
+            console.print(Text(f"  • {c.text}"))
+    console.print(Text(f"\ndllab run {preset} --quick  ·  dllab check {preset} --quick  ·  "
+                       f"dllab open {preset}", style="dim"))
     return EXIT_OK
 
 
@@ -319,7 +360,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     try:
         row = store.get_run(args.run)
     except KeyError as exc:
-        print(f"dllab: {exc.args[0]}", file=sys.stderr)
+        from engine.presets import builtin_ids
+
+        hint = (f"; {args.run!r} is a preset: `dllab presets {args.run}` reads its card, "
+                f"`dllab runs --preset {args.run}` lists its runs") if args.run in builtin_ids() else ""
+        print(f"dllab: {exc.args[0]}{hint}", file=sys.stderr)
         return EXIT_INVALID
     evals = store.series(row.run_id).eval_rows()
     if args.json:
