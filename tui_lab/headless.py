@@ -211,7 +211,7 @@ def results_table(result: ComparisonResult, width: int | None = None) -> Table:
     minimum training loss goes (the final one stays) and the variant names give way (cut in the
     middle, with an ellipsis)."""
     rows = [_result_cells(o) for o in result.outcomes]
-    cols = ["variant", "seed", "status", "train loss", "min train", "val loss", "val acc", "best ep", "wall s"]
+    cols = ["variant", "seed", "status", "train loss", "min train", "val loss", "val acc", "best step", "wall s"]
     if width is not None and width < 90:
         rows = [r[:4] + r[5:] for r in rows]
         cols.remove("min train")
@@ -231,7 +231,7 @@ def results_table(result: ComparisonResult, width: int | None = None) -> Table:
 
 def _result_cells(o: RunOutcome) -> list[str]:
     """A run's row of the results table: variant, seed, status, train loss, min train, val loss,
-    val acc, best ep, wall s."""
+    val acc, best step (of the lowest val loss), wall s."""
     def last(key: str) -> Any:
         """The final figure, or for a run stopped without one (Ctrl+C) its last evaluation's."""
         if key in o.final:
@@ -239,7 +239,12 @@ def _result_cells(o: RunOutcome) -> list[str]:
         return o.evals[-1].get(key) if o.evals else None
 
     return [o.variant, str(o.seed), o.status, _fmt(last("train_loss")), _fmt(o.best.get("min_train_loss")),
-            _fmt(last("val_loss")), fmt.pct(last("val_acc")), _fmt(o.best.get("best_epoch"), 3), f"{o.wall_time:.1f}"]
+            _fmt(last("val_loss")), fmt.pct(last("val_acc")), _step(o.best.get("best_step")), f"{o.wall_time:.1f}"]
+
+
+def _step(x: object) -> str:
+    """A step count as a whole number ("–" when unknown)."""
+    return f"{x:.0f}" if isinstance(x, int | float) and math.isfinite(x) else "–"
 
 
 def claims_view(claims: list[ClaimResult]) -> Group:
@@ -264,11 +269,18 @@ def print_result(result: ComparisonResult, console: Console, as_json: bool = Fal
     for o in result.outcomes:
         if o.status in ("failed", "diverged", "cancelled"):
             console.print(f"[bold]{escape(o.variant)}[/] (seed {o.seed}): {o.status}: {escape(o.reason)}")
-    diagnoses = {(o.variant, o.seed): diagnose(o.evals, o.status, o.reason) for o in result.outcomes}
-    console.print("[bold]Curves[/]")
+    # the curves of the runs that ended on their own (a cancelled or failed run's line is above)
+    diagnoses = {(o.variant, o.seed): diagnose(o.evals, o.status, o.reason) for o in result.outcomes
+                 if o.status not in ("failed", "cancelled")}
+    if diagnoses:
+        console.print("[bold]Curves[/]")
     for (variant, seed), d in diagnoses.items():
         console.print(f"  {escape(variant)} (seed {seed}): {escape(d.text)}")
-    if result.claims:
+    if result.claims and result.interrupted and all(c.problem for c in result.claims):
+        console.print(f"[bold]Claims[/] [yellow]not checked[/]: the comparison was interrupted "
+                      f"({len(result.claims)} claim{'s' if len(result.claims) != 1 else ''})")
+    elif result.claims:
         console.print("[bold]Claims[/]")
         console.print(claims_view(result.claims))
-    console.print(f"[dim]{len(result.outcomes)} runs in {result.wall_time:.1f} s[/]")
+    n = len(result.outcomes)
+    console.print(f"[dim]{n} run{'s' if n != 1 else ''} in {result.wall_time:.1f} s[/]")
