@@ -56,7 +56,9 @@ def test_penalty_raises_the_objective_unless_the_weights_are_zero():
     objs = ok.measured["objectives"]
     assert objs == sorted(objs) and objs[-1] > objs[0]
     zero = check_penalty_raises_loss(_spec(model={"init": "zeros"}))
-    assert zero.passed is False  # a penalty on all-zero weights is 0: the check says so
+    assert zero.passed is False  # a penalty on all-zero weights is 0: the check says so, and why
+    assert "starts at exactly 0" in zero.advice and "added to the loss" not in zero.advice
+    assert "added to the loss" not in ok.advice
 
 
 def test_overfit_spec_switches_regularization_off():

@@ -127,8 +127,16 @@ def check_penalty_raises_loss(spec: RunSpec, *, device: str | torch.device = "cp
     rises = all(b > a for a, b in zip(objectives, objectives[1:], strict=False))
     pairs = ", ".join(f"λ={lam:g}: {obj:.4f}" for lam, obj in zip(strengths, objectives, strict=True))
     msg = f"objective at the initial weights with an L2 penalty: {pairs}"
-    advice = "" if rises else ("the penalty does not reach the objective: check that it is added to the "
-                               "loss that is back-propagated, and that the model has weights it applies to")
+    with torch.no_grad():
+        zero = all(not p.any() for p in model.parameters() if p.dim() > 1)  # the weights (biases aside)
+    if rises:
+        advice = ""
+    elif zero:
+        advice = ("every weight starts at exactly 0 (the init), so an L2 penalty is 0 whatever its strength: "
+                  "this check needs weights away from zero; the zero init itself is the thing to look at")
+    else:
+        advice = ("the penalty does not reach the objective: check that it is added to the loss that is "
+                  "back-propagated, and that the model has weights it applies to")
     return SanityCheck("penalty raises the loss", rises, msg, advice,
                        {"strengths": list(strengths), "objectives": objectives})
 
