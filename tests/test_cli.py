@@ -227,6 +227,7 @@ def test_the_catalogue_fits_100_columns_and_a_preset_card_reads_like_the_library
     for part in ("Dropout and DropConnect", "What changes", "Variants (", "• dropout 0.5", "Claims",
                  "dllab run dropout --quick"):
         assert part in card, part
+    assert main(["list"]) == 0 and "dllab catalogue" in capsys.readouterr().out  # the alias people try first
     assert main(["presets", "dropout", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["id"] == "dropout"
     assert main(["presets", "dropuot"]) == 2 and "did you mean dropout" in capsys.readouterr().err

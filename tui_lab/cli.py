@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A terminal training lab: run deep-learning training techniques side by side.",
     )
     sub = parser.add_subparsers(dest="command")
-    p_presets = sub.add_parser("presets", help="list the catalogue, or read one preset's card")
+    p_presets = sub.add_parser("presets", aliases=["list"], help="list the catalogue, or read one preset's card")
     p_presets.add_argument("preset", nargs="?", help="a catalogue id or a preset file: print its card "
                            "(explanation, variants, claims)")
     p_presets.add_argument("--json", action="store_true", help="print the list (or the card) as JSON")
@@ -112,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_runs.add_argument("--limit", type=int, default=30)
     p_runs.add_argument("--json", action="store_true")
     p_show = sub.add_parser("show", help="show one stored run (an id or a unique prefix)")
-    p_show.add_argument("run")
-    p_show.add_argument("--json", action="store_true")
+    p_show.add_argument("run", help="a run id, or a unique prefix of one (dllab runs lists them)")
+    p_show.add_argument("--json", action="store_true", help="print the run and its evaluations as JSON")
     from tui_lab.commands import register_all
 
     register_all(sub)
@@ -405,6 +405,7 @@ def cmd_app(args: argparse.Namespace | None) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "presets": cmd_presets,
+    "list": cmd_presets,  # an alias people try first
     "run": lambda a: _run(a, check=False),
     "check": lambda a: _run(a, check=True),
     "runs": cmd_runs,
