@@ -164,6 +164,7 @@ def _print_card(preset: str, as_json: bool) -> int:
     from rich.markdown import Markdown
 
     from engine.presets import load_preset
+    from tui_lab.data.frame import BENEFIT_WORDS, STEP_WORDS
 
     loaded = load_preset(preset)
     p = loaded.preset
@@ -171,8 +172,9 @@ def _print_card(preset: str, as_json: bool) -> int:
         print(json.dumps({"id": loaded.id, **p.model_dump(mode="json")}, indent=2))
         return EXIT_OK
     console = _console()
-    console.print(Text(p.title, style="bold"), Text(f"  {loaded.id} · {p.chapter} · step it changes: "
-                                                     f"{p.step} · what it buys: {p.benefit}", style="dim"))
+    console.print(Text(p.title, style="bold"), Text(f"  {loaded.id} · {p.chapter}", style="dim"))
+    console.print(Text(f"step it changes: {STEP_WORDS.get(p.step, p.step)}\n"
+                       f"what it buys:    {BENEFIT_WORDS.get(p.benefit, p.benefit)}"))
     console.print(Text(p.summary), "")
     console.print(Markdown(p.explain))
     seeds = ", ".join(map(str, p.seeds))

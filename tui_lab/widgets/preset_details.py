@@ -9,19 +9,7 @@ from textual.content import Content
 from textual.widgets import Markdown, Static
 
 from engine.presets import LoadedPreset
-
-STEP_WORDS = {
-    "data": "1 · data",
-    "loss": "1 · loss",
-    "architecture": "2 · architecture (the set of functions)",
-    "optimization": "3 · optimization",
-    "all": "all steps",
-}
-BENEFIT_WORDS = {
-    "optimization": "better optimization (lower training loss)",
-    "generalization": "better generalization (smaller train/val gap)",
-    "both": "better optimization and generalization",
-}
+from tui_lab.data.frame import BENEFIT_WORDS, STEP_WORDS
 
 
 def hanging(lead: Content, body: Content, width: int | None) -> Content:
