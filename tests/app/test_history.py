@@ -56,6 +56,26 @@ async def test_open_two_stored_runs_of_different_presets_together(make_app, stor
         await wait_for(pilot, lambda: app.screen is screen)
 
 
+async def test_a_marks_every_run_the_filter_shows_and_again_unmarks_them(make_app, store):
+    """A whole comparison reopened in three keys: filter by its preset, a, o."""
+    store_recorded_runs(store, [("SGD", 0), ("Adam", 0)], comparison="cmp-a")
+    store_recorded_runs(store, [("Momentum", 0)], preset="my-momentum", comparison="cmp-b")
+    app = make_app(mode="history")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_history(app, pilot)
+        table = screen.query_one(RunTable)
+        await pilot.press("slash", *"optimizers", "enter")
+        assert table.row_count == 2
+        await pilot.press("a")
+        assert sorted(table.marked) == ["cmp-a-adam", "cmp-a-sgd"] and "2 marked" in screen_text(app)
+        assert "Mark all shown" in screen_text(app)  # the footer says so
+        await pilot.press("a")
+        assert table.marked == []
+        await pilot.press("a", "o")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        assert sorted(app.screen.comparison.labels) == ["Adam", "SGD"]  # one preset: no prefix
+
+
 async def test_a_stored_run_replays_like_the_live_one(make_app, store):
     """Same comparison data from the store as from the recorded event stream."""
     from engine.events import from_dict

@@ -33,7 +33,7 @@ class HistoryScreen(Screen):
         yield Input(placeholder="/ filter: preset, variant, status or run id", id="history-filter", compact=True)
         yield RunTable(id="runs")
         yield Static("", id="history-status")
-        yield LabFooter(keep=("toggle_mark", "open", "filter", "delete", "sort", "refresh"))
+        yield LabFooter(keep=("toggle_mark", "mark_shown", "open", "filter", "delete", "sort", "refresh"))
 
     def on_mount(self) -> None:
         self.refresh_runs()
@@ -65,7 +65,7 @@ class HistoryScreen(Screen):
         current = table.current_run_id()
         if current is not None and "run_id" not in table.widths:
             text = f"run {current} · {text}"
-        hint = " · space marks runs to open together" if table.rows_all and not marked else ""
+        hint = " · space marks runs to open together, a all shown" if table.rows_all and not marked else ""
         if len(text) + len(hint) > self.size.width - 2:
             hint = ""
         self.query_one("#history-status", Static).update(

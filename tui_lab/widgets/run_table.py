@@ -128,7 +128,8 @@ def row_matches(row: Any, query: str) -> bool:
 
 
 class RunTable(DataTable):
-    BINDINGS = [Binding("space", "toggle_mark", "Mark", show=True)]
+    BINDINGS = [Binding("space", "toggle_mark", "Mark", show=True),
+                Binding("a", "mark_shown", "Mark all shown", show=True)]
 
     class MarksChanged(Message):
         def __init__(self, table: RunTable, marked: list[str]) -> None:
@@ -254,6 +255,18 @@ class RunTable(DataTable):
         self.update_cell(run_id, "mark", "✓" if run_id in self.marked else " ")
         if self.cursor_row < len(self.shown) - 1:
             self.move_cursor(row=self.cursor_row + 1)
+        self.post_message(self.MarksChanged(self, list(self.marked)))
+
+    def action_mark_shown(self) -> None:
+        """Mark every run the filter shows (a whole comparison, say: filter by its preset, then a);
+        when they are all marked already, unmark them."""
+        shown = [r.run_id for r in self.shown]
+        if shown and all(run_id in self.marked for run_id in shown):
+            self.marked = [m for m in self.marked if m not in set(shown)]
+        else:
+            self.marked += [run_id for run_id in shown if run_id not in self.marked]
+        for run_id in shown:
+            self.update_cell(run_id, "mark", "✓" if run_id in self.marked else " ")
         self.post_message(self.MarksChanged(self, list(self.marked)))
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
