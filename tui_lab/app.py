@@ -20,7 +20,7 @@ from engine.store import RunStore, default_home
 from tui_lab.data.comparison import Comparison
 from tui_lab.engine_bridge import EngineBridge, RunnerFactory
 from tui_lab.screens.builder import BuilderScreen, editable_path
-from tui_lab.screens.confirm import ConfirmScreen
+from tui_lab.screens.confirm import OTHER, ConfirmScreen
 from tui_lab.screens.dashboard import DashboardScreen
 from tui_lab.screens.history import HistoryScreen
 from tui_lab.screens.library import LibraryScreen
@@ -45,6 +45,8 @@ class DllabApp(App):
         Binding("3", "show_mode('dashboard')", "Dashboard", show=False),
         Binding("4", "show_mode('history')", "History", show=False),
         Binding("5", "show_mode('tools')", "Tools", show=False),
+        Binding("question_mark,f1", "toggle_help", "Keys", key_display="?", tooltip="show or hide this list"),
+        Binding("escape", "hide_help", "Close this list", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -95,6 +97,33 @@ class DllabApp(App):
     def on_unmount(self) -> None:
         self.bridge.stop_all()  # drain threads close their runners; the loop waits for them
 
+    # -- key help -------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "hide_help":  # escape closes the key help, and does what it did when none is shown
+            return bool(self.screen_stack) and bool(self.screen.query("HelpPanel"))
+        return True
+
+    def action_show_help_panel(self) -> None:
+        """The key help of the current screen (``KeyHelp``: Textual's help panel over the screen's right side)."""
+        try:
+            from tui_lab.widgets.key_help import KeyHelp
+        except ImportError:  # a Textual without the private table it builds on: Textual's own panel
+            super().action_show_help_panel()
+            return
+        if not self.screen.query("HelpPanel"):
+            self.screen.mount(KeyHelp())
+
+    def action_toggle_help(self) -> None:
+        """``?`` / F1: show the key help, or close it."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def action_hide_help(self) -> None:
+        self.action_hide_help_panel()
+
     # -- screens --------------------------------------------------------------------------
 
     def action_show_mode(self, mode: str) -> None:
@@ -135,21 +164,6 @@ class DllabApp(App):
                 screen.on_screen_resume()
         else:
             self.switch_mode("builder")
-
-    def apply_lr(self, loaded: LoadedPreset, variant: str, lr: float, *, lr_find: bool | None = None) -> None:
-        """The LR finder's "apply": the Builder on `loaded` with `variant`'s ``train.lr`` set (not saved)."""
-        from tui_lab.data.draft import Draft
-        from tui_lab.data.tools import draft_with_lr
-
-        try:
-            draft = draft_with_lr(Draft.from_preset(loaded.preset), variant, lr, lr_find=lr_find)
-        except KeyError:
-            self.notify(f"{loaded.id} has no variant {variant!r}", severity="error", markup=False)
-            return
-        self.pending_variant = variant
-        self.open_in_builder(loaded, draft)
-        self.notify(f"train.lr = {lr:g} in variant {variant!r} of {loaded.id}: check it and save (ctrl+s) or "
-                    "run (ctrl+r)", title="Learning rate applied", timeout=8, markup=False)
 
     # -- comparisons ----------------------------------------------------------------------
 
@@ -276,31 +290,44 @@ class DllabApp(App):
             self.notify(message.error, title=f"{c.title}: the runner failed", severity="error", timeout=15,
                         markup=False)
             return
-        claims = c.claims()
-        held = sum(r.holds for r in claims)
-        unchecked = sum(bool(r.problem) for r in claims)
-        verdict = f"{held}/{len(claims)} claims hold · " if claims else ""
-        if unchecked:
-            verdict += f"{unchecked} not checked · "
-        failed = [r for r in c.runs if r.status in ("failed", "diverged")]
-        more = f"{len(failed)} ended {failed[0].status} · " if failed else ""
-        self.notify(f"{verdict}{more}the numbers: the Dashboard's Verdict tab (v)", title=f"{c.title}: finished",
-                    timeout=8)
+        from tui_lab.data.comparison import finish_note
+
+        title, note = finish_note(c)
+        self.notify(note, title=title, timeout=8, markup=False,
+                    severity="warning" if c.all_cancelled else "information")
 
     # -- quitting -------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
-        if not self.bridge.busy:
+        """Quit, asking first (one question for both reasons) while runs go or the Builder holds
+        unsaved changes; with unsaved changes the question offers "Save and quit" too."""
+        builder = self.builder_screen
+        unsaved = builder is not None and builder.has_unsaved_changes()
+        busy = self.bridge.busy
+        if not unsaved and not busy:
             await self._shutdown_and_exit()
             return
 
-        async def answered(yes: bool | None) -> None:
-            if yes:
+        async def answered(answer: bool | str | None) -> None:
+            if answer == OTHER and not builder.save():  # not valid, or not writable: show why, stay
+                if self.current_mode != "builder":
+                    self.switch_mode("builder")
+                return
+            if answer:
                 await self._shutdown_and_exit()
 
-        self.push_screen(ConfirmScreen("Runs are still going. Cancel them and quit? (What they measured so far "
-                                       "stays in the store.)", yes="Cancel runs and quit", no="Keep running"),
-                         answered)
+        if not unsaved:
+            self.push_screen(ConfirmScreen("Runs are still going. Cancel them and quit? (What they measured so far "
+                                           "stays in the store.)", yes="Cancel runs and quit", no="Keep running"),
+                             answered)
+            return
+        title = builder.draft.meta.get("title") or "the recipe"
+        if busy:
+            question = (f"Runs are still going, and the Builder has unsaved changes to {title}. Cancel the runs "
+                        "and quit without saving? (What the runs measured so far stays in the store.)")
+        else:
+            question = f"The Builder has unsaved changes to {title}. Quit without saving them?"
+        self.push_screen(ConfirmScreen(question, yes="Discard", no="Stay", other="Save and quit"), answered)
 
     async def _shutdown_and_exit(self) -> None:
         if self.bridge.busy:

@@ -10,6 +10,7 @@ from textual.widgets import Input, Select, Static, TabbedContent
 
 from engine.presets import PresetError, load_preset, parse_preset
 from tui_lab.screens.builder import BuilderScreen
+from tui_lab.screens.confirm import ConfirmScreen
 from tui_lab.screens.prompt import PromptScreen
 from tui_lab.widgets.catalogue_tree import CatalogueTree
 
@@ -174,13 +175,14 @@ async def test_the_sweep_hint_follows_the_variants_after_new_and_remove(make_app
         await pilot.pause()
         assert "2 variants" in hint(), hint()
         await pilot.press("ctrl+n")  # a new recipe has one variant: no stale count
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))  # the sweep was not saved
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.screen is screen)
         await _settle(pilot, screen)
         assert "variants." not in hint() and "Pick a field" in hint(), hint()
 
 
 async def test_the_builder_asks_before_its_unsaved_changes_are_replaced(make_app):
-    from tui_lab.screens.confirm import ConfirmScreen
-
     from .conftest import pinned_catalogue
 
     app = make_app(catalogue=pinned_catalogue)
@@ -269,3 +271,185 @@ async def test_a_recipe_opened_from_the_library_can_be_edited_at_once(make_app):
         assert app.focused is screen.query_one("#sweep-field", Select), app.focused
         await pilot.press("escape", "right")  # back on the tab bar: the arrows switch tabs
         assert screen.query_one("#builder-tabs", TabbedContent).active == "tab-toml"
+
+
+def _status(screen: BuilderScreen) -> str:
+    return str(screen.query_one("#builder-status", Static).render())
+
+
+async def test_ctrl_n_asks_before_unsaved_changes_are_replaced(make_app):
+    """Ctrl+N replaced the recipe at once, a sweep's variants or an edited title with it. It asks as
+    the Library's `n` does; "no" keeps the work, "yes" gives the new recipe."""
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        await pilot.press("ctrl+n")  # nothing to lose: no question
+        await _settle(pilot, screen)
+        assert app.screen is screen and not screen.has_unsaved_changes()
+
+        await _tab(pilot, screen, "variants")
+        screen.query_one("#sweep-field", Select).value = "train.optimizer"
+        screen.query_one("#sweep-values", Input).value = "sgd, adam"
+        await pilot.click("#sweep-add")
+        await _settle(pilot, screen)
+        assert [v.name for v in screen.draft.variants] == ["optimizer=sgd", "optimizer=adam"]
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.question == "The Builder has unsaved changes to My recipe. Replace them with a new recipe?"
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is screen)
+        await _settle(pilot, screen)
+        assert [v.name for v in screen.draft.variants] == ["optimizer=sgd", "optimizer=adam"]
+
+        screen.query_one("#variant-list").focus()
+        await pilot.press("escape")  # the tab bar, then a new title only
+        await _tab(pilot, screen, "preset")
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.screen is screen)
+        await _settle(pilot, screen)
+        assert [v.name for v in screen.draft.variants] == ["base"] and not screen.has_unsaved_changes()
+
+        screen.query_one("#f-preset-title", Input).value = "Only the title"
+        await _settle(pilot, screen)
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "unsaved changes to Only the title" in app.screen.question
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert screen.draft.meta["title"] == "Only the title"
+
+
+async def test_ctrl_o_asks_before_unsaved_changes_are_replaced(make_app, dllab_home: Path):
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        screen.query_one("#f-preset-title", Input).value = "Mine"
+        await _settle(pilot, screen)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one(Input).value = "dropout"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert screen.draft.meta["title"] == "Mine"
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one(Input).value = "dropout"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.screen is screen and screen.draft.meta["technique"] == "dropout")
+        assert not screen.has_unsaved_changes()
+
+
+async def test_ctrl_q_asks_when_the_builder_has_unsaved_changes(make_app, dllab_home: Path):
+    """Ctrl+Q quit at once with an edited recipe in the Builder. It asks: stay, discard, or save and quit."""
+    from tui_lab.screens.library import LibraryScreen
+
+    app = make_app(mode="builder")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open_builder(app, pilot)
+        screen.query_one("#f-preset-title", Input).value = "Edited"
+        screen.query_one("#f-preset-technique", Input).value = "edited"
+        await _settle(pilot, screen)
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.question == "The Builder has unsaved changes to Edited. Quit without saving them?"
+        buttons = [str(b.label) for b in app.screen.query("Button")]
+        assert buttons == ["Save and quit (s)", "Discard (y)", "Stay (n)"]
+        for b in app.screen.query("Button"):  # all three fit in the dialog at 80 columns
+            assert b.region.right <= app.screen.query_one(".dialog").region.right, b
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert app.is_running and screen.draft.meta["title"] == "Edited"
+
+        await pilot.press("escape", "1")  # asked from any screen
+        await wait_for(pilot, lambda: isinstance(app.screen, LibraryScreen))
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not app.is_running, what="the app to save and exit")
+    saved = load_preset(dllab_home / "presets" / "edited.toml")
+    assert saved.preset.title == "Edited"
+
+
+async def test_ctrl_q_discards_or_stays_when_saving_fails(make_app, dllab_home: Path):
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        await _tab(pilot, screen, "train")
+        screen.query_one("#f-train-lr", Input).value = "-1"  # not valid: "Save and quit" cannot save
+        await _settle(pilot, screen)
+        await pilot.press("escape", "1")
+        await pilot.pause()
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.screen is screen, what="the Builder, showing why it did not save")
+        assert app.is_running and not list((dllab_home / "presets").glob("*.toml"))
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+    assert not list((dllab_home / "presets").glob("*.toml"))
+
+
+async def test_ctrl_q_asks_one_question_for_runs_and_unsaved_changes(make_app):
+    from .fake_engine import FakeRunner
+
+    app = make_app(mode="builder", hold_at=0.3)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.bridge.live is not None and app.bridge.busy)
+        screen.query_one("#f-preset-title", Input).value = "Edited meanwhile"
+        await _settle(pilot, screen)
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        question = app.screen.question
+        assert question.startswith("Runs are still going, and the Builder has unsaved changes to Edited meanwhile.")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+        assert not any(isinstance(s, ConfirmScreen) for s in app.screen_stack)  # one question, not two
+    runner = FakeRunner.instances[-1]
+    assert runner.closed and runner.cancelled
+
+
+async def test_overrides_that_do_not_parse_make_the_recipe_invalid(make_app):
+    """`train.lr = abc` + enter showed a hint but the status said valid and ctrl+r trained the base
+    recipe. While the box holds text that does not parse, the status says why and runs are refused."""
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        await _tab(pilot, screen, "variants")
+        await _settle(pilot, screen)
+        assert _status(screen).startswith("✔ valid 1 variant × 1 seed = 1 run")
+        box = screen.query_one("#variant-overrides", Input)
+        box.focus()
+        await pilot.press(*"train.lr = abc", "enter")
+        await _settle(pilot, screen)
+        assert "train.lr: must be a number (got 'abc')" in str(screen.query_one("#sweep-hint", Static).render())
+        assert screen.loaded is None
+        status = _status(screen)
+        assert status.startswith("✘ variant 'base': train.lr: must be a number (got 'abc')"), status
+        assert screen.has_unsaved_changes()
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.3)
+        assert app.bridge.live is None and app.current_mode == "builder"  # nothing ran
+
+        await pilot.press("ctrl+u", *"train.lr = 0.05", "enter")  # fixed
+        await _settle(pilot, screen)
+        assert screen.loaded is not None and _status(screen).startswith("✔ valid"), _status(screen)
+        assert screen.draft.variants[0].overrides == {"train": {"lr": 0.05}}
+        box.value = "model.hidden = x"
+        await _settle(pilot, screen)
+        assert screen.loaded is None and "model.hidden" in _status(screen)
+        box.value = ""  # cleared: the variant keeps what the table shows
+        await _settle(pilot, screen)
+        assert screen.loaded is not None and _status(screen).startswith("✔ valid")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        assert [s.recipe.train.lr for s in live(app).specs] == [0.05]

@@ -207,7 +207,50 @@ async def test_the_header_counts_running_runs_apart_from_finished_ones(make_app,
         await pilot.press("C")
         await wait_for(pilot, lambda: live(app).finished)
         await pilot.pause(0.4)
-        assert "finished 7/7" in screen_text(app).splitlines()[1]
+        assert "cancelled 7/7" in screen_text(app).splitlines()[1]
+
+
+def _toasts(app) -> list[tuple[str, str]]:
+    return [(n.title, n.message) for n in app._notifications]
+
+
+async def test_a_cancelled_comparison_reads_cancelled_not_finished_and_failed(make_app):
+    """`C` on dropout read "finished 4/4" and "finished: 0/4 claims hold · 4 not checked", as if the
+    runs had ended and every claim failed. The header and the toast now say they were cancelled."""
+    app = make_app(open_preset=pinned("dropout"), quick=True, hold_at=0.4)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and all(
+            r.status == "running" for r in live(app).runs))
+        await pilot.press("C")
+        await wait_for(pilot, lambda: not app.bridge.live.active and _toasts(app)[-1][0].endswith("cancelled"))
+        await pilot.pause(0.4)
+        header = screen_text(app).splitlines()[1]
+        assert "cancelled 4/4" in header and "finished" not in header, header
+        title, message = _toasts(app)[-1]
+        assert title == "Dropout and DropConnect: cancelled", title
+        assert "all 4 runs cancelled — claims not checked" in message and "claims hold" not in message, message
+
+
+async def test_a_partly_cancelled_comparison_says_which_claims_went_unchecked(make_app):
+    """One run of seven cancelled: the header counts it apart, and the toast says that the claim
+    comparing it was not checked, and how the others came out."""
+    app = make_app(open_preset=pinned("optimizers"), quick=True, hold_at=0.4)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and all(
+            r.status == "running" for r in live(app).runs))
+        await pilot.press("down")  # Momentum
+        await pilot.press("c")
+        await wait_for(pilot, lambda: live(app).runs[1].status == "cancelled")
+        FakeRunner.instances[-1].release()
+        await wait_for(pilot, lambda: not app.bridge.live.active and _toasts(app)
+                       and "finished" in _toasts(app)[-1][0])
+        await pilot.pause(0.4)
+        header = screen_text(app).splitlines()[1]
+        assert "finished 6/7 · 1 cancelled" in header, header
+        title, message = _toasts(app)[-1]
+        assert title == "Optimizers: finished, 1 cancelled", title
+        assert message.startswith("1 of 7 runs cancelled · 1/1 checked claims hold · 1 not checked: it needs "
+                                  "the cancelled run ·"), message
 
 
 async def test_on_the_layers_tab_the_arrows_switch_the_run_shown_at_once(make_app):
@@ -424,3 +467,134 @@ async def test_the_clock_stops_when_the_last_run_ends(make_app, monkeypatch):
         await wait_for(pilot, lambda: not app.bridge.live.active)
         await pilot.pause(0.3)
         assert clock() == first
+
+
+SURFACES_PRESET = """
+title = "Two surfaces"
+technique = "two-surfaces"
+chapter = "optimization"
+step = "optimization"
+benefit = "optimization"
+summary = "GD on a bowl, Adam on Rosenbrock."
+view = "surface"
+explain = "Two paths."
+
+[base.data]
+name = "surface"
+surface = "quadratic"
+start = [-5.0, 1.0]
+
+[base.train]
+optimizer = "sgd"
+lr = 0.01
+steps = 40
+
+[[variants]]
+name = "Bowl · GD"
+
+[[variants]]
+name = "Banana · Adam"
+train = { optimizer = "adam", lr = 0.1 }
+[variants.data]
+surface = "rosenbrock"
+start = [-1.5, 2.0]
+"""
+
+
+class SurfaceRunner(FakeRunner):
+    """The fake runner on the real events of 2-D surface runs (they train in a blink, in-process)."""
+
+    def __init__(self, specs, **kwargs) -> None:
+        super().__init__(specs, **kwargs)
+        from engine.loop import train
+
+        for i, (spec, run_id) in enumerate(zip(self.specs, self.run_ids, strict=True)):
+            events: list = []
+            train(spec, events.append, run_id=run_id)
+            self.queues[i] = events
+        self.limits = [len(q) for q in self.queues]
+
+
+def surfaces_app(store, tmp_path: Path):
+    from tui_lab.app import DllabApp
+
+    path = tmp_path / "two-surfaces.toml"
+    path.write_text(SURFACES_PRESET, encoding="utf-8")
+
+    def runner_factory(specs, *, device="auto", store=None):
+        return SurfaceRunner(specs, device=device, store=store)
+
+    return DllabApp(runner_factory=runner_factory, store=store, open_preset=load_preset(path), quick=True,
+                    frozen=True)
+
+
+async def test_surface_runs_say_they_have_no_layers(store, tmp_path: Path):
+    """The Layers tab of a surface comparison said "Layer health appears with the first
+    diagnostics." after the runs had ended: these runs have no layers, and it now says so."""
+    from textual.widgets import TabbedContent
+
+    app = surfaces_app(store, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        app.screen.query_one("#dash-tabs", TabbedContent).active = "tab-layers"
+        await pilot.pause(0.4)
+        text = " ".join(screen_text(app).split())
+        assert "no network layers to show" in text and "first diagnostics" not in text, text
+        assert "update/weight" not in text  # no table header over nothing
+
+
+async def test_a_finished_run_without_diagnostics_says_none_were_recorded(make_app, monkeypatch):
+    from textual.widgets import TabbedContent
+
+    from engine.events import Diagnostics
+
+    real_init = FakeRunner.__init__
+
+    def no_diagnostics(self, specs, **kwargs):
+        real_init(self, specs, **kwargs)
+        self.queues = [[e for e in q if not isinstance(e, Diagnostics)] for q in self.queues]
+        self.limits = [len(q) for q in self.queues]
+
+    monkeypatch.setattr(FakeRunner, "__init__", no_diagnostics)
+    app = make_app(open_preset=pinned("dropout"), quick=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        app.screen.query_one("#dash-tabs", TabbedContent).active = "tab-layers"
+        await pilot.pause(0.4)
+        text = " ".join(screen_text(app).split())
+        assert "No diagnostics were recorded in these runs." in text and "first diagnostics" not in text, text
+
+
+@pytest.mark.parametrize("size", [(100, 30), (80, 24)])
+async def test_the_surface_keys_work_from_the_tab_bar_and_show_in_the_footer(store, tmp_path: Path, size):
+    """After a surface run the Surface tab read "surface 1/2" but `]` did nothing while the tab bar
+    had the focus, and the footer showed the key only once the plot had it."""
+    from textual.widgets import Tabs
+
+    from tui_lab.widgets.surface_plot import SurfacePlot
+
+    app = surfaces_app(store, tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        for _ in range(3):
+            await pilot.press("t")
+        await pilot.pause(0.4)
+        screen = app.screen
+        assert isinstance(app.focused, Tabs), app.focused
+        plot = screen.query_one(SurfacePlot)
+        assert len(plot.surfaces) == 2 and plot.index == 0
+        footer = screen_text(app).rstrip("\n").splitlines()[-1]
+        assert "] Next surface" in footer, footer
+        await pilot.press("]")
+        await pilot.pause(0.2)
+        assert plot.index == 1 and "surface 2/2" in screen_text(app)
+        await pilot.press("[")
+        await pilot.pause(0.2)
+        assert plot.index == 0 and "surface 1/2" in screen_text(app)
+        await pilot.press("e")
+        assert plot.every_seed
+        await pilot.press("t")  # the Curves tab: no surface keys
+        await pilot.pause(0.3)
+        assert "Next surface" not in screen_text(app).rstrip("\n").splitlines()[-1]
+        await pilot.press("]")
+        assert plot.index == 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 
+import pytest
 from textual.app import App, ComposeResult
 
 from tui_lab.data.comparison import Curve
@@ -148,3 +150,58 @@ async def test_the_dashboard_s_accuracy_plot_is_in_percent(make_app):
         assert not app.screen.query_one("#plot-train_loss", MetricPlot).data.percent
         text = screen_text(app)
         assert re.search(r"│ \d0%┤", text), text  # the accuracy plot's axis, right of the loss plot
+
+
+def _steps(labels: list[str]) -> list[float]:
+    values = [float(label) for label in labels]
+    return [round(a - b, 9) for a, b in zip(values, values[1:], strict=False)]
+
+
+def _round_step(step: float) -> bool:
+    mantissa = abs(step) / 10 ** math.floor(math.log10(abs(step)))
+    return any(math.isclose(mantissa, m) for m in (1, 2, 2.5, 5))
+
+
+def test_nice_ticks_are_round_evenly_spaced_and_apart():
+    from tui_lab.widgets.replot import nice_ticks
+
+    # the reported axes: plotext's 7 ticks on a short plot, two of them on one row
+    assert nice_ticks(0.14, 1.72, 8)[1] == ["0.5", "1.0", "1.5"]
+    assert nice_ticks(-4.0, 170.0, 9)[1] == ["0", "50", "100", "150"]
+    assert nice_ticks(0.14, 1.72, 16)[1] == ["0.25", "0.50", "0.75", "1.00", "1.25", "1.50"]
+    assert nice_ticks(0.6, 0.6)[1] == ["0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"]  # plotext's 0.3..0.9
+    assert nice_ticks(1e-5, 3e-5, 10)[1] == ["1.0e-5", "1.5e-5", "2.0e-5", "2.5e-5", "3.0e-5"]
+    assert nice_ticks(0.14, 1.72, 3) == ([0.14, 1.72], ["0.14", "1.72"])  # no room for two round values
+    assert nice_ticks(float("nan"), 1.0) == ([], [])
+    for rows in range(3, 40):
+        for lo, hi in ((0.14, 1.72), (-4.0, 170.0), (0.05, 4.36), (-1.0, 3.0), (2.2e-3, 2.9e-3)):
+            ticks, labels = nice_ticks(lo, hi, rows)
+            assert len(ticks) >= 2 and lo - 1e-12 <= ticks[0] and ticks[-1] <= hi + 1e-12, (rows, lo, hi, labels)
+            steps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+            assert all(math.isclose(s, steps[0]) for s in steps), (rows, labels)
+            cells = [math.floor(round(0.5 + (rows - 1) * (t - lo) / (hi - lo), 8)) for t in ticks]
+            assert len(set(cells)) == len(cells), (rows, lo, hi, labels)  # no two on one row
+            assert len({len(label.split(".")[-1]) for label in labels if "." in label}) <= 1, labels
+
+
+@pytest.mark.parametrize("height", range(9, 31, 3))
+async def test_a_loss_axis_keeps_every_tick_evenly_spaced(height):
+    """At 80×24 the loss axis read "1.72 1.46 1.19 0.67 0.40 0.14": plotext put 0.93 on the row
+    of another tick, so one step looked twice as long. The ticks are now round values, evenly
+    spaced, each on a row of its own, at every height."""
+    app = PlotApp()
+    async with app.run_test(size=(60, height)) as pilot:
+        app.query_one(SchedulePreview).display = False
+        plot = app.query_one(MetricPlot)
+        xs = [float(s) for s in range(0, 801, 10)]
+        loss = Curve(label="A", color=0, xs=xs, ys=[0.14 + 1.58 * math.exp(-i / 12) for i in range(len(xs))])
+        plot.show(PlotData(title="batch loss", curves=[loss]))
+        await pilot.pause()
+        labels = y_tick_labels(screen_text(app), 0)
+        assert len(labels) >= 2, labels
+        steps = _steps(labels)
+        assert len(set(steps)) == 1 and _round_step(steps[0]), labels
+        rows = [i for i, line in enumerate(screen_text(app).splitlines()) if "┤" in line.split("│")[0]]
+        gaps = {b - a for a, b in zip(rows, rows[1:], strict=False)}
+        apart = 2 if height >= 12 else 1  # a blank row between ticks where the plot has 8 rows or more
+        assert len(rows) == len(labels) and min(gaps) >= apart and max(gaps) - min(gaps) <= 1, (labels, rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
@@ -119,3 +120,48 @@ def test_the_view_draws_without_importing_torch():
             "level_sets(('rastrigin', 50.0), 30, 10)\nprint('torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (110, 32)])
+async def test_the_axes_read_round_evenly_spaced_values(size):
+    """plotext's own ticks on a short plot fell two on one row (one label lost, one step looking
+    twice as long): the axes now read round, evenly spaced values, none lost."""
+    from .test_plot_ticks import NUMBER, _round_step, x_tick_labels, y_tick_labels
+
+    app = SurfaceApp(_comparison())
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause(0.2)
+        plot = app.query_one(SurfacePlot)
+        for _ in plot.surfaces:
+            text = screen_text(app)
+            top = next(i for i, line in enumerate(text.splitlines()) if "┌" in line)
+            for labels in (y_tick_labels(text, top), x_tick_labels(text, top)):
+                values = [float(NUMBER.findall(label)[0]) for label in labels]
+                steps = {round(b - a, 9) for a, b in zip(values, values[1:], strict=False)}
+                assert len(values) >= 3 and len(steps) == 1 and _round_step(steps.pop()), labels
+            plot.action_next_surface()
+            await pilot.pause(0.1)
+
+
+def test_the_header_gives_way_in_whole_pieces():
+    """At 100 columns the header was cut after "first seed · [": it now leaves out whole pieces."""
+    from tui_lab.widgets.surface_plot import header_line
+
+    desc = "an ill-conditioned bowl: curvatures 1 and κ"
+    whole = header_line("surface 1/4", desc, False, True).plain
+    assert whole.endswith("first seed · [ ] switch · e seeds"), whole
+    for width in (96, 70, 50, 30):
+        line = header_line("surface 1/4", desc, False, True, width).plain
+        assert len(line) <= width and not line.rstrip().endswith("["), line
+        assert line.startswith("surface 1/4 · ") and (desc in line or line.endswith("…")), line
+
+
+def test_the_table_names_runs_without_the_surface_they_share():
+    """"Rosenbrock · Momentum s0" filled the table, its loss read "6.4e-0" and its distance was off
+    the edge: the shared "Rosenbrock · " goes (the header names the surface)."""
+    from tui_lab.widgets.surface_plot import short_labels
+
+    assert short_labels(["Rosenbrock · AdaGrad s0", "Rosenbrock · Momentum s0"]) == ["AdaGrad s0", "Momentum s0"]
+    assert short_labels(["Bowl · sgd s0", "Banana · adam s0"]) == ["Bowl · sgd s0", "Banana · adam s0"]
+    assert short_labels(["Bowl · sgd s0"]) == ["Bowl · sgd s0"]
+    assert short_labels(["sgd", "adam"]) == ["sgd", "adam"]

@@ -173,6 +173,7 @@ async def test_key_5_opens_the_tools_the_lr_finder_runs_and_apply_sets_the_varia
         await pilot.press("a")
         await wait_for(pilot, lambda: isinstance(app.screen, BuilderScreen), what="the Builder")
         builder = app.screen
+        assert "Learning rate applied" in _toasts(app)  # no Builder before: nothing to lose, said at once
         await wait_for(pilot, lambda: builder.loaded is not None, what="the applied recipe to validate")
         expected = float(f"{result.suggestion:.3g}")
         adam = next(v for v in builder.draft.variants if v.name == "Adam")
@@ -183,6 +184,75 @@ async def test_key_5_opens_the_tools_the_lr_finder_runs_and_apply_sets_the_varia
         assert builder.query_one("#builder-tabs", TabbedContent).active == "tab-variants"
         await wait_for(pilot, lambda: builder.query_one("#variant-name", Input).value == "Adam")
         assert f"train.lr = {expected:g}" in builder.query_one("#variant-overrides", Input).value
+
+        from tui_lab.screens.confirm import ConfirmScreen
+
+        await pilot.press("ctrl+q")  # the applied lr is not saved: quitting asks first
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "The Builder has unsaved changes to Tiny tools" in app.screen.question
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is builder)
+        assert app.is_running
+
+
+def _toasts(app) -> list[str]:
+    return [n.title for n in app._notifications]
+
+
+async def test_apply_says_applied_only_once_the_builder_has_the_new_lr(make_app, tiny):
+    """With unsaved edits in the Builder, "a" asked "Replace them?" and said "Learning rate applied"
+    at the same time; a "no" then added "Not replaced". It says "applied" only after the change."""
+    from tui_lab.screens.confirm import ConfirmScreen
+
+    app = make_app(catalogue=lambda: [tiny])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(app.screen, BuilderScreen) and app.screen.query("#f-preset-title"))
+        builder = app.screen
+        builder.query_one("#f-preset-title", Input).value = "Work in progress"
+        await pilot.pause(0.4)
+        assert builder.has_unsaved_changes()
+
+        await pilot.press("5")
+        screen = await _tools(app, pilot)
+        view = screen.view("lr")
+        view.query_one("#lr-steps", Input).value = "30"
+        view = await _run(pilot, screen, "lr")
+        app.clear_notifications()
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "unsaved changes to Work in progress" in app.screen.question
+        assert "Learning rate applied" not in _toasts(app), _toasts(app)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ToolsScreen))
+        await pilot.pause()
+        assert _toasts(app) == ["Not replaced"], _toasts(app)
+        assert builder.draft.meta["title"] == "Work in progress"
+
+        app.clear_notifications()
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert _toasts(app) == []
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.screen is builder and builder.draft.meta["technique"] == "tiny-tools")
+        await wait_for(pilot, lambda: "Learning rate applied" in _toasts(app))
+        assert _toasts(app) == ["Learning rate applied"]
+        _loaded, _spec, result = view.result_value
+        sgd = next(v for v in builder.draft.variants if v.name == "SGD")
+        assert sgd.overrides["train"]["lr"] == float(f"{result.suggestion:.3g}")
+
+        assert builder.has_unsaved_changes()  # the applied lr is not saved yet
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not builder.has_unsaved_changes(), what="the recipe to save")
+
+        app.clear_notifications()  # nothing to lose now: applied at once, no question
+        await pilot.press("5")
+        await _tools(app, pilot)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: app.screen is builder)
+        await wait_for(pilot, lambda: "Learning rate applied" in _toasts(app))
+        assert not any(isinstance(s, ConfirmScreen) for s in app.screen_stack)
 
 
 async def test_gradcheck_demo_passes_the_correct_layer_and_catches_the_broken_one(make_app, tiny):

@@ -355,6 +355,21 @@ class Comparison:
         return sum(r.finished for r in self.runs)
 
     @property
+    def n_cancelled(self) -> int:
+        return sum(r.status == "cancelled" for r in self.runs)
+
+    @property
+    def all_cancelled(self) -> bool:
+        """Every run was cancelled (nothing to read: the header and the toast say so)."""
+        return bool(self.runs) and self.n_cancelled == len(self.runs)
+
+    def claims_on_cancelled(self) -> list[ClaimResult]:
+        """The claims not checked because a run they compare was cancelled."""
+        cancelled = {r.variant for r in self.runs if r.status == "cancelled"}
+        return [r for r in self.claims() if r.problem
+                and cancelled & {*r.claim.lefts, *([r.claim.right] if r.claim.right else [])}]
+
+    @property
     def multi_seed(self) -> bool:
         seeds: dict[str, set[int]] = {}
         for r in self.runs:
@@ -423,6 +438,40 @@ class Comparison:
     def run_specs(self) -> list[RunSpec]:
         """The specs to run again (a live comparison's, or rebuilt from stored runs' spec JSON)."""
         return list(self.specs)
+
+
+def finish_note(c: Comparison) -> tuple[str, str]:
+    """The toast when a live comparison's runs have all ended: (title, message). A cancelled run
+    is not an outcome: when every run was cancelled the comparison reads "cancelled", claims not
+    checked (not "0/4 claims hold"); when some were, it says how many, and that the claims which
+    compare them were not checked."""
+    claims = c.claims()
+    n, cancelled = len(c.runs), c.n_cancelled
+    if c.all_cancelled:
+        runs = f"all {n} runs" if n > 1 else "the run"
+        unchecked = " — claims not checked" if claims else ""
+        return f"{c.title}: cancelled", f"{runs} cancelled{unchecked} · r runs {'them' if n > 1 else 'it'} again"
+    parts = []
+    if cancelled:
+        parts.append(f"{cancelled} of {n} runs cancelled")
+    if claims:
+        held, unchecked = sum(r.holds for r in claims), sum(bool(r.problem) for r in claims)
+        on_cancelled = len(c.claims_on_cancelled())
+        if not cancelled:
+            parts.append(f"{held}/{len(claims)} claims hold")
+        elif len(claims) > unchecked:
+            parts.append(f"{held}/{len(claims) - unchecked} checked claims hold")
+        if on_cancelled:
+            needs = "it needs" if on_cancelled == 1 else "they need"
+            parts.append(f"{on_cancelled} not checked: {needs} the cancelled run{'s' if cancelled > 1 else ''}")
+        if unchecked > on_cancelled:
+            parts.append(f"{unchecked - on_cancelled} {'more ' if on_cancelled else ''}not checked")
+    failed = [r for r in c.runs if r.status in ("failed", "diverged")]
+    if failed:
+        parts.append(f"{len(failed)} ended {failed[0].status}")
+    parts.append("the numbers: the Dashboard's Verdict tab (v)")
+    title = f"{c.title}: finished" + (f", {cancelled} cancelled" if cancelled else "")
+    return title, " · ".join(parts)
 
 
 def stored_form(loaded: LoadedPreset | None, specs: Sequence[RunSpec]) -> bool | None:

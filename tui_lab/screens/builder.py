@@ -116,10 +116,15 @@ class BuilderScreen(Screen):
         self.field_errors: dict[str, str] = {}
         self._clean: dict | None = None
         """The recipe as loaded or last saved (None before the first load)."""
+        self._changed_on_load = False
+        """The recipe was handed over changed from its file (the LR finder's "apply"): unsaved until
+        saved, even before an edit here."""
         self._timer = None
         self._schedule_key = ""
         """The base recipe the schedule preview was drawn from (JSON)."""
         self._schedule_worker: Worker | None = None
+        self._note: tuple[Draft, str, str] | None = None
+        """(draft, message, title): say this once that draft is loaded (see `announce_on_load`)."""
 
     def compose(self) -> ComposeResult:
         yield ModeBar("builder")
@@ -165,9 +170,13 @@ class BuilderScreen(Screen):
         if pending is not None:
             self.app.pending_draft = None
             self.load_draft(*pending)
+            note, self._note = self._note, None
+            if note is not None and note[0] is pending[0]:
+                self.notify(note[1], title=note[2], timeout=8, markup=False)
         variant = getattr(self.app, "pending_variant", None)
         if variant is not None:  # show this variant (the LR finder's "apply" changed it)
             self.app.pending_variant = None
+            self._changed_on_load = pending is not None
             self.query_one("#builder-tabs", TabbedContent).active = "tab-variants"
             names = [v.name for v in self.draft.variants]
             if variant in names:
@@ -197,6 +206,7 @@ class BuilderScreen(Screen):
         self._claims_note()
         self.validate()
         self._clean = draft.to_dict()
+        self._changed_on_load = False
         if focus:
             self.call_after_refresh(self.focus_tabs)
 
@@ -219,8 +229,17 @@ class BuilderScreen(Screen):
             self.call_after_refresh(self.focus_first_field, tries - 1)
 
     def has_unsaved_changes(self) -> bool:
-        """Whether the recipe differs from what was loaded or last saved."""
-        return self._clean is not None and self.draft.to_dict() != self._clean
+        """Whether the recipe differs from what was loaded or last saved, or a field holds text that
+        does not parse (typed, so not to be lost either)."""
+        if self._clean is None:
+            return False
+        return self._changed_on_load or bool(self.field_errors) or self.draft.to_dict() != self._clean
+
+    def announce_on_load(self, draft: Draft, message: str, *, title: str) -> None:
+        """Say `message` when `draft` (handed over as the app's pending draft, see
+        ``DllabApp.open_in_builder``) is loaded: at once when nothing was to be lost, after the
+        person's "yes" when the Builder asked first, never when they kept their changes."""
+        self._note = (draft, message, title)
 
     def _claims_note(self) -> None:
         n = len(self.draft.claims)
@@ -254,6 +273,16 @@ class BuilderScreen(Screen):
 
     def on_variant_editor_changed(self, event: VariantEditor.Changed) -> None:
         self.draft.variants = list(event.variants)
+        self._schedule()
+
+    def on_variant_editor_edit_checked(self, event: VariantEditor.EditChecked) -> None:
+        """The overrides box holds text that does not parse (or no longer does): the recipe is not
+        what the box says, so it is not valid (no run, no save) until the text is fixed or cleared."""
+        for key in [k for k in self.field_errors if k.startswith("variant ")]:
+            del self.field_errors[key]
+        if event.problem:
+            self.field_errors[f"variant {event.variant!r}"] = (
+                f"{event.problem} — fix and press enter, or clear it")
         self._schedule()
 
     @on(Input.Changed, "#quick-overrides")
@@ -366,23 +395,30 @@ class BuilderScreen(Screen):
         self.query_one("#builder-tabs", TabbedContent).query_one("Tabs").focus()
 
     def action_save(self) -> None:
+        self.save()
+
+    def save(self) -> bool:
+        """Save the recipe (ctrl+s; quitting's "Save and quit"); False, with a message, when it is not
+        valid or cannot be written."""
         if self.validate() is None:
             self.notify(self.problem, title="Not saved: the recipe is not valid", severity="error", timeout=8,
                         markup=False)
-            return
+            return False
         path = self.save_path()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(self.draft.toml(), encoding="utf-8")
         except OSError as exc:
             self.notify(str(exc), title="Could not save", severity="error", markup=False)
-            return
+            return False
         self.path = path
         self._clean = self.draft.to_dict()
+        self._changed_on_load = False
         with self.prevent(Input.Changed):
             self.query_one("#save-path", Input).value = str(path)
         self.app.saved_changed = True
         self.notify(f"saved to {path}", title="Recipe saved", markup=False)
+        return True
 
     def action_run(self, quick: bool) -> None:
         loaded = self.validate()
@@ -403,14 +439,18 @@ class BuilderScreen(Screen):
         self.app.push_screen(PromptScreen("Open a preset file (a path to a .toml or a catalogue id):", start), opened)
 
     def open_file(self, path: Path) -> bool:
+        """Open a preset file (or catalogue id) here, asking first when the recipe has unsaved changes
+        (the app's `open_in_builder`, as the Library's `b`). False when it does not load."""
         try:
             loaded = load_preset(path)
         except PresetError as exc:
             self.notify(str(exc), title="Cannot open", severity="error", timeout=8, markup=False)
             return False
-        self.load_draft(Draft.from_preset(loaded.preset), editable_path(loaded))
-        self.notify(f"opened {loaded.path}", markup=False)
+        draft = Draft.from_preset(loaded.preset)
+        self.announce_on_load(draft, f"opened {loaded.path}", title="Recipe opened")
+        self.app.open_in_builder(loaded, draft)
         return True
 
     def action_new(self) -> None:
-        self.load_draft(Draft.new(), None)
+        """A new recipe, asking first when this one has unsaved changes (as the Library's `n`)."""
+        self.app.open_in_builder(None)

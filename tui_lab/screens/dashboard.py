@@ -18,7 +18,7 @@ from tui_lab.engine_bridge import Session
 from tui_lab.palette import faint, series_colors
 from tui_lab.screens.views import build_view, update_view
 from tui_lab.widgets.comparison_header import ComparisonHeader
-from tui_lab.widgets.health_panel import HealthPanel
+from tui_lab.widgets.health_panel import WAITING, HealthPanel
 from tui_lab.widgets.lab_footer import LabFooter
 from tui_lab.widgets.metric_plot import MetricPlot, PlotData
 from tui_lab.widgets.mode_bar import ModeBar
@@ -29,36 +29,72 @@ REDRAW_HZ = 4.0
 PAGES = (("train_loss", "val_acc"), ("val_loss", "lr"))
 """Pairs of plots shown side by side when the terminal is too small for all four."""
 FOOTER_KEEP = ("cancel_run", "cancel_all", "rerun", "back", "next_tab", "more_plots", "next_surface",
-               "toggle_seeds", "cycle_sort", "toggle_log", "cycle_x", "cycle_smoothing", "previous_surface")
-"""The footer's keys by importance: at 80 columns the last ones give way (they still work; ctrl+p
-"Keys" lists them)."""
+               "toggle_help", "toggle_seeds", "cycle_sort", "toggle_log", "cycle_x", "cycle_smoothing",
+               "previous_surface")
+"""The footer's keys by importance: at 80 columns the last ones give way (they still work; `?`
+lists them)."""
+VIEW_ACTIONS = ("next_surface", "previous_surface", "toggle_seeds")
+"""Keys of the extra views (the surface view's), bound on the screen too: they work and show in the
+footer whenever the view's tab is shown, not only once the view has the focus."""
 COMPACT_HEIGHT = 34
 COMPACT_WIDTH = 100
 
 
-def run_activation(c: Comparison, run: RunView | None) -> str:
-    """The activation of a run's network (the health panel's histogram range), from its spec."""
+def run_spec(c: Comparison, run: RunView | None):
+    """The RunSpec a run was made from (None: not known)."""
     if run is not None:
         for spec in c.specs:
             if spec.variant == run.variant and spec.seed == run.seed:
-                return spec.recipe.model.activation
-    return "relu"
+                return spec
+    return None
+
+
+def run_activation(c: Comparison, run: RunView | None) -> str:
+    """The activation of a run's network (the health panel's histogram range), from its spec."""
+    spec = run_spec(c, run)
+    return spec.recipe.model.activation if spec is not None else "relu"
+
+
+def has_layers(c: Comparison, run: RunView) -> bool:
+    """Whether a run trains a network (a 2-D surface run moves a point: it has no layers)."""
+    spec = run_spec(c, run)
+    return spec is None or spec.recipe.data.name != "surface"
+
+
+def layers_empty(c: Comparison, run: RunView) -> str:
+    """What the Layers tab says while `run` has no diagnostics: that they will come, that the run has
+    no layers (a surface run), or that none were recorded (it ended without any)."""
+    if not has_layers(c, run):
+        if not any(has_layers(c, r) for r in c.runs):
+            return ("These runs move a point on a 2-D surface: they have no network layers to show (their "
+                    "paths are on the Surface tab).")
+        return "This run moves a point on a 2-D surface: it has no network layers to show."
+    if run.finished:
+        if c.finished and not any(r.diagnostics for r in c.runs):
+            return "No diagnostics were recorded in these runs."
+        if run.status == "cancelled":
+            return "This run was cancelled before its first diagnostics."
+        return f"No diagnostics were recorded in this run (it ended {run.status})."
+    return WAITING
 
 
 class DashboardScreen(Screen):
     BINDINGS = [
-        Binding("l", "toggle_log", "Log loss"),
-        Binding("s", "cycle_smoothing", "Smooth"),
-        Binding("x", "cycle_x", "X axis"),
-        Binding("m", "more_plots", "More plots"),
-        Binding("t", "next_tab", "Next tab"),
-        Binding("v", "verdict", "Verdict", show=False),
-        Binding("c", "cancel_run", "Cancel run"),
-        Binding("C", "cancel_all", "Cancel all"),
-        Binding("r", "rerun", "Rerun"),
-        Binding("escape", "back", "Back"),
-        Binding("down", "run_cursor(1)", "Next run", show=False),
-        Binding("up", "run_cursor(-1)", "Previous run", show=False),
+        Binding("l", "toggle_log", "Log loss", tooltip="the loss plots on a log scale, or linear"),
+        Binding("s", "cycle_smoothing", "Smooth", tooltip="smooth the batch loss: off, EMA 0.6, 0.9"),
+        Binding("x", "cycle_x", "X axis", tooltip="plot against step, epoch or seconds"),
+        Binding("m", "more_plots", "More plots", tooltip="the other two plots (when only two fit)"),
+        Binding("t", "next_tab", "Next tab", tooltip="Curves, Verdict, Layers, and the preset's view"),
+        Binding("v", "verdict", "Verdict", show=False, tooltip="the claims and each run's curves"),
+        Binding("c", "cancel_run", "Cancel run", tooltip="the highlighted run"),
+        Binding("C", "cancel_all", "Cancel all", tooltip="every run that has not ended"),
+        Binding("r", "rerun", "Rerun", tooltip="the same runs again"),
+        Binding("]", "next_surface", "Next surface", tooltip="the next 2-D function"),
+        Binding("[", "previous_surface", "Prev surface", tooltip="the previous 2-D function"),
+        Binding("e", "toggle_seeds", "Every seed", tooltip="every seed's path, or the first seed's"),
+        Binding("escape", "back", "Back", tooltip="to the History"),
+        Binding("down", "run_cursor(1)", "Next run", show=False, tooltip="highlight it (c cancels it, Layers shows it)"),
+        Binding("up", "run_cursor(-1)", "Previous run", show=False, tooltip="highlight it"),
     ]
 
     log_scale: var[bool] = var(False)
@@ -217,12 +253,20 @@ class DashboardScreen(Screen):
         self._refresh_binding_state(c)
 
     def _refresh_binding_state(self, c: Comparison) -> None:
-        """Cancel / rerun come and go with the runs: refresh the footer when that changes (also
-        when the session ends after the last event, which no redraw follows)."""
-        state = (c.finished, self.session.active if self.session is not None else False)
+        """Cancel / rerun come and go with the runs, the view's keys with its tab and what it
+        shows: refresh the footer when that changes (also when the session ends after the last
+        event, which no redraw follows)."""
+        view = self._view_widget()
+        surfaces = len(getattr(view, "surfaces", ())) if view is not None else 0
+        state = (c.finished, self.session.active if self.session is not None else False, self._active_tab(), surfaces)
         if state != self._binding_state:
             self._binding_state = state
             self.refresh_bindings()
+
+    def _view_widget(self):
+        """The preset's extra view (surface, boundary, …), if it has one."""
+        views = self.query("#extra-view")
+        return views.first() if views else None
 
     def _active_tab(self) -> str:
         tabs = self.query(TabbedContent)
@@ -269,6 +313,7 @@ class DashboardScreen(Screen):
             fed = self._health[1]
         for event in run.diagnostics[fed:]:
             panel.add_diagnostics(event)
+        panel.show_empty(layers_empty(c, run))
         self._health = (run, len(run.diagnostics))
         self.query_one("#layers-run", Static).update(Content.from_markup(
             "[b]$n[/] [$text-muted]($k; ↑/↓ another run)[/]",
@@ -279,6 +324,7 @@ class DashboardScreen(Screen):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self._dirty = True
         self.redraw()
+        self.refresh_bindings()  # the view's keys show while its tab does
 
     def on_variant_table_run_highlighted(self, event: VariantTable.RunHighlighted) -> None:
         if event.index != self._layer_run:
@@ -314,6 +360,13 @@ class DashboardScreen(Screen):
             return c is not None
         if action == "more_plots":
             return c is not None and self.has_class("-compact")
+        if action in VIEW_ACTIONS:  # the view's own keys, from anywhere on its tab (the tab bar too)
+            view = self._view_widget()
+            if self._active_tab() != "tab-view" or not hasattr(view, f"action_{action}"):
+                return False
+            if action in ("next_surface", "previous_surface"):
+                return len(getattr(view, "surfaces", ())) > 1
+            return True
         return True
 
     def action_toggle_log(self) -> None:
@@ -341,6 +394,20 @@ class DashboardScreen(Screen):
             ids = [pane.id for pane in tc.query(TabPane) if pane.id]
             if ids and tc.active in ids:
                 tc.active = ids[(ids.index(tc.active) + 1) % len(ids)]
+
+    def _view_action(self, action: str) -> None:
+        view = self._view_widget()
+        if view is not None and hasattr(view, f"action_{action}"):
+            getattr(view, f"action_{action}")()
+
+    def action_next_surface(self) -> None:
+        self._view_action("next_surface")
+
+    def action_previous_surface(self) -> None:
+        self._view_action("previous_surface")
+
+    def action_toggle_seeds(self) -> None:
+        self._view_action("toggle_seeds")
 
     def action_verdict(self) -> None:
         tabs = self.query(TabbedContent)

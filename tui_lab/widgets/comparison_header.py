@@ -50,9 +50,15 @@ def progress(c: Comparison) -> str:
     """The comparison's state and how many of its runs have ended (Content markup).
 
     The runs training are counted apart from the ended ones: "running 0/7" read as "none of 7
-    running" while a batched group trained (its members end together)."""
+    running" while a batched group trained (its members end together). Cancelled runs are not
+    finished ones: "cancelled 4/4" when all were, "finished 5/7 · 2 cancelled" when some were."""
     done, total = c.n_finished, len(c.runs)
     if c.finished and not c.read_only and not c.error:
+        cancelled = c.n_cancelled
+        if cancelled == total:
+            return f"[b $warning]cancelled[/] {cancelled}/{total}"
+        if cancelled:
+            return f"[b $success]finished[/] {done - cancelled}/{total} · [$warning]{cancelled} cancelled[/]"
         return f"[b $success]finished[/] {done}/{total}"
     running = sum(r.status == "running" for r in c.runs)
     if c.read_only:

@@ -94,6 +94,8 @@ GIVE_WAY: tuple[tuple[tuple[str, ...], int | None], ...] = (
 """What gives way when the table is too narrow, in this order (a width, or None: the column goes).
 The sparklines go first: the highlighted layer's histograms are drawn below the table over time."""
 STATE_STYLE = {"ok": "$success", "low": "$warning", "high": "$error", "": "$text-muted"}
+WAITING = "Layer health appears with the first diagnostics."
+"""What the empty panel says by default (`HealthPanel.show_empty` says why else it is empty)."""
 
 
 @dataclass
@@ -134,6 +136,8 @@ class HealthPanel(Vertical):
         self._fitted_to = -1
         self.widths: dict[str, int] = {}
         """The table's columns shown and their widths (after `fit_columns`)."""
+        self.empty = WAITING
+        """What the panel says while it has no measurement."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="health-summary")
@@ -170,6 +174,13 @@ class HealthPanel(Vertical):
         self.step, self.layer_stats, self.diag_summary, self.layer_history = None, {}, {}, {}
         self.weight_images, self.selected, self.ratios = None, None, {}
         self._redraw()
+
+    def show_empty(self, message: str = WAITING) -> None:
+        """What to say while no measurement has come (a run that has none to send, one that ended
+        without any); the default: that they will come."""
+        if message != self.empty:
+            self.empty = message
+            self._redraw()
 
     def add_diagnostics(self, event: Any) -> None:
         """One Diagnostics event (or its dict form): becomes the shown state."""
@@ -211,8 +222,9 @@ class HealthPanel(Vertical):
             for key, _ in COLUMNS:
                 if key in widths:
                     table.add_column(column_label(key, widths[key]), width=widths[key], key=key)
+        table.display = self.step is not None  # no header row over nothing
         if self.step is None:
-            summary.update(Content.from_markup("[$text-muted]Layer health appears with the first diagnostics.[/]"))
+            summary.update(Content.from_markup("[$text-muted]$m[/]", m=self.empty))
             self.query_one("#health-detail", Static).update("")
             self.query_one("#health-weights", Static).update("")
             return

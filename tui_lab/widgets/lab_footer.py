@@ -1,11 +1,13 @@
-"""The footer of every screen: Textual's, but the keys that matter most stay when the line is short.
+"""The footer of every screen: Textual's, but the keys that matter most stay when the line is short;
+and the key help (``?`` or F1) that lists them all.
 
 Textual's footer lists the active keys left to right and cuts the line at the terminal's edge, so at
 80 columns the last keys (often ``^q Quit``, or ``c Cancel run`` on a busy Dashboard) were lost. Each
 screen names its keys in order of importance (``keep``); when they do not all fit, the footer leaves
 out the keys that cannot be used now (shown dimmed), then the keys not named, then the named ones from
-the least important, until the rest fit. The keys left out still work; the command palette's "Keys"
-command (``ctrl+p``) lists them all.
+the least important, until the rest fit (``^q Quit`` always stays; ``? Keys``, unless the screen
+names it, goes after the unnamed keys and before the named ones). The keys left out still work;
+``?`` or F1 (`KeyHelp`, also the command palette's "Keys") lists them all.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterable
 
 from rich.cells import cell_len
 from textual.compose import compose
+from textual.dom import DOMNode
 from textual.widget import Widget
 from textual.widgets import Footer
 
@@ -24,6 +27,9 @@ except ImportError:  # a Textual that moved it: the plain footer (every key, cut
 
 # FooterKey is not exported by textual.widgets; `key_width` counts the cells its CSS gives it (textual 8).
 PALETTE = "-command-palette"
+HELP = "toggle_help"
+"""The key help's action: the footer keeps it after the screen's named keys (where the screen does
+not name it): it lists the keys left out."""
 
 
 def key_width(key: FooterKey, compact: bool) -> int:
@@ -61,6 +67,8 @@ class LabFooter(Footer):
             return (3, 0)
         if widget.has_class("-disabled"):
             return (0, 0)
+        if widget.action == HELP and HELP not in self.keep:
+            return (2, -len(self.keep))
         if widget.action not in self.keep:
             return (1, 0)
         return (2, -self.keep.index(widget.action))
@@ -90,3 +98,41 @@ class LabFooter(Footer):
     def on_resize(self) -> None:
         if self._bindings_ready and self.size.width != self._built_for:
             self.call_after_refresh(self.recompose)
+
+
+# -- the key help --------------------------------------------------------------------------------
+
+WIDGET_NAMES = {"Tree": "list", "DataTable": "table", "Tabs": "tab bar", "Input": "text box",
+                "TextArea": "text box", "Select": "menu", "SelectionList": "list", "OptionList": "list",
+                "ListView": "list", "Switch": "switch", "Button": "button", "Checkbox": "switch"}
+"""What the key help calls a focused Textual widget whose own keys it lists last."""
+
+
+APP_ORDER = {"show_mode": 0, "toggle_help": 1, "hide_help": 2, "command_palette": 3, "quit": 4}
+"""The order of the keys that work everywhere in the key help."""
+
+
+def lab_actions(node: DOMNode) -> set[str]:
+    """The actions this lab's own classes bind on `node` (not those a Textual widget it extends
+    brings: the catalogue's tree keeps Tree's cursor keys, which are not the Library's)."""
+    out: set[str] = set()
+    for cls in type(node).__mro__:
+        if cls.__module__.startswith("tui_lab"):
+            for binding in cls.__dict__.get("BINDINGS", ()):
+                out.add(binding.action if hasattr(binding, "action") else binding[1])
+    return out
+
+
+def help_title(screen: DOMNode) -> str:
+    """The key help's first heading: the screen's name ("Dashboard" for DashboardScreen)."""
+    name = type(screen).__name__
+    return name[: -len("Screen")] if name.endswith("Screen") and name != "Screen" else name
+
+
+def widget_name(node: DOMNode) -> str:
+    for cls in type(node).__mro__:
+        if cls.__name__ in WIDGET_NAMES:
+            return WIDGET_NAMES[cls.__name__]
+    return type(node).__name__.lower()
+
+

@@ -34,19 +34,29 @@ def _rgb(color: Color) -> tuple[int, int, int]:
     return color.rgb
 
 
-def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
-    """Ticks for data already in log10: at powers of ten (and 2×, 5× when the range is small)."""
+def log_ticks(lo: float, hi: float, cells: int = 0, gap: int = 1) -> tuple[list[float], list[str]]:
+    """Ticks for data already in log10: at powers of ten (and 2×, 5× when the range is small), on an
+    axis of `cells` rows (0: not known) at least `gap` rows apart: the 2× and 5× go first, then
+    every other power of ten (every fifth, …), so that no two labels fall on one row (the second
+    overwrote the first, and a step of the axis looked twice as long)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return [], []
     if hi - lo < 1e-9:
         return [lo], [_pow_label(lo)]
-    ticks = []
-    mults = (1, 2, 5) if hi - lo < 2.5 else (1,)
-    for k in range(math.floor(lo) - 1, math.ceil(hi) + 1):
-        for m in mults:
-            t = k + math.log10(m)
-            if lo - 1e-9 <= t <= hi + 1e-9:
-                ticks.append(t)
+
+    def room(step: float) -> bool:
+        return cells <= 1 or (cells - 1) * step / (hi - lo) >= gap
+
+    ticks: list[float] = []
+    if hi - lo < 2.5 and room(math.log10(2)):
+        for k in range(math.floor(lo) - 1, math.ceil(hi) + 1):
+            for m in (1, 2, 5):
+                t = k + math.log10(m)
+                if lo - 1e-9 <= t <= hi + 1e-9:
+                    ticks.append(t)
+    else:
+        every = next((d for d in (1, 2, 5, 10, 20, 50) if room(d)), 100)
+        ticks = [float(k) for k in range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1) if k % every == 0]
     if len(ticks) < 2:
         ticks = [lo, hi]
     return ticks, [_pow_label(t) for t in ticks]
@@ -132,11 +142,13 @@ class MetricPlot(ReplotPlot):
             if d.x_axis == "step":  # steps are whole numbers (epochs and seconds may be fractional)
                 self.integer_xticks(x_lo, x_hi)
             if d.log:
-                ticks, labels = log_ticks(lo, hi)
+                ticks, labels = log_ticks(lo, hi, self.canvas_rows())
                 if ticks:
                     plt.yticks(ticks, labels)
             elif d.percent:  # as many ticks as plotext's own (7) where the plot has the rows for them
                 ticks, labels = percent_ticks(lo, hi, most=min(7, max(2, (self.size.height - 2) // 2)))
                 if ticks:
                     plt.yticks(ticks, labels)
+            else:  # evenly spaced round values: plotext's own ticks collided on a short plot
+                self.nice_yticks(lo, hi)
         self.refresh()

@@ -10,8 +10,8 @@ The dashboard then calls :meth:`SurfacePlot.update_view` with the comparison on 
 (a few times a second); the paths grow as EvalMetrics bring new ``x``, ``y``. Without a
 comparison, :meth:`SurfacePlot.show_paths` draws a list of :class:`SurfacePath` directly.
 
-Keys (when the view has focus): ``]`` / ``[`` next / previous surface of the comparison, ``e``
-every seed or the first seed only. Plotext has no contour plot: level sets are drawn as points
+Keys (when the view has focus; the dashboard binds them too, whenever the view's tab is shown):
+``]`` / ``[`` next / previous surface of the comparison, ``e`` every seed or the first seed only. Plotext has no contour plot: level sets are drawn as points
 where the banded value of log f changes between neighbouring cells.
 """
 
@@ -37,6 +37,30 @@ from tui_lab.palette import faint, series_colors
 from tui_lab.widgets.replot import ReplotPlot
 
 N_LEVELS = 9
+
+
+def header_line(which: str, description: str, every_seed: bool, switch: bool, width: int = 0) -> Content:
+    """The line over the plot in `width` cells (0: no limit): which surface, its description, the
+    legend, the seeds shown and the keys; the keys go first when it is too long (the footer shows
+    them too), then the legend, then the seeds, then the description shortens with an ellipsis."""
+    seeds = "every seed" if every_seed else "first seed"
+    keys = ("[ ] switch · " if switch else "") + "e seeds"
+    for parts in ((description, "○ start ● now × min", seeds, keys), (description, "○ start ● now × min", seeds),
+                  (description, seeds), (description,)):
+        line = Content.from_markup("[b]$which[/b]", which=which) + Content(" · " + " · ".join(parts))
+        if not width or line.cell_length <= width:
+            return line
+    return line.truncate(width, ellipsis=True)
+
+
+def short_labels(labels: list[str]) -> list[str]:
+    """The table's run names without the part before " · " that they all share (the surface's
+    name, "Rosenbrock · AdaGrad s0" → "AdaGrad s0": the header names the surface), so that the
+    loss and distance columns fit beside them."""
+    heads = {label.split(" · ", 1)[0] for label in labels}
+    if len(labels) > 1 and len(heads) == 1 and all(" · " in label for label in labels):
+        return [label.split(" · ", 1)[1] for label in labels]
+    return labels
 
 
 class SurfaceCanvas(ReplotPlot):
@@ -89,6 +113,8 @@ class SurfaceCanvas(ReplotPlot):
             plt.scatter([t[0] for t in targets], [t[1] for t in targets], marker="×")
         plt.xlim(*fn.xlim)
         plt.ylim(*fn.ylim)
+        self.nice_yticks(*fn.ylim)
+        self.nice_xticks(*fn.xlim, cols)
         self.refresh()
 
 
@@ -145,6 +171,9 @@ class SurfacePlot(Vertical, can_focus=True):
             table = DataTable(id="surface-table", cursor_type="row", zebra_stripes=False)
             table.add_columns("", "run", "step", "loss", "dist")
             yield table
+
+    def on_resize(self) -> None:
+        self.redraw()  # the header fits its width
 
     # -- feeding it ---------------------------------------------------------------------------
 
@@ -205,18 +234,15 @@ class SurfacePlot(Vertical, can_focus=True):
             fn = function_of(key)
             count = len(self.surfaces)
             which = f"surface {self.index % count + 1}/{count}" if count > 1 else "surface"
-            seeds = "every seed" if self.every_seed else "first seed"
-            keys = "[ ] switch · " if count > 1 else ""
-            header.update(Content.from_markup(
-                "[b]$which[/b] · $desc · ○ start ● now × min · $seeds · $keys e seeds",
-                which=which, desc=fn.description or fn.name, seeds=seeds, keys=keys,
-            ))
+            header.update(header_line(which, fn.description or fn.name, self.every_seed, count > 1,
+                                      header.size.width or self.size.width))
         table = self.query_one(DataTable)
         table.clear()
-        for p in paths:
+        names = short_labels([p.label for p in paths])
+        for p, name in zip(paths, names, strict=True):
             swatch = Text("■", style=colors[p.color % len(colors)].hex) if colors else Text("■")
             table.add_row(
-                swatch, Text(p.label), str(p.step),
+                swatch, Text(name), str(p.step),
                 "–" if p.loss is None else f"{p.loss:.2g}",
                 "–" if p.dist is None else f"{p.dist:.2g}",
             )

@@ -94,17 +94,35 @@ class LRFindView(ToolView):
         return self.result_value is not None
 
     def apply(self) -> None:
-        """Open the Builder on the preset with this variant's lr set to the suggestion."""
+        """Open the Builder on the preset with this variant's lr set to the suggestion (not saved).
+
+        Through the app's `open_in_builder`, which asks first when the Builder has unsaved changes;
+        "Learning rate applied" is said once the Builder has taken the recipe (at once when there
+        was nothing to lose, after a "yes" otherwise, never after a "no")."""
         if self.result_value is None:
             self.app.notify("run the LR range test first", severity="warning")
             return
         from engine.diagnostics.lr_find import apply_suggestion
+        from tui_lab.data.draft import Draft
+        from tui_lab.data.tools import draft_with_lr
 
         loaded, spec, r = self.result_value
-        applied = apply_suggestion(spec, round_lr(r.suggestion))
-        train = applied.recipe.train
+        lr = apply_suggestion(spec, round_lr(r.suggestion)).recipe.train.lr
         lr_find = False if getattr(spec.recipe.train, "lr_find", False) else None
-        self.app.apply_lr(loaded, spec.variant, train.lr, lr_find=lr_find)
+        try:
+            draft = draft_with_lr(Draft.from_preset(loaded.preset), spec.variant, lr, lr_find=lr_find)
+        except KeyError:
+            self.app.notify(f"{loaded.id} has no variant {spec.variant!r}", severity="error", markup=False)
+            return
+        message = (f"train.lr = {lr:g} in variant {spec.variant!r} of {loaded.id}: check it and save (ctrl+s) "
+                   "or run (ctrl+r)")
+        builder = self.app.builder_screen
+        if builder is not None:
+            builder.announce_on_load(draft, message, title="Learning rate applied")
+        self.app.pending_variant = spec.variant  # the Builder shows this variant
+        self.app.open_in_builder(loaded, draft)
+        if builder is None:  # no Builder yet: nothing to lose, no question
+            self.app.notify(message, title="Learning rate applied", timeout=8, markup=False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "lr-apply":

@@ -40,9 +40,25 @@ class VariantEditor(Vertical):
         def control(self) -> VariantEditor:
             return self.editor
 
+    class EditChecked(Message):
+        """The overrides box now holds text that does not parse (`problem`, for the highlighted
+        `variant`), or no longer does (`problem` empty). Sent when that changes."""
+
+        def __init__(self, editor: VariantEditor, variant: str, problem: str) -> None:
+            super().__init__()
+            self.editor = editor
+            self.variant = variant
+            self.problem = problem
+
+        @property
+        def control(self) -> VariantEditor:
+            return self.editor
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.variants: list[VariantDraft] = []
+        self.edit_problem = ""
+        """Why the overrides box's text does not parse ("" when it does)."""
 
     def compose(self) -> ComposeResult:
         keys = [f.key for fields in recipe_fields().values() for f in fields if f.name != "name"]
@@ -84,6 +100,11 @@ class VariantEditor(Vertical):
         if self.variants:
             table.move_cursor(row=min(max(row, 0), len(self.variants) - 1))
             self._fill_edit(table.cursor_row)
+        else:  # no variant to edit: nothing in the boxes
+            with self.prevent(Input.Changed):
+                self.query_one("#variant-name", Input).value = ""
+                self.query_one("#variant-overrides", Input).value = ""
+            self._check_edit()
         if notify:
             self.post_message(self.Changed(self, list(self.variants)))
         else:  # a recipe loaded (New, Open): the last one's sweep and its hint no longer apply
@@ -102,6 +123,26 @@ class VariantEditor(Vertical):
             with self.prevent(Input.Changed):
                 self.query_one("#variant-name", Input).value = v.name
                 self.query_one("#variant-overrides", Input).value = format_overrides(v.overrides)
+            self._check_edit()
+
+    def _check_edit(self) -> None:
+        """Whether the overrides box parses; tell the Builder when that changed (text that does not
+        parse must not pass for the variant the table shows)."""
+        try:
+            parse_overrides(self.query_one("#variant-overrides", Input).value)
+            problem = ""
+        except ValueError as exc:
+            problem = str(exc)
+        if problem != self.edit_problem:
+            self.edit_problem = problem
+            i = self.query_one("#variant-list", DataTable).cursor_row
+            name = self.variants[i].name if 0 <= i < len(self.variants) else ""
+            self.post_message(self.EditChecked(self, name, problem))
+
+    @on(Input.Changed, "#variant-overrides")
+    def _overrides_typed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._check_edit()
 
     # -- actions --------------------------------------------------------------------------
 

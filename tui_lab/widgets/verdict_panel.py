@@ -33,7 +33,14 @@ def verdict_content(c: Comparison) -> Content:
         parts.append(Content.from_markup("[b $error]The runner could not run:[/] $e\n\n", e=c.error))
     if claims:
         head = "Claims" if done else f"Claims (checked when every run has ended: {c.n_finished}/{len(c.runs)})"
-        parts.append(Content.from_markup("[b]$h[/]\n", h=head))
+        note = ""
+        if done and c.all_cancelled:
+            note = " · not checked: every run was cancelled (r runs them again)"
+        elif done and c.n_cancelled:
+            k = c.n_cancelled
+            note = (f" · {k} run{'s' if k > 1 else ''} cancelled: a claim that compares "
+                    f"{'them' if k > 1 else 'it'} is not checked")
+        parts.append(Content.from_markup("[b]$h[/][$warning]$n[/]\n", h=head, n=note))
         for r in claims:
             if not done:
                 mark = Content.from_markup("[$text-muted]… waiting[/] ")
