@@ -205,3 +205,34 @@ async def test_a_loss_axis_keeps_every_tick_evenly_spaced(height):
         gaps = {b - a for a, b in zip(rows, rows[1:], strict=False)}
         apart = 2 if height >= 12 else 1  # a blank row between ticks where the plot has 8 rows or more
         assert len(rows) == len(labels) and min(gaps) >= apart and max(gaps) - min(gaps) <= 1, (labels, rows)
+
+
+class ToolPlotsApp(App):
+    def compose(self) -> ComposeResult:
+        from tui_lab.widgets.lr_curve_plot import LRCurvePlot
+        from tui_lab.widgets.scatter_plot import ScatterPlot
+
+        yield LRCurvePlot(id="lr")
+        yield ScatterPlot(id="scatter")
+
+
+@pytest.mark.parametrize("which", ["lr", "scatter"])
+async def test_the_lr_test_and_search_plots_read_round_evenly_spaced_values(which):
+    """The LR range test's loss axis read "3.35 3.11 2.86 2.62 …" and the search scatter's
+    "2.33 1.97 1.60 …" (plotext's own ticks); they now label round values as the curves do."""
+    from tui_lab.widgets.lr_curve_plot import LRCurveData
+    from tui_lab.widgets.scatter_plot import ScatterData
+
+    app = ToolPlotsApp()
+    async with app.run_test(size=(70, 22)) as pilot:
+        app.query_one("#scatter" if which == "lr" else "#lr").display = False
+        lrs = [10 ** (-5 + k / 10) for k in range(50)]
+        losses = [1.88 + 1.47 / (1 + math.exp((k - 25) / 4)) for k in range(50)]
+        if which == "lr":
+            app.query_one("#lr").show(LRCurveData(points=list(zip(lrs, losses, strict=True))))
+        else:
+            app.query_one("#scatter").show(ScatterData(series=[("random", lrs, losses)], log_x=True))
+        await pilot.pause()
+        labels = y_tick_labels(screen_text(app), 0)
+        steps = _steps(labels)
+        assert len(labels) >= 2 and len(set(steps)) == 1 and _round_step(steps[0]), labels

@@ -61,6 +61,9 @@ class LRCurvePlot(ReplotPlot):
         plt.title("smoothed loss · learning rate (log)")
         xs, ys = downsample(xs, ys, max(16, 2 * max(1, self.size.width)))
         plt.plot(xs, ys, marker="braille", color=self._color("primary"))
+        finite = [y for y in ys if math.isfinite(y)]
+        if finite:
+            self.nice_yticks(min(finite), max(finite))
         lo, hi = min(xs), max(xs)
         for name, lr in d.marks:
             if lr is None or not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):

@@ -53,6 +53,7 @@ class ScatterPlot(ReplotPlot):
             plt.title(d.title)
         colors = series_colors(self.app.theme_variables, max(1, len(d.series))) if self.is_mounted else []
         all_x: list[float] = []
+        all_y: list[float] = []
         for i, (name, xs, ys) in enumerate(d.series):
             if d.log_x:
                 px, py = log_x(zip(xs, ys, strict=True))
@@ -62,6 +63,7 @@ class ScatterPlot(ReplotPlot):
             if not px:
                 continue
             all_x += px
+            all_y += [y for y in py if math.isfinite(y)]
             color = colors[i % len(colors)].rgb if colors else None
             plt.scatter(px, py, marker=MARKERS[i % len(MARKERS)], color=color,
                         label=name if len(d.series) > 1 else None)
@@ -69,6 +71,8 @@ class ScatterPlot(ReplotPlot):
             bx, by = d.best
             if (not d.log_x or bx > 0) and math.isfinite(by):
                 plt.scatter([math.log10(bx) if d.log_x else bx], [by], marker="◎")
+        if all_y:
+            self.nice_yticks(min(all_y), max(all_y))  # round values, evenly spaced (as the curves' axes)
         if not all_x:
             self.draw_empty(d.empty)
         elif d.log_x:
