@@ -32,7 +32,7 @@ def _layers(shape: tuple[int, ...], channels: list[int], kernels: list[int], str
     cin = shape[0] if len(shape) == 3 else 1
     size = list(shape[-dims:])
     mods: list[nn.Module] = []
-    for c, k in zip(channels, kernels):
+    for c, k in zip(channels, kernels, strict=True):
         mods += [_conv(dims)(cin * groups, c * groups, k, stride=stride, padding=padding, groups=groups), nn.ReLU()]
         cin = c
         size = [(s + 2 * padding - k) // stride + 1 for s in size]
@@ -63,7 +63,7 @@ def sides(case: str, m: int, device: str, loops: int) -> dict[str, Callable[[], 
 
     def sequential() -> None:
         for _ in range(loops):
-            for model, x, y in zip(solos, xs, ys):
+            for model, x, y in zip(solos, xs, ys, strict=True):
                 model.zero_grad(set_to_none=True)
                 F.cross_entropy(model(x), y).backward()
 
