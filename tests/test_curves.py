@@ -46,3 +46,10 @@ def test_a_loss_that_fell_almost_all_the_way_is_not_said_to_fall_100_percent():
              for s, (t, v) in enumerate([(2.3, 2.3), (0.5, 1.0), (0.01, 1.5), (0.0006, 2.7)])]
     text = diagnose(evals, "done").text
     assert text.startswith("overfitting") and "fell >99%" in text and "100%" not in text
+
+
+def test_a_cancelled_run_is_read_as_far_as_it_got_and_says_so():
+    evals = [{"step": s, "epoch": s / 10, "train_loss": 2.0 / (1 + s), "val_loss": 2.2 / (1 + s)} for s in range(6)]
+    assert diagnose(evals, "done").text.startswith("normal:")
+    d = diagnose(evals, "cancelled")
+    assert d.label == "normal" and d.text.startswith("cancelled; so far: normal:")

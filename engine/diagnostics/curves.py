@@ -53,7 +53,16 @@ def _finite(xs: list[float]) -> bool:
 
 
 def diagnose(evals: list[dict[str, float]], status: str = "done", reason: str = "") -> Diagnosis:
-    """Label a run from its evaluations (dicts with step, epoch, train_loss, val_loss, ...)."""
+    """Label a run from its evaluations (dicts with step, epoch, train_loss, val_loss, ...). A run
+    that was cancelled or failed is read as far as it got, and the text says so ("cancelled; so
+    far: normal: ...")."""
+    d = _diagnose(evals, status, reason)
+    if status in ("cancelled", "failed") and not d.text.startswith("too few"):
+        return Diagnosis(d.label, f"{status}; so far: {d.text}", d.remedies)
+    return d
+
+
+def _diagnose(evals: list[dict[str, float]], status: str, reason: str) -> Diagnosis:
     if status == "diverged":
         return Diagnosis("diverged", f"diverged: {reason or 'the loss became NaN or inf'}", REMEDIES["diverged"])
     if evals and not any("val_loss" in e for e in evals):  # no validation split (2-D surfaces, ...)
