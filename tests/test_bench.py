@@ -12,7 +12,7 @@ from tui_lab.cli import main
 
 STATUSES = {"measured", "not measured", "not available"}
 SECTION_IDS = ("presets/", "engine/dataloader.", "engine/slicing.", "batched/sequential.", "batched8/single.", "fast/plain.",
-               "vmap/baddbmm.", "surfaces/sequential.", "app/headless")
+               "vmap/baddbmm.", "conv/sequential.", "surfaces/sequential.", "app/headless")
 
 
 def _bench(capsys, *args: str) -> dict:
@@ -50,7 +50,7 @@ def test_bench_quick_json(capsys) -> None:
     _check_rows(report)
     ids = {r["id"] for r in report["rows"]}
     assert {"engine/dataloader.mnist1d", "engine/slicing.mnist-size", "batched/sequential.sweep32",
-            "batched8/single.optimizers", "presets/solo.activations"} <= ids
+            "batched8/single.optimizers", "presets/solo.activations", "conv/sequential.mnist1d.8"} <= ids
 
 
 def test_bench_rejects_bad_options(capsys) -> None:
