@@ -43,6 +43,9 @@ async def test_library_builder_history_and_tools_keep_their_keys_and_quit(make_a
         await pilot.press("escape", "4")
         await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
         await shows(pilot, "space Mark", "a Mark all shown", "/ Filter", "o Open", "d Delete", "^q Quit")
+        await pilot.resize_terminal(100, 30)  # the help key before Sort and Refresh
+        await shows(pilot, "space Mark", "a Mark all shown", "o Open", "d Delete", "^q Quit", "? Keys")
+        await pilot.resize_terminal(*SIZE)
         await pilot.press("5")
         await shows(pilot, "^r Run / stop", "t Next tool", "^q Quit", "? Keys")
 

@@ -33,7 +33,7 @@ class HistoryScreen(Screen):
         yield Input(placeholder="/ filter: preset, variant, status or run id", id="history-filter", compact=True)
         yield RunTable(id="runs")
         yield Static("", id="history-status")
-        yield LabFooter(keep=("toggle_mark", "mark_shown", "open", "filter", "delete", "sort", "refresh"))
+        yield LabFooter(keep=("toggle_mark", "mark_shown", "open", "filter", "delete", "toggle_help", "sort", "refresh"))
 
     def on_mount(self) -> None:
         self.refresh_runs()
