@@ -453,3 +453,20 @@ async def test_overrides_that_do_not_parse_make_the_recipe_invalid(make_app):
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
         assert [s.recipe.train.lr for s in live(app).specs] == [0.05]
+
+
+async def test_a_variant_edit_typed_but_not_entered_is_taken_by_run(make_app):
+    """`train.lr = 0.2` typed in the overrides box, then ctrl+r without enter, trained the old
+    variant: run (and save) now take the edit first, and say so."""
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        await _tab(pilot, screen, "variants")
+        await _settle(pilot, screen)
+        screen.query_one("#variant-overrides", Input).focus()
+        await pilot.press(*"train.lr = 0.2")
+        await _settle(pilot, screen)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        assert [s.recipe.train.lr for s in live(app).specs] == [0.2]
+        assert screen.draft.variants[0].overrides == {"train": {"lr": 0.2}}

@@ -397,9 +397,17 @@ class BuilderScreen(Screen):
     def action_save(self) -> None:
         self.save()
 
+    def _take_typed_edit(self) -> None:
+        """A variant edit typed in the Variants tab but not entered counts (run and save take it)."""
+        editor = self.query_one(VariantEditor)
+        if editor.apply_edit(only_if_changed=True):
+            self.draft.variants = list(editor.variants)  # now, not when the Changed message arrives
+            self.notify("the variant edit you typed was applied first", markup=False)
+
     def save(self) -> bool:
         """Save the recipe (ctrl+s; quitting's "Save and quit"); False, with a message, when it is not
         valid or cannot be written."""
+        self._take_typed_edit()
         if self.validate() is None:
             self.notify(self.problem, title="Not saved: the recipe is not valid", severity="error", timeout=8,
                         markup=False)
@@ -421,6 +429,7 @@ class BuilderScreen(Screen):
         return True
 
     def action_run(self, quick: bool) -> None:
+        self._take_typed_edit()
         loaded = self.validate()
         if loaded is None:
             self.notify(self.problem, title="Cannot run: the recipe is not valid", severity="error", timeout=8,

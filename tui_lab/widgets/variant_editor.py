@@ -215,19 +215,30 @@ class VariantEditor(Vertical):
     @on(Input.Submitted, "#variant-overrides")
     def _apply_edit(self, event: Input.Submitted) -> None:
         event.stop()
+        self.apply_edit()
+
+    def apply_edit(self, *, only_if_changed: bool = False) -> bool:
+        """Put the name and overrides boxes into the highlighted variant (enter; and the Builder's run
+        and save, so that an edit typed but not yet entered is not lost: `only_if_changed`). False,
+        with a hint, when the boxes do not make a valid edit (or, with `only_if_changed`, make none)."""
         i = self.query_one("#variant-list", DataTable).cursor_row
         if not 0 <= i < len(self.variants):
-            return
+            return False
         name = self.query_one("#variant-name", Input).value.strip()
         if not name:
             self._hint("a variant needs a name", error=True)
-            return
+            return False
         try:
             overrides = parse_overrides(self.query_one("#variant-overrides", Input).value)
         except ValueError as exc:
             self._hint(str(exc), error=True)
-            return
-        self.variants[i].name = name[:40]
-        self.variants[i].overrides = overrides
+            return False
+        v = self.variants[i]
+        typed = self.query_one("#variant-overrides", Input).value.strip()
+        if only_if_changed and ((v.name, v.overrides) == (name[:40], overrides) or not typed):
+            return False  # nothing new, or a box cleared (the variant keeps what the table shows)
+        v.name = name[:40]
+        v.overrides = overrides
         self.set_variants(self.variants, notify=True)
         self._hint(f"variant {name!r} updated")
+        return True
