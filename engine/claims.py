@@ -123,7 +123,7 @@ def check_claim(claim: Claim, outcomes: list[RunOutcome]) -> ClaimResult:
     by_variant: dict[str, dict[int, RunOutcome]] = {}
     for run in outcomes:
         by_variant.setdefault(run.variant, {})[run.seed] = run
-    names = claim.lefts + ([claim.right] if claim.right else [])
+    names = claim.variants
     missing = [n for n in names if n not in by_variant]
     if missing:
         return ClaimResult(claim, False, problem=f"no runs of {', '.join(missing)}")

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from engine.config import Recipe, RunSpec, Strict, close_fields, deep_merge
+from engine.config import Recipe, RunSpec, Strict, close_fields, deep_merge, section_fields
 
 Chapter = Literal[
     "data",
@@ -97,6 +97,11 @@ class Claim(Strict):
     @property
     def lefts(self) -> list[str]:
         return [self.left] if isinstance(self.left, str) else list(self.left)
+
+    @property
+    def variants(self) -> list[str]:
+        """Every variant the claim names: its left ones, then its right one if any."""
+        return self.lefts + ([self.right] if self.right else [])
 
 
 class SearchFieldSpec(Strict):
@@ -182,7 +187,7 @@ class Preset(Strict):
         if dupes:
             raise ValueError(f"variant names must be unique; repeated: {', '.join(dupes)}")
         for i, claim in enumerate(self.claims):
-            for name in [*claim.lefts, *([claim.right] if claim.right else [])]:
+            for name in claim.variants:
                 if name not in names:
                     raise ValueError(
                         f"claims[{i}] names variant {name!r}, which is not one of: {', '.join(names)}"
@@ -269,12 +274,9 @@ def _format_errors(exc: ValidationError, path: Path, source: str, where: str = "
 
 
 def _allowed_fields(loc: tuple) -> list[str]:
-    from engine.config import DataSpec, ModelSpec, TrainSpec
-
-    by_section = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec}
     for part in reversed(loc[:-1]):
-        if part in by_section:
-            return sorted(by_section[part].model_fields)
+        if part in SECTIONS:
+            return section_fields(part)
     if len(loc) == 1:
         return sorted(Preset.model_fields)
     if "claims" in loc:

@@ -363,11 +363,11 @@ class Comparison:
         """Every run was cancelled (nothing to read: the header and the toast say so)."""
         return bool(self.runs) and self.n_cancelled == len(self.runs)
 
-    def claims_on_cancelled(self) -> list[ClaimResult]:
-        """The claims not checked because a run they compare was cancelled."""
+    def claims_on_cancelled(self, claims: list[ClaimResult]) -> list[ClaimResult]:
+        """Those of the checked `claims` (``claims()``) not checked because a run they compare was
+        cancelled."""
         cancelled = {r.variant for r in self.runs if r.status == "cancelled"}
-        return [r for r in self.claims() if r.problem
-                and cancelled & {*r.claim.lefts, *([r.claim.right] if r.claim.right else [])}]
+        return [r for r in claims if r.problem and cancelled & set(r.claim.variants)]
 
     @property
     def multi_seed(self) -> bool:
@@ -456,7 +456,7 @@ def finish_note(c: Comparison) -> tuple[str, str]:
         parts.append(f"{cancelled} of {n} runs cancelled")
     if claims:
         held, unchecked = sum(r.holds for r in claims), sum(bool(r.problem) for r in claims)
-        on_cancelled = len(c.claims_on_cancelled())
+        on_cancelled = len(c.claims_on_cancelled(claims))
         if not cancelled:
             parts.append(f"{held}/{len(claims)} claims hold")
         elif len(claims) > unchecked:
