@@ -409,6 +409,11 @@ FIELD_SYNONYMS = {"learning_rate": "lr", "wd": "weight_decay", "bs": "batch_size
 """Names people often write for a field (from other libraries): where one is meant, say so."""
 
 
+def section_fields(section: str) -> list[str]:
+    """The fields of a recipe section ("data", "model" or "train"), sorted."""
+    return sorted(Recipe.model_fields[section].annotation.model_fields)  # type: ignore[union-attr]
+
+
 def close_fields(name: str, allowed: list[str]) -> list[str]:
     """The fields of `allowed` that a mistyped `name` probably means (at most two; none: no guess)."""
     if FIELD_SYNONYMS.get(name) in allowed:

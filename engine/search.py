@@ -39,20 +39,13 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from engine.config import Recipe, RunSpec, close_fields, deep_merge
+from engine.config import Recipe, RunSpec, close_fields, deep_merge, section_fields
 from engine.outcomes import RunOutcome
 
 Scale = Literal["log", "linear"]
 Executor = Callable[[list[RunSpec]], list[RunOutcome]]
 SECTIONS = ("data", "model", "train")
 SHRINK = 1.0 / 3.0
-
-
-def _section_fields(section: str) -> list[str]:
-    """The fields of a recipe section ("data", "model", "train"), sorted."""
-    from engine.config import Recipe
-
-    return sorted(Recipe.model_fields[section].annotation.model_fields)  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -69,7 +62,7 @@ class SearchField:
         if section not in SECTIONS or not name:
             raise ValueError(f"a search field is section.name with section one of {', '.join(SECTIONS)}, "
                              f"got {self.path!r}")
-        if name not in (fields := _section_fields(section)):
+        if name not in (fields := section_fields(section)):
             close = close_fields(name, fields)
             hint = f"did you mean {' or '.join(f'{section}.{c}' for c in close)}?" if close else (
                 f"{section} has: {', '.join(fields)}")
