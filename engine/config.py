@@ -409,9 +409,15 @@ FIELD_SYNONYMS = {"learning_rate": "lr", "wd": "weight_decay", "bs": "batch_size
 """Names people often write for a field (from other libraries): where one is meant, say so."""
 
 
+def section_spec(section: str) -> type[BaseModel]:
+    """The schema of a recipe section: ``DataSpec``, ``ModelSpec`` or ``TrainSpec`` for "data",
+    "model" or "train"."""
+    return Recipe.model_fields[section].annotation  # type: ignore[return-value]
+
+
 def section_fields(section: str) -> list[str]:
-    """The fields of a recipe section ("data", "model" or "train"), sorted."""
-    return sorted(Recipe.model_fields[section].annotation.model_fields)  # type: ignore[union-attr]
+    """The fields of a recipe section, sorted."""
+    return sorted(section_spec(section).model_fields)
 
 
 def close_fields(name: str, allowed: list[str]) -> list[str]:

@@ -177,8 +177,8 @@ def _print_card(preset: str, as_json: bool) -> int:
                        f"what it buys:    {BENEFIT_WORDS.get(p.benefit, p.benefit)}"))
     console.print(Text(p.summary), "")
     console.print(Markdown(p.explain))
-    seeds = ", ".join(map(str, p.seeds))
-    quick = ", ".join(map(str, p.quick_seeds if p.quick_seeds is not None else p.seeds))
+    seeds = ", ".join(map(str, p.default_seeds(False)))
+    quick = ", ".join(map(str, p.default_seeds(True)))
     console.print(Text(f"\nVariants ({len(p.variants)}; seeds {seeds}, quick {quick})", style="bold"))
     for v in p.variants:
         console.print(Text(f"  • {v.name}" + (f": {v.description}" if v.description else "")))
@@ -326,9 +326,9 @@ def recipe_fields_shown(section: str, fields: dict[str, object]) -> tuple[dict[s
     """A stored recipe section's fields worth printing: the always relevant ones (an MLP's hidden
     sizes unless depth and width set them, a CNN's channels, a momentum optimizer's momentum too)
     and the others that differ from their defaults; and how many were left out."""
-    from engine.config import DataSpec, ModelSpec, TrainSpec
+    from engine.config import section_spec
 
-    model = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec}[section]
+    model = section_spec(section)
     always = set(ALWAYS_SHOWN[section])
     if section == "model" and fields.get("kind") == "mlp" and fields.get("depth") is fields.get("width") is None:
         always.add("hidden")
