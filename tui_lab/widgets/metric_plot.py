@@ -10,7 +10,7 @@ from textual.color import Color
 
 from tui_lab.data.comparison import Curve
 from tui_lab.data.series import downsample
-from tui_lab.widgets.replot import ReplotPlot
+from tui_lab.widgets.replot import ReplotPlot, plot_range
 
 X_LABELS = {"step": "step", "epoch": "epoch", "time": "seconds"}
 
@@ -72,9 +72,7 @@ def percent_ticks(lo: float, hi: float, most: int = 7) -> tuple[list[float], lis
     value), at most `most` of them; labelled without a decimal when the spacing allows."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return [], []
-    lo, hi = min(lo, hi), max(lo, hi)
-    if hi - lo < 1e-12:
-        lo, hi = (0.5 * lo, 1.5 * lo) if lo > 0 else (1.5 * lo, 0.5 * lo) if lo < 0 else (-1.0, 1.0)
+    lo, hi = plot_range(lo, hi)
     for step in PERCENT_STEPS:
         first, last = math.ceil(lo * 100 / step - 1e-9), math.floor(hi * 100 / step + 1e-9)
         if last - first + 1 <= max(2, most):
