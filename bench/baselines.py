@@ -7,6 +7,9 @@ samples) and the validation split, with a test evaluation at the end. The engine
 work too (plus its per-layer diagnostics, its bookkeeping and its events), so the ratio is the
 price of the engine's extras, not of work the plain loop skips.
 
+Each calls ``on_epoch`` when an epoch (its steps and its evaluation) is done: the benchmark times
+the epochs between those calls.
+
 * :func:`dataloader_loop`: ``DataLoader(TensorDataset(x, y), shuffle=True)``, the textbook way;
   ``loss.item()`` every step, as such loops usually print or accumulate it.
 * :func:`slicing_loop`: already the fast way: index slices of one permutation per epoch of
@@ -16,6 +19,7 @@ price of the engine's extras, not of work the plain loop skips.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -60,7 +64,7 @@ def _epoch_end(model: nn.Module, data: DataSplits) -> dict[str, float]:
 
 
 def dataloader_loop(data: DataSplits, spec: ModelSpec, *, epochs: int, batch_size: int, lr: float,
-                    seed: int = 0) -> dict[str, float]:
+                    seed: int = 0, on_epoch: Callable[[], object] = lambda: None) -> dict[str, float]:
     """The textbook loop over a DataLoader; returns the final metrics."""
     torch.manual_seed(seed)
     model = plain_mlp(spec, math.prod(data.input_shape), data.n_classes).to(data.device)
@@ -78,12 +82,13 @@ def dataloader_loop(data: DataSplits, spec: ModelSpec, *, epochs: int, batch_siz
             running += loss.item()
         metrics = _epoch_end(model, data)
         metrics["running_loss"] = running / len(loader)
+        on_epoch()
     metrics["test_loss"], metrics["test_acc"] = _evaluate(model, data.x_test, data.y_test)
     return metrics
 
 
 def slicing_loop(data: DataSplits, spec: ModelSpec, *, epochs: int, batch_size: int, lr: float,
-                 seed: int = 0) -> dict[str, float]:
+                 seed: int = 0, on_epoch: Callable[[], object] = lambda: None) -> dict[str, float]:
     """Index slices of a per-epoch permutation of device tensors; the loss read once per epoch."""
     torch.manual_seed(seed)
     model = plain_mlp(spec, math.prod(data.input_shape), data.n_classes).to(data.device)
@@ -105,5 +110,6 @@ def slicing_loop(data: DataSplits, spec: ModelSpec, *, epochs: int, batch_size: 
             steps += 1
         metrics = _epoch_end(model, data)
         metrics["running_loss"] = float(running) / steps
+        on_epoch()
     metrics["test_loss"], metrics["test_acc"] = _evaluate(model, data.x_test, data.y_test)
     return metrics

@@ -31,7 +31,7 @@ def table(rows: list[Row], info: dict[str, Any]):
     from rich.text import Text
 
     t = Table(title=f"dllab bench — {info['device']}, torch {info['torch']}, {info['threads']} thread(s)",
-              caption="ratio: median wall time, left ÷ right (interleaved repeats); CPU: the same in CPU time")
+              caption="ratio: wall time, left ÷ right, median over interleaved rounds; CPU: the same in CPU time")
     for col in ("comparison", "ratio", "CPU", "target", ""):
         t.add_column(col, justify="left" if col == "comparison" else "right", overflow="fold")
     for r in rows:
@@ -41,6 +41,8 @@ def table(rows: list[Row], info: dict[str, Any]):
             t.add_row(what, r.status, "", _target(r), "")
             continue
         what.append(f"\n{r.case}\n{_fmt(r.left_s)} vs {_fmt(r.right_s)} {r.unit}, {r.repeats} repeats", style="dim")
+        if r.note:
+            what.append(f"\n{r.note}", style="dim")
         ok = "" if r.meets is None else ("✔" if r.meets else "✘")
         t.add_row(what, _fmt(r.ratio), _fmt(r.cpu_ratio), _target(r), ok)
     return t

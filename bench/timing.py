@@ -1,8 +1,9 @@
 """Side-by-side timing: interleaved repeats, medians, ratios, on wall clock and CPU time.
 
-Every comparison in the benchmark times its sides in turns (A, B, A, B, ...) after a warm-up
-round, so that whatever else the machine is doing at the moment weighs on both sides alike, and
-reports the median of each side. Two clocks are kept:
+Every comparison in the benchmark times its sides in turns (A B, B A, A B, ...) after a warm-up
+round, so that whatever else the machine is doing at the moment weighs on both sides alike; a
+ratio is the median of the rounds' ratios (:func:`paired_ratio`), and each side's median time is
+reported beside it. Two clocks are kept:
 
 * wall time (``time.perf_counter``): what a person waits;
 * CPU time of this process (``time.process_time``): on a shared machine it leaves out the time
@@ -14,6 +15,7 @@ are recorded around it, see ``cuda_ms``).
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -35,6 +37,17 @@ class Timing:
     @property
     def cpu_median(self) -> float:
         return statistics.median(self.cpu)
+
+
+def paired_ratio(left: list[float], right: list[float]) -> float:
+    """The median of the per-round ratios ``left[i] / right[i]``.
+
+    Sides timed in turns are paired round by round, so a slow stretch of the machine (on a shared
+    virtual machine the same run here has taken 0.41 s and 0.60 s an epoch minutes apart) weighs
+    on both halves of a ratio, where a ratio of two medians may take them from different moments.
+    """
+    ratios = sorted(a / b for a, b in zip(left, right, strict=True) if b > 0)
+    return statistics.median(ratios) if ratios else math.nan
 
 
 def _sync(device: str) -> None:
@@ -77,4 +90,46 @@ def interleaved(sides: dict[str, Callable[[], object]], repeats: int, warmup: in
             out[name].cpu.append(cpu)
             if cuda is not None:
                 out[name].cuda_ms.append(cuda)
+    return out
+
+
+@dataclass
+class Marked:
+    """The repeats of one side that marks points inside its run: the whole run, and between marks."""
+
+    run: Timing = field(default_factory=Timing)
+    between: Timing = field(default_factory=Timing)
+    """From the first mark to the last (e.g. the epochs after the first, without the run's start and end)."""
+
+
+def interleaved_marked(sides: dict[str, Callable[[Callable[[], None]], object]], repeats: int, warmup: int = 1,
+                       device: str = "cpu") -> dict[str, Marked]:
+    """`interleaved` for sides that take a ``mark`` callable and call it at points of their run.
+
+    Each side is timed as a whole and from its first mark to its last, so a per-epoch figure can
+    leave out what a run does once (building the model, an evaluation before the first step, the
+    test evaluation at the end). A mark synchronizes CUDA first.
+    """
+    out = {name: Marked() for name in sides}
+    for r in range(warmup + repeats):
+        names = list(sides) if r % 2 == 0 else list(reversed(sides))
+        for name in names:
+            marks: list[tuple[float, float]] = []
+
+            def mark(marks: list[tuple[float, float]] = marks) -> None:
+                _sync(device)
+                marks.append((time.perf_counter(), time.process_time()))
+
+            wall, cpu, cuda = time_once(lambda name=name, mark=mark: sides[name](mark), device)
+            if r < warmup:
+                continue
+            if len(marks) < 2:
+                raise ValueError(f"side {name!r} marked {len(marks)} point(s); the span between marks needs 2")
+            o = out[name]
+            o.run.wall.append(wall)
+            o.run.cpu.append(cpu)
+            if cuda is not None:
+                o.run.cuda_ms.append(cuda)
+            o.between.wall.append(marks[-1][0] - marks[0][0])
+            o.between.cpu.append(marks[-1][1] - marks[0][1])
     return out

@@ -1,6 +1,6 @@
 """``dllab bench``: dllab's speed, measured side by side against plain PyTorch loops and sequential runs.
 
-Prints a table of ratios (median of several interleaved repeats after a warm-up); ``--json``
+Prints a table of ratios (median over several interleaved rounds after a warm-up); ``--json``
 prints the rows for a machine; ``--quick`` is a short form (seconds, for smoke tests). The
 benchmarks live in the source tree's ``bench/`` folder.
 """
