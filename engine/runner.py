@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import pickle
 import queue
+import re
 import signal
 import sys
 import threading
@@ -103,8 +104,12 @@ def failure_reason(exc: BaseException, device: str) -> str:
     oom: tuple[type[BaseException], ...] = (MemoryError,)
     if torch is not None and hasattr(torch.cuda, "OutOfMemoryError"):
         oom += (torch.cuda.OutOfMemoryError,)
-    if isinstance(exc, oom) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
-        return f"out of memory on {device}: try a smaller batch_size or model"
+    message = str(exc).lower()
+    if isinstance(exc, oom) or (isinstance(exc, RuntimeError) and any(
+            words in message for words in ("out of memory", "can't allocate memory", "cannot allocate memory"))):
+        tried = re.search(r"tried to allocate (\d+) bytes", message)  # the CPU allocator says how much
+        size = f" (it asked for {int(tried.group(1)) / 2**30:.3g} GiB at once)" if tried else ""
+        return f"out of memory on {device}{size}: try a smaller batch_size or model"
     text = " ".join(str(exc).split())
     if len(text) > 300:
         text = text[:297] + "..."

@@ -375,6 +375,10 @@ def test_failure_reasons():
     oom = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
     assert failure_reason(oom, "cuda:0") == "out of memory on cuda:0: try a smaller batch_size or model"
     assert failure_reason(ValueError("bad\n  value"), "cpu") == "ValueError: bad value"
+    cpu_oom = RuntimeError("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 160000000000 bytes. Error code 12 (Cannot allocate memory)")
+    assert failure_reason(cpu_oom, "cpu") == ("out of memory on cpu (it asked for 149 GiB at once): "
+                                              "try a smaller batch_size or model")
     assert failure_reason(KeyError(), "cpu") == "KeyError"
     assert death_reason(3) == "worker process died (exit code 3)"
     assert death_reason(-9) == "worker process died (exit code -9): SIGKILL, often the system's out-of-memory killer"

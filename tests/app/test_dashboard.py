@@ -598,3 +598,36 @@ async def test_the_surface_keys_work_from_the_tab_bar_and_show_in_the_footer(sto
         assert "Next surface" not in screen_text(app).rstrip("\n").splitlines()[-1]
         await pilot.press("]")
         assert plot.index == 0
+
+
+async def test_a_comparison_whose_runs_failed_reads_failed_and_says_why(make_app):
+    """A recipe too big for memory: the run failed before its first evaluation. The header read
+    "finished 1/1", the toast "1 ended failed" and the plots "not measured in these runs"; the
+    reason was only in the Verdict."""
+    from engine.events import RunFinished, RunStarted
+    from tui_lab.app import DllabApp
+
+    reason = "out of memory on cpu (it asked for 149 GiB at once): try a smaller batch_size or model"
+
+    class FailingRunner(FakeRunner):
+        def __init__(self, specs, **kwargs) -> None:
+            super().__init__(specs, **kwargs)
+            self.queues = [[q[0], RunFinished(rid, "failed", 0, reason, {}, {}, 0.0)]
+                           for q, rid in zip(self.queues, self.run_ids, strict=True)]
+            self.limits = [2] * len(self.queues)
+            assert all(isinstance(q[0], RunStarted) for q in self.queues)
+
+    app = make_app(open_preset=pinned("dropout"), quick=True)
+    assert isinstance(app, DllabApp)
+    app.bridge.runner_factory = lambda specs, *, device="auto", store=None: FailingRunner(specs, device=device,
+                                                                                          store=store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished and _toasts(app))
+        await pilot.pause(0.4)
+        header = screen_text(app).splitlines()[1]
+        assert "failed 4/4" in header and "finished" not in header, header
+        title, message = _toasts(app)[-1]
+        assert title == "Dropout and DropConnect: failed", title
+        assert f"4 of 4 runs failed: {reason}" in message, message
+        plot = app.screen.query_one("#plot-val_acc", MetricPlot)
+        assert plot.data.empty == f"no points: all 4 runs failed: {reason}", plot.data.empty

@@ -359,6 +359,12 @@ class Comparison:
         return sum(r.status == "cancelled" for r in self.runs)
 
     @property
+    def n_failed(self) -> int:
+        """Runs that failed (an error, out of memory, a worker that died): not diverged ones, which
+        are an outcome of the comparison."""
+        return sum(r.status == "failed" for r in self.runs)
+
+    @property
     def all_cancelled(self) -> bool:
         """Every run was cancelled (nothing to read: the header and the toast say so)."""
         return bool(self.runs) and self.n_cancelled == len(self.runs)
@@ -466,11 +472,14 @@ def finish_note(c: Comparison) -> tuple[str, str]:
             parts.append(f"{on_cancelled} not checked: {needs} the cancelled run{'s' if cancelled > 1 else ''}")
         if unchecked > on_cancelled:
             parts.append(f"{unchecked - on_cancelled} {'more ' if on_cancelled else ''}not checked")
-    failed = [r for r in c.runs if r.status in ("failed", "diverged")]
+    failed = [r for r in c.runs if r.status == "failed"]
     if failed:
-        parts.append(f"{len(failed)} ended {failed[0].status}")
+        why = f": {failed[0].reason}" if failed[0].reason else ""
+        parts.append(f"{'the run' if n == 1 else f'{len(failed)} of {n} runs'} failed{why}")
+    if diverged := sum(r.status == "diverged" for r in c.runs):
+        parts.append(f"{diverged} diverged")
     parts.append("the numbers: the Dashboard's Verdict tab (v)")
-    title = f"{c.title}: finished" + (f", {cancelled} cancelled" if cancelled else "")
+    title = f"{c.title}: " + ("failed" if len(failed) == n else "finished") + (f", {cancelled} cancelled" if cancelled else "")
     return title, " · ".join(parts)
 
 

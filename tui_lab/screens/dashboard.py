@@ -74,8 +74,20 @@ def layers_empty(c: Comparison, run: RunView) -> str:
             return "No diagnostics were recorded in these runs."
         if run.status == "cancelled":
             return "This run was cancelled before its first diagnostics."
+        if run.status == "failed" and run.reason:
+            return f"No diagnostics were recorded in this run: it failed ({run.reason})."
         return f"No diagnostics were recorded in this run (it ended {run.status})."
     return WAITING
+
+
+def no_points(c: Comparison) -> str:
+    """What a finished comparison's plot says when none of its runs reported its metric: why, when
+    every run failed (an error, out of memory) before its first evaluation."""
+    if c.runs and c.n_failed == len(c.runs):
+        reasons = {r.reason for r in c.runs if r.reason}
+        who = "the run" if len(c.runs) == 1 else f"all {len(c.runs)} runs"
+        return f"no points: {who} failed" + (f": {reasons.pop()}" if len(reasons) == 1 else " (the Verdict says why)")
+    return "not measured in these runs"
 
 
 class DashboardScreen(Screen):
@@ -288,7 +300,7 @@ class DashboardScreen(Screen):
             log = (self.log_scale and info.is_loss) or (key == "lr" and c.lr_spans_decades())
             empty = "waiting for the first points"
             if c.finished and not c.has_metric(key):
-                empty = "not measured in these runs"
+                empty = no_points(c)
             plot.show(PlotData(
                 title=info.title, curves=c.curves(key, self.x_axis, self.smoothing, log), colors=self._colors,
                 band_colors=self._band_colors, x_axis=self.x_axis, log=log, percent=info.percent and not log, empty=empty,

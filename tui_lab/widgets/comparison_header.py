@@ -51,15 +51,21 @@ def progress(c: Comparison) -> str:
 
     The runs training are counted apart from the ended ones: "running 0/7" read as "none of 7
     running" while a batched group trained (its members end together). Cancelled runs are not
-    finished ones: "cancelled 4/4" when all were, "finished 5/7 · 2 cancelled" when some were."""
+    finished ones: "cancelled 4/4" when all were, "finished 5/7 · 2 cancelled" when some were;
+    nor are failed ones (an error, out of memory): "failed 1/1", "finished 3/4 · 1 failed"."""
     done, total = c.n_finished, len(c.runs)
     if c.finished and not c.read_only and not c.error:
-        cancelled = c.n_cancelled
+        cancelled, failed = c.n_cancelled, c.n_failed
         if cancelled == total:
             return f"[b $warning]cancelled[/] {cancelled}/{total}"
+        if failed == total:
+            return f"[b $error]failed[/] {failed}/{total}"
+        parts = [f"[b $success]finished[/] {done - cancelled - failed}/{total}"]
+        if failed:
+            parts.append(f"[$error]{failed} failed[/]")
         if cancelled:
-            return f"[b $success]finished[/] {done - cancelled}/{total} · [$warning]{cancelled} cancelled[/]"
-        return f"[b $success]finished[/] {done}/{total}"
+            parts.append(f"[$warning]{cancelled} cancelled[/]")
+        return " · ".join(parts)
     running = sum(r.status == "running" for r in c.runs)
     if c.read_only:
         state = "[$text-muted]read-only[/]"
