@@ -122,14 +122,17 @@ async def test_the_delete_question_fits_its_count(make_app, store):
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open_history(app, pilot)
         screen.query_one(RunTable).focus()
-        await pilot.press("d")  # one run: "its metrics"
+        await pilot.press("d")  # one run: "its metrics", named as the table shows it (the id column is hidden)
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert "and its metrics?" in screen_text(app)
+        text = " ".join(screen_text(app).split())
+        assert "and its metrics?" in text
+        assert "Delete run cmp-a-adam (optimizers · Adam · seed 0, done)" in text, text
         await pilot.press("n")
         await wait_for(pilot, lambda: app.screen is screen)
         await pilot.press("space", "space", "d")  # two marked runs: "their metrics"
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert "Delete 2 runs and their metrics?" in screen_text(app)
+        text = " ".join(screen_text(app).split())
+        assert "Delete 2 runs (optimizers · " in text and "and their metrics?" in text, text
         await pilot.press("n")
 
 

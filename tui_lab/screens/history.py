@@ -137,6 +137,17 @@ class HistoryScreen(Screen):
                 self.notify(f"deleted {n} run{'s' if n != 1 else ''}")
                 self.refresh_runs()
 
-        what = f"run {ids[0]} and its" if len(ids) == 1 else f"{len(ids)} runs and their"
-        self.app.push_screen(ConfirmScreen(f"Delete {what} metrics? This cannot be undone.",
+        by_id = {r.run_id: r for r in self.query_one(RunTable).rows_all}
+        named = [run_name(by_id[i]) for i in ids[:3] if i in by_id]
+        names = "; ".join(named) + ("; …" if len(ids) > len(named) else "")
+        what = f"run {ids[0]}" if len(ids) == 1 else f"{len(ids)} runs"
+        its = "its" if len(ids) == 1 else "their"
+        self.app.push_screen(ConfirmScreen(f"Delete {what} ({names}) and {its} metrics? This cannot be undone.",
                                            yes="Delete", no="Keep"), answered)
+
+
+def run_name(r) -> str:
+    """A stored run as a person tells it apart: preset · variant · seed, status (the delete question
+    names them: at 100 columns the run id column is not shown)."""
+    seed = "" if r.seed is None else f" · seed {r.seed}"
+    return f"{r.preset or '–'} · {r.variant or '–'}{seed}, {r.status}"
