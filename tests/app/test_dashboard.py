@@ -631,3 +631,20 @@ async def test_a_comparison_whose_runs_failed_reads_failed_and_says_why(make_app
         assert f"4 of 4 runs failed: {reason}" in message, message
         plot = app.screen.query_one("#plot-val_acc", MetricPlot)
         assert plot.data.empty == f"no points: all 4 runs failed: {reason}", plot.data.empty
+
+
+async def test_the_verdict_wraps_under_its_headings_at_80_columns(make_app):
+    """A claim's text and evidence that wrap stay in their column ("    ...", under "✔ holds ")
+    instead of running on at the left edge, where they read as new entries."""
+    app = make_app(open_preset=pinned("optimizers"), quick=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
+        await pilot.press("v")
+        await pilot.pause(0.5)
+        lines = screen_text(app).splitlines()
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Claims")
+        end = next(i for i, line in enumerate(lines) if line.strip().startswith("Curves ("))
+        claims = [line for line in lines[start + 1:end] if line.strip()]
+        assert len(claims) > 4, claims  # some wrapped
+        for line in claims:
+            assert line.startswith((" ✔ holds ", " ✘ fails ", "     ")), lines[start:end]

@@ -24,8 +24,21 @@ the training and validation splits, in eval mode), not the Dashboard's batch los
 final train loss (eval), which after early stopping is that of the restored best weights."""
 
 
-def verdict_content(c: Comparison) -> Content:
-    """The panel's text (Content markup on theme variables)."""
+def hanging(content: Content, indent: int | Content, width: int | None) -> Content:
+    """`content` as lines of at most `width` cells, each after `indent` spaces (or the first after
+    the given prefix, the rest under its end), and a newline: a claim's text or evidence, or a
+    run's reason, that wraps stays in its column instead of running on at the left edge. Without
+    a width (not laid out yet) one line, for the terminal to wrap."""
+    first = indent if isinstance(indent, Content) else Content(" " * indent)
+    pad = Content(" " * first.cell_length)
+    if not width or width <= first.cell_length + 8:
+        return first + content + "\n"
+    lines = content.wrap(width - first.cell_length)
+    return Content("").join((first if i == 0 else pad) + line + "\n" for i, line in enumerate(lines))
+
+
+def verdict_content(c: Comparison, width: int | None = None) -> Content:
+    """The panel's text (Content markup on theme variables), wrapped with hanging indents to `width`."""
     parts: list[Content] = []
     claims = c.claims()
     done = c.finished
@@ -50,9 +63,9 @@ def verdict_content(c: Comparison) -> Content:
                 mark = Content.from_markup("[b $success]✔ holds[/] ")
             else:
                 mark = Content.from_markup("[b $error]✘ fails[/] ")
-            parts.append(mark + Content(r.claim.text) + "\n")
+            parts.append(hanging(Content(r.claim.text), mark, width))
             if done:
-                parts.append(Content.from_markup("    [$text-muted]$d[/]\n", d=r.describe()))
+                parts.append(hanging(Content.from_markup("[$text-muted]$d[/]", d=r.describe()), 4, width))
         parts.append(Content("\n"))
     elif c.loaded is None:
         parts.append(Content.from_markup("[$text-muted]No claims: these runs come from the store or a recipe without any.[/]\n\n"))
@@ -66,18 +79,19 @@ def verdict_content(c: Comparison) -> Content:
     for run, d in diagnoses:
         style = _LABEL_STYLE.get(d.label, "$text")
         name = c.run_title(run)
-        parts.append(Content.from_markup(f"[b]$name[/] [{style}]$text[/]\n", name=name + ":", text=d.text))
+        parts.append(hanging(Content.from_markup(f"[{style}]$text[/]", text=d.text),
+                             Content.from_markup("[b]$name[/] ", name=name + ":"), width))
         if run.status in ("failed", "cancelled") and run.reason:
-            parts.append(Content.from_markup("    [$text-muted]$r[/]\n", r=run.reason))
+            parts.append(hanging(Content.from_markup("[$text-muted]$r[/]", r=run.reason), 4, width))
         if d.remedies:
             remedies.setdefault(d.label, ([], d.remedies))[0].append(name)
     if remedies:
         parts.append(Content.from_markup("\n[b]What to try[/]\n"))
         for label, (names, tips) in remedies.items():
             style = _LABEL_STYLE.get(label, "$text")
-            parts.append(Content.from_markup(
-                f"[{style}]$label[/] [$text-muted]($names)[/]: $tips\n", label=label, names=", ".join(names),
-                tips="; ".join(tips)))
+            parts.append(Content.from_markup(f"[{style}]$label[/] [$text-muted]($names)[/]:\n", label=label,
+                                             names=", ".join(names)))
+            parts.append(hanging(Content("; ".join(tips)), 4, width))
     warnings = [m for m in c.messages if m.level in ("warning", "error")]
     if warnings:
         parts.append(Content.from_markup("\n[b]Messages[/]\n"))
@@ -87,11 +101,27 @@ def verdict_content(c: Comparison) -> Content:
     return Content("").join(parts)
 
 
+class _VerdictText(Static):
+    """The panel's text, wrapped to its own width: drawn again when that changes (the terminal was
+    resized, or the panel's scroll bar came or went)."""
+
+    comparison: Comparison | None = None
+
+    def draw(self) -> None:
+        if self.comparison is not None:
+            self.update(verdict_content(self.comparison, self.content_region.width or None))
+
+    def on_resize(self) -> None:
+        self.draw()
+
+
 class VerdictPanel(VerticalScroll):
     """Claims and curve diagnoses; ``show`` re-renders from the comparison."""
 
     def compose(self):
-        yield Static(id="verdict-text")
+        yield _VerdictText(id="verdict-text")
 
     def show(self, comparison: Comparison) -> None:
-        self.query_one("#verdict-text", Static).update(verdict_content(comparison))
+        text = self.query_one("#verdict-text", _VerdictText)
+        text.comparison = comparison
+        text.draw()
