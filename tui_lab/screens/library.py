@@ -46,7 +46,7 @@ class LibraryScreen(Screen):
                 yield Input(placeholder="/ search techniques", id="library-search", compact=True)
                 yield CatalogueTree(id="catalogue")
             yield PresetDetails(id="preset-details")
-        yield LabFooter(keep=("run_quick", "run_full", "search", "open_builder", "new_recipe"))
+        yield LabFooter(keep=("run_quick", "run_full", "search", "toggle_help", "open_builder", "new_recipe"))
 
     def on_mount(self) -> None:
         self.reload()
