@@ -91,6 +91,9 @@ def test_aggregate_means_over_seeds_where_all_have_reached():
 
 def test_formatting():
     assert fmt.num(None) == "–" and fmt.num(0.0123) == "0.0123" and fmt.num(1.5e-5) == "1.50e-5"
+    # a loss that rounds to a whole number keeps its digits ("1" read like a placeholder in History)
+    assert fmt.num(0.99996) == "1.000" and fmt.num(2.00004) == "2.000" and fmt.num(2.0) == "2"
+    assert fmt.num(0.5) == "0.5" and fmt.num(-0.99996) == "-1.000"
     assert fmt.pct(0.4287) == "42.9%" and fmt.duration(187) == "3m07s" and fmt.rate(1234.5) == "1234"
     assert fmt.bar(0.5, 8) == "████░░░░" and fmt.bar(1.0, 4) == "████" and fmt.bar(0.0, 3) == "░░░"
     assert fmt.status_text("running", 0).startswith("⠋") and fmt.status_text("done") == "✔ done"

@@ -31,7 +31,10 @@ def num(x: object, digits: int = 4) -> str:
             return "inf" if x > 0 else "-inf"
         if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
             return f"{x:.{max(1, digits - 2)}e}".replace("e-0", "e-").replace("e+0", "e")
-        return f"{x:.{digits}g}"
+        text = f"{x:.{digits}g}"
+        if "." not in text and x != round(x):  # 0.99996 rounds to "1", which reads like a placeholder
+            text = f"{x:#.{digits}g}"  # "1.000"
+        return text
     return str(x)
 
 
