@@ -45,6 +45,17 @@ def test_initial_loss_passes_for_small_weights_and_fails_for_large_ones():
     assert "too big" in big.advice and "logit std" in big.advice
 
 
+def test_a_unit_scale_output_layer_is_a_warning_and_large_logits_a_fault():
+    """Kaiming's ReLU gain on the output layer (most of the catalogue) starts above ln C with unit-scale
+    logits: a warning that says why; N(0, 1) weights give logits of spread ~7: a fault."""
+    kaiming = check_initial_loss(_spec(model={"init": "kaiming_normal", "hidden": [100, 100]}))
+    assert kaiming.passed is False and kaiming.mild and kaiming.status == "warn" and not kaiming.failed
+    assert kaiming.measured["initial_loss"] > 1.1 * math.log(10) and kaiming.measured["logit_std"] <= 2.0
+    assert "Kaiming's ReLU gain on the output layer" in kaiming.advice and "not a fault" in kaiming.advice
+    big = check_initial_loss(_spec(model={"init": "normal", "init_std": 1.0}))
+    assert big.status == "FAIL" and big.failed and not big.mild
+
+
 def test_initial_loss_without_a_reference_is_skipped():
     skipped = check_initial_loss(_spec(loss="mse_onehot"))
     assert skipped.passed is None and skipped.status == "skipped"

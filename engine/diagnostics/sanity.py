@@ -28,6 +28,11 @@ from engine.config import ModelSpec, RunSpec, TrainSpec
 
 INITIAL_LOSS_TOLERANCE = 0.10
 """Relative distance from the expected initial loss that still passes."""
+UNIT_LOGIT_STD = 2.0
+"""An initial loss above the expected one with logits of at most this spread is a warning, not a
+failure: the output layer starts at unit scale (Kaiming's ReLU gain on it gives a logit std of
+about 1.4 and a first loss near 3.2 for 10 classes), which the first steps shrink. Most of the
+catalogue starts that way; a spread of 7 (N(0, 1) weights) or 600 (raw inputs) is a real fault."""
 PENALTY_STRENGTHS = (0.0, 1e-3, 1e-2, 1e-1)
 OVERFIT_SAMPLES = 20
 OVERFIT_STEPS = 300
@@ -44,10 +49,19 @@ class SanityCheck:
     message: str
     advice: str = ""
     measured: dict[str, Any] = field(default_factory=dict)
+    mild: bool = False
+    """Not passed, but a warning rather than a fault (`failed` is False; `status` "warn")."""
 
     @property
     def status(self) -> str:
-        return "skipped" if self.passed is None else ("pass" if self.passed else "FAIL")
+        if self.passed is None:
+            return "skipped"
+        return "pass" if self.passed else ("warn" if self.mild else "FAIL")
+
+    @property
+    def failed(self) -> bool:
+        """A fault to fix before a long run (a warning is not one)."""
+        return self.passed is False and not self.mild
 
 
 def expected_initial_loss(train: TrainSpec, n_classes: int) -> tuple[float, str] | None:
@@ -100,8 +114,14 @@ def check_initial_loss(spec: RunSpec, *, device: str | torch.device = "cpu", dat
     measured.update(expected=value, relative_error=abs(loss - value) / value)
     ok = abs(loss - value) <= tolerance * value
     msg = f"initial loss {loss:.4f}, expected {formula} = {value:.4f} (±{tolerance:.0%}); logit std {logit_std:.3g}"
+    mild = not ok and loss > value and logit_std <= UNIT_LOGIT_STD
     if ok:
         advice = ""
+    elif mild:
+        advice = (f"the first loss is above {formula} because the output layer starts at unit scale (logit std "
+                  f"{logit_std:.2g}): Kaiming's ReLU gain on the output layer does this. The first steps shrink "
+                  "it, so it is a warning, not a fault (most of the catalogue starts this way); PyTorch's default "
+                  "init (small output weights) or a smaller init_gain starts at the expected value")
     elif loss > value:
         advice = (f"the initial outputs are far from uniform (logit std {logit_std:.2g}, ideally near 0): the "
                   "weights start too big (init scale, init_gain; Kaiming's ReLU gain on the output layer does "
@@ -110,7 +130,7 @@ def check_initial_loss(spec: RunSpec, *, device: str | torch.device = "cpu", dat
     else:
         advice = ("the loss is below chance before any training: check the loss function and that the "
                   "labels cannot be read off the inputs (a leak)")
-    return SanityCheck("initial loss", ok, msg, advice, measured)
+    return SanityCheck("initial loss", ok, msg, advice, measured, mild=mild)
 
 
 def check_penalty_raises_loss(spec: RunSpec, *, device: str | torch.device = "cpu", data: Any = None,

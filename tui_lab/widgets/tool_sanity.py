@@ -16,8 +16,8 @@ from tui_lab.data import fmt
 from tui_lab.widgets.tool_lr_find import is_network_preset
 from tui_lab.widgets.tool_view import ToolView, field_row, number
 
-STATUS_STYLE = {"pass": "$success", "FAIL": "$error", "skipped": "$warning"}
-STATUS_MARK = {"pass": "✔ pass", "FAIL": "✘ FAIL", "skipped": "– skipped"}
+STATUS_STYLE = {"pass": "$success", "FAIL": "$error", "warn": "$warning", "skipped": "$warning"}
+STATUS_MARK = {"pass": "✔ pass", "FAIL": "✘ FAIL", "warn": "! warn", "skipped": "– skipped"}
 
 
 def key_numbers(check: Any) -> str:
@@ -82,8 +82,13 @@ class SanityView(ToolView):
 
     def show(self, result: tuple[Any, Any, list[Any]]) -> None:
         loaded, spec, checks = result
-        failed = sum(c.passed is False for c in checks)
-        verdict = "[b $success]every check passes[/]" if not failed else f"[b $error]{failed} check(s) fail[/]"
+        failed, warned = sum(c.failed for c in checks), sum(c.status == "warn" for c in checks)
+        if failed:
+            verdict = f"[b $error]{failed} check(s) fail[/]"
+        elif warned:
+            verdict = f"[b $warning]no check fails; {warned} warning(s)[/]"
+        else:
+            verdict = "[b $success]every check passes[/]"
         self.query_one("#sanity-title", Static).update(Content.from_markup(
             f"[b]$id / $v[/]: {verdict}", id=loaded.id, v=spec.variant))
         table = self.query_one("#sanity-table", DataTable)
