@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -230,23 +231,63 @@ class LoadedPreset:
             raw = self.preset.recipe_dict(variant, quick)
             for seed in seeds:
                 with_seed = deep_merge(raw, {"train": {"seed": seed}})
-                recipe = _validate_recipe(with_seed, self, f"variant {variant.name!r}", quick)
+                recipe = _validate_recipe(with_seed, self, variant, quick)
                 specs.append(RunSpec(recipe=recipe, variant=variant.name, preset=self.id))
         return specs
 
 
-def _validate_recipe(raw: dict[str, Any], loaded: LoadedPreset, where: str, quick: bool) -> Recipe:
+def _validate_recipe(raw: dict[str, Any], loaded: LoadedPreset, variant: Variant, quick: bool) -> Recipe:
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:
-        form = " (quick form)" if quick else ""
-        raise PresetError(_format_errors(exc, loaded.path, loaded.source, f"{where}{form}")) from None
+        raise PresetError(_format_errors(exc, loaded.path, loaded.source,
+                                         _recipe_place(loaded.preset, variant, quick))) from None
 
 
-def _format_errors(exc: ValidationError, path: Path, source: str, where: str = "") -> str:
+def _sets(override: dict[str, Any], loc: tuple) -> bool:
+    """Whether a partial recipe (``Override.as_dict()``) sets the field at `loc` (or a table above it)."""
+    node: Any = override
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return bool(loc)
+
+
+def _recipe_place(preset: Preset, variant: Variant, quick: bool) -> Callable[[tuple], tuple[str, str]]:
+    """For an error at a recipe field: which part of the file set it (the variant, the preset's
+    ``[quick]`` table, or the base recipe) as words, and the table its line is looked for in.
+
+    The last layer that sets the field is the one to fix: a variant's own ``quick`` table, the
+    variant, ``[quick]`` (quick form only), then the base. A field no layer sets (missing, or an
+    error of the whole recipe) is the variant's: that is the recipe that failed."""
+    index = preset.variants.index(variant)
+    name = f"variant {variant.name!r}"
+    form = " (quick form)" if quick else ""
+
+    def place(loc: tuple) -> tuple[str, str]:
+        if quick and _sets(variant.quick.as_dict(), loc) or _sets(variant.as_dict(), loc):
+            return f"{name}{form}", f"variants#{index}"
+        if quick and _sets(preset.quick.as_dict(), loc):
+            return "quick form ([quick] table)", "quick"
+        if _sets(preset.base.as_dict(), loc):
+            return f"base recipe{form}", "base"
+        return f"{name}{form}", f"variants#{index}"
+
+    return place
+
+
+def _format_errors(exc: ValidationError, path: Path, source: str,
+                   where: str | Callable[[tuple], tuple[str, str]] = "") -> str:
+    """One line per error (at most 5 and a count): file, place, field, line, what is allowed.
+
+    `where`: the place in words for every error, or a function of an error's location giving the
+    place and the table to find its line in (see ``_recipe_place``)."""
     lines = []
     for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        named = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
+        loc = ".".join(str(p) for p in named)
+        place, table = where(named) if callable(where) else (where, None)
         msg = err["msg"]
         if err["type"] == "value_error":  # a model validator's own words, without pydantic's prefix
             msg = msg.removeprefix("Value error, ")
@@ -262,9 +303,9 @@ def _format_errors(exc: ValidationError, path: Path, source: str, where: str = "
             msg = f"{msg}, got {err.get('input')!r}"
         elif "input" in err and not isinstance(err["input"], dict):
             msg = f"{msg} (got {err['input']!r})"
-        line = _line_of(source, err["loc"], err.get("input"))
+        line = _line_of(source, err["loc"], err.get("input"), table)
         at = f" (line {line})" if line else ""
-        prefix = f"{where}: " if where else ""
+        prefix = f"{place}: " if place else ""
         field = f"{loc}{at}: " if loc else ""
         lines.append(f"{path}: {prefix}{field}{msg}")
     more = len(exc.errors()) - 5
@@ -286,22 +327,49 @@ def _allowed_fields(loc: tuple) -> list[str]:
     return []
 
 
-def _line_of(source: str, loc: tuple, value: Any = None) -> int | None:
-    """Best effort: the line that sets the innermost named key (to the offending value, if seen)."""
+_HEADER = re.compile(r'^\s*(\[\[?)\s*([\w.\-" ]+?)\s*\]')
+
+
+def _line_of(source: str, loc: tuple, value: Any = None, table: str | None = None) -> int | None:
+    """Best effort: the line that sets the innermost named key (to the offending value, if seen).
+
+    `table`: where to look first, a table's dotted name (``base``, ``quick``) or an element of an
+    array of tables (``variants#1``, ``claims#0``, counted from 0); lines elsewhere are a fallback
+    (a key can also sit in an inline table under another header)."""
     names = [p for p in loc if isinstance(p, str)]
     if not names:
         return None
     pattern = re.compile(rf"(^|[\s{{,])\"?{re.escape(names[-1])}\"?\s*=\s*(.*)")
-    hits = []
+    hits, inside = [], []
+    current, counts = "", {}
     for i, line in enumerate(source.splitlines(), start=1):
+        if line.lstrip().startswith("#"):
+            continue
+        if header := _HEADER.match(line):
+            name = header.group(2).replace('"', "")
+            top = name.split(".")[0]
+            if header.group(1) == "[[":
+                counts[name] = counts.get(name, -1) + 1
+                current = f"{name}#{counts[name]}"
+            elif top in counts:  # a sub-table of an array's latest element ([variants.train])
+                current = f"{top}#{counts[top]}"
+            else:
+                current = name
+            continue
         m = pattern.search(line)
-        if m and not line.lstrip().startswith("#"):
+        if m:
             hits.append((i, m.group(2)))
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        for i, rest in hits:
-            if str(value) in rest:
-                return i
-    return hits[0][0] if hits else None
+            if table and (current == table or current.startswith(f"{table}.")):
+                inside.append((i, m.group(2)))
+    scalar = isinstance(value, str | int | float) and not isinstance(value, bool)
+    for candidates in (inside, hits):
+        if scalar:
+            for i, rest in candidates:
+                if str(value) in rest:
+                    return i
+        if candidates:
+            return candidates[0][0]
+    return None
 
 
 def _check_metrics(preset: Preset, path: Path, source: str) -> None:
@@ -315,7 +383,7 @@ def _check_metrics(preset: Preset, path: Path, source: str) -> None:
     for i, claim in enumerate(preset.claims):
         for key, metric in (("metric", claim.metric), ("right_metric", claim.right_metric)):
             if metric and (problem := unknown_metric(metric)):
-                line = _line_of(source, ("claims", i, key), metric)
+                line = _line_of(source, ("claims", i, key), metric, f"claims#{i}")
                 at = f", line {line}" if line else ""
                 raise PresetError(f"{path}: claim {claim.text!r} (claims[{i}].{key}{at}): {problem}")
     if preset.search is not None:
@@ -341,7 +409,7 @@ def parse_preset(source: str, path: Path, preset_id: str | None = None) -> Loade
     loaded = LoadedPreset(id=preset_id or path.stem, path=path, preset=preset, source=source)
     for quick in (False, True):
         for variant in preset.variants:
-            _validate_recipe(preset.recipe_dict(variant, quick), loaded, f"variant {variant.name!r}", quick)
+            _validate_recipe(preset.recipe_dict(variant, quick), loaded, variant, quick)
     return loaded
 
 
@@ -353,25 +421,49 @@ def builtin_ids() -> list[str]:
     return sorted(p.stem for p in builtin_dir().glob("*.toml"))
 
 
+def saved_dir() -> Path:
+    """Where the Builder saves recipes: ``$DLLAB_HOME/presets`` (``engine.store.default_home``)."""
+    from engine.store import default_home
+
+    return default_home() / "presets"
+
+
+def saved_ids() -> list[str]:
+    """The ids of the recipes saved from the Builder (their file names), whether or not they load."""
+    folder = saved_dir()
+    return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+
+
 def load_preset(ref: str | Path) -> LoadedPreset:
-    """A catalogue id (``optimizers``) or a path to a TOML file."""
+    """A catalogue id (``optimizers``), the id of a recipe saved from the Builder (a file in
+    :func:`saved_dir`; the catalogue's id wins when both have it), or a path to a TOML file."""
     ref_str = str(ref)
     path = Path(ref_str).expanduser()
     if ref_str.endswith(".toml") or path.exists() or "/" in ref_str:
-        if not path.is_file():
-            raise PresetError(f"{path}: no such preset file")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise PresetError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
-        return parse_preset(text, path)
+        if not path.exists() and (toml := path.with_name(f"{path.name}.toml")).is_file():
+            path = toml  # a path given without its .toml (the Builder's open box, in the saved folder)
+        return _load_file(path)
     builtin = builtin_dir() / f"{ref_str}.toml"
-    if not builtin.is_file():
-        close = difflib.get_close_matches(ref_str, builtin_ids(), n=4, cutoff=0.6)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise PresetError(f"unknown preset {ref_str!r}; {hint}`dllab presets` lists the catalogue "
-                          f"({len(builtin_ids())} presets), or give a path to a TOML file")
-    return parse_preset(builtin.read_text(encoding="utf-8"), builtin, ref_str)
+    if builtin.is_file():
+        return parse_preset(builtin.read_text(encoding="utf-8"), builtin, ref_str)
+    saved = saved_dir() / f"{ref_str}.toml"
+    if ref_str and saved.is_file():
+        return _load_file(saved, ref_str)
+    ids = builtin_ids()
+    close = difflib.get_close_matches(ref_str, sorted({*ids, *saved_ids()}), n=4, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise PresetError(f"unknown preset {ref_str!r}; {hint}`dllab presets` lists the catalogue "
+                      f"({len(ids)} presets), or give a path to a TOML file")
+
+
+def _load_file(path: Path, preset_id: str | None = None) -> LoadedPreset:
+    if not path.is_file():
+        raise PresetError(f"{path}: no such preset file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PresetError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+    return parse_preset(text, path, preset_id)
 
 
 def catalogue() -> list[LoadedPreset]:

@@ -146,3 +146,88 @@ def test_whole_preset_errors_have_no_empty_location(old, new):
 def test_claims_may_name_any_metric_some_run_reports(metric):
     loaded = parse(MINIMAL.replace('metric = "train_loss"', f'metric = "{metric}"'))
     assert loaded.preset.claims[0].metric == metric
+
+
+def test_a_recipe_saved_from_the_builder_loads_by_its_id(tmp_path, monkeypatch):
+    """The Builder saves to $DLLAB_HOME/presets/<id>.toml and the Library lists it: its id must open
+    it everywhere an id is taken (run, check, open, presets ID, the Builder's open box)."""
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    saved = tmp_path / "presets"
+    saved.mkdir()
+    (saved / "my-recipe.toml").write_text(MINIMAL)
+    loaded = load_preset("my-recipe")
+    assert loaded.id == "my-recipe" and loaded.path == saved / "my-recipe.toml"
+    assert [s.preset for s in loaded.expand(quick=True)] == ["my-recipe", "my-recipe"]
+    assert load_preset(Path("my-recipe")).path == loaded.path  # the Builder passes a Path
+    assert load_preset(saved / "my-recipe").path == loaded.path  # a path without its .toml
+    # the catalogue comes first: a saved copy of a built-in id does not replace it
+    (saved / "dropout.toml").write_text(MINIMAL)
+    assert load_preset("dropout").path.parent != saved
+    # a near miss suggests saved ids too
+    with pytest.raises(PresetError, match="did you mean my-recipe\\?"):
+        load_preset("my-recipee")
+
+
+def test_a_broken_saved_recipe_says_what_is_wrong_with_its_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "mine.toml").write_text(MINIMAL.replace('name = "moons"', 'name = "imagenet"'))
+    with pytest.raises(PresetError, match="mine.toml: base recipe: data.name"):
+        load_preset("mine")
+
+
+def _error(text: str) -> str:
+    with pytest.raises(PresetError) as info:
+        parse(text)
+    return str(info.value)
+
+
+def _line(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), start=1) if needle in line)
+
+
+def test_a_bad_base_value_is_reported_as_the_base_recipes():
+    text = MINIMAL.replace('name = "moons"', 'name = "imagenet"')
+    message = _error(text)
+    assert message.startswith(f"demo.toml: base recipe: data.name (line {_line(text, 'imagenet')}): ")
+    assert "variant" not in message and "'imagenet'" in message
+    # an unknown field of the base, too
+    text = MINIMAL.replace("steps = 100", "steps = 100\nstepz = 3")
+    assert _error(text).startswith(f"demo.toml: base recipe: train.stepz (line {_line(text, 'stepz')}): ")
+
+
+def test_a_bad_value_a_variant_sets_is_still_the_variants():
+    text = MINIMAL.replace('lr = 1e-3 }', 'lr = 1e-3 }\ndata = { name = "imagenet" }')
+    message = _error(text)
+    assert message.startswith(f"demo.toml: variant 'B': data.name (line {_line(text, 'imagenet')}): "), message
+    # the variant's value is found on its own line even when the base sets the same field
+    text = MINIMAL.replace('optimizer = "adam", lr = 1e-3', 'optimizer = "adam", lr = 1e-3, steps = -1')
+    message = _error(text)
+    assert message.startswith(f"demo.toml: variant 'B': train.steps (line {_line(text, 'steps = -1')}): "), message
+
+
+def test_a_bad_value_of_the_quick_form_says_which_table_set_it():
+    text = MINIMAL.replace("[quick.train]\nsteps = 10", "[quick.train]\nsteps = -10")
+    message = _error(text)
+    assert message.startswith(f"demo.toml: quick form ([quick] table): train.steps (line {_line(text, '-10')}): ")
+    text = MINIMAL.replace("quick = { train = { steps = 5 } }", "quick = { train = { steps = -5 } }")
+    assert _error(text).startswith("demo.toml: variant 'B' (quick form): train.steps")
+
+
+def test_the_line_of_a_field_set_in_several_places_is_in_the_table_that_failed():
+    # a value the line search cannot match by its text (a list): the line is the one in the
+    # failing variant's table, not the first `steps =` of the file (the base's)
+    text = MINIMAL.replace('name = "A"', 'name = "A"\ntrain = { steps = 50 }').replace(
+        'optimizer = "adam", lr = 1e-3', 'optimizer = "adam", lr = 1e-3, steps = [5]')
+    message = _error(text)
+    assert message.startswith(f"demo.toml: variant 'B': train.steps (line {_line(text, 'steps = [5]')}): "), message
+
+
+def test_every_missing_or_invalid_top_level_field_is_reported_at_once():
+    text = (MINIMAL.replace('explain = "e"\n', "").replace('summary = "s"\n', "")
+            .replace('chapter = "optimization"', 'chapter = "nope"'))
+    lines = _error(text).splitlines()
+    assert len(lines) == 3, lines
+    assert any("explain: Field required" in line for line in lines)
+    assert any("summary: Field required" in line for line in lines)
+    assert any("chapter (line 4)" in line and "'nope'" in line for line in lines)
