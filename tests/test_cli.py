@@ -485,3 +485,49 @@ def test_the_live_table_is_drawn_at_its_refreshes_not_at_each_event(monkeypatch)
     assert len(result.outcomes) == 7 and len(renders) < 10  # 7 × 502 events
     last = [line for line in console.file.getvalue().splitlines() if "500/500" in line]
     assert len(last) == 7 and all("done" in line for line in last)
+
+
+def test_a_saved_recipe_is_taken_by_its_id(tmp_path, monkeypatch, capsys):
+    """The Builder saves to $DLLAB_HOME/presets/<id>.toml; `run`, `check`, `open`, `presets ID` all
+    take that id (the catalogue first when both have one)."""
+    import tui_lab.app
+
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "400")  # the card's paths on one line
+    saved = tmp_path / "presets"
+    saved.mkdir()
+    (saved / "my-recipe.toml").write_text(TINY)
+    assert main(["presets", "my-recipe"]) == 0
+    out = capsys.readouterr().out
+    assert "Tiny" in out and f"saved recipe ({saved / 'my-recipe.toml'})" in out
+    assert main(["presets", "my-recipe", "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["id"] == "my-recipe" and card["path"] == str(saved / "my-recipe.toml")
+    assert main(["run", "my-recipe", "--quick", "--workers", "0", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["preset"] == "my-recipe" and len(result["runs"]) == 2
+    assert main(["runs", "--preset", "my-recipe", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+
+    opened = []
+
+    class App:  # `dllab open ID`: the app is given the loaded recipe
+        def __init__(self, open_preset=None, **kwargs):
+            opened.append(open_preset)
+            self.bridge, self.return_code = type("Bridge", (), {"close_now": lambda self: None})(), 0
+
+        def run(self):
+            pass
+
+    monkeypatch.setattr(tui_lab.app, "DllabApp", App)
+    monkeypatch.setattr("tui_lab.engine_bridge.ensure_resource_tracker", lambda: None)
+    assert main(["open", "my-recipe", "--quick"]) == 0
+    assert opened[0].id == "my-recipe" and opened[0].path == saved / "my-recipe.toml"
+
+    assert main(["check", "my-recipee", "--quick"]) == 2
+    assert "did you mean my-recipe?" in capsys.readouterr().err
+    # a saved copy of a catalogue id: the catalogue's runs, and the card says where the copy is
+    (saved / "dropout.toml").write_text(TINY)
+    assert main(["presets", "dropout"]) == 0
+    out = capsys.readouterr().out
+    assert "Dropout" in out and f"a saved recipe of this id, {saved / 'dropout.toml'}, is run by its path" in out

@@ -74,7 +74,8 @@ def _status(text: str) -> str:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("preset", help="a catalogue id (see `dllab presets`) or a path to a preset TOML file")
+    p.add_argument("preset", help="a catalogue id (see `dllab presets`), the id of a recipe saved "
+                   "from the Builder, or a path to a preset TOML file")
     p.add_argument("--quick", action="store_true", help="the short form of the comparison (seconds on a CPU)")
     p.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2 (each variant runs per seed)")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
     p_presets = sub.add_parser("presets", aliases=["list"], help="list the catalogue, or read one preset's card")
-    p_presets.add_argument("preset", nargs="?", help="a catalogue id or a preset file: print its card "
+    p_presets.add_argument("preset", nargs="?", help="a catalogue id, a saved recipe's id or a preset file: print its card "
                            "(explanation, variants, claims)")
     p_presets.add_argument("--json", action="store_true", help="print the list (or the card) as JSON")
     _add_run_options(sub.add_parser("run", help="run a comparison headless and print the results"))
@@ -163,16 +164,22 @@ def _print_card(preset: str, as_json: bool) -> int:
     """A preset's card, as the Library shows it: what it compares and why, its variants and claims."""
     from rich.markdown import Markdown
 
-    from engine.presets import load_preset
+    from engine.presets import builtin_dir, load_preset, saved_dir
     from tui_lab.data.frame import BENEFIT_WORDS, STEP_WORDS
 
     loaded = load_preset(preset)
     p = loaded.preset
     if as_json:
-        print(json.dumps({"id": loaded.id, **p.model_dump(mode="json")}, indent=2))
+        print(json.dumps({"id": loaded.id, "path": str(loaded.path), **p.model_dump(mode="json")}, indent=2))
         return EXIT_OK
     console = _console()
-    console.print(Text(p.title, style="bold"), Text(f"  {loaded.id} · {p.chapter}", style="dim"))
+    # which file an id names: the catalogue's, or a recipe saved from the Builder (and one it hides)
+    where = ""
+    if loaded.path.parent == saved_dir():
+        where = f" · saved recipe ({loaded.path})"
+    elif loaded.path.parent == builtin_dir() and (hidden := saved_dir() / loaded.path.name).is_file():
+        where = f" · catalogue (a saved recipe of this id, {hidden}, is run by its path)"
+    console.print(Text(p.title, style="bold"), Text(f"  {loaded.id} · {p.chapter}{where}", style="dim"))
     console.print(Text(f"step it changes: {STEP_WORDS.get(p.step, p.step)}\n"
                        f"what it buys:    {BENEFIT_WORDS.get(p.benefit, p.benefit)}"))
     console.print(Text(p.summary), "")
@@ -248,11 +255,9 @@ def _unknown_preset(preset: str, store: RunStore) -> str | None:
     A preset is known when the catalogue or the saved recipes have it, or when the store still has
     runs of it (a saved recipe that was deleted since): only then is an empty list an answer, not a
     typo."""
-    from engine.presets import builtin_ids
-    from engine.store import default_home
+    from engine.presets import builtin_ids, saved_ids
 
-    saved_dir = default_home() / "presets"
-    known = {*builtin_ids(), *(p.stem for p in saved_dir.glob("*.toml"))}
+    known = {*builtin_ids(), *saved_ids()}
     if preset in known or store.list_runs(preset=preset, limit=1):
         return None
     stored = {r.preset for r in store.list_runs() if r.preset}
@@ -362,10 +367,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     try:
         row = store.get_run(args.run)
     except KeyError as exc:
-        from engine.presets import builtin_ids
+        from engine.presets import builtin_ids, saved_ids
 
         hint = (f"; {args.run!r} is a preset: `dllab presets {args.run}` reads its card, "
-                f"`dllab runs --preset {args.run}` lists its runs") if args.run in builtin_ids() else ""
+                f"`dllab runs --preset {args.run}` lists its runs") if args.run in {*builtin_ids(), *saved_ids()} else ""
         print(f"dllab: {exc.args[0]}{hint}", file=sys.stderr)
         return EXIT_INVALID
     evals = store.series(row.run_id).eval_rows()
