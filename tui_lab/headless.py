@@ -23,7 +23,8 @@ from engine.diagnostics.curves import diagnose
 from engine.events import Event
 from engine.outcomes import OutcomeCollector, RunOutcome
 from engine.presets import LoadedPreset
-from engine.runner import Runner, run_inline
+from engine.runner import Runner, new_run_id, run_inline
+from engine.store import RunStore
 from tui_lab.data import fmt
 from tui_lab.tables import clip_name, fit_names, fits, longest
 
@@ -169,10 +170,15 @@ def run_comparison(
     t0 = time.perf_counter()
     interrupted = False
     if workers == 0:  # in this process, one run after another (debugging, profiling)
+        run_ids = [new_run_id() for _ in specs]
+        for run_id, spec in zip(run_ids, specs, strict=True):
+            collector.register(run_id, spec.variant, spec.seed)
         try:
-            run_inline(specs, emit=collector.add, device=device, store=store, fast=fast, batch=batch)
+            run_inline(specs, emit=collector.add, device=device, store=store, fast=fast, batch=batch,
+                       run_ids=run_ids)
         except KeyboardInterrupt:
             interrupted = True
+            _settle_from_store(collector, store)
         return _result(loaded, quick, collector, interrupted, t0)
     runner = Runner(specs, device=device, workers=workers, store=store, fast=fast, batch=batch)
     for run_id, spec in zip(runner.run_ids, specs, strict=True):
@@ -192,7 +198,26 @@ def run_comparison(
         interrupted = True
     finally:
         runner.close()
+    if interrupted:
+        # close() cancelled the runs and waited for their last events (a cancelled run's last
+        # evaluation and its RunFinished, or the store's row for one it had to stop): they are the
+        # figures the store keeps, so they are the ones to print
+        for event in runner.poll(0):
+            collector.add(event)
     return _result(loaded, quick, collector, interrupted, t0)
+
+
+def _settle_from_store(collector: OutcomeCollector, store: str | None) -> None:
+    """Runs without a final event (an interrupted `--workers 0` comparison): the store's ending."""
+    unfinished = [o for o in collector.outcomes() if not o.finished]
+    if not unfinished:
+        return
+    with RunStore(store) as db:
+        for o in unfinished:
+            try:
+                collector.add(RunStore.finished_event(db.get_run(o.run_id)))
+            except KeyError:  # never registered (interrupted before the store had it)
+                continue
 
 
 def _result(loaded: LoadedPreset, quick: bool, collector: OutcomeCollector, interrupted: bool,
