@@ -236,3 +236,32 @@ async def test_the_lr_test_and_search_plots_read_round_evenly_spaced_values(whic
         labels = y_tick_labels(screen_text(app), 0)
         steps = _steps(labels)
         assert len(labels) >= 2 and len(set(steps)) == 1 and _round_step(steps[0]), labels
+
+
+def test_a_log_axis_within_a_decade_reads_round_values_not_only_its_ends():
+    """A val loss from 3.14 down to 1.18 on the log scale showed only "3.14" and "1.18": the 1×, 2×,
+    5× marks left one tick. Round values of the data's own scale now fill it, rows apart."""
+    from tui_lab.widgets.metric_plot import log_ticks
+
+    lo, hi = math.log10(1.18), math.log10(3.14)
+    ticks, labels = log_ticks(lo, hi, cells=10)
+    assert labels == ["1.5", "2.0", "2.5", "3.0"], labels
+    assert all(lo <= t <= hi for t in ticks)
+    rows = [9 * (t - lo) / (hi - lo) for t in ticks]
+    assert min(b - a for a, b in zip(rows, rows[1:], strict=False)) >= 1
+    assert log_ticks(lo, hi, cells=4)[1] == ["1.18", "3.14"]  # too short for three: the ends
+    assert log_ticks(math.log10(1e-4), 0.0, cells=10)[1] == ["1e-4", "1e-3", "0.01", "0.1", "1"]  # decades stay
+
+
+async def test_the_schedule_preview_s_rate_axis_reads_round_values():
+    """A constant lr 0.05 read 0.0525 / 0.0350 / 0.0175 / 0.0000 (plotext's own ticks)."""
+    app = PlotApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        preview = app.query_one(SchedulePreview)
+        preview.show([(s, 0.05) for s in range(0, 101, 5)])
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        top = lines.index(next(line for line in lines if "learning rate schedule" in line))
+        labels = [m.group(1) for line in lines[top:] if (m := re.match(r"\s*(\d+\.\d+)\s*[┤┼│]", line))]
+        assert labels and "0.05" in [f"{float(x):g}" for x in labels], labels
+        assert all(round(float(x) * 100, 9).is_integer() for x in labels), labels  # 0.00, 0.01, ... 0.05

@@ -57,9 +57,30 @@ def log_ticks(lo: float, hi: float, cells: int = 0, gap: int = 1) -> tuple[list[
     else:
         every = next((d for d in (1, 2, 5, 10, 20, 50) if room(d)), 100)
         ticks = [float(k) for k in range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1) if k % every == 0]
+    if len(ticks) < 3 and (inside := _ticks_within_a_decade(lo, hi, cells, gap)):
+        return inside
     if len(ticks) < 2:
         ticks = [lo, hi]
     return ticks, [_pow_label(t) for t in ticks]
+
+
+def _ticks_within_a_decade(lo: float, hi: float, cells: int, gap: int) -> tuple[list[float], list[str]] | None:
+    """A log axis over less than about a decade (a loss from 3.14 to 1.18): the 1×, 2×, 5× marks
+    leave one tick or none, and the axis read only its two ends. Round values of the data's own
+    scale instead (1.5 2.0 2.5 3.0, from `nice_ticks`), as many as keep `gap` rows between any two
+    (a log axis spaces them unevenly); None when fewer than three fit."""
+    from tui_lab.widgets.replot import nice_ticks
+
+    for most in range(7, 2, -1):
+        values, labels = nice_ticks(10**lo, 10**hi, most=most)
+        kept = [(math.log10(v), label) for v, label in zip(values, labels, strict=True)
+                if v > 0 and lo - 1e-9 <= math.log10(v) <= hi + 1e-9]
+        if len(kept) < 3:
+            return None
+        rows = [(cells - 1) * (t - lo) / (hi - lo) for t, _ in kept]
+        if cells <= 1 or min(b - a for a, b in zip(rows, rows[1:], strict=False)) >= gap:
+            return [t for t, _ in kept], [label for _, label in kept]
+    return None
 
 
 PERCENT_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 25, 50, 100)

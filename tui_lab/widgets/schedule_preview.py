@@ -59,10 +59,11 @@ class SchedulePreview(ReplotPlot):
         plt.plot(xs, ys, marker="braille", color=Color.parse(text).rgb if text else None)
         self.integer_xticks(min(xs), max(xs))  # the x axis counts steps
         if log:
-            ticks, labels = log_ticks(min(ys), max(ys))
+            ticks, labels = log_ticks(min(ys), max(ys), self.canvas_rows())
             if ticks:
                 plt.yticks(ticks, labels)
         else:
             top = max(ys)
             plt.ylim(0, top * 1.05 if top > 0 else 1)
+            self.nice_yticks(0.0, top if top > 0 else 1.0)  # 0.00 0.01 … 0.05, not 0.0175 0.0350 0.0525
         self.refresh()

@@ -58,11 +58,13 @@ def chart(
     if not color:
         plt.theme("clear")
     all_x: list[float] = []
+    all_y: list[float] = []
     for i, (name, xs, ys) in enumerate(series):
         x, y = _clean(xs, ys, log_x)
         if not x:
             continue
         all_x += x
+        all_y += y
         if kind == "scatter":
             plt.scatter(x, y, label=name if len(series) > 1 else None, marker=MARKERS[i % len(MARKERS)])
         else:
@@ -76,6 +78,12 @@ def chart(
         ticks, labels = _log_ticks(min(all_x), max(all_x))
         if ticks:
             plt.xticks(ticks, labels)
+    if all_y:  # round, evenly spaced values (plotext's own read 4.03 3.72 3.42)
+        from tui_lab.widgets.replot import PLOT_FRAME_ROWS, nice_ticks
+
+        ticks, labels = nice_ticks(min(all_y), max(all_y), max(0, height - PLOT_FRAME_ROWS - bool(xlabel)))
+        if ticks:
+            plt.yticks(ticks, labels)
     if title:
         plt.title(title)
     if xlabel:
