@@ -309,7 +309,8 @@ class DllabApp(App):
             return
 
         async def answered(answer: bool | str | None) -> None:
-            if answer == OTHER and not builder.save():  # not valid, or not writable: show why, stay
+            # not saved (not valid, not writable: show why, stay; or it asks before replacing a file)
+            if answer == OTHER and not builder.save(then=self._shutdown_and_exit):
                 if self.current_mode != "builder":
                     self.switch_mode("builder")
                 return

@@ -135,7 +135,9 @@ async def test_preset_errors_read_as_the_command_line_says_them(make_app):
         await _settle(pilot, screen)
         with pytest.raises(PresetError) as cli:
             parse_preset(screen.draft.toml(), screen.save_path(), "optimizers")
-        assert screen.problem == str(cli.value)
+        # the command line's words, about "this recipe": the file it would save to is not there
+        assert screen.problem == str(cli.value).replace(f"{screen.save_path()}:", "this recipe:")
+        assert screen.problem.startswith("this recipe: claims[0]")
         assert f"names variant {named!r}, which is not one of" in screen.problem
 
 
@@ -470,3 +472,218 @@ async def test_a_variant_edit_typed_but_not_entered_is_taken_by_run(make_app):
         await wait_for(pilot, lambda: app.bridge.live is not None and live(app).finished)
         assert [s.recipe.train.lr for s in live(app).specs] == [0.2]
         assert screen.draft.variants[0].overrides == {"train": {"lr": 0.2}}
+
+
+async def _burst(app, pilot, *keys: str) -> None:
+    """Send keys the way a terminal delivers a fast burst (tmux send-keys, a quick typist): all at
+    once into the App's queue, with no pause between them (Pilot's `press` waits after each key)."""
+    from textual import events
+    from textual.app import _character_to_key
+
+    for key in keys:
+        if len(key) == 1:
+            event = events.Key(key if key.isalnum() else _character_to_key(key), key)
+        else:
+            event = events.Key(key, None)  # backspace, end, …
+        event.set_sender(app)
+        app._driver.send_message(event)
+    await pilot.pause()
+
+
+async def test_keys_typed_in_a_burst_apply_in_order(make_app):
+    """The tester's keys sent with tmux in one burst: lr "-1", backspace ×2, "nan" read "-1n"; lr "0.01",
+    backspace ×4, "0.02" stayed "0.01"; steps "1000", backspace ×4, "500" was lost. Textual runs an
+    Input's bound keys (backspace…) only once the key has bubbled up to the App, after the printable
+    keys queued behind it were typed; the Builder's text boxes now run their own keys in turn."""
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        await _tab(pilot, screen, "train")
+        lr = screen.query_one("#f-train-lr", Input)
+        lr.focus()
+        await pilot.pause()
+        await _burst(app, pilot, "end", *["backspace"] * 6, "-", "1", "backspace", "backspace", *"nan")
+        assert lr.value == "nan"
+        await _settle(pilot, screen)
+        assert lr.value == "nan" and "train.lr" in screen.problem
+        await _burst(app, pilot, *["backspace"] * 3, *"0.01", *["backspace"] * 4, *"0.02")
+        assert lr.value == "0.02"
+        await _burst(app, pilot, *["backspace"] * 4, *"0.03")  # while the check of 0.02 is pending
+        await _settle(pilot, screen)
+        assert lr.value == "0.03" and screen.draft.base["train"]["lr"] == 0.03 and screen.loaded is not None
+        steps = screen.query_one("#f-train-steps", Input)
+        steps.focus()
+        await pilot.pause()
+        await _burst(app, pilot, "end", *["backspace"] * 4, *"500", "left", "left", "backspace", "4")
+        await _settle(pilot, screen)
+        assert steps.value == "400" and screen.draft.base["train"]["steps"] == 400
+
+        await _tab(pilot, screen, "variants")  # the Variants tab's boxes too
+        box = screen.query_one("#variant-overrides", Input)
+        box.focus()
+        await pilot.pause()
+        await _burst(app, pilot, *"train.lr = 0.55", "backspace", "backspace", *"1", "enter")
+        await _settle(pilot, screen)
+        assert screen.draft.variants[0].overrides == {"train": {"lr": 0.1}}
+
+
+async def test_a_new_recipe_never_replaces_a_saved_one_without_asking(make_app, dllab_home: Path):
+    """A 4-variant recipe saved as my-recipe.toml, then ctrl+n and ctrl+s: the new one-variant recipe
+    wrote over it without a word (every new recipe was my-recipe). A new recipe now takes a free id,
+    and saving onto a file this recipe was not opened from or saved to asks first."""
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        await _tab(pilot, screen, "variants")
+        screen.query_one("#sweep-field", Select).value = "train.optimizer"
+        screen.query_one("#sweep-values", Input).value = "sgd, momentum, adam, rmsprop"
+        await pilot.click("#sweep-add")
+        await _settle(pilot, screen)
+        await pilot.press("ctrl+s")
+        first = dllab_home / "presets" / "my-recipe.toml"
+        await wait_for(pilot, first.exists, what="the first recipe saved")
+        saved = first.read_text()
+        assert len(load_preset(first).preset.variants) == 4
+
+        await pilot.press("ctrl+n")  # nothing unsaved: no question
+        await _settle(pilot, screen)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert screen.draft.meta["technique"] == "my-recipe-2" and screen.draft.meta["title"] == "My recipe 2"
+        assert not screen.has_unsaved_changes()  # the free id is the new recipe's, not an edit
+        await pilot.press("ctrl+s")
+        second = dllab_home / "presets" / "my-recipe-2.toml"
+        await wait_for(pilot, second.exists, what="the new recipe saved beside the first")
+        assert first.read_text() == saved
+        await pilot.press("ctrl+s")  # its own file, saved again: no question
+        await pilot.pause(0.2)
+        assert app.screen is screen
+
+        await _tab(pilot, screen, "preset")  # now onto the first one's file ("save as")
+        screen.query_one("#save-path", Input).value = str(first)
+        await _settle(pilot, screen)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.question.startswith(f"{first} already exists")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert first.read_text() == saved
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")  # asked, and said yes
+        await wait_for(pilot, lambda: app.screen is screen and first.read_text() != saved)
+        assert len(load_preset(first).preset.variants) == 1 and not screen.has_unsaved_changes()
+
+        await pilot.press("ctrl+n")  # both ids taken now
+        await _settle(pilot, screen)
+        assert screen.draft.meta["technique"] == "my-recipe-3"
+        screen.query_one("#f-preset-technique", Input).value = "my-recipe-2"  # by its id: asks too
+        await _settle(pilot, screen)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.question.startswith(f"{second} already exists")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert screen.has_unsaved_changes()
+
+
+async def test_save_and_quit_asks_before_replacing_a_file(make_app, dllab_home: Path):
+    """Quitting's "Save and quit" goes through the same question; "yes" saves, then quits."""
+    from tui_lab.screens.library import LibraryScreen
+
+    other = dllab_home / "presets" / "taken.toml"
+    other.parent.mkdir(parents=True)
+    other.write_text("# someone else's\n")
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        screen.query_one("#f-preset-technique", Input).value = "taken"
+        await _settle(pilot, screen)
+        await pilot.press("escape", "1")
+        await wait_for(pilot, lambda: isinstance(app.screen, LibraryScreen))
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("s")  # save and quit: the file is in the way, so it asks, on the Builder
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen) and "already exists" in app.screen.question)
+        assert app.current_mode == "builder" and other.read_text() == "# someone else's\n"
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.is_running, what="the app to save and exit")
+    assert load_preset(other).preset.technique == "taken"
+
+
+async def test_an_empty_steps_field_says_what_budget_it_falls_back_to(make_app):
+    """Steps cleared read as valid and the preview said "640 steps", from nowhere. The empty box and
+    its help line say what an empty budget means, and the preview says where its number comes from."""
+    from engine.config import Recipe, RunSpec
+    from engine.loop import budget
+    from tui_lab.screens.builder import DEFAULT_EPOCHS
+    from tui_lab.widgets.schedule_preview import SchedulePreview
+
+    spec = RunSpec(recipe=Recipe.model_validate({"data": {"name": "mnist1d"}}), variant="v")
+    assert budget(spec, 100)[1:] == (1, DEFAULT_EPOCHS)  # the engine's own fallback: what the Builder says
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        await _tab(pilot, screen, "train")
+        preview = screen.query_one(SchedulePreview)
+        await wait_for(pilot, lambda: preview.plot_title.endswith(", 1000 steps"), timeout=30)
+        steps = screen.query_one("#f-train-steps", Input)
+        steps.focus()
+        await pilot.press("ctrl+u")
+        await _settle(pilot, screen)
+        assert steps.value == "" and screen.loaded is not None
+        assert steps.placeholder == "empty: set by epochs, else 20 epochs"
+        assert "else 20 epochs" in str(screen.query_one("#help-train", Static).render())
+        await wait_for(pilot, lambda: "epochs" in preview.plot_title, timeout=30)
+        assert preview.plot_title == "lr: constant, 640 steps = default 20 epochs × 32"
+        screen.query_one("#f-train-epochs", Input).value = "3"
+        await _settle(pilot, screen)
+        await wait_for(pilot, lambda: preview.plot_title == "lr: constant, 96 steps = 3 epochs × 32", timeout=30)
+
+
+async def test_a_duplicate_variant_name_is_not_called_updated(make_app, dllab_home: Path):
+    """Renaming a variant to another's name said "variant '…' updated" while the status line said
+    "✘ $DLLAB_HOME/presets/my-recipe.toml: variant names must be unique", a file not there."""
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        await _tab(pilot, screen, "variants")
+        screen.query_one("#sweep-field", Select).value = "train.optimizer"
+        screen.query_one("#sweep-values", Input).value = "sgd, adam"
+        await pilot.click("#sweep-add")
+        await _settle(pilot, screen)
+        screen.query_one("#variant-list").move_cursor(row=1)
+        await pilot.pause()
+        name = screen.query_one("#variant-name", Input)
+        name.focus()
+        await pilot.press("ctrl+u", *"optimizer=sgd", "enter")
+        await _settle(pilot, screen)
+        status = _status(screen)
+        assert status.startswith("✘ this recipe: variant names must be unique"), status
+        assert str(dllab_home) not in status
+        hint = str(screen.query_one("#sweep-hint", Static).render())
+        assert "updated" not in hint and "not valid" in hint, hint
+
+        await pilot.press("ctrl+u", *"optimizer=adam", "enter")  # fixed: an edit that keeps it valid
+        await _settle(pilot, screen)
+        assert _status(screen).startswith("✔ valid")
+        assert str(screen.query_one("#sweep-hint", Static).render()) == "variant 'optimizer=adam' updated"
+
+
+async def test_ctrl_o_opens_a_saved_recipe_by_typing_its_name_after_the_folder(make_app, dllab_home: Path):
+    """The box starts with the saved recipes' folder, selected whole, and without its slash: typing a
+    name replaced the folder ("my-recipe" alone was then unknown). Now the cursor waits after the
+    folder's slash, and a name typed there (without .toml) opens the saved recipe."""
+    src = load_preset("optimizers").path.read_text(encoding="utf-8").replace('technique = "optimizers"',
+                                                                              'technique = "mine"')
+    (dllab_home / "presets").mkdir(exist_ok=True)
+    (dllab_home / "presets" / "mine.toml").write_text(src, encoding="utf-8")
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_builder(app, pilot)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        box = app.screen.query_one(Input)
+        assert box.value.endswith(("/", "\\")) and box.value.rstrip("/\\") == str(dllab_home / "presets")
+        await pilot.press(*"mine", "enter")
+        await wait_for(pilot, lambda: app.screen is screen and screen.draft.meta.get("technique") == "mine")
+        assert screen.path == dllab_home / "presets" / "mine.toml"

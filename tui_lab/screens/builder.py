@@ -4,7 +4,11 @@ rate schedule of the base recipe (computed in a thread worker: the engine import
 
 from __future__ import annotations
 
+import inspect
 import json
+import os
+import re
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ from textual.worker import Worker, WorkerState
 from engine.presets import LoadedPreset, PresetError, builtin_dir, load_preset
 from tui_lab.data.draft import Draft, format_overrides, parse_overrides, preset_fields
 from tui_lab.data.fields import recipe_fields
+from tui_lab.widgets.field_input import FieldInput, FieldTextArea
 from tui_lab.widgets.lab_footer import LabFooter
 from tui_lab.widgets.mode_bar import ModeBar
 from tui_lab.widgets.recipe_form import RecipeForm
@@ -45,6 +50,13 @@ PRIMARY = {
     "train": ("optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_steps", "batch_size", "steps",
               "epochs", "loss", "l1", "l2", "clip_norm", "early_stopping", "ema", "mixup", "seed"),
 }
+DEFAULT_EPOCHS = 20
+"""The budget of a recipe with neither steps nor epochs (``engine.loop.budget``; a test checks it)."""
+EMPTY = {
+    "train": {"steps": f"empty: set by epochs, else {DEFAULT_EPOCHS} epochs",
+              "epochs": f"empty: set by steps, else {DEFAULT_EPOCHS} epochs"},
+}
+"""What an empty field means, where "empty for none" would mislead (no steps is not no budget)."""
 FIELDS = (Input, Select, Switch, TextArea, DataTable)
 """The widgets a person edits (a form's scrolling container can take the focus too)."""
 VALIDATE_DELAY = 0.25
@@ -73,6 +85,7 @@ def schedule_points(base: dict[str, Any]) -> tuple[list[tuple[int, float]], str,
         err = exc.errors()[0]
         raise ValueError(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
     t = recipe.train
+    source = ""
     if t.steps is not None:
         total = t.steps
     else:
@@ -82,9 +95,23 @@ def schedule_points(base: dict[str, Any]) -> tuple[list[tuple[int, float]], str,
         key = recipe.data.model_dump_json()
         if key not in _N_TRAIN:
             _N_TRAIN[key] = len(load_data(recipe.data, seed=t.seed, device="cpu").x_train)
-        total = budget(RunSpec(recipe=recipe, variant="preview"), _N_TRAIN[key])[2]
+        _, per_epoch, total = budget(RunSpec(recipe=recipe, variant="preview"), _N_TRAIN[key])
+        # where the number comes from: epochs × steps per epoch (the engine's default with neither set)
+        source = f" = {'' if t.epochs else 'default '}{total // per_epoch} epochs × {per_epoch}"
     warm = f", warmup {t.warmup_steps}" if t.warmup_steps else ""
-    return schedule_curve(t, total), f"lr: {t.schedule}{warm}, {total} steps", total
+    return schedule_curve(t, total), f"lr: {t.schedule}{warm}, {total} steps{source}", total
+
+
+NEW_ID = Draft.new().meta["technique"]
+"""The id a new recipe starts from (``my-recipe``)."""
+
+
+def fresh_id(folder: Path, base: str) -> str:
+    """`base`, or `base-2`, `base-3`, …: the first id with no file in `folder`."""
+    n = 1
+    while (folder / f"{base if n == 1 else f'{base}-{n}'}.toml").exists():
+        n += 1
+    return base if n == 1 else f"{base}-{n}"
 
 
 def editable_path(loaded: LoadedPreset) -> Path | None:
@@ -136,16 +163,17 @@ class BuilderScreen(Screen):
                                      explicit_only=False, id="form-preset")
                     with Horizontal(classes="field-row"):
                         yield Label("quick form", classes="field-label")
-                        yield Input(compact=True, id="quick-overrides", placeholder="train.steps = 200")
+                        yield FieldInput(compact=True, id="quick-overrides", placeholder="train.steps = 200")
                     with Horizontal(classes="field-row"):
                         yield Label("save as", classes="field-label")
-                        yield Input(compact=True, id="save-path")
+                        yield FieldInput(compact=True, id="save-path")
                     yield Static("explanation (Markdown)", classes="form-help")
-                    yield TextArea(id="explain", soft_wrap=True)
+                    yield FieldTextArea(id="explain", soft_wrap=True)
                     yield Static("", id="claims-note", classes="form-help")
             for section, title in (("data", "Data"), ("model", "Model"), ("train", "Train")):
                 with TabPane(title, id=f"tab-{section}"):
-                    yield RecipeForm(section, fields[section], primary=PRIMARY[section], id=f"form-{section}")
+                    yield RecipeForm(section, fields[section], primary=PRIMARY[section], empty=EMPTY.get(section),
+                                     id=f"form-{section}")
                     if section == "train":
                         yield SchedulePreview(id="schedule-preview")
             with TabPane("Variants", id="tab-variants"):
@@ -188,7 +216,9 @@ class BuilderScreen(Screen):
 
     def load_draft(self, draft: Draft, path: Path | None = None, *, focus: bool = True) -> None:
         """Show a draft in every tab (no change events), then check it; `focus`: then give the tab bar
-        the focus (see `focus_tabs`)."""
+        the focus (see `focus_tabs`). A new recipe gets an id no saved recipe has (`fresh_id`)."""
+        if path is None and draft.meta.get("technique") == NEW_ID:
+            self._name_new(draft)
         self.draft = draft
         self.path = path
         meta = dict(draft.meta)
@@ -247,6 +277,15 @@ class BuilderScreen(Screen):
                 if n else "No claims: a recipe made here is compared by eye and by the curve diagnosis.")
         self.query_one("#claims-note", Static).update(Content.from_markup("[$text-muted]$t[/]", t=text))
 
+    def _name_new(self, draft: Draft) -> None:
+        """A new recipe saved to my-recipe.toml replaced the one saved there before: it takes the
+        first id free in the saved-recipes folder (my-recipe, my-recipe-2, …), its title with it."""
+        technique = fresh_id(self.app.presets_dir, NEW_ID)
+        if technique != NEW_ID:
+            n = technique.rsplit("-", 1)[1]
+            title = draft.meta.get("title")
+            draft.meta = {**draft.meta, "technique": technique, "title": f"{title} {n}" if title else title}
+
     def default_path(self) -> Path:
         technique = str(self.draft.meta.get("technique") or "my-recipe")
         return self.app.presets_dir / f"{technique}.toml"
@@ -273,6 +312,10 @@ class BuilderScreen(Screen):
 
     def on_variant_editor_changed(self, event: VariantEditor.Changed) -> None:
         self.draft.variants = list(event.variants)
+        if event.edited and self.validate() is None:  # "variant … updated" must not read as all well
+            event.editor.hint(f"variant {event.edited!r} changed, but the recipe is not valid now: "
+                              "the line below says why", error=True)
+            return
         self._schedule()
 
     def on_variant_editor_edit_checked(self, event: VariantEditor.EditChecked) -> None:
@@ -316,11 +359,12 @@ class BuilderScreen(Screen):
             more = f" (and {len(self.field_errors) - 1} more)" if len(self.field_errors) > 1 else ""
             self.problem = f"{key}: {msg}{more}"
         else:
+            path = self.save_path()
             try:
-                self.loaded = self.draft.validate(self.save_path())
+                self.loaded = self.draft.validate(path)
                 self.problem = ""
-            except PresetError as exc:
-                self.problem = str(exc)
+            except PresetError as exc:  # the command line's message, about this recipe, not a file
+                self.problem = re.sub(rf"^{re.escape(str(path))}:", "this recipe:", str(exc), flags=re.M)
         if self.loaded is not None:
             p = self.loaded.preset
             runs = len(p.variants) * len(p.seeds)
@@ -404,15 +448,41 @@ class BuilderScreen(Screen):
             self.draft.variants = list(editor.variants)  # now, not when the Changed message arrives
             self.notify("the variant edit you typed was applied first", markup=False)
 
-    def save(self) -> bool:
+    def save(self, then: Callable[[], Any] | None = None) -> bool:
         """Save the recipe (ctrl+s; quitting's "Save and quit"); False, with a message, when it is not
-        valid or cannot be written."""
+        valid or cannot be written. A file there that this recipe was not opened from or saved to is
+        not replaced without asking: then it asks (on the Builder) and returns False; `then` is
+        called once the recipe is saved after the person's "yes"."""
         self._take_typed_edit()
         if self.validate() is None:
             self.notify(self.problem, title="Not saved: the recipe is not valid", severity="error", timeout=8,
                         markup=False)
             return False
         path = self.save_path()
+        if path.exists() and (self.path is None or path.resolve() != self.path.resolve()):
+            self._ask_to_replace(path, then)
+            return False
+        return self._write(path)
+
+    def _ask_to_replace(self, path: Path, then: Callable[[], Any] | None) -> None:
+        from tui_lab.screens.confirm import ConfirmScreen
+
+        async def answered(yes: bool | str | None) -> None:
+            if not yes:
+                self.notify("Change the technique id or \"save as\" to save it beside that file.",
+                            title=f"Not saved: {path.name} kept", markup=False)
+            elif self._write(path) and then is not None:
+                result = then()
+                if inspect.isawaitable(result):
+                    await result
+
+        if self.app.current_mode != "builder":  # quitting's "Save and quit" from another screen
+            self.app.switch_mode("builder")
+        self.app.push_screen(ConfirmScreen(
+            f"{path} already exists, and it is not the file this recipe was opened from or saved to. "
+            "Replace it with this recipe?", yes="Replace it", no="Keep it"), answered)
+
+    def _write(self, path: Path) -> bool:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(self.draft.toml(), encoding="utf-8")
@@ -444,8 +514,10 @@ class BuilderScreen(Screen):
             if answer:
                 self.open_file(Path(answer).expanduser())
 
-        start = str(self.path or (self.app.presets_dir / ""))
-        self.app.push_screen(PromptScreen("Open a preset file (a path to a .toml or a catalogue id):", start), opened)
+        # the saved recipes' folder with its slash: typing a name after it makes the path
+        start = str(self.path) if self.path else f"{self.app.presets_dir}{os.sep}"
+        self.app.push_screen(PromptScreen("Open a preset: a path to a .toml file, a catalogue id or a saved "
+                                          "recipe's id:", start), opened)
 
     def open_file(self, path: Path) -> bool:
         """Open a preset file (or catalogue id) here, asking first when the recipe has unsaved changes

@@ -16,6 +16,7 @@ from textual.widget import Widget
 from textual.widgets import Collapsible, Input, Label, Select, Static, Switch
 
 from tui_lab.data.fields import FieldSpec
+from tui_lab.widgets.field_input import FieldInput
 
 
 class FieldValidator(Validator):
@@ -50,9 +51,13 @@ class RecipeForm(VerticalScroll):
             return self.form
 
     def __init__(self, section: str, specs: tuple[FieldSpec, ...], *, primary: tuple[str, ...] = (),
-                 explicit_only: bool = True, id: str | None = None) -> None:
+                 explicit_only: bool = True, empty: dict[str, str] | None = None,
+                 id: str | None = None) -> None:
         super().__init__(id=id, classes="recipe-form")
         self.section = section
+        self.empty = dict(empty or {})
+        """What an empty field means, by field name, where "empty for none" would not say (an empty
+        `steps` is not no budget): shown in the empty box and in the help line."""
         self.specs = {f.name: f for f in specs}
         self.primary = [n for n in primary if n in self.specs] or list(self.specs)
         self.explicit_only = explicit_only
@@ -80,8 +85,8 @@ class RecipeForm(VerticalScroll):
         elif f.kind == "bool":
             widget = Switch(value=bool(value), id=wid)
         else:
-            widget = Input(value=f.format(value), placeholder=f.hint(), compact=True, id=wid,
-                           validators=[FieldValidator(f)], valid_empty=f.optional)
+            widget = FieldInput(value=f.format(value), placeholder=self.empty.get(f.name, f.hint()), compact=True,
+                                id=wid, validators=[FieldValidator(f)], valid_empty=f.optional)
         widget.tooltip = tip
         return widget
 
@@ -208,6 +213,9 @@ class RecipeForm(VerticalScroll):
         if wid.startswith(prefix):
             f = self.specs.get(wid[len(prefix):])
             if f is not None:
-                text = f"{f.key}: {f.doc} [{f.hint()}]" if f.doc else f"{f.key}: {f.hint()}"
+                hint = f.hint()
+                if f.name in self.empty:
+                    hint = f"{hint.removesuffix('; empty for none')}; {self.empty[f.name]}"
+                text = f"{f.key}: {f.doc} [{hint}]" if f.doc else f"{f.key}: {hint}"
                 self.query_one(f"#help-{self.section}", Static).update(
                     Content.from_markup("[$text-muted]$t[/]", t=text))

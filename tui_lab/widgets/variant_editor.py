@@ -21,6 +21,7 @@ from tui_lab.data.draft import (
     unique_names,
 )
 from tui_lab.data.fields import field_by_key, recipe_fields
+from tui_lab.widgets.field_input import FieldInput
 
 INTRO = "Pick a field and the values to compare; each value becomes a variant."
 
@@ -31,10 +32,13 @@ class VariantEditor(Vertical):
     ]
 
     class Changed(Message):
-        def __init__(self, editor: VariantEditor, variants: list[VariantDraft]) -> None:
+        """The variants changed; `edited`: the name of the variant an edit (name, overrides) changed."""
+
+        def __init__(self, editor: VariantEditor, variants: list[VariantDraft], edited: str = "") -> None:
             super().__init__()
             self.editor = editor
             self.variants = variants
+            self.edited = edited
 
         @property
         def control(self) -> VariantEditor:
@@ -67,7 +71,7 @@ class VariantEditor(Vertical):
             yield Select([(k, k) for k in keys], prompt="field to compare", compact=True, id="sweep-field")
         with Horizontal(classes="field-row"):
             yield Label("values", classes="field-label")
-            yield Input(placeholder="values to compare, comma-separated", compact=True, id="sweep-values")
+            yield FieldInput(placeholder="values to compare, comma-separated", compact=True, id="sweep-values")
         with Horizontal(classes="button-row"):
             yield Button("Add variants", id="sweep-add", compact=True)
             yield Button("× Cross with existing", id="sweep-cross", compact=True)
@@ -77,20 +81,21 @@ class VariantEditor(Vertical):
         yield DataTable(id="variant-list", cursor_type="row", zebra_stripes=True)
         with Horizontal(classes="field-row"):
             yield Label("name", classes="field-label")
-            yield Input(compact=True, id="variant-name", placeholder="variant name (enter applies)")
+            yield FieldInput(compact=True, id="variant-name", placeholder="variant name (enter applies)")
         with Horizontal(classes="field-row"):
             yield Label("overrides", classes="field-label")
-            yield Input(compact=True, id="variant-overrides", placeholder='train.optimizer = "adam"; train.lr = 0.01')
+            yield FieldInput(compact=True, id="variant-overrides",
+                             placeholder='train.optimizer = "adam"; train.lr = 0.01')
 
     def on_mount(self) -> None:
         table = self.query_one("#variant-list", DataTable)
         table.add_column("variant", key="name")
         table.add_column("overrides", key="overrides")
-        self._hint(INTRO)
+        self.hint(INTRO)
 
     # -- state ----------------------------------------------------------------------------
 
-    def set_variants(self, variants: list[VariantDraft], *, notify: bool = False) -> None:
+    def set_variants(self, variants: list[VariantDraft], *, notify: bool = False, edited: str = "") -> None:
         self.variants = [VariantDraft(v.name, dict(v.overrides), v.description, dict(v.quick)) for v in variants]
         table = self.query_one("#variant-list", DataTable)
         row = table.cursor_row
@@ -106,14 +111,15 @@ class VariantEditor(Vertical):
                 self.query_one("#variant-overrides", Input).value = ""
             self._check_edit()
         if notify:
-            self.post_message(self.Changed(self, list(self.variants)))
+            self.post_message(self.Changed(self, list(self.variants), edited))
         else:  # a recipe loaded (New, Open): the last one's sweep and its hint no longer apply
             with self.prevent(Select.Changed, Input.Changed):
                 self.query_one("#sweep-field", Select).clear()
                 self.query_one("#sweep-values", Input).value = ""
-            self._hint(INTRO)
+            self.hint(INTRO)
 
-    def _hint(self, text: str, error: bool = False) -> None:
+    def hint(self, text: str, error: bool = False) -> None:
+        """The line under the buttons (the Builder says there when an edit left the recipe not valid)."""
         style = "$error" if error else "$text-muted"
         self.query_one("#sweep-hint", Static).update(Content.from_markup(f"[{style}]$t[/]", t=text))
 
@@ -156,7 +162,7 @@ class VariantEditor(Vertical):
             else:
                 new = ([] if only_base else self.variants) + sweep_variants(key, values)
         except (ValueError, KeyError) as exc:
-            self._hint(str(exc), error=True)
+            self.hint(str(exc), error=True)
             return False
         self.set_variants(unique_names(new), notify=True)
         self._count_hint()
@@ -164,7 +170,7 @@ class VariantEditor(Vertical):
 
     def _count_hint(self) -> None:
         n = len(self.variants)
-        self._hint(f"{n} variant{'s' if n != 1 else ''}.")
+        self.hint(f"{n} variant{'s' if n != 1 else ''}.")
 
     @on(Select.Changed, "#sweep-field")
     def _field_picked(self, event: Select.Changed) -> None:
@@ -172,7 +178,7 @@ class VariantEditor(Vertical):
         if event.value is Select.NULL:
             return
         f = field_by_key(str(event.value))
-        self._hint(f"{f.key}: {f.hint()}" + (f" (default {f.format(f.default)})" if f.default is not None else ""))
+        self.hint(f"{f.key}: {f.hint()}" + (f" (default {f.format(f.default)})" if f.default is not None else ""))
 
     @on(Button.Pressed, "#sweep-add")
     @on(Button.Pressed, "#sweep-cross")
@@ -181,7 +187,7 @@ class VariantEditor(Vertical):
         event.stop()
         field = self.query_one("#sweep-field", Select).value
         if field is Select.NULL:
-            self._hint("pick the field to compare first", error=True)
+            self.hint("pick the field to compare first", error=True)
             return
         cross = isinstance(event, Button.Pressed) and event.button.id == "sweep-cross"
         self.sweep(str(field), self.query_one("#sweep-values", Input).value, cross=cross)
@@ -226,12 +232,12 @@ class VariantEditor(Vertical):
             return False
         name = self.query_one("#variant-name", Input).value.strip()
         if not name:
-            self._hint("a variant needs a name", error=True)
+            self.hint("a variant needs a name", error=True)
             return False
         try:
             overrides = parse_overrides(self.query_one("#variant-overrides", Input).value)
         except ValueError as exc:
-            self._hint(str(exc), error=True)
+            self.hint(str(exc), error=True)
             return False
         v = self.variants[i]
         typed = self.query_one("#variant-overrides", Input).value.strip()
@@ -239,6 +245,6 @@ class VariantEditor(Vertical):
             return False  # nothing new, or a box cleared (the variant keeps what the table shows)
         v.name = name[:40]
         v.overrides = overrides
-        self.set_variants(self.variants, notify=True)
-        self._hint(f"variant {name!r} updated")
+        self.set_variants(self.variants, notify=True, edited=v.name)
+        self.hint(f"variant {v.name!r} updated")  # the Builder says otherwise if the recipe is not valid now
         return True
