@@ -10,6 +10,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
+from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.lab_footer import LabFooter
 from tui_lab.widgets.mode_bar import ModeBar
 from tui_lab.widgets.run_table import SORTS, RunTable
@@ -30,7 +31,7 @@ class HistoryScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield ModeBar("history")
-        yield Input(placeholder="/ filter: preset, variant, status or run id", id="history-filter", compact=True)
+        yield FieldInput(placeholder="/ filter: preset, variant, status or run id", id="history-filter", compact=True)
         yield RunTable(id="runs")
         yield Static("", id="history-status")
         yield LabFooter(keep=("toggle_mark", "mark_shown", "open", "filter", "delete", "toggle_help", "sort", "refresh"))

@@ -13,6 +13,7 @@ from textual.widgets import Input
 
 from engine.presets import LoadedPreset, PresetError, load_preset
 from tui_lab.widgets.catalogue_tree import CatalogueTree
+from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.lab_footer import LabFooter
 from tui_lab.widgets.mode_bar import ModeBar
 from tui_lab.widgets.preset_details import PresetDetails
@@ -43,7 +44,7 @@ class LibraryScreen(Screen):
         yield ModeBar("library")
         with Horizontal(id="library"):
             with Vertical(id="library-left"):
-                yield Input(placeholder="/ search techniques", id="library-search", compact=True)
+                yield FieldInput(placeholder="/ search techniques", id="library-search", compact=True)
                 yield CatalogueTree(id="catalogue")
             yield PresetDetails(id="preset-details")
         yield LabFooter(keep=("run_quick", "run_full", "search", "toggle_help", "open_builder", "new_recipe"))

@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from tui_lab.widgets.field_input import FieldInput
+
 
 class PromptScreen(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -20,7 +22,8 @@ class PromptScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(self.question, classes="dialog-text")
-            yield Input(self.value, id="prompt-input")
+            # the cursor after the given text, not all of it selected: typing adds to a folder's path
+            yield FieldInput(self.value, id="prompt-input", select_on_focus=False)
             yield Static("enter to accept · escape to cancel", classes="form-help")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

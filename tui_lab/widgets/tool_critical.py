@@ -10,8 +10,9 @@ from typing import Any
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import DataTable, Input, Select, Static
+from textual.widgets import DataTable, Select, Static
 
+from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.tool_view import ToolView, field_row, number
 
 NETS = (("chain2: y = w2·w1·x", "chain2"), ("chain3: y = w3·w2·w1·x", "chain3"), ("tanh_121: a 1-2-1 tanh net", "tanh_121"))
@@ -37,10 +38,10 @@ class CriticalView(ToolView):
 
     def settings(self) -> Iterable[Widget]:
         yield field_row("net", Select(NETS, value="chain2", allow_blank=False, compact=True, id="critical-net"))
-        yield field_row("starts", Input("48", compact=True, id="critical-starts"), "random starts")
-        yield field_row("box", Input("2", compact=True, id="critical-box"), "starts are uniform in [-box, box]^n")
-        yield field_row("seed", Input("0", compact=True, id="critical-seed"))
-        yield field_row("step", Input("1", compact=True, id="critical-step"), "length of the escape step at a saddle")
+        yield field_row("starts", FieldInput("48", compact=True, id="critical-starts"), "random starts")
+        yield field_row("box", FieldInput("2", compact=True, id="critical-box"), "starts are uniform in [-box, box]^n")
+        yield field_row("seed", FieldInput("0", compact=True, id="critical-seed"))
+        yield field_row("step", FieldInput("1", compact=True, id="critical-step"), "length of the escape step at a saddle")
 
     def result(self) -> Iterable[Widget]:
         with VerticalScroll(id="critical-scroll"):

@@ -14,8 +14,9 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import DataTable, Input, Select, Static
+from textual.widgets import DataTable, Select, Static
 
+from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.tool_view import ToolView, field_row, number
 
 DEMO = "demo"
@@ -37,8 +38,8 @@ class GradcheckView(ToolView):
                         "replace the first linear layer by a hand-written one (correct or broken backward)")
         yield field_row("dtype", Select([("float64", "float64"), ("float32", "float32")], value="float64",
                                         allow_blank=False, compact=True, id="gradcheck-dtype"))
-        yield field_row("entries", Input("200", compact=True, id="gradcheck-entries"), "entries checked per tensor")
-        yield field_row("seed", Input("0", compact=True, id="gradcheck-seed"))
+        yield field_row("entries", FieldInput("200", compact=True, id="gradcheck-entries"), "entries checked per tensor")
+        yield field_row("seed", FieldInput("0", compact=True, id="gradcheck-seed"))
 
     def result(self) -> Iterable[Widget]:
         yield VerticalScroll(id="gradcheck-results")

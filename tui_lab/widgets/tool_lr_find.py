@@ -9,10 +9,11 @@ from typing import Any
 
 from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import Button, Input, Select, Static
+from textual.widgets import Button, Select, Static
 
 from tui_lab.data import fmt
 from tui_lab.data.tools import round_lr
+from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.lr_curve_plot import LRCurveData, LRCurvePlot
 from tui_lab.widgets.tool_view import ToolView, field_row, number
 
@@ -31,10 +32,10 @@ class LRFindView(ToolView):
             "smoothed loss, suggest one tenth of the rate at its minimum.")
 
     def settings(self) -> Iterable[Widget]:
-        yield field_row("seed", Input("0", compact=True, id="lr-seed"))
-        yield field_row("steps", Input("100", compact=True, id="lr-steps"), "steps of the sweep")
-        yield field_row("lr min", Input("1e-5", compact=True, id="lr-min"))
-        yield field_row("lr max", Input("10", compact=True, id="lr-max"))
+        yield field_row("seed", FieldInput("0", compact=True, id="lr-seed"))
+        yield field_row("steps", FieldInput("100", compact=True, id="lr-steps"), "steps of the sweep")
+        yield field_row("lr min", FieldInput("1e-5", compact=True, id="lr-min"))
+        yield field_row("lr max", FieldInput("10", compact=True, id="lr-max"))
         yield field_row("rule", Select([("min/10", "min/10"), ("steepest", "steepest")], value="min/10",
                                        allow_blank=False, compact=True, id="lr-rule"),
                         "min/10: a tenth of the rate at the minimum; steepest: the steepest descent")

@@ -10,9 +10,10 @@ from typing import Any
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Static
 
 from tui_lab.data import fmt
+from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.tool_lr_find import is_network_preset
 from tui_lab.widgets.tool_view import ToolView, field_row, number
 
@@ -43,9 +44,9 @@ class SanityView(ToolView):
             "the net can memorize a handful of samples.")
 
     def settings(self) -> Iterable[Widget]:
-        yield field_row("seed", Input("0", compact=True, id="sanity-seed"))
-        yield field_row("steps", Input("300", compact=True, id="sanity-steps"), "steps of the overfitting check")
-        yield field_row("samples", Input("20", compact=True, id="sanity-samples"),
+        yield field_row("seed", FieldInput("0", compact=True, id="sanity-seed"))
+        yield field_row("steps", FieldInput("300", compact=True, id="sanity-steps"), "steps of the overfitting check")
+        yield field_row("samples", FieldInput("20", compact=True, id="sanity-samples"),
                         "training samples the net must memorize")
 
     def result(self) -> Iterable[Widget]:

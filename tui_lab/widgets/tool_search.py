@@ -22,6 +22,7 @@ from textual.worker import get_current_worker
 from tui_lab.data import fmt
 from tui_lab.data.tools import parse_fields, sorted_trials
 from tui_lab.search_bridge import SearchCancelled, default_executor
+from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.scatter_plot import ScatterData, ScatterPlot
 from tui_lab.widgets.tool_lr_find import is_network_preset
 from tui_lab.widgets.tool_view import ToolView, field_row, number
@@ -54,15 +55,15 @@ class SearchToolView(ToolView):
         self.search: Any = None
 
     def settings(self) -> Iterable[Widget]:
-        yield field_row("fields", Input("train.lr=1e-4:1:log", compact=True, id="search-fields"),
+        yield field_row("fields", FieldInput("train.lr=1e-4:1:log", compact=True, id="search-fields"),
                         "section.name=low:high[:log|linear], several separated by ;")
-        yield field_row("budget", Input("8", compact=True, id="search-budget"), "runs in all (every round together)")
+        yield field_row("budget", FieldInput("8", compact=True, id="search-budget"), "runs in all (every round together)")
         yield field_row("method", Select([("random", "random"), ("grid", "grid")], value="random", allow_blank=False,
                                          compact=True, id="search-method"))
-        yield field_row("refine", Input("0", compact=True, id="search-refine"), "coarse-to-fine rounds after the first")
+        yield field_row("refine", FieldInput("0", compact=True, id="search-refine"), "coarse-to-fine rounds after the first")
         yield field_row("score", Select([(s, s) for s in SCORES], value="val_loss", allow_blank=False, compact=True,
                                         id="search-score"), "losses and gaps are minimized, the rest maximized")
-        yield field_row("seed", Input("0", compact=True, id="search-seed"), "every trial's run seed and the search's own")
+        yield field_row("seed", FieldInput("0", compact=True, id="search-seed"), "every trial's run seed and the search's own")
 
     def result(self) -> Iterable[Widget]:
         yield Static("", id="search-summary", classes="tool-summary")
