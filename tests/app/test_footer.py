@@ -41,7 +41,7 @@ async def test_library_builder_history_and_tools_keep_their_keys_and_quit(make_a
         # the rest are (n New is left out)
         await shows(pilot, "⏎ Run quick", "f Run full", "/ Search", "b Builder", "^q Quit", "? Keys")
         await pilot.press("2")
-        await shows(pilot, "^s Save", "^r Run quick", "^t Run full", "^o Open file", "^n New", "^q Quit")
+        await shows(pilot, "^s Save", "^r Run quick", "^t Run full", "^o Open file", "^q Quit", "? Keys")
         await pilot.press("escape", "4")
         await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
         await shows(pilot, "space Mark", "a Mark all shown", "/ Filter", "o Open", "d Delete", "^q Quit")

@@ -181,7 +181,7 @@ class BuilderScreen(Screen):
             with TabPane("TOML", id="tab-toml"):
                 yield TextArea(id="toml-view", read_only=True)
         yield Static("", id="builder-status")
-        yield LabFooter(keep=("save", "run(True)", "run(False)", "remove", "open", "new"))
+        yield LabFooter(keep=("save", "run(True)", "run(False)", "toggle_help", "remove", "open", "new"))
 
     def on_mount(self) -> None:
         self.app.builder_screen = self  # the app asks it before replacing its recipe
