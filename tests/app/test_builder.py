@@ -23,6 +23,15 @@ async def _open_builder(app, pilot) -> BuilderScreen:
     return app.screen
 
 
+async def _add_variants(pilot, screen: BuilderScreen, field: str, values: str) -> None:
+    """On the Variants tab, pick `field` and `values` and press Add variants (one per value)."""
+    await _tab(pilot, screen, "variants")
+    screen.query_one("#sweep-field", Select).value = field
+    screen.query_one("#sweep-values", Input).value = values
+    await pilot.click("#sweep-add")
+    await _settle(pilot, screen)
+
+
 async def _press_b_on(app, pilot, name: str) -> None:
     """In the Library, search `name` and press `b` on the technique found (open it in the Builder)."""
     from tui_lab.screens.library import LibraryScreen
@@ -55,11 +64,7 @@ async def test_build_a_two_variant_recipe_save_it_and_load_it_back_the_same(make
         screen.query_one("#f-train-batch_size", Input).value = "64"
         await _tab(pilot, screen, "model")
         screen.query_one("#f-model-activation", Select).value = "tanh"
-        await _tab(pilot, screen, "variants")
-        screen.query_one("#sweep-field", Select).value = "train.optimizer"
-        screen.query_one("#sweep-values", Input).value = "sgd, adam"
-        await pilot.click("#sweep-add")
-        await _settle(pilot, screen)
+        await _add_variants(pilot, screen, "train.optimizer", "sgd, adam")
         assert screen.loaded is not None, screen.problem
         assert [v.name for v in screen.loaded.preset.variants] == ["optimizer=sgd", "optimizer=adam"]
 
@@ -163,11 +168,7 @@ async def test_the_sweep_hint_follows_the_variants_after_new_and_remove(make_app
     app = make_app(mode="builder")
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open_builder(app, pilot)
-        await _tab(pilot, screen, "variants")
-        screen.query_one("#sweep-field", Select).value = "train.optimizer"
-        screen.query_one("#sweep-values", Input).value = "sgd, momentum, adam"
-        await pilot.click("#sweep-add")
-        await _settle(pilot, screen)
+        await _add_variants(pilot, screen, "train.optimizer", "sgd, momentum, adam")
 
         def hint() -> str:
             return str(screen.query_one("#sweep-hint", Static).render())
@@ -289,11 +290,7 @@ async def test_ctrl_n_asks_before_unsaved_changes_are_replaced(make_app):
         await _settle(pilot, screen)
         assert app.screen is screen and not screen.has_unsaved_changes()
 
-        await _tab(pilot, screen, "variants")
-        screen.query_one("#sweep-field", Select).value = "train.optimizer"
-        screen.query_one("#sweep-values", Input).value = "sgd, adam"
-        await pilot.click("#sweep-add")
-        await _settle(pilot, screen)
+        await _add_variants(pilot, screen, "train.optimizer", "sgd, adam")
         assert [v.name for v in screen.draft.variants] == ["optimizer=sgd", "optimizer=adam"]
         await pilot.press("ctrl+n")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -534,11 +531,7 @@ async def test_a_new_recipe_never_replaces_a_saved_one_without_asking(make_app, 
     app = make_app(mode="builder")
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open_builder(app, pilot)
-        await _tab(pilot, screen, "variants")
-        screen.query_one("#sweep-field", Select).value = "train.optimizer"
-        screen.query_one("#sweep-values", Input).value = "sgd, momentum, adam, rmsprop"
-        await pilot.click("#sweep-add")
-        await _settle(pilot, screen)
+        await _add_variants(pilot, screen, "train.optimizer", "sgd, momentum, adam, rmsprop")
         await pilot.press("ctrl+s")
         first = dllab_home / "presets" / "my-recipe.toml"
         await wait_for(pilot, first.exists, what="the first recipe saved")
@@ -646,11 +639,7 @@ async def test_a_duplicate_variant_name_is_not_called_updated(make_app, dllab_ho
     app = make_app(mode="builder")
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open_builder(app, pilot)
-        await _tab(pilot, screen, "variants")
-        screen.query_one("#sweep-field", Select).value = "train.optimizer"
-        screen.query_one("#sweep-values", Input).value = "sgd, adam"
-        await pilot.click("#sweep-add")
-        await _settle(pilot, screen)
+        await _add_variants(pilot, screen, "train.optimizer", "sgd, adam")
         screen.query_one("#variant-list").move_cursor(row=1)
         await pilot.pause()
         name = screen.query_one("#variant-name", Input)
