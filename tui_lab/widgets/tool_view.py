@@ -10,6 +10,7 @@ wrong), ``work(params)`` (the engine call, in the thread; its return value goes 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Collection, Iterable
 from functools import partial
@@ -41,11 +42,15 @@ def field_row(label: str, widget: Widget, tip: str = "") -> Horizontal:
 def number(text: str, what: str, *, kind: type = float, low: float | None = None, high: float | None = None,
            positive: bool = False) -> Any:
     """A number typed in a settings box, checked (ValueError naming the setting)."""
+    wanted = "a whole number" if kind is int else "a number"
+    if not text.strip():
+        raise ValueError(f"{what}: empty; type {wanted}")
     try:
         value = kind(text.strip())
     except ValueError:
-        raise ValueError(f"{what}: {text.strip() or 'nothing'} is not {'a whole number' if kind is int else 'a number'}"
-                         ) from None
+        raise ValueError(f"{what}: {text.strip()!r} is not {wanted}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {text.strip()}")
     if positive and value <= 0:
         raise ValueError(f"{what} must be above 0, got {value:g}")
     if low is not None and value < low:
