@@ -165,3 +165,26 @@ def test_the_table_names_runs_without_the_surface_they_share():
     assert short_labels(["Bowl · sgd s0", "Banana · adam s0"]) == ["Bowl · sgd s0", "Banana · adam s0"]
     assert short_labels(["Bowl · sgd s0"]) == ["Bowl · sgd s0"]
     assert short_labels(["sgd", "adam"]) == ["sgd", "adam"]
+
+
+async def test_the_table_keeps_its_numbers_whole_and_long_names_give_way():
+    """At 100 columns a long run name pushed the dist column out of the 42-cell table ("5.8e-")."""
+    from engine.loop import train as run
+
+    specs = [_spec("Very long variant name with momentum 0.95 · extra words", "quadratic", "momentum", 0.01, 0),
+             _spec("short", "quadratic", "sgd", 0.035, 0)]
+    c = Comparison("surfaces")
+    c.add_specs(specs)
+    c.attach(["a", "b"])
+    for spec, run_id in zip(specs, ["a", "b"], strict=True):
+        run(spec, c.add, run_id=run_id)
+    app = SurfaceApp(c)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        table = app.query_one(DataTable)
+        dists = [str(table.get_row_at(i)[4]) for i in range(table.row_count)]
+        assert all(d == "–" or "e-" not in d or d[-1].isdigit() for d in dists), dists
+        assert sum(col.get_render_width(table) for col in table.columns.values()) <= table.size.width, \
+            [col.get_render_width(table) for col in table.columns.values()]
+        names = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        assert names[0].endswith("…") or "…" in names[0], names  # cut, the numbers kept

@@ -34,6 +34,7 @@ from tui_lab.data.surface_paths import (
     surfaces_in,
 )
 from tui_lab.palette import faint, series_colors
+from tui_lab.tables import clip_name
 from tui_lab.widgets.replot import ReplotPlot
 
 N_LEVELS = 9
@@ -118,6 +119,10 @@ class SurfaceCanvas(ReplotPlot):
         self.refresh()
 
 
+TABLE_WIDTH = 42
+"""Cells of the runs' table beside the canvas."""
+
+
 class SurfacePlot(Vertical, can_focus=True):
     """Paths of a surface comparison: one surface at a time, a row per shown run in the table."""
 
@@ -133,13 +138,13 @@ class SurfacePlot(Vertical, can_focus=True):
         height: 1fr;
     }
     SurfacePlot DataTable {
-        width: 42;
+        width: TABLE_WIDTH;
         height: 1fr;
     }
     SurfacePlot:focus-within #surface-header {
         color: $text;
     }
-    """
+    """.replace("TABLE_WIDTH", str(TABLE_WIDTH))
 
     BINDINGS = [
         Binding("]", "next_surface", "Next surface"),
@@ -238,14 +243,15 @@ class SurfacePlot(Vertical, can_focus=True):
                                       header.size.width or self.size.width))
         table = self.query_one(DataTable)
         table.clear()
+        rows = [(str(p.step), "–" if p.loss is None else f"{p.loss:.2g}", "–" if p.dist is None else f"{p.dist:.2g}")
+                for p in paths]
+        # the numbers stay whole (a long run name pushed "5.8e-05" out as "5.8e-"): the names give way
+        numbers = sum(max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(("step", "loss", "dist")))
+        room = max(6, TABLE_WIDTH - 2 * 5 - 1 - numbers - 2)  # cell padding, the swatch, a scroll bar
         names = short_labels([p.label for p in paths])
-        for p, name in zip(paths, names, strict=True):
+        for p, name, numbers_of_p in zip(paths, names, rows, strict=True):
             swatch = Text("■", style=colors[p.color % len(colors)].hex) if colors else Text("■")
-            table.add_row(
-                swatch, Text(name), str(p.step),
-                "–" if p.loss is None else f"{p.loss:.2g}",
-                "–" if p.dist is None else f"{p.dist:.2g}",
-            )
+            table.add_row(swatch, Text(clip_name(name, room)), *numbers_of_p)
 
     # -- actions -------------------------------------------------------------------------------
 
