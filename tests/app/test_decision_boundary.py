@@ -26,6 +26,8 @@ from tui_lab.widgets.decision_boundary import (
     POINTS as GLYPHS,
 )
 
+from .conftest import screen_text
+
 GRID = [[0] * 6 + [1] * 6 for _ in range(3)] + [[2] * 12 for _ in range(3)]  # 6 rows × 12 columns
 POINTS = [[-0.9, 0.9, 0], [0.9, 0.9, 1], [0.0, -0.9, 2], [0.9, -0.9, 0]]
 RED, GREEN, BLUE = Color(200, 0, 0), Color(0, 200, 0), Color(0, 0, 200)
@@ -153,5 +155,33 @@ def test_panel_waiting_text_before_data(size) -> None:
         app = One()
         async with app.run_test(size=size):
             assert "waiting" in app.query_one(BoundaryPanel).render().plain
+
+    asyncio.run(scenario())
+
+
+def test_the_view_says_what_its_marks_and_shades_mean_and_which_seed() -> None:
+    """The panels have no axes or key: nothing said what ●▲■ and the ·: shading were, nor which seed
+    a variant with several showed."""
+    from tui_lab.screens.views import feed_boundary
+
+    class _Run:
+        def __init__(self, label: str, seed: int) -> None:
+            self.label, self.seed, self.latest = label, seed, {}
+
+    class _Comparison:
+        runs = [_Run("3 units", 0), _Run("3 units", 1)]
+
+    async def scenario() -> None:
+        app = BoundaryApp()
+        async with app.run_test(size=(100, 24)) as pilot:
+            view = app.query_one(DecisionBoundary)
+            view.update_boundary("3 units", GRID, POINTS, x_range=(-1, 1), y_range=(-1, 1), step=10)
+            await pilot.pause()
+            text = " ".join(screen_text(app).split())
+            assert "training points in their true class's colour" in text and "is misclassified" in text
+            assert "first seed" not in text
+            feed_boundary(view, _Comparison())
+            await pilot.pause()
+            assert "each variant's first seed" in " ".join(screen_text(app).split())
 
     asyncio.run(scenario())

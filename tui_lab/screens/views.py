@@ -41,12 +41,16 @@ def _boundary(comparison: Comparison) -> Widget:
 def feed_boundary(view: Any, comparison: Comparison) -> None:
     """Each variant's latest Boundary event (its first seed) into the decision-boundary panels."""
     shown: set[str] = set()
+    seeds: dict[str, set[int]] = {}
     for run in comparison.runs:
+        seeds.setdefault(run.label, set()).add(run.seed)
         event = run.latest.get("Boundary")
         if event is None or run.label in shown:
             continue
         shown.add(run.label)
         view.show_event(run.label, event)
+    if any(len(s) > 1 for s in seeds.values()):
+        view.set_note("each variant's first seed")
 
 
 def _surface(comparison: Comparison) -> Widget:

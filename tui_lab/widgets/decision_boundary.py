@@ -26,6 +26,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.color import Color
 from textual.widget import Widget
+from textual.widgets import Static
 
 from engine.events import Boundary
 
@@ -188,12 +189,32 @@ class DecisionBoundary(Widget):
         height: 1fr;
         min-height: 8;
     }
+    DecisionBoundary > #boundary-legend {
+        dock: top;
+        height: auto;
+        color: $text-muted;
+    }
     """
+
+    LEGEND = (f"{POINTS[:3]}… training points in their true class's colour · shade and fill "
+              f"({FILLS[1:4]}…): the class the network predicts there · a point on another class's shade "
+              "is misclassified")
+    """What the panels show (they have no axes or key of their own)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._panels: dict[str, BoundaryPanel] = {}
         self._events: dict[str, Boundary] = {}
+        self.note = ""
+
+    def compose(self):
+        yield Static(self.LEGEND, id="boundary-legend", markup=False)
+
+    def set_note(self, note: str) -> None:
+        """A word on what the panels show beside the legend (e.g. which seed)."""
+        if note != self.note:
+            self.note = note
+            self.query_one("#boundary-legend", Static).update(self.LEGEND + (f" · {note}" if note else ""))
 
     def on_mount(self) -> None:
         self.watch(self.app, "theme", self._theme_changed, init=False)
