@@ -265,3 +265,23 @@ async def test_the_schedule_preview_s_rate_axis_reads_round_values():
         labels = [m.group(1) for line in lines[top:] if (m := re.match(r"\s*(\d+\.\d+)\s*[┤┼│]", line))]
         assert labels and "0.05" in [f"{float(x):g}" for x in labels], labels
         assert all(round(float(x) * 100, 9).is_integer() for x in labels), labels  # 0.00, 0.01, ... 0.05
+
+
+async def test_a_scatter_of_several_series_keys_them_in_its_title_not_over_its_points():
+    """plotext's legend box sat inside the plot's top-left corner, over the points there."""
+    from tui_lab.widgets.scatter_plot import ScatterData, ScatterPlot
+
+    class ScatterApp(App):
+        def compose(self) -> ComposeResult:
+            yield ScatterPlot(id="scatter")
+
+    app = ScatterApp()
+    async with app.run_test(size=(90, 24)) as pilot:
+        plot = app.query_one(ScatterPlot)
+        plot.show(ScatterData(title="val_loss", series=[("grid", [1e-4, 1e-3], [2.3, 1.0]),
+                                                        ("random", [1e-2, 1e-1], [0.8, 2.0])], log_x=True))
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        title = next(i for i, line in enumerate(lines) if "val_loss" in line)
+        assert "● grid" in lines[title] and "x random" in lines[title], lines[title]
+        assert not any("grid" in line for line in lines[title + 1:]), lines  # no legend box in the plot

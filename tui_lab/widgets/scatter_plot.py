@@ -49,12 +49,16 @@ class ScatterPlot(ReplotPlot):
     def replot(self) -> None:
         plt = self.fresh_plot()
         d = self.data
-        if d.title:
-            plt.title(d.title)
+        # the series' key goes in the title: plotext draws a legend box inside the plot's top-left
+        # corner, over the points there (a search's small rates at a high loss were hidden by it)
+        key = "  ".join(f"{MARKERS[i % len(MARKERS)]} {name}" for i, (name, _, _) in enumerate(d.series)
+                        ) if len(d.series) > 1 else ""
+        if d.title or key:
+            plt.title(f"{d.title}  ·  {key}" if d.title and key else d.title or key)
         colors = series_colors(self.app.theme_variables, max(1, len(d.series))) if self.is_mounted else []
         all_x: list[float] = []
         all_y: list[float] = []
-        for i, (name, xs, ys) in enumerate(d.series):
+        for i, (_name, xs, ys) in enumerate(d.series):
             if d.log_x:
                 px, py = log_x(zip(xs, ys, strict=True))
             else:
@@ -65,8 +69,7 @@ class ScatterPlot(ReplotPlot):
             all_x += px
             all_y += [y for y in py if math.isfinite(y)]
             color = colors[i % len(colors)].rgb if colors else None
-            plt.scatter(px, py, marker=MARKERS[i % len(MARKERS)], color=color,
-                        label=name if len(d.series) > 1 else None)
+            plt.scatter(px, py, marker=MARKERS[i % len(MARKERS)], color=color)
         if d.best is not None and all_x:
             bx, by = d.best
             if (not d.log_x or bx > 0) and math.isfinite(by):
