@@ -48,6 +48,24 @@ SECTIONS = ("data", "model", "train")
 SHRINK = 1.0 / 3.0
 
 
+def numeric_fields(section: str) -> list[str]:
+    """The fields of a recipe section that hold a number (int or float, optional or not): what a
+    search can vary; the common ones first (lr, weight_decay, …, as the Builder lists them), then the rest."""
+    import typing
+
+    from engine.config import section_spec
+
+    def numeric(annotation: Any) -> bool:
+        args = typing.get_args(annotation)
+        if typing.get_origin(annotation) is typing.Annotated:
+            return numeric(args[0])
+        if args:
+            return any(numeric(a) for a in args if a is not type(None))
+        return annotation in (int, float)
+
+    return [name for name, info in section_spec(section).model_fields.items() if numeric(info.annotation)]
+
+
 @dataclass(frozen=True)
 class SearchField:
     """One searched field: ``path`` ("train.lr") over [low, high] on a log or linear scale."""
@@ -64,8 +82,10 @@ class SearchField:
                              f"got {self.path!r}")
         if name not in (fields := section_fields(section)):
             close = close_fields(name, fields)
+            numeric = numeric_fields(section)
+            shown = ", ".join(numeric[:12]) + (f", … ({len(numeric)} in all)" if len(numeric) > 12 else "")
             hint = f"did you mean {' or '.join(f'{section}.{c}' for c in close)}?" if close else (
-                f"{section} has: {', '.join(fields)}")
+                f"its numeric fields (what a search can vary): {shown}")
             raise ValueError(f"{self.path}: {section} has no field {name!r}; {hint}")
         if self.scale not in ("log", "linear"):
             raise ValueError(f"scale must be log or linear, got {self.scale!r}")

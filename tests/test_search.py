@@ -41,9 +41,15 @@ def test_parse_and_scales():
             SearchField.parse(bad)
     # a mistyped field is named before any run starts, with the field it probably means
     for bad, hint in (("train.lrr=1e-4:1", "did you mean train.lr?"), ("train.learning_rate=1e-4:1", "train.lr?"),
-                      ("model.xyz=1:2", "model has: activation")):
+                      ("model.xyz=1:2", "its numeric fields (what a search can vary): hidden, depth, width")):
         with pytest.raises(ValueError, match=re.escape(hint)):
             SearchField.parse(bad)
+    # no guess: the numeric fields only (a search varies numbers), a dozen and the count; the list of
+    # every train field (49 and the menus) flooded the Tools' settings panel
+    with pytest.raises(ValueError) as bad_field:
+        SearchField.parse("train.foo=0:1")
+    text = str(bad_field.value)
+    assert "lr, momentum" in text and "in all)" in text and "optimizer" not in text and len(text) < 260, text
 
 
 def test_narrowing_stays_inside_the_range():
