@@ -53,6 +53,9 @@ def test_bench_quick_json(capsys) -> None:
             "batched8/single.optimizers", "presets/solo.activations", "conv/sequential.mnist1d.8"} <= ids
 
 
-def test_bench_rejects_bad_options(capsys) -> None:
-    assert main(["bench", "--quick", "--repeats", "0"]) == 2
-    assert "--repeats" in capsys.readouterr().err
+@pytest.mark.parametrize("option", [["--repeats", "0"], ["--threads", "-1"]])
+def test_bench_rejects_bad_options(option, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--quick", *option])
+    assert info.value.code == 2
+    assert f"argument {option[0]}" in capsys.readouterr().err

@@ -22,34 +22,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from tui_lab.commands.args import positive_int
+from tui_lab.commands.args import seeds as _seeds  # argparse types, shared with the tools' options
+from tui_lab.commands.args import workers as _workers
+
 if TYPE_CHECKING:
     from engine.store import RunStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got {text!r}") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError("give at least one seed")
-    if any(s < 0 for s in seeds):
-        raise argparse.ArgumentTypeError(f"seeds are 0 or more, got {text!r}")
-    if len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"a seed is given twice in {text!r} (each would train the same runs again)")
-    return seeds
-
-
-def _workers(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (train in this process) or more, got {n}")
-    return n
 
 
 def _fast(text: str) -> str:
@@ -110,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_runs = sub.add_parser("runs", help="list stored runs, newest first")
     p_runs.add_argument("--preset")
     p_runs.add_argument("--status", type=_status)
-    p_runs.add_argument("--limit", type=int, default=30)
+    p_runs.add_argument("--limit", type=positive_int, default=30, help="at most this many runs (default 30)")
     p_runs.add_argument("--json", action="store_true")
     p_show = sub.add_parser("show", help="show one stored run (an id or a unique prefix)")
     p_show.add_argument("run", help="a run id, or a unique prefix of one (dllab runs lists them)")
@@ -421,6 +401,16 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _invalid(exc: Exception) -> str:
+    """The message of an invalid-input error. A pydantic ValidationError (a setting no option check
+    caught) reads as its fields and problems, without pydantic's own header and links."""
+    errors = getattr(exc, "errors", None)
+    if type(exc).__name__ != "ValidationError" or not callable(errors):
+        return str(exc)
+    parts = [f"{'.'.join(map(str, e.get('loc', ()))) or 'value'}: {e.get('msg', '')}" for e in errors()]
+    return "invalid setting: " + "; ".join(parts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from engine.presets import PresetError
 
@@ -436,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dllab: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except (ValueError, FileNotFoundError) as exc:
-        print(f"dllab: {exc}", file=sys.stderr)
+        print(f"dllab: {_invalid(exc)}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
         print("dllab: interrupted", file=sys.stderr)

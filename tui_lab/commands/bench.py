@@ -21,11 +21,14 @@ def register(subparsers) -> None:
 
 
 def _options(p: argparse.ArgumentParser) -> None:
+    from tui_lab.commands.args import non_negative_int, positive_int
+
     p.add_argument("--quick", action="store_true", help="a short form (small sizes, 2 repeats): a smoke test, not a measurement")
     p.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps, auto")
-    p.add_argument("--repeats", type=int, help="timed repeats of each side (default 5, quick 2)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 keeps torch's choice)")
+    p.add_argument("--repeats", type=positive_int, help="timed repeats of each side, 1 or more (default 5, quick 2)")
+    p.add_argument("--threads", type=non_negative_int, default=1,
+                   help="torch threads (default 1; 0 keeps torch's choice)")
     p.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections (repeatable)")
 
 
@@ -51,8 +54,6 @@ def run(args: argparse.Namespace) -> int:
         print("dllab: the benchmarks live in the source tree's bench/ folder; run from a checkout", file=sys.stderr)
         return 2
     device = str(resolve_device(args.device))
-    if args.repeats is not None and args.repeats < 1:
-        raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
     progress = None if args.json else (lambda name: print(f"measuring {name} ...", file=sys.stderr))
     rows = cases.run_bench(quick=args.quick, device=device, repeats=args.repeats, threads=args.threads or None,
                            only=args.only, progress=progress)

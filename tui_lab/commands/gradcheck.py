@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(subparsers) -> None:
+    from tui_lab.commands.args import non_negative_int, positive_float, positive_int
+
     p = subparsers.add_parser(
         "gradcheck",
         help="check backprop's gradients against centred differences (float64), per parameter tensor",
@@ -21,9 +24,10 @@ def register(subparsers) -> None:
     p.add_argument("--layer", choices=["none", "custom", "broken"],
                    help="replace the first linear layer by a hand-written one (correct or broken backward)")
     p.add_argument("--dtype", choices=["float64", "float32"], help="precision (default float64)")
-    p.add_argument("--h", type=float, help="finite-difference step (default 1e-5 in float64, 1e-3 in float32)")
-    p.add_argument("--max-elements", type=int, help="entries checked per tensor (default 200)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--h", type=positive_float,
+                   help="finite-difference step, above 0 (default 1e-5 in float64, 1e-3 in float32)")
+    p.add_argument("--max-elements", type=positive_int, help="entries checked per tensor, 1 or more (default 200)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=run)
 
@@ -68,10 +72,13 @@ def check_specs(preset: str | None = None, variant: str | None = None, *, seed: 
         loaded = load_preset(preset)
         specs = loaded.expand(quick=True, seeds=[seed])
         if variant:
-            specs = [s for s in specs if s.variant == variant]
-            if not specs:
-                names = ", ".join(v.name for v in loaded.preset.variants)
-                raise NothingToCheck(f"{loaded.id} has no variant {variant!r}; variants: {names}")
+            from tui_lab.commands.lr_find import variant_name
+
+            try:
+                name = variant_name(loaded, variant)
+            except ValueError as exc:
+                raise NothingToCheck(str(exc)) from None
+            specs = [s for s in specs if s.variant == name]
         specs = [s for s in specs if s.recipe.data.name != "surface"]
         if not specs:
             raise NothingToCheck(f"{preset} has no network to check (2-D surface runs have a closed-form gradient)")
@@ -121,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         specs = check_specs(args.preset, args.variant, seed=args.seed, layer=args.layer, dtype=args.dtype, h=args.h,
                             max_elements=args.max_elements)
     except NothingToCheck as exc:
-        print(f"dllab: {exc}")
+        print(f"dllab: {exc}", file=sys.stderr)
         return 2
 
     results = check_all(specs)

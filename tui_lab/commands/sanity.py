@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+SAMPLES_WHY = ("one sample standardizes to all-zero inputs, so only the biases could learn and the check "
+               "would fail without a bug")
+
 
 def register(subparsers) -> None:
+    from tui_lab.commands.args import LIMIT, integer, non_negative_int, steps
+
     p = subparsers.add_parser(
         "sanity",
         help="checks before training: initial loss ≈ ln C, a penalty raises the loss, 20 samples overfit",
@@ -19,9 +24,10 @@ def register(subparsers) -> None:
     p.add_argument("--variant", help="the variant whose recipe to check (default: the first)")
     p.add_argument("--all-variants", action="store_true", help="check every variant")
     p.add_argument("--quick", action="store_true", help="use the preset's quick form")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=300, help="steps of the overfitting check (default 300)")
-    p.add_argument("--samples", type=int, default=20, help="samples of the overfitting check (default 20)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--steps", type=steps, default=300, help=f"steps of the overfitting check, 1 to {LIMIT} (default 300)")
+    p.add_argument("--samples", type=integer(2, LIMIT, why=SAMPLES_WHY), default=20,
+                   help=f"samples of the overfitting check, 2 to {LIMIT} (default 20)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
@@ -40,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)
     if args.all_variants:
+        if args.variant is not None:
+            raise ValueError("give --variant or --all-variants, not both")
         loaded = load_preset(args.preset)
         specs = loaded.expand(quick=args.quick, seeds=[args.seed])
     else:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 
 
 def register(subparsers) -> None:
-    from tui_lab.cli import _workers
+    from tui_lab.commands.args import non_negative_int, positive_int, seeds, workers
 
     p = subparsers.add_parser(
         "search",
@@ -23,17 +24,20 @@ def register(subparsers) -> None:
     p.add_argument("preset", help="a catalogue id or a path to a preset TOML file")
     p.add_argument("--field", action="append", default=[], metavar="SECTION.NAME=LOW:HIGH[:log|linear]",
                    help="a field to search (repeat for several)")
-    p.add_argument("--budget", type=int, default=16, help="runs in all (default 16)")
+    p.add_argument("--budget", type=positive_int, default=16, help="runs in all, 1 or more (default 16)")
     p.add_argument("--method", choices=["grid", "random"], default="random")
-    p.add_argument("--refine", type=int, default=0, help="coarse-to-fine rounds after the first (default 0)")
+    p.add_argument("--refine", type=non_negative_int, default=0,
+                   help="coarse-to-fine rounds after the first, 0 or more (default 0)")
     p.add_argument("--score", default="val_loss", help="metric to rank by (default val_loss; losses are minimized)")
     p.add_argument("--variant", help="the variant whose recipe is the base (default: the first)")
     p.add_argument("--quick", action="store_true", help="use the preset's quick form (short runs)")
-    p.add_argument("--seed", type=int, default=0, help="run seed of every trial, and the search's own seed")
-    p.add_argument("--seeds", help="[search] presets: comma-separated seeds")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="run seed of every trial, and the search's own seed")
+    p.add_argument("--seeds", type=seeds, help="[search] presets: comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=_workers, help="worker processes for each round (default: train in this process, which is faster for short runs)")
-    p.add_argument("--sort", default="score", help="sort the table by score or by a field (e.g. train.lr)")
+    p.add_argument("--workers", type=workers, help="worker processes for each round (default: train in this process, which is faster for short runs)")
+    p.add_argument("--sort", default="score",
+                   help="sort the table by score (best first) or by a searched field (e.g. train.lr)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -64,10 +68,14 @@ def run(args: argparse.Namespace) -> int:
         if loaded.preset.search is None:
             raise ValueError("give at least one --field SECTION.NAME=LOW:HIGH[:log|linear] "
                              f"({loaded.id} has no [search] table of its own)")
+        if args.sort != "score":
+            raise ValueError(f"--sort orders the table of a --field search; {loaded.id}'s own search "
+                             "prints the best point of each search instead")
         return _run_preset(loaded, args, console, err)
     fields = [SearchField.parse(text) for text in args.field]
     _, base = pick_spec(args.preset, args.variant, args.quick, args.seed)
     check_score(args.score, base)
+    check_sort(args.sort, fields, args.score)
     err.print(f"searching {', '.join(f.describe() for f in fields)}: {args.method}, budget {args.budget}"
               + (f", {args.refine} refine round(s)" if args.refine else ""))
 
@@ -80,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"preset": loaded.id, "variant": base.variant, **result.as_dict()}, indent=2, default=str))
         return 0 if result.best is not None else 1
-    print_search(result, console, sort=args.sort)
+    print_search(result, console, sort="score" if args.sort == args.score else args.sort)
     return 0 if result.best is not None else 1
 
 
@@ -91,6 +99,17 @@ def check_score(score: str, base) -> None:
     kind = run_kind(base)
     if problem := unknown_metric(score, kind, numeric=True):
         raise ValueError(f"--score: {problem}")
+
+
+def check_sort(sort: str, fields, score: str) -> None:
+    """A ValueError (exit 2) before any training when --sort names nothing the table has."""
+    allowed = ["score", *(f.path for f in fields)]
+    if sort in allowed or sort == score:
+        return
+    close = difflib.get_close_matches(sort, allowed, n=2, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise ValueError(f"--sort {sort!r} is not a field this search varies; {hint}"
+                     f"sort by {', '.join(allowed)}")
 
 
 def results_table(result, sort: str = "score"):
@@ -142,7 +161,7 @@ def _run_preset(loaded, args: argparse.Namespace, console, err) -> int:
     from engine.search import run_search_preset
     from tui_lab.headless import claims_view
 
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    seeds = args.seeds or None
 
     def progress(variant: str, seed: int, rep: int, res) -> None:
         err.print(f"  {variant} (seed {seed}, search {rep + 1}): best {res.score} {res.best_score:.4g}")
@@ -192,6 +211,6 @@ def run_search_comparison(loaded, args: argparse.Namespace) -> int:
     from rich.console import Console
 
     seeds = getattr(args, "seeds", None)
-    ns = argparse.Namespace(quick=args.quick, seeds=",".join(map(str, seeds)) if seeds else None,
+    ns = argparse.Namespace(quick=args.quick, seeds=seeds or None,
                             device=args.device, workers=getattr(args, "workers", None), json=args.json)
     return _run_preset(loaded, ns, Console(highlight=False), Console(stderr=True, highlight=False))

@@ -68,7 +68,7 @@ class SanityView(ToolView):
         params = self.common()
         params.update(seed=number(self.text("seed"), "seed", kind=int, low=0),
                       steps=number(self.text("steps"), "steps", kind=int, low=1, high=100_000),
-                      samples=number(self.text("samples"), "samples", kind=int, low=1, high=100_000))
+                      samples=number(self.text("samples"), "samples", kind=int, low=2, high=100_000))  # 1: all-zero inputs once standardized
         return params
 
     def work(self, params: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
