@@ -104,3 +104,71 @@ def test_the_command_table(capsys):
     text = capsys.readouterr().out
     assert "saddle" in text and "reference points" in text and "1 → 0.25" in text
     assert main(["critical", "nope"]) == 2
+
+
+# --- starts are counted, reference points are not starts, dropped starts are said ---------------
+
+def test_a_reference_point_no_start_reached_counts_zero_starts():
+    from engine.diagnostics.critical import search_critical_points
+
+    net = TINY_NETS["tanh_121"]
+    search = search_critical_points(net.loss, net.dim, n_starts=5, seed=0,
+                                    reference_points=[list(p) for p, _ in net.known])
+    saddle = next(p for p in search.points if p.point == pytest.approx((0.0,) * 4, abs=1e-9))
+    assert saddle.kind == "saddle" and saddle.reference and saddle.count == 0  # no start of these 5 ends there
+    assert search.n_starts == 5 and search.dropped == {}
+    assert sum(p.count for p in search.points) == 5  # only real starts are counted
+    assert search.n_reference_only == 1 and search.n_found == len(search.points) - 1
+    assert search.summary() == "5 starts, none dropped"
+
+
+def test_a_reference_point_a_start_reached_keeps_its_start_count():
+    from engine.diagnostics.critical import search_critical_points
+
+    net = TINY_NETS["chain2"]
+    search = search_critical_points(net.loss, 2, n_starts=1, seed=0, extra_starts=[[1e-3, -1e-3]],
+                                    reference_points=[[0.0, 0.0], [1.0, 1.0]])
+    assert search.n_starts == 2  # an extra start is a start; a reference point is not
+    saddle = next(p for p in search.points if p.kind == "saddle")
+    assert saddle.reference and saddle.count == 1
+    assert sum(p.count for p in search.points) == 2 - search.n_dropped
+
+
+def test_dropped_starts_are_counted_by_reason():
+    from engine.diagnostics.critical import search_critical_points
+
+    net = TINY_NETS["tanh_121"]
+    search = search_critical_points(net.loss, net.dim, n_starts=48, box=float("nan"), reference_points=[[0.0] * 4])
+    assert search.dropped == {"non-finite": 48} and search.n_found == 0
+    assert search.summary() == "48 starts, 48 dropped (all of them): non-finite"
+    assert [(p.kind, p.count, p.reference) for p in search.points] == [("saddle", 0, True)]
+
+    def bowl_with_a_hole(w):  # NaN where w0 > 1; elsewhere one minimum, at the origin
+        return torch.where(w[0] > 1, torch.tensor(float("nan"), dtype=w.dtype), (w * w).sum())
+
+    search = search_critical_points(bowl_with_a_hole, 2, n_starts=40, seed=3)
+    starts = (torch.rand(40, 2, generator=torch.Generator().manual_seed(3), dtype=F64) * 2 - 1) * 2.0
+    holes = int((starts[:, 0] > 1).sum())
+    assert 0 < holes < 40 and search.dropped == {"non-finite": holes}
+    assert [p.count for p in search.points] == [40 - holes]
+    assert search.summary() == f"40 starts, {holes} dropped: non-finite"
+
+    search = search_critical_points(lambda w: w[0] ** 3 / 3 + w[0] + w[1] ** 2, 2, n_starts=3)  # ‖∇L‖ ≥ 1 everywhere
+    assert search.points == [] and search.dropped == {"not converged": 3}
+    assert search.summary().startswith("3 starts, 3 dropped (all of them): not converged (‖∇L‖ > ")
+
+
+def test_the_command_marks_reference_points_and_counts_only_starts(capsys):
+    from tui_lab.cli import main
+
+    assert main(["critical", "tanh_121", "--starts", "5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["starts"] == 5 and out["dropped"] == {}
+    assert sum(p["count"] for p in out["points"]) == 5
+    ref = [p for p in out["points"] if p["reference"]]
+    assert len(ref) == 1 and ref[0]["kind"] == "saddle" and ref[0]["count"] == 0
+
+    assert main(["critical", "tanh_121", "--starts", "5"]) == 0
+    text = capsys.readouterr().out
+    assert "5 starts, none dropped" in text and "reference point(s) no start reached" in text
+    assert "0 ref" in text and "ref: a reference point" in text

@@ -51,8 +51,57 @@ class CriticalPoint:
     detail: str = ""
     escape_direction: tuple[float, ...] | None = None
     """For a saddle: the unit eigenvector of the most negative eigenvalue."""
-    count: int = 1
-    """How many starts ended here (after merging near-duplicates)."""
+    count: int = 0
+    """How many starts ended here (after merging near-duplicates); 0 for a reference point no start
+    reached (and for a point only described)."""
+    reference: bool = False
+    """A reference point (a known critical point handed to the search), listed whether or not a start
+    reached it; `count` still counts only the starts."""
+
+
+DROP_REASONS = ("non-finite", "not converged")
+"""Why a start gives no point: its end point, loss or gradient is NaN / inf; or its ‖∇L‖ stayed above
+the tolerance."""
+
+
+@dataclass(frozen=True)
+class CriticalSearch:
+    """What one search found: the points, the number of random starts, and the starts dropped by reason."""
+
+    points: list[CriticalPoint]
+    n_starts: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    """reason (one of `DROP_REASONS`) → how many starts; reasons with none are left out."""
+    grad_tol: float = GRAD_TOL
+
+    @property
+    def n_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+    @property
+    def n_found(self) -> int:
+        """Distinct points that at least one start reached."""
+        return sum(1 for p in self.points if p.count > 0)
+
+    @property
+    def n_reference_only(self) -> int:
+        """Reference points listed though no start reached them."""
+        return sum(1 for p in self.points if p.count == 0)
+
+    def summary(self) -> str:
+        """'48 starts, 3 dropped: 2 non-finite, 1 not converged (‖∇L‖ > 1e-08)' or '48 starts, none dropped'."""
+        head = f"{self.n_starts} start{'s' if self.n_starts != 1 else ''}"
+        if not self.n_dropped:
+            return f"{head}, none dropped"
+        parts = []
+        for reason in DROP_REASONS:
+            n = self.dropped.get(reason, 0)
+            if n:
+                parts.append(reason if len(self.dropped) == 1 else f"{n} {reason}")
+                if reason == "not converged":
+                    parts[-1] += f" (‖∇L‖ > {self.grad_tol:.0e})"
+        every = " (all of them)" if self.n_dropped == self.n_starts else ""
+        return f"{head}, {self.n_dropped} dropped{every}: {', '.join(parts)}"
 
 
 # --- the Hessian and the label ----------------------------------------------------------------
@@ -180,7 +229,7 @@ def _newton_polish(loss_fn: LossFn, w: Tensor, steps: int = 20) -> Tensor:
     return w
 
 
-def find_critical_points(
+def search_critical_points(
     loss_fn: LossFn,
     dim: int,
     *,
@@ -191,13 +240,18 @@ def find_critical_points(
     merge_tol: float = 1e-3,
     iters: int = 200,
     extra_starts: list[list[float]] | None = None,
-) -> list[CriticalPoint]:
+    reference_points: list[list[float]] | None = None,
+) -> CriticalSearch:
     """Critical points of `loss_fn` found from `n_starts` uniform starts in [−box, box]^dim.
 
     Each start is driven to ‖∇L‖ ≈ 0 (L-BFGS on ½‖∇L‖², then Newton polishing); points with
-    ‖∇L‖ ≤ `grad_tol` are kept, points closer than `merge_tol` merged (their `count` adds up).
-    Ordered by kind (saddles and maxima first), then loss. Found points are a sample: where the
-    critical points form a curve (the minima of w1·w2 = 1), each start lands somewhere on it.
+    ‖∇L‖ ≤ `grad_tol` are kept, points closer than `merge_tol` merged (their `count` adds up); the
+    other starts are counted in `dropped` by reason (non-finite, not converged). `extra_starts` are
+    starts too (counted in `n_starts`). `reference_points` are not starts: each one that is a
+    critical point is marked `reference` on the found point it coincides with, or listed with
+    count 0 when no start reached it. Points are ordered by kind (saddles and maxima first), then
+    loss. Found points are a sample: where the critical points form a curve (the minima of
+    w1·w2 = 1), each start lands somewhere on it.
     """
     g = torch.Generator().manual_seed(seed)
     starts = (torch.rand(n_starts, dim, generator=g, dtype=torch.float64) * 2 - 1) * box
@@ -205,11 +259,19 @@ def find_critical_points(
         starts = torch.cat([torch.tensor(extra_starts, dtype=torch.float64).reshape(-1, dim), starts])
     grad = _grad_fn(loss_fn)
     found: list[tuple[Tensor, int]] = []
+    dropped: dict[str, int] = {}
     for w0 in starts:
+        if not torch.isfinite(w0).all():
+            dropped["non-finite"] = dropped.get("non-finite", 0) + 1
+            continue
         w = _descend_grad_norm(loss_fn, w0, iters)
         w = _newton_polish(loss_fn, w)
         gn = float(grad(w).norm())
-        if not math.isfinite(gn) or gn > grad_tol:
+        if not math.isfinite(gn) or not torch.isfinite(w).all() or not math.isfinite(float(loss_fn(w))):
+            dropped["non-finite"] = dropped.get("non-finite", 0) + 1
+            continue
+        if gn > grad_tol:
+            dropped["not converged"] = dropped.get("not converged", 0) + 1
             continue
         for i, (other, count) in enumerate(found):
             if float((other - w).norm()) < merge_tol:
@@ -217,13 +279,31 @@ def find_critical_points(
                 break
         else:
             found.append((w, 1))
+    marked = [False] * len(found)
+    for ref in reference_points or []:
+        r = torch.tensor(ref, dtype=torch.float64).reshape(dim)
+        near = [i for i, (other, _) in enumerate(found) if float((other - r).norm()) < merge_tol]
+        if near:
+            for i in near:
+                marked[i] = True
+            continue
+        gn = float(grad(r).norm())
+        if math.isfinite(gn) and gn <= grad_tol:  # a reference point that is not critical is no point of the list
+            found.append((r, 0))
+            marked.append(True)
     points = []
-    for w, count in found:
+    for (w, count), ref in zip(found, marked, strict=True):
         cp = describe_point(loss_fn, w)
         points.append(CriticalPoint(cp.point, cp.loss, cp.grad_norm, cp.eigenvalues, cp.kind, cp.detail,
-                                    cp.escape_direction, count))
+                                    cp.escape_direction, count, ref))
     order = {"saddle": 0, "maximum": 1, "degenerate": 2, "minimum": 3}
-    return sorted(points, key=lambda p: (order[p.kind], p.loss, p.point))
+    points.sort(key=lambda p: (order[p.kind], p.loss, p.point))
+    return CriticalSearch(points, len(starts), {r: dropped[r] for r in DROP_REASONS if r in dropped}, grad_tol)
+
+
+def find_critical_points(loss_fn: LossFn, dim: int, **kwargs) -> list[CriticalPoint]:
+    """The points of `search_critical_points` (same arguments), without the count of dropped starts."""
+    return search_critical_points(loss_fn, dim, **kwargs).points
 
 
 # --- the tiny nets of the notes ---------------------------------------------------------------

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 NETS_HELP = "chain2: y = w2·w1·x (the notes' 1-1-1 net); chain3: y = w3·w2·w1·x; tanh_121: a 1-2-1 tanh net"
 
 
+MAX_STARTS = 10_000
+"""The most random starts (the app's Critical points tool has the same cap)."""
+
+
 def register(subparsers) -> None:
+    from tui_lab.commands.args import integer, non_negative_int, positive_float, positive_int
+
     p = subparsers.add_parser(
         "critical",
         help="find the critical points of a tiny net's loss and label them (minimum, saddle, ...)",
@@ -19,11 +27,14 @@ def register(subparsers) -> None:
                     "along the negative-curvature eigenvector and show the loss going down. " + NETS_HELP,
     )
     p.add_argument("net", nargs="?", default="chain2", help="chain2 (default), chain3 or tanh_121")
-    p.add_argument("--starts", type=int, default=48, help="random starts (default 48)")
-    p.add_argument("--box", type=float, default=2.0, help="starts are uniform in [-box, box]^n (default 2)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--step", type=float, default=1.0, help="length of the escape step at a saddle (default 1)")
-    p.add_argument("--rows", type=int, default=10, help="points shown per kind (default 10)")
+    p.add_argument("--starts", type=integer(1, MAX_STARTS), default=48,
+                   help=f"random starts, 1 to {MAX_STARTS} (default 48)")
+    p.add_argument("--box", type=positive_float, default=2.0,
+                   help="starts are uniform in [-box, box]^n; a finite number above 0 (default 2)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--step", type=positive_float, default=1.0,
+                   help="length of the escape step at a saddle; a finite number above 0 (default 1)")
+    p.add_argument("--rows", type=positive_int, default=10, help="points shown per kind, 1 or more (default 10)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -34,6 +45,11 @@ def _fmt(x: float) -> str:
 
 def _vec(v) -> str:
     return "(" + ", ".join(f"{0.0 if abs(x) < 5e-13 else x:.4g}" for x in v) + ")"
+
+
+def _starts(p) -> str:
+    """The starts column: how many starts ended at the point, 'ref' marking a reference point."""
+    return f"{p.count} ref" if p.reference else str(p.count)
 
 
 @dataclass
@@ -47,6 +63,8 @@ class CriticalReport:
     escape: dict[str, Any] | None
     ok: bool
     """Every reference point got its expected label."""
+    search: Any = None
+    """The engine's CriticalSearch: how many starts, how many dropped and why."""
 
 
 def explore(net_name: str, *, starts: int = 48, box: float = 2.0, seed: int = 0, step: float = 1.0) -> CriticalReport:
@@ -58,18 +76,22 @@ def explore(net_name: str, *, starts: int = 48, box: float = 2.0, seed: int = 0,
     from engine.diagnostics.critical import (
         TINY_NETS,
         describe_point,
-        find_critical_points,
         negative_curvature_step,
+        search_critical_points,
     )
 
     if net_name not in TINY_NETS:
         raise ValueError(f"unknown net {net_name!r}; choose one of {', '.join(TINY_NETS)}")
-    if starts < 1 or box <= 0:
-        raise ValueError("--starts must be ≥ 1 and --box > 0")
+    if not 1 <= starts <= MAX_STARTS:
+        raise ValueError(f"starts must be 1 to {MAX_STARTS}, got {starts}")
+    for what, value in (("box", box), ("step", step)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{what} must be a finite number above 0, got {value:g}")
     torch.set_num_threads(1)
     net = TINY_NETS[net_name]
-    points = find_critical_points(net.loss, net.dim, n_starts=starts, box=box, seed=seed,
-                                  extra_starts=[list(p) for p, _ in net.known])
+    search = search_critical_points(net.loss, net.dim, n_starts=starts, box=box, seed=seed,
+                                    reference_points=[list(p) for p, _ in net.known])
+    points = search.points
     known = []
     for point, expected in net.known:
         cp = describe_point(net.loss, torch.tensor(point, dtype=torch.float64))
@@ -82,7 +104,7 @@ def explore(net_name: str, *, starts: int = 48, box: float = 2.0, seed: int = 0,
         escape = {"from": list(saddle.point), "direction": u.tolist(), "to": new.tolist(),
                   "loss_before": before, "loss_after": after, "step": step}
     ok = all(cp.kind == expected for cp, expected in known)
-    return CriticalReport(net, points, known, escape, ok)
+    return CriticalReport(net, points, known, escape, ok, search)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,10 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.diagnostics.critical import TINY_NETS
 
     if args.net not in TINY_NETS:
-        print(f"dllab: unknown net {args.net!r}; choose one of {', '.join(TINY_NETS)}")
-        return 2
-    if args.starts < 1 or args.box <= 0:
-        print("dllab: --starts must be ≥ 1 and --box > 0")
+        print(f"dllab: unknown net {args.net!r}; choose one of {', '.join(TINY_NETS)}", file=sys.stderr)
         return 2
     report = explore(args.net, starts=args.starts, box=args.box, seed=args.seed, step=args.step)
     net, points, known, escape, ok = report.net, report.points, report.known, report.escape, report.ok
@@ -107,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
             "known": [{"point": list(cp.point), "expected": e, "kind": cp.kind, "eigenvalues": list(cp.eigenvalues)}
                       for cp, e in known],
             "escape": escape, "ok": ok,
+            "starts": report.search.n_starts, "dropped": report.search.dropped,
         }, indent=2))
         return 0 if ok else 1
 
@@ -114,8 +134,13 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"[bold]{net.name}[/]: {net.description}   parameters ({', '.join(net.names)})")
     console.print(f"{args.starts} random starts in [−{args.box:g}, {args.box:g}]^{net.dim} (seed {args.seed}), "
                   "each driven to ‖∇L‖ ≈ 0; Hessian eigenvalues by torch.func.hessian in float64")
+    search = report.search
+    console.print(f"[{'yellow' if search.n_dropped else 'dim'}]{search.summary()}[/]")
     style = {"minimum": "green", "saddle": "yellow", "maximum": "red", "degenerate": "cyan"}
-    table = Table(title=f"critical points found ({len(points)} distinct)")
+    title = f"critical points found ({search.n_found} distinct)"
+    if search.n_reference_only:
+        title += f" + {search.n_reference_only} reference point(s) no start reached"
+    table = Table(title=title)
     for col in ("kind", "point", "loss", "‖∇L‖", "Hessian eigenvalues", "starts"):
         table.add_column(col, justify="right" if col in ("loss", "‖∇L‖", "starts") else "left")
     shown: dict[str, int] = {}
@@ -126,8 +151,11 @@ def run(args: argparse.Namespace) -> int:
             continue
         shown[p.kind] = shown.get(p.kind, 0) + 1
         table.add_row(f"[{style[p.kind]}]{p.kind}[/]", _vec(p.point), _fmt(p.loss), f"{p.grad_norm:.1e}",
-                      _vec(p.eigenvalues), str(p.count))
+                      _vec(p.eigenvalues), _starts(p))
     console.print(table)
+    if any(p.reference for p in points):
+        console.print("  ref: a reference point (a known critical point), listed whether or not a start reached it; "
+                      "starts counts only the random starts that ended there")
     for kind, n in hidden.items():
         console.print(f"  … and {n} more {kind} point(s) not shown (--rows)")
     degenerate = [p for p in points if p.kind == "degenerate"]

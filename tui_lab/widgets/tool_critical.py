@@ -81,9 +81,12 @@ class CriticalView(ToolView):
         self.query_one("#critical-title", Static).update(Content.from_markup(
             "[b]$n[/]: $d   [$text-muted]parameters ($p)[/]\n"
             "[$text-muted]$s starts uniform in ±$b per parameter (seed $seed); Hessian eigenvalues in "
-            "float64; $k distinct points[/]",
+            "float64; $k distinct points$r[/]\n"
+            f"[{'$warning' if report.search.n_dropped else '$text-muted'}]$drop[/]",
             n=net.name, d=net.description, p=", ".join(net.names), s=str(params["starts"]), b=f"{params['box']:g}",
-            seed=str(params["seed"]), k=str(len(report.points))))
+            seed=str(params["seed"]), k=str(report.search.n_found), drop=report.search.summary(),
+            r=(f" + {report.search.n_reference_only} reference point(s) no start reached"
+               if report.search.n_reference_only else "")))
         table = self.query_one("#critical-points", DataTable)
         table.clear()
         shown: dict[str, int] = {}
@@ -95,8 +98,12 @@ class CriticalView(ToolView):
             shown[p.kind] = shown.get(p.kind, 0) + 1
             style = KIND_STYLE.get(p.kind, "$text")
             table.add_row(Content.from_markup(f"[b {style}]$k[/]", k=p.kind), fmt_vec(p.point), fmt_value(p.loss),
-                          f"{p.grad_norm:.1e}", fmt_vec(p.eigenvalues), str(p.count), key=str(i))
+                          f"{p.grad_norm:.1e}", fmt_vec(p.eigenvalues), f"{p.count} ref" if p.reference else str(p.count),
+                          key=str(i))
         notes = [f"… and {n} more {kind} point(s)" for kind, n in hidden.items()]
+        if any(p.reference for p in report.points):
+            notes.append("ref: a reference point, listed whether or not a start reached it; starts counts only the "
+                         "random starts that ended there.")
         degenerate = [p for p in report.points if p.kind == "degenerate"]
         if degenerate:
             lowest = min(p.loss for p in report.points)
