@@ -156,3 +156,54 @@ def test_loop_with_lr_find_trains_at_the_suggestion():
     assert found == pytest.approx(same.suggestion)  # the hook runs the same test on the same init
     plain = train(_digits_spec(lr=found, steps=20, log_every=5), lambda e: None)
     assert plain.final["train_loss"] == pytest.approx(finished.final["train_loss"], rel=1e-5)
+
+
+# --- a sweep too coarse to read: the steepest reading agrees with the curve, and a warning --------
+
+def test_a_two_point_sweep_that_fell_does_not_say_the_loss_never_fell():
+    from engine.diagnostics.lr_find import steepest_note
+
+    lrs, curve = [1e-5, 10.0], [3.354, 3.278]  # the tester's `--steps 2`: the smoothed loss fell
+    _, steepest, _ = suggest_lr(lrs, curve)
+    assert steepest is None
+    note = steepest_note(lrs, curve)
+    assert "never fell" not in note and note.startswith("too few points to read a slope: the loss fell")
+    assert steepest_note(lr_schedule(1e-5, 1.0, 50), [2.0 + 0.1 * i for i in range(50)]) == "the loss never fell"
+    lrs, curve = _valley()
+    assert steepest_note(lrs, curve) == ""  # a steepest descent is read: nothing to explain
+
+
+def test_a_coarse_sweep_carries_a_warning():
+    from engine.diagnostics.lr_find import sweep_warning
+
+    assert sweep_warning(1e-5, 10.0, 100) == "" and sweep_warning(1e-5, 10.0, 20, n_read=20) == ""
+    assert "only 2 steps" in sweep_warning(1e-5, 10.0, 2)
+    assert "only 19 steps" in sweep_warning(1e-5, 10.0, 19)
+    wide = sweep_warning(1e-5, 1e300, 100)
+    assert "each step jumps 3.08 decades" in wide and "only" not in wide
+    assert "stopped after 4 of its 100 steps" in sweep_warning(1e-5, 10.0, 100, n_read=4)
+
+
+def test_the_range_test_with_two_steps_warns_and_explains_its_missing_steepest():
+    model, loss_fn, x, y = _regression_problem()
+    result = lr_range_test(model, loss_fn, x, y, TrainSpec(optimizer="sgd", batch_size=0), lr_min=0.05,
+                           lr_max=0.2, steps=2)  # full batch: the loss falls from the first step to the second
+    assert result.steepest is None and result.smoothed[1] < result.smoothed[0]  # it fell, over 2 points
+    assert "never fell" not in result.steepest_text() and "too few points" in result.steepest_text()
+    assert "too coarse to read: only 2 steps" in result.warning
+    assert result.as_dict()["warning"] == result.warning
+    assert result.best_loss == result.smoothed[result.lrs.index(result.minimum)]  # the same point of the curve
+    model, loss_fn, x, y = _regression_problem()
+    fine = lr_range_test(model, loss_fn, x, y, TrainSpec(optimizer="sgd", batch_size=32), lr_min=1e-4,
+                         lr_max=0.3, steps=60)
+    assert fine.warning == "" and fine.steepest is not None and fine.steepest_note == ""
+
+
+def test_lr_find_command_warns_next_to_the_suggestion(capsys):
+    from tui_lab.cli import main
+
+    assert main(["lr-find", "optimizers", "--quick", "--steps", "2"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "never fell" not in text and "steepest descent at none (too few points" in text
+    assert "suggested lr" in text and "warning: too coarse to read: only 2 steps" in text
+    assert "apply it" not in text

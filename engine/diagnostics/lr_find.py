@@ -26,6 +26,11 @@ Details, as implemented:
   Adam 0.0015-0.009) because the falling part of the curve is nearly straight on a log axis,
   while min/10 stayed within a factor of 3 (SGD 0.12-0.25, momentum 0.035-0.093, Adam
   0.003-0.015), each inside the range where that optimizer trains well.
+- **Readable sweeps**: a sweep of fewer than ``MIN_STEPS`` (20) read points, or one whose steps
+  jump more than ``MAX_DECADES_PER_STEP`` (one decade) of rate each, is too coarse to read a rate
+  off: the result carries a ``warning`` saying so (the suggestion is still computed, by the same
+  rule, but it is a guess). Where no steepest descent can be read, ``steepest_note`` says why
+  (the loss never fell; too few points before the minimum; it fell only in the ignored first 10%).
 - **Restored state**: the model's parameters and buffers, the given optimizer's state and torch's
   global RNG state are put back afterwards, so the test can run before training without
   changing the run (tested).
@@ -53,6 +58,10 @@ SKIP_START = 0.1
 SLOPE_SPAN = 0.05
 """Half-width of the slope's difference quotient, as a share of the sweep (noise-robust)."""
 BELOW_MIN = 10.0
+MIN_STEPS = 20
+"""Fewer read points than this: too coarse a sweep to read a rate off (a warning in the result)."""
+MAX_DECADES_PER_STEP = 1.0
+"""Steps wider than this (in decades of rate): too coarse a sweep to read a rate off."""
 RULES = ("min/10", "steepest")
 STEEPEST_RULE = "steepest: the rate of steepest descent of the smoothed loss before its minimum (first 10% ignored)"
 RULE = (
@@ -71,14 +80,25 @@ class LRFindResult:
     smoothed: list[float]
     suggestion: float
     steepest: float | None
-    """The rate of the steepest descent (None when the curve never fell)."""
+    """The rate of the steepest descent (None when none can be read: `steepest_note` says why)."""
     minimum: float
-    """The rate at the lowest smoothed loss."""
+    """The rate at the lowest smoothed loss (the first 10% of the sweep ignored)."""
     best_loss: float
+    """The smoothed loss at `minimum` (so the two read off the same point of the curve)."""
     stopped: str
     """Why the sweep ended, in words."""
     rule: str = RULE
     settings: dict[str, Any] = field(default_factory=dict)
+    steepest_note: str = ""
+    """Why there is no steepest descent ("" when there is one), in words that agree with the curve."""
+    warning: str = ""
+    """Non-empty when the sweep is too coarse to read a rate off (too few points, or too wide steps)."""
+
+    def steepest_text(self, fmt: Callable[[float], str] = lambda v: f"{v:.3g}") -> str:
+        """The steepest-descent rate, or 'none (why)'."""
+        if self.steepest is not None:
+            return fmt(self.steepest)
+        return f"none ({self.steepest_note or 'not read'})"
 
     def curve(self) -> list[tuple[float, float]]:
         """(lr, smoothed loss) pairs: what to plot, log-scaled on the lr axis."""
@@ -96,6 +116,7 @@ class LRFindResult:
         return {
             "suggestion": self.suggestion, "steepest": self.steepest, "minimum": self.minimum,
             "best_loss": self.best_loss, "stopped": self.stopped, "rule": self.rule,
+            "steepest_note": self.steepest_note, "warning": self.warning,
             "settings": self.settings, "lrs": self.lrs, "losses": self.losses, "smoothed": self.smoothed,
         }
 
@@ -128,9 +149,7 @@ def suggest_lr(lrs: list[float], smoothed: list[float], rule: str = "min/10", sk
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
     s = np.asarray(smoothed, dtype=float)
-    start = min(int(math.ceil(skip_start * len(lrs))), len(lrs) - 1)
-    tail = np.where(np.isfinite(s[start:]), s[start:], np.inf)
-    i_min = start + int(np.argmin(tail))
+    start, i_min = _read_range(s, skip_start)
     lr_min_loss = lrs[i_min]
     cap = lr_min_loss / below_min
     k = max(1, round(SLOPE_SPAN * len(lrs)))
@@ -149,6 +168,51 @@ def suggest_lr(lrs: list[float], smoothed: list[float], rule: str = "min/10", sk
     else:
         suggestion = cap
     return float(suggestion), steepest, float(lr_min_loss)
+
+
+def _read_range(s: np.ndarray, skip_start: float) -> tuple[int, int]:
+    """(first index read, index of the lowest finite smoothed loss from there)."""
+    start = min(int(math.ceil(skip_start * len(s))), len(s) - 1)
+    tail = np.where(np.isfinite(s[start:]), s[start:], np.inf)
+    return start, start + int(np.argmin(tail))
+
+
+def steepest_note(lrs: list[float], smoothed: list[float], skip_start: float = SKIP_START) -> str:
+    """Why `suggest_lr` reads no steepest descent off this curve, in words that agree with it
+    ("" when it reads one)."""
+    if suggest_lr(lrs, smoothed, skip_start=skip_start)[1] is not None:
+        return ""
+    s = np.asarray(smoothed, dtype=float)
+    finite = s[np.isfinite(s)]
+    if not (np.diff(finite) < 0).any():
+        return "the loss never fell"
+    start, i_min = _read_range(s, skip_start)
+    if i_min - start >= 2:
+        return "no slope before the minimum is negative: the fall is within the batch noise"
+    if len(s) >= MIN_STEPS:
+        return (f"the lowest smoothed loss comes right after the first {skip_start:.0%} of the sweep, which is "
+                "not read: no fall is left to read")
+    return (f"too few points to read a slope: the loss fell, but a slope needs 3 points from the end of the "
+            f"ignored first {skip_start:.0%} of the sweep to the lowest loss, and this sweep of {len(s)} has "
+            f"{i_min - start + 1}")
+
+
+def sweep_warning(lr_min: float, lr_max: float, steps: int, n_read: int | None = None) -> str:
+    """Why a sweep is too coarse to read a rate off ("" when it is fine): fewer than `MIN_STEPS`
+    steps (or read points, when the sweep stopped early), or steps wider than a decade."""
+    why = []
+    if steps < MIN_STEPS:
+        why.append(f"only {steps} steps")
+    elif n_read is not None and n_read < MIN_STEPS:
+        why.append(f"the sweep stopped after {n_read} of its {steps} steps")
+    decades = math.log10(lr_max / lr_min) / max(1, steps - 1)
+    if decades > MAX_DECADES_PER_STEP:
+        why.append(f"each step jumps {decades:.3g} decades of lr")
+    if not why:
+        return ""
+    return (f"too coarse to read: {'; '.join(why)}. The suggestion is a guess, not a reading: sweep again with at "
+            f"least {MIN_STEPS} steps and at most a decade per step (the default: {STEPS} steps over "
+            f"{LR_MIN:g}..{LR_MAX:g})")
 
 
 def lr_range_test(
@@ -244,10 +308,11 @@ def lr_range_test(
     suggestion, steepest, at_min = suggest_lr(lrs, sm, rule)
     return LRFindResult(
         lrs=lrs, losses=losses, smoothed=sm, suggestion=suggestion, steepest=steepest, minimum=at_min,
-        best_loss=min(v for v in sm if math.isfinite(v)), stopped=stopped,
+        best_loss=sm[lrs.index(at_min)], stopped=stopped,
         rule=RULE if rule == "min/10" else STEEPEST_RULE,
         settings={"lr_min": lr_min, "lr_max": lr_max, "steps": steps, "batch_size": bs, "beta": beta,
                   "diverge": diverge, "optimizer": train.optimizer},
+        steepest_note=steepest_note(lrs, sm), warning=sweep_warning(lr_min, lr_max, steps, len(lrs)),
     )
 
 

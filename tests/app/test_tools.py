@@ -195,6 +195,34 @@ async def test_key_5_opens_the_tools_the_lr_finder_runs_and_apply_sets_the_varia
         assert app.is_running
 
 
+async def test_a_two_step_lr_sweep_warns_next_to_the_suggestion(make_app, tiny):
+    app = make_app(catalogue=lambda: [tiny], mode="tools")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _tools(app, pilot)
+        view = screen.view("lr")
+        view.query_one("#lr-steps", Input).value = "2"
+        view = await _run(pilot, screen, "lr")
+        summary = " ".join(str(view.query_one("#lr-summary", Static).render()).split())
+        assert "suggested lr" in summary and "too coarse to read: only 2 steps" in summary
+        r = view.result_value[2]
+        assert ("never fell" in summary) == (r.smoothed[1] >= r.smoothed[0])  # the words agree with the curve
+        assert "too coarse" in str(view.query_one("#lr-apply").tooltip)
+        view.query_one("#lr-steps", Input).value = "30"
+        view = await _run_again(pilot, screen, "lr")
+        assert "too coarse" not in str(view.query_one("#lr-summary", Static).render())
+        assert "too coarse" not in str(view.query_one("#lr-apply").tooltip)
+
+
+async def _run_again(pilot, screen: ToolsScreen, tool: str, timeout: float = 60.0):
+    view = screen.view(tool)
+    before = view.result_value
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, lambda: view.result_value is not before and not view.running, timeout=timeout,
+                   what=f"the {tool} result")
+    await pilot.pause(0.2)
+    return view
+
+
 def _toasts(app) -> list[str]:
     return [n.title for n in app._notifications]
 
@@ -298,6 +326,11 @@ async def test_critical_points_of_the_two_weight_chain(make_app, tiny):
         view = await _run(pilot, screen, "critical")
         points = _cells(view.query_one("#critical-points", DataTable))
         assert points[0][:2] == ["saddle", "(0, 0)"] and points[0][4] == "(-2, 2)"
+        assert sum(int(r[5].split()[0]) for r in points) == 4  # only the 4 starts are counted
+        refs = [r for r in points if r[5].endswith(" ref")]
+        assert len(refs) == 3 and all(r[1] in ("(0, 0)", "(1, 1)", "(-1, -1)") for r in refs)
+        assert "4 starts, none dropped" in str(view.query_one("#critical-title", Static).render())
+        assert "ref: a reference point" in str(view.query_one("#critical-note", Static).render())
         known = _cells(view.query_one("#critical-known", DataTable))
         assert [r[1] for r in known] == ["saddle", "degenerate", "degenerate"] and all(r[4] == "✔" for r in known)
         escape = str(view.query_one("#critical-escape", Static).render())

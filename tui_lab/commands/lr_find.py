@@ -7,6 +7,8 @@ import json
 
 
 def register(subparsers) -> None:
+    from tui_lab.commands.args import LIMIT, integer, non_negative_int, positive_float
+
     p = subparsers.add_parser(
         "lr-find",
         help="LR range test: sweep the learning rate exponentially, plot the loss, suggest a rate",
@@ -19,10 +21,13 @@ def register(subparsers) -> None:
     p.add_argument("preset", help="a catalogue id or a path to a preset TOML file")
     p.add_argument("--variant", help="the variant whose recipe to test (default: the first)")
     p.add_argument("--quick", action="store_true", help="use the preset's quick form")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min", dest="lr_min", type=float, default=None, help="first learning rate (default 1e-5)")
-    p.add_argument("--max", dest="lr_max", type=float, default=None, help="last learning rate (default 10)")
-    p.add_argument("--steps", type=int, default=None, help="steps of the sweep (default 100)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--min", dest="lr_min", type=positive_float, default=None,
+                   help="first learning rate, above 0 (default 1e-5)")
+    p.add_argument("--max", dest="lr_max", type=positive_float, default=None,
+                   help="last learning rate, above --min (default 10)")
+    p.add_argument("--steps", type=integer(2, LIMIT, why="the sweep needs a first and a last rate"), default=None,
+                   help=f"steps of the sweep, 2 to {LIMIT} (default 100)")
     p.add_argument("--rule", choices=["min/10", "steepest"], default="min/10")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     p.add_argument("--json", action="store_true", help="print the curve and the suggestion as JSON")
@@ -30,18 +35,25 @@ def register(subparsers) -> None:
 
 
 def pick_spec(preset: str, variant: str | None, quick: bool, seed: int):
-    """The RunSpec of one variant (default the first) of a preset, for a tool to work on."""
+    """The RunSpec of one variant (default the first) of a preset, for a tool to work on.
+
+    The variant's name matches ignoring case when only one variant has it (``adam`` for Adam);
+    otherwise a ValueError with a did-you-mean and the variants."""
     from engine.presets import load_preset
 
     loaded = load_preset(preset)
     specs = loaded.expand(quick=quick, seeds=[seed])
     if variant is None:
         return loaded, specs[0]
-    for spec in specs:
-        if spec.variant == variant:
-            return loaded, spec
-    names = ", ".join(v.name for v in loaded.preset.variants)
-    raise ValueError(f"{loaded.id} has no variant {variant!r}; variants: {names}")
+    name = variant_name(loaded, variant)
+    return loaded, next(spec for spec in specs if spec.variant == name)
+
+
+def variant_name(loaded, variant: str) -> str:
+    """The name of `loaded`'s variant that `variant` means (see pick_spec); ValueError when none."""
+    from tui_lab.commands.args import resolve_name
+
+    return resolve_name(variant, [v.name for v in loaded.preset.variants], "variant", loaded.id)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,10 +65,14 @@ def run(args: argparse.Namespace) -> int:
     from tui_lab.widgets.text_chart import ansi_text, chart
 
     torch.set_num_threads(1)
+    lr_min = LR_MIN if args.lr_min is None else args.lr_min  # `or` would take an explicit 0 for the default
+    lr_max = LR_MAX if args.lr_max is None else args.lr_max
+    if lr_min >= lr_max:
+        raise ValueError(f"--min ({lr_min:g}) must be below --max ({lr_max:g})")
     loaded, spec = pick_spec(args.preset, args.variant, args.quick, args.seed)
     t = spec.recipe.train
-    result = find_lr(spec, device=str(resolve_device(args.device)), lr_min=args.lr_min or LR_MIN,
-                     lr_max=args.lr_max or LR_MAX, steps=args.steps or STEPS, rule=args.rule)
+    result = find_lr(spec, device=str(resolve_device(args.device)), lr_min=lr_min, lr_max=lr_max,
+                     steps=STEPS if args.steps is None else args.steps, rule=args.rule)
     if args.json:
         print(json.dumps({"preset": loaded.id, "variant": spec.variant, "current_lr": t.lr, **result.as_dict()},
                          indent=2))
@@ -70,9 +86,12 @@ def run(args: argparse.Namespace) -> int:
                         ylabel="loss", marks=marks, color=console.is_terminal)))
     console.print(f"vertical lines: the suggestion {result.suggestion:.3g} and the minimum {result.minimum:.3g}")
     console.print(f"stopped: {result.stopped}")
-    steep = f"{result.steepest:.3g}" if result.steepest is not None else "none (the loss never fell)"
+    steep = result.steepest_text()
     console.print(f"lowest smoothed loss {result.best_loss:.4g} at lr {result.minimum:.3g}; steepest descent at {steep}")
     console.print(f"[bold]suggested lr: {result.suggestion:.3g}[/]  (rule: {result.rule}); the recipe has lr {t.lr:g}")
-    console.print(f"[dim]apply it: set lr = {result.suggestion:.3g} in the variant, or train.lr_find = true to "
-                  "find it at the start of every run[/]")
+    if result.warning:  # a number read off a coarse sweep is not one to apply: no "apply it" line
+        console.print(f"[bold yellow]warning[/]: {result.warning}")
+    else:
+        console.print(f"[dim]apply it: set lr = {result.suggestion:.3g} in the variant, or train.lr_find = true to "
+                      "find it at the start of every run[/]")
     return 0

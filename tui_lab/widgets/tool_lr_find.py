@@ -26,6 +26,9 @@ def is_network_preset(loaded: Any) -> bool:
     return data != "surface" and not train.get("gradcheck", False)
 
 
+APPLY_TIP = "open the Builder with this variant's train.lr set to the suggestion (a)"
+
+
 class LRFindView(ToolView):
     tool = "lr"
     help = ("LR range test: train briefly with the learning rate growing from min to max, plot the "
@@ -41,8 +44,7 @@ class LRFindView(ToolView):
                         "min/10: a tenth of the rate at the minimum; steepest: the steepest descent")
 
     def buttons(self) -> Iterable[Widget]:
-        yield Button("Apply (a)", id="lr-apply", compact=True, disabled=True,
-                     tooltip="open the Builder with this variant's train.lr set to the suggestion (a)")
+        yield Button("Apply (a)", id="lr-apply", compact=True, disabled=True, tooltip=APPLY_TIP)
 
     def result(self) -> Iterable[Widget]:
         yield LRCurvePlot(id="lr-plot")
@@ -78,17 +80,20 @@ class LRFindView(ToolView):
             points=r.display_curve(), marks=[("minimum", r.minimum), ("steepest", r.steepest),
                                              ("suggestion", r.suggestion)]))
         t = spec.recipe.train
-        steep = fmt.num(r.steepest, 3) if r.steepest is not None else "none (the loss never fell)"
+        steep = r.steepest_text(lambda v: fmt.num(v, 3))
         self.query_one("#lr-summary", Static).update(Content.from_markup(
             "[b]$id / $v[/] ($opt, batch $bs)\n"
             "[b $success]│ suggested lr $s[/]  [$text-muted]the recipe has $cur[/]\n"
+            + ("[b $warning]⚠ $warn[/]\n" if r.warning else "") +
             "[$error]│[/] minimum at $m (loss $best)   [$warning]│[/] steepest descent at $st\n"
             "[$text-muted]$stop · rule $rule · a: apply to the recipe[/]",
             id=loaded.id, v=spec.variant, opt=t.optimizer, bs=str(t.batch_size or "full"),
             s=fmt.num(round_lr(r.suggestion), 3), cur=f"{t.lr:g}", m=fmt.num(r.minimum, 3),
-            best=fmt.num(r.best_loss, 4), st=steep, stop=r.stopped, rule=r.rule.split(":")[0],
+            best=fmt.num(r.best_loss, 4), st=steep, stop=r.stopped, rule=r.rule.split(":")[0], warn=r.warning,
         ))
-        self.query_one("#lr-apply", Button).disabled = False
+        apply = self.query_one("#lr-apply", Button)
+        apply.disabled = False
+        apply.tooltip = APPLY_TIP + (f"; careful: {r.warning}" if r.warning else "")
 
     @property
     def can_apply(self) -> bool:
