@@ -285,3 +285,14 @@ async def test_a_scatter_of_several_series_keys_them_in_its_title_not_over_its_p
         title = next(i for i, line in enumerate(lines) if "val_loss" in line)
         assert "● grid" in lines[title] and "x random" in lines[title], lines[title]
         assert not any("grid" in line for line in lines[title + 1:]), lines  # no legend box in the plot
+
+
+async def test_an_empty_plot_wraps_its_message_to_its_width():
+    """"no points: the run failed: out of memory on cpu (…)" was one line, cut at both edges."""
+    app = PlotApp()
+    message = "no points: the run failed: out of memory on cpu (it asked for 149 GiB at once): try a smaller model"
+    async with app.run_test(size=(50, 30)) as pilot:
+        app.query_one(MetricPlot).show(PlotData(title="val accuracy", empty=message))
+        await pilot.pause()
+        text = " ".join(screen_text(app).replace("│", " ").split())
+        assert message in text, text

@@ -120,11 +120,21 @@ class ReplotPlot(PlotextPlot):
         return plt
 
     def draw_empty(self, message: str) -> None:
-        """No data: the message in the middle of a blank, unlabelled frame."""
+        """No data: the message in the middle of a blank, unlabelled frame, wrapped to its width
+        (one long line was cut at both edges: "memory on cpu (it asked …")."""
+        import textwrap
+
         plt = self.plt
         plt.xticks([])
         plt.yticks([])
-        plt.text(message, 0.5, 0.5, alignment="center")
+        rows = self.canvas_rows() + 1  # without ticks plotext draws no x labels: one more canvas row
+        width = max(12, self.size.width - 6)
+        lines = textwrap.wrap(message, width) or [""]
+        if rows > 1:
+            lines = lines[:rows]
+        step = 1 / max(1, rows - 1) if rows > 1 else 0.0
+        for i, line in enumerate(lines):  # centred as a block, a row apart
+            plt.text(line, 0.5, 0.5 + ((len(lines) - 1) / 2 - i) * step, alignment="center")
         plt.xlim(0, 1)
         plt.ylim(0, 1)
 
