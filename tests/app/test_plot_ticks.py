@@ -251,6 +251,7 @@ def test_a_log_axis_within_a_decade_reads_round_values_not_only_its_ends():
     assert min(b - a for a, b in zip(rows, rows[1:], strict=False)) >= 1
     assert log_ticks(lo, hi, cells=4)[1] == ["1.18", "3.14"]  # too short for three: the ends
     assert log_ticks(math.log10(1e-4), 0.0, cells=10)[1] == ["1e-4", "1e-3", "0.01", "0.1", "1"]  # decades stay
+    assert log_ticks(1.0, 5.0, cells=20)[1] == ["10", "100", "1000", "1e4", "1e5"]  # not "1e+03" beside "1e4"
 
 
 async def test_the_schedule_preview_s_rate_axis_reads_round_values():

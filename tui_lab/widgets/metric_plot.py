@@ -107,7 +107,9 @@ def percent_ticks(lo: float, hi: float, most: int = 7) -> tuple[list[float], lis
 
 def _pow_label(t: float) -> str:
     v = 10**t
-    return f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e") if (v < 1e-2 or v >= 1e4) else f"{v:.3g}"
+    if v < 1e-2 or v >= 1e4:
+        return f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e")
+    return f"{v:.4g}"  # 1000, not .3g's "1e+03" beside "1e4"
 
 
 class MetricPlot(ReplotPlot):
