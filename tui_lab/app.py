@@ -244,7 +244,9 @@ class DllabApp(App):
         if not specs:
             self.notify("nothing to run again: the stored runs have no readable spec", severity="warning")
             return
-        fresh = Comparison(comparison.title, loaded=comparison.loaded, quick=comparison.quick,
+        # a stored set's title names stored runs: the fresh ones are a rerun of them
+        title = f"rerun of {comparison.title}" if comparison.read_only else comparison.title
+        fresh = Comparison(title, loaded=comparison.loaded, quick=comparison.quick,
                            seeds=comparison.seeds, device=self.device)
         self.start_specs(fresh, specs)
 

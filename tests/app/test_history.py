@@ -355,3 +355,29 @@ async def test_repeated_runs_opened_together_fit_the_dashboard_table(make_app, s
             for number in (fmt.num(run.train_loss), fmt.pct(run.last_eval("val_acc")),
                            fmt.num(run.last_eval("val_loss"))):
                 assert f" {number} " in f"{row} ", (number, row)
+
+
+async def test_a_rerun_of_a_stored_set_of_two_presets_keeps_their_labels_and_says_rerun(make_app, store):
+    """A rerun of stored runs of two presets kept the title "3 stored runs of …" (they are new runs)
+    and lost the "preset:" in front of each variant that told the presets' runs apart."""
+    from engine.events import RunFinished, RunStarted
+    from engine.presets import load_preset
+
+    for preset in ("dropout", "optimizers"):
+        for i, spec in enumerate(load_preset(preset).expand(quick=True, seeds=[0])[:2]):
+            run_id = f"{preset[:3]}{i}"
+            store.record(RunStarted(run_id, spec.variant, spec.seed, preset, "cmp", spec.model_dump(mode="json"),
+                                    "cpu", 10, 10, 10))
+            store.record(RunFinished(run_id, "done", 10, "finished", {"train_loss": 0.5}, {}, 1.0))
+    app = make_app(mode="history")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _open_history(app, pilot)
+        await pilot.press("a", "o")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.comparison.finished)
+        stored = [r.label for r in app.screen.comparison.runs]
+        assert all(":" in label for label in stored), stored
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.bridge.live is not None and app.bridge.live.comparison.finished)
+        fresh = app.bridge.live.comparison
+        assert fresh.title.startswith("rerun of ") and "stored runs" in fresh.title, fresh.title
+        assert sorted(r.label for r in fresh.runs) == sorted(stored), [r.label for r in fresh.runs]

@@ -222,8 +222,10 @@ class Comparison:
     def add_specs(self, specs: Sequence[RunSpec]) -> None:
         """The runs a live comparison will have, in the runner's order (ids come with attach)."""
         self.specs = list(specs)
-        for spec in specs:
-            self._add_run(spec.variant, spec.seed, spec.variant, spec.preset)
+        several = len({spec.preset for spec in specs}) > 1  # runs of several presets (a rerun of a
+        for spec in specs:  # stored set): labelled as the stored set labels them, "preset:variant"
+            label = f"{spec.preset}:{spec.variant}" if several else spec.variant
+            self._add_run(spec.variant, spec.seed, label, spec.preset)
             self.runs[-1].status = "starting"
         self.version += 1
 
