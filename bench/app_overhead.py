@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bench.cases import Row, _row, not_row
-from bench.timing import Timing
+from bench.timing import Timing, turn
 
 PRESET = "optimizers"
 WHAT = "optimizers preset (quick form) with the app open (run_test, no terminal) ÷ the same headless"
@@ -76,7 +76,7 @@ def measure(device: str, quick: bool, repeats: int) -> list[Row]:
     reps = max(1, min(repeats, 3))
     with tempfile.TemporaryDirectory(prefix="dllab-bench-") as tmp:
         for r in range(reps):
-            for name in (("headless", "app") if r % 2 == 0 else ("app", "headless")):
+            for name in turn(["headless", "app"], r):
                 store_dir = Path(tmp) / f"{name}{r}"
                 store_dir.mkdir()
                 w0, c0 = time.perf_counter(), time.process_time()
@@ -84,11 +84,9 @@ def measure(device: str, quick: bool, repeats: int) -> list[Row]:
                     _headless(specs, device, store_dir)
                 else:
                     asyncio.run(_with_app(loaded, device, store_dir, limit_s=600))
-                sides[name].wall.append(time.perf_counter() - w0)
-                sides[name].cpu.append(time.process_time() - c0)
+                sides[name].add(time.perf_counter() - w0, time.process_time() - c0)
                 span = _training_span(store_dir)
-                spans[name].wall.append(span)
-                spans[name].cpu.append(span)
+                spans[name].add(span, span)
     return [
         _row("app/headless", "app open ÷ headless, training", WHAT + "; first run start to last run end",
              spans["app"], spans["headless"], target=1.10,

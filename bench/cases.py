@@ -323,10 +323,8 @@ def surface_rows(device: str, quick: bool, repeats: int) -> list[Row]:
     batched, sequential = Timing(), Timing()
     for _ in range(repeats):
         b, s = bench_surface_paths(n_paths=64, steps=steps)
-        batched.wall.append(b)
-        sequential.wall.append(s)
-        batched.cpu.append(b)  # the module times with the wall clock only
-        sequential.cpu.append(s)
+        batched.add(b, b)  # the module times with the wall clock only
+        sequential.add(s, s)
     row = _row("surfaces/sequential.64", "64 surface paths batched ÷ sequential", f"{what}, {steps} steps",
                batched, sequential, unit="s (all paths)", target=1 / 50,
                note="timed inside engine.surfaces (wall clock)")

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from bench.app_overhead import _training_span
-from bench.timing import Timing
+from bench.timing import Timing, turn
 from engine.config import RunSpec
 
 
@@ -32,11 +32,9 @@ def interleaved_spans(sides: dict[str, list[RunSpec]], device: str, repeats: int
     out = {name: Timing() for name in sides}
     with tempfile.TemporaryDirectory(prefix="dllab-bench-") as tmp:
         for r in range(repeats):
-            names = list(sides) if r % 2 == 0 else list(reversed(sides))
-            for name in names:
+            for name in turn(list(sides), r):
                 store_dir = Path(tmp) / f"{name}{r}"
                 store_dir.mkdir()
                 span = runner_span(sides[name], device, store_dir)
-                out[name].wall.append(span)
-                out[name].cpu.append(span)
+                out[name].add(span, span)
     return out

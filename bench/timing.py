@@ -38,6 +38,18 @@ class Timing:
     def cpu_median(self) -> float:
         return statistics.median(self.cpu)
 
+    def add(self, wall: float, cpu: float, cuda_ms: float | None = None) -> None:
+        """One repeat's times."""
+        self.wall.append(wall)
+        self.cpu.append(cpu)
+        if cuda_ms is not None:
+            self.cuda_ms.append(cuda_ms)
+
+
+def turn(names: list[str], round_: int) -> list[str]:
+    """The order the sides go in a round: forward, then backward, … (neither always goes first)."""
+    return names if round_ % 2 == 0 else names[::-1]
+
 
 def paired_ratio(left: list[float], right: list[float]) -> float:
     """The median of the per-round ratios ``left[i] / right[i]``.
@@ -83,13 +95,8 @@ def interleaved(sides: dict[str, Callable[[], object]], repeats: int, warmup: in
             fn()
     out = {name: Timing() for name in sides}
     for r in range(repeats):
-        names = list(sides) if r % 2 == 0 else list(reversed(sides))  # neither side always goes first
-        for name in names:
-            wall, cpu, cuda = time_once(sides[name], device)
-            out[name].wall.append(wall)
-            out[name].cpu.append(cpu)
-            if cuda is not None:
-                out[name].cuda_ms.append(cuda)
+        for name in turn(list(sides), r):
+            out[name].add(*time_once(sides[name], device))
     return out
 
 
@@ -112,24 +119,18 @@ def interleaved_marked(sides: dict[str, Callable[[Callable[[], None]], object]],
     """
     out = {name: Marked() for name in sides}
     for r in range(warmup + repeats):
-        names = list(sides) if r % 2 == 0 else list(reversed(sides))
-        for name in names:
+        for name in turn(list(sides), r):
             marks: list[tuple[float, float]] = []
 
             def mark(marks: list[tuple[float, float]] = marks) -> None:
                 _sync(device)
                 marks.append((time.perf_counter(), time.process_time()))
 
-            wall, cpu, cuda = time_once(lambda name=name, mark=mark: sides[name](mark), device)
+            times = time_once(lambda name=name, mark=mark: sides[name](mark), device)
             if r < warmup:
                 continue
             if len(marks) < 2:
                 raise ValueError(f"side {name!r} marked {len(marks)} point(s); the span between marks needs 2")
-            o = out[name]
-            o.run.wall.append(wall)
-            o.run.cpu.append(cpu)
-            if cuda is not None:
-                o.run.cuda_ms.append(cuda)
-            o.between.wall.append(marks[-1][0] - marks[0][0])
-            o.between.cpu.append(marks[-1][1] - marks[0][1])
+            out[name].run.add(*times)
+            out[name].between.add(marks[-1][0] - marks[0][0], marks[-1][1] - marks[0][1])
     return out
