@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -259,19 +260,19 @@ def search_critical_points(
         starts = torch.cat([torch.tensor(extra_starts, dtype=torch.float64).reshape(-1, dim), starts])
     grad = _grad_fn(loss_fn)
     found: list[tuple[Tensor, int]] = []
-    dropped: dict[str, int] = {}
+    dropped: Counter[str] = Counter()
     for w0 in starts:
         if not torch.isfinite(w0).all():
-            dropped["non-finite"] = dropped.get("non-finite", 0) + 1
+            dropped["non-finite"] += 1
             continue
         w = _descend_grad_norm(loss_fn, w0, iters)
         w = _newton_polish(loss_fn, w)
         gn = float(grad(w).norm())
         if not math.isfinite(gn) or not torch.isfinite(w).all() or not math.isfinite(float(loss_fn(w))):
-            dropped["non-finite"] = dropped.get("non-finite", 0) + 1
+            dropped["non-finite"] += 1
             continue
         if gn > grad_tol:
-            dropped["not converged"] = dropped.get("not converged", 0) + 1
+            dropped["not converged"] += 1
             continue
         for i, (other, count) in enumerate(found):
             if float((other - w).norm()) < merge_tol:

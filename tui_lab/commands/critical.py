@@ -47,9 +47,21 @@ def _vec(v) -> str:
     return "(" + ", ".join(f"{0.0 if abs(x) < 5e-13 else x:.4g}" for x in v) + ")"
 
 
-def _starts(p) -> str:
+def starts_cell(p) -> str:
     """The starts column: how many starts ended at the point, 'ref' marking a reference point."""
     return f"{p.count} ref" if p.reference else str(p.count)
+
+
+REF_NOTE = ("ref: a reference point (a known critical point), listed whether or not a start reached it; "
+            "starts counts only the random starts that ended there")
+"""The note under a table with reference points (the command's and the app's)."""
+
+
+def found_words(search, noun: str = "") -> str:
+    """'5 distinct' (`noun` after it: ' points') and, when some reference points no start reached
+    are listed, how many."""
+    extra = search.n_reference_only
+    return f"{search.n_found} distinct{noun}" + (f" + {extra} reference point(s) no start reached" if extra else "")
 
 
 @dataclass
@@ -137,10 +149,7 @@ def run(args: argparse.Namespace) -> int:
     search = report.search
     console.print(f"[{'yellow' if search.n_dropped else 'dim'}]{search.summary()}[/]")
     style = {"minimum": "green", "saddle": "yellow", "maximum": "red", "degenerate": "cyan"}
-    title = f"critical points found ({search.n_found} distinct)"
-    if search.n_reference_only:
-        title += f" + {search.n_reference_only} reference point(s) no start reached"
-    table = Table(title=title)
+    table = Table(title=f"critical points found ({found_words(search)})")
     for col in ("kind", "point", "loss", "‖∇L‖", "Hessian eigenvalues", "starts"):
         table.add_column(col, justify="right" if col in ("loss", "‖∇L‖", "starts") else "left")
     shown: dict[str, int] = {}
@@ -151,11 +160,10 @@ def run(args: argparse.Namespace) -> int:
             continue
         shown[p.kind] = shown.get(p.kind, 0) + 1
         table.add_row(f"[{style[p.kind]}]{p.kind}[/]", _vec(p.point), _fmt(p.loss), f"{p.grad_norm:.1e}",
-                      _vec(p.eigenvalues), _starts(p))
+                      _vec(p.eigenvalues), starts_cell(p))
     console.print(table)
     if any(p.reference for p in points):
-        console.print("  ref: a reference point (a known critical point), listed whether or not a start reached it; "
-                      "starts counts only the random starts that ended there")
+        console.print(f"  {REF_NOTE}")
     for kind, n in hidden.items():
         console.print(f"  … and {n} more {kind} point(s) not shown (--rows)")
     degenerate = [p for p in points if p.kind == "degenerate"]

@@ -12,6 +12,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import DataTable, Select, Static
 
+from tui_lab.commands.critical import MAX_STARTS, REF_NOTE, found_words, starts_cell
 from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.tool_view import ToolView, field_row, number
 
@@ -63,7 +64,7 @@ class CriticalView(ToolView):
     def collect(self) -> dict[str, Any]:
         return {
             "net": self.choice("net") or "chain2",
-            "starts": number(self.text("starts"), "starts", kind=int, low=1, high=10_000),
+            "starts": number(self.text("starts"), "starts", kind=int, low=1, high=MAX_STARTS),
             "box": number(self.text("box"), "box", positive=True),
             "seed": number(self.text("seed"), "seed", kind=int, low=0),
             "step": number(self.text("step"), "step", positive=True),
@@ -81,12 +82,10 @@ class CriticalView(ToolView):
         self.query_one("#critical-title", Static).update(Content.from_markup(
             "[b]$n[/]: $d   [$text-muted]parameters ($p)[/]\n"
             "[$text-muted]$s starts uniform in ±$b per parameter (seed $seed); Hessian eigenvalues in "
-            "float64; $k distinct points$r[/]\n"
+            "float64; $k[/]\n"
             f"[{'$warning' if report.search.n_dropped else '$text-muted'}]$drop[/]",
             n=net.name, d=net.description, p=", ".join(net.names), s=str(params["starts"]), b=f"{params['box']:g}",
-            seed=str(params["seed"]), k=str(report.search.n_found), drop=report.search.summary(),
-            r=(f" + {report.search.n_reference_only} reference point(s) no start reached"
-               if report.search.n_reference_only else "")))
+            seed=str(params["seed"]), k=found_words(report.search, " points"), drop=report.search.summary()))
         table = self.query_one("#critical-points", DataTable)
         table.clear()
         shown: dict[str, int] = {}
@@ -98,12 +97,10 @@ class CriticalView(ToolView):
             shown[p.kind] = shown.get(p.kind, 0) + 1
             style = KIND_STYLE.get(p.kind, "$text")
             table.add_row(Content.from_markup(f"[b {style}]$k[/]", k=p.kind), fmt_vec(p.point), fmt_value(p.loss),
-                          f"{p.grad_norm:.1e}", fmt_vec(p.eigenvalues), f"{p.count} ref" if p.reference else str(p.count),
-                          key=str(i))
+                          f"{p.grad_norm:.1e}", fmt_vec(p.eigenvalues), starts_cell(p), key=str(i))
         notes = [f"… and {n} more {kind} point(s)" for kind, n in hidden.items()]
         if any(p.reference for p in report.points):
-            notes.append("ref: a reference point, listed whether or not a start reached it; starts counts only the "
-                         "random starts that ended there.")
+            notes.append(f"{REF_NOTE}.")
         degenerate = [p for p in report.points if p.kind == "degenerate"]
         if degenerate:
             lowest = min(p.loss for p in report.points)
