@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+MIN_SAMPLES = 2
+"""The fewest samples of the overfitting check (the command's and the app's tool)."""
 SAMPLES_WHY = ("one sample standardizes to all-zero inputs, so only the biases could learn and the check "
                "would fail without a bug")
 
@@ -26,8 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="use the preset's quick form")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--steps", type=steps, default=300, help=f"steps of the overfitting check, 1 to {LIMIT} (default 300)")
-    p.add_argument("--samples", type=integer(2, LIMIT, why=SAMPLES_WHY), default=20,
-                   help=f"samples of the overfitting check, 2 to {LIMIT} (default 20)")
+    p.add_argument("--samples", type=integer(MIN_SAMPLES, LIMIT, why=SAMPLES_WHY), default=20,
+                   help=f"samples of the overfitting check, {MIN_SAMPLES} to {LIMIT} (default 20)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)

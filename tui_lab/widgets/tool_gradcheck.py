@@ -16,6 +16,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import DataTable, Select, Static
 
+from tui_lab.commands.args import LIMIT
 from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.tool_view import ToolView, field_row, number
 
@@ -77,7 +78,7 @@ class GradcheckView(ToolView):
             "variant": None if variant in (None, ALL) else variant,
             "layer": self.choice("layer") or None,
             "dtype": self.choice("dtype") or None,
-            "max_elements": number(self.text("entries"), "entries", kind=int, low=1, high=100_000),
+            "max_elements": number(self.text("entries"), "entries", kind=int, low=1, high=LIMIT),
             "seed": number(self.text("seed"), "seed", kind=int, low=0),
         }
 

@@ -11,6 +11,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Button, Select, Static
 
+from tui_lab.commands.args import LIMIT
 from tui_lab.data import fmt
 from tui_lab.data.tools import round_lr
 from tui_lab.widgets.field_input import FieldInput
@@ -60,7 +61,7 @@ class LRFindView(ToolView):
         if not lo < hi:
             raise ValueError(f"lr min ({lo:g}) must be below lr max ({hi:g})")
         params.update(seed=number(self.text("seed"), "seed", kind=int, low=0),
-                      steps=number(self.text("steps"), "steps", kind=int, low=2, high=100_000),
+                      steps=number(self.text("steps"), "steps", kind=int, low=2, high=LIMIT),
                       lr_min=lo, lr_max=hi, rule=self.choice("rule") or "min/10")
         return params
 

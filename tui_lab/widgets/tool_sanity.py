@@ -12,6 +12,8 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
+from tui_lab.commands.args import LIMIT
+from tui_lab.commands.sanity import MIN_SAMPLES
 from tui_lab.data import fmt
 from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.tool_lr_find import is_network_preset
@@ -67,8 +69,8 @@ class SanityView(ToolView):
     def collect(self) -> dict[str, Any]:
         params = self.common()
         params.update(seed=number(self.text("seed"), "seed", kind=int, low=0),
-                      steps=number(self.text("steps"), "steps", kind=int, low=1, high=100_000),
-                      samples=number(self.text("samples"), "samples", kind=int, low=2, high=100_000))  # 1: all-zero inputs once standardized
+                      steps=number(self.text("steps"), "steps", kind=int, low=1, high=LIMIT),
+                      samples=number(self.text("samples"), "samples", kind=int, low=MIN_SAMPLES, high=LIMIT))
         return params
 
     def work(self, params: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
