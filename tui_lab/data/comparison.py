@@ -222,10 +222,9 @@ class Comparison:
     def add_specs(self, specs: Sequence[RunSpec]) -> None:
         """The runs a live comparison will have, in the runner's order (ids come with attach)."""
         self.specs = list(specs)
-        several = len({spec.preset for spec in specs}) > 1  # runs of several presets (a rerun of a
-        for spec in specs:  # stored set): labelled as the stored set labels them, "preset:variant"
-            label = f"{spec.preset}:{spec.variant}" if several else spec.variant
-            self._add_run(spec.variant, spec.seed, label, spec.preset)
+        several = len({spec.preset for spec in specs}) > 1  # a rerun of a stored set of several presets
+        for spec in specs:
+            self._add_run(spec.variant, spec.seed, run_label(spec.preset, spec.variant, several), spec.preset)
             self.runs[-1].status = "starting"
         self.version += 1
 
@@ -240,8 +239,8 @@ class Comparison:
     def add_stored(self, rows: Sequence[Any]) -> None:
         """Runs from the store (``RunRow``s): one line per variant, labelled so that runs of
         different presets or repeated runs of one variant and seed stay apart."""
-        presets = {r.preset for r in rows}
-        base = [f"{r.preset}:{r.variant}" if len(presets) > 1 else r.variant for r in rows]
+        several = len({r.preset for r in rows}) > 1
+        base = [run_label(r.preset, r.variant, several) for r in rows]
         keys = [(b, r.seed) for b, r in zip(base, rows, strict=True)]
         for b, r in zip(base, rows, strict=True):
             label = b if keys.count((b, r.seed)) == 1 else f"{b} #{r.run_id[:6]}"
@@ -446,6 +445,12 @@ class Comparison:
     def run_specs(self) -> list[RunSpec]:
         """The specs to run again (a live comparison's, or rebuilt from stored runs' spec JSON)."""
         return list(self.specs)
+
+
+def run_label(preset: str | None, variant: str, several_presets: bool) -> str:
+    """A run's line in a comparison: its variant, as "preset:variant" when the runs come from
+    several presets (stored runs opened together, and a rerun of them)."""
+    return f"{preset}:{variant}" if several_presets else variant
 
 
 def finish_note(c: Comparison) -> tuple[str, str]:
