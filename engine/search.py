@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import random as _random
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from statistics import fmean
@@ -39,7 +40,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from engine.config import Recipe, RunSpec, close_fields, deep_merge, section_fields
+from engine.config import Recipe, RunSpec, close_fields, deep_merge, section_fields, section_spec
 from engine.outcomes import RunOutcome
 
 Scale = Literal["log", "linear"]
@@ -50,10 +51,7 @@ SHRINK = 1.0 / 3.0
 
 def numeric_fields(section: str) -> list[str]:
     """The fields of a recipe section that hold a number (int or float, optional or not): what a
-    search can vary; the common ones first (lr, weight_decay, …, as the Builder lists them), then the rest."""
-    import typing
-
-    from engine.config import section_spec
+    search can vary, in the order the schema declares them (lr, momentum, … first for train)."""
 
     def numeric(annotation: Any) -> bool:
         args = typing.get_args(annotation)
