@@ -22,7 +22,7 @@ WHAT = "optimizers preset (quick form) with the app open (run_test, no terminal)
 
 
 def _headless(specs, device: str, store_dir: Path) -> None:
-    from engine.store import RunStore
+    from engine.runs.store import RunStore
     from tui_lab.engine_bridge import interactive_runner
 
     with RunStore(store_dir) as store:
@@ -36,7 +36,7 @@ def _headless(specs, device: str, store_dir: Path) -> None:
 
 
 async def _with_app(loaded, device: str, store_dir: Path, limit_s: float) -> None:
-    from engine.store import RunStore
+    from engine.runs.store import RunStore
     from tui_lab.app import DllabApp
 
     with RunStore(store_dir) as store:
@@ -56,7 +56,7 @@ async def _with_app(loaded, device: str, store_dir: Path, limit_s: float) -> Non
 def _training_span(store_dir: Path) -> float:
     """Seconds from the first run's start to the last run's end, as the workers recorded them:
     the training itself, without the app's (or the command's) own start-up."""
-    from engine.store import RunStore
+    from engine.runs.store import RunStore
 
     with RunStore(store_dir) as store:
         rows = store.list_runs()
@@ -67,7 +67,7 @@ def measure(device: str, quick: bool, repeats: int) -> list[Row]:
     if quick:
         return [not_row("app/headless", "app open ÷ headless", WHAT, "not measured",
                         "full mode only: each side spawns worker processes and runs a whole comparison")]
-    from engine.presets import load_preset
+    from engine.catalogue.presets import load_preset
 
     loaded = load_preset(PRESET)
     specs = loaded.expand(quick=True)

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from engine.config import ModelSpec
 from engine.data import DataSplits
-from engine.loop import MAX_EVAL_TRAIN
+from engine.recipe.config import ModelSpec
+from engine.training.loop import MAX_EVAL_TRAIN
 
 _ACTS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "identity": nn.Identity, "gelu": nn.GELU}
 

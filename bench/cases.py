@@ -2,7 +2,7 @@
 
 Rows (``id``: what is divided by what):
 
-* ``engine/dataloader.<set>``: one dllab run (``engine.loop.train``) ÷ the textbook DataLoader
+* ``engine/dataloader.<set>``: one dllab run (``engine.training.loop.train``) ÷ the textbook DataLoader
   loop (:func:`bench.baselines.dataloader_loop`), per epoch, same model / data / device (epochs
   after the first; the whole run's ratio, with what a run does once, is given beside it);
 * ``engine/slicing.<set>``: the same run ÷ a plain loop that already slices device tensors;
@@ -35,8 +35,8 @@ import torch
 
 from bench.baselines import dataloader_loop, slicing_loop
 from bench.timing import Timing, interleaved, interleaved_marked, paired_ratio
-from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
 from engine.data import load_data
+from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
 
 
 @dataclass
@@ -111,8 +111,8 @@ TARGETS = {("dataloader", "tiny"): 0.70, ("dataloader", "larger"): 0.95,
 
 def _engine_side(spec: RunSpec, data: Any, device: str) -> Callable[[Callable[[], None]], None]:
     """One dllab run that marks the end of each epoch: its evaluation event at an epoch's last step."""
-    from engine.events import EvalMetrics, RunStarted
-    from engine.loop import train
+    from engine.runs.events import EvalMetrics, RunStarted
+    from engine.training.loop import train
 
     def run(mark: Callable[[], None]) -> None:
         per_epoch = [0]
@@ -197,7 +197,7 @@ def _data_by_seed(specs: list[RunSpec], device: str) -> dict[int, Any]:
 
 
 def _sequential(specs: list[RunSpec], data: dict[int, Any], device: str) -> Callable[[], None]:
-    from engine.loop import train
+    from engine.training.loop import train
 
     def run() -> None:
         for s in specs:
@@ -414,8 +414,8 @@ def preset_rows(device: str, quick: bool, repeats: int) -> list[Row]:
     their runs in batched groups (``engine.batched.plan``) ÷ every run on its own (``--solo``)."""
     import tempfile
 
-    from engine.presets import load_preset
-    from engine.runner import run_inline
+    from engine.catalogue.presets import load_preset
+    from engine.runs.runner import run_inline
 
     rows: list[Row] = []
     seeds = [0] if quick else [0, 1, 2]

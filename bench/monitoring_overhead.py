@@ -22,7 +22,7 @@ from bench.timing import interleaved
 
 
 def _spec(steps: int, diagnostics_every: int | None, eval_every: int):
-    from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+    from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
 
     return RunSpec(recipe=Recipe(
         data=DataSpec(name="mnist1d", preprocess="standardize"),
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from engine.data import load_data
-    from engine.loop import train
+    from engine.training.loop import train
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=2000)

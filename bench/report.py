@@ -12,7 +12,7 @@ from bench.cases import Row
 
 
 def machine(device: str) -> dict[str, Any]:
-    from engine.device import cpu_cores, describe
+    from engine.runs.device import cpu_cores, describe
 
     return {"device": describe(device), "torch": torch.__version__, "python": platform.python_version(),
             "cores": cpu_cores(), "threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine()}

@@ -1,4 +1,4 @@
-"""Comparisons timed as the lab runs them: through ``engine.runner.Runner`` with its own choice of
+"""Comparisons timed as the lab runs them: through ``engine.runs.runner.Runner`` with its own choice of
 workers, threads and batched groups for this machine, from the runs' start and end times in the
 store (the training, without worker start-up, which both sides pay alike)."""
 
@@ -9,14 +9,14 @@ from pathlib import Path
 
 from bench.app_overhead import _training_span
 from bench.timing import Timing, turn
-from engine.config import RunSpec
+from engine.recipe.config import RunSpec
 
 
 def runner_span(specs: list[RunSpec], device: str, store_dir: Path) -> float:
     """Train `specs` with the runner's defaults into a fresh store; seconds from the first run's
     start to the last run's end."""
-    from engine.events import RunFinished
-    from engine.runner import Runner
+    from engine.runs.events import RunFinished
+    from engine.runs.runner import Runner
 
     with Runner(specs, device=device, store=store_dir) as runner:
         finished = [e for e in runner.events() if isinstance(e, RunFinished)]

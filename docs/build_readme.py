@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.presets import catalogue
+from engine.catalogue.presets import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 

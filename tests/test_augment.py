@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.augment import OPS, Augmenter, build_augmenter
-from engine.config import Recipe, RunSpec, TrainSpec
-from engine.loop import train
+from engine.recipe.config import Recipe, RunSpec, TrainSpec
+from engine.techniques.augment import OPS, Augmenter, build_augmenter
+from engine.training.loop import train
 
 
 def gen(seed: int = 0) -> torch.Generator:

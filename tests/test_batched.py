@@ -2,8 +2,8 @@
 
 * the stacked optimizers against ``torch.optim`` (float64, step by step, per-member hyperparameters);
 * the stacked MLP's forward against each member's solo ``Net``; the per-sample losses against
-  ``engine.losses``;
-* whole runs: the event sequence and every metric of each member against ``engine.loop.train``
+  ``engine.recipe.losses``;
+* whole runs: the event sequence and every metric of each member against ``engine.training.loop.train``
   on the same spec (an optimizer comparison, three seeds of one variant, a 2-D set, regression,
   a member that diverges, cancellation);
 * ``plan``: what batches, what falls back (whitelist: unknown fields at non-default values too).
@@ -24,13 +24,13 @@ from engine.batched.losses import member_loss, per_sample_correct, per_sample_lo
 from engine.batched.optim import RULE_ORDER, StackedOptimizer, rule_of
 from engine.batched.plan import MAX_GROUP
 from engine.batched.stacked import MemberDropout, StackedMLP
-from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-from engine.events import Diagnostics, EvalMetrics, Message, RunFinished, RunStarted, StepMetrics
-from engine.loop import train
-from engine.losses import accuracy, build_loss
 from engine.models import build_model
-from engine.optim import build_optimizer
-from engine.schedules import LRSchedule
+from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+from engine.recipe.losses import accuracy, build_loss
+from engine.recipe.optim import build_optimizer
+from engine.recipe.schedules import LRSchedule
+from engine.runs.events import Diagnostics, EvalMetrics, Message, RunFinished, RunStarted, StepMetrics
+from engine.training.loop import train
 
 # ------------------------------------------------------------------------------ the optimizers
 
@@ -421,7 +421,7 @@ def test_a_group_whose_datasets_would_not_fit_trains_run_by_run(monkeypatch, tmp
     """Stacking every member's dataset copies them all: past the memory budget the group refuses to
     start, and the runner trains its runs one by one (each as solo)."""
     import engine.batched.train as batched_train
-    from engine.runner import run_inline
+    from engine.runs.runner import run_inline
 
     monkeypatch.setattr(batched_train, "_stack_budget", lambda dev: 1000)
     specs = [_spec(f"s{k}", RANDOM, optimizer="sgd", lr=0.05, seed=k) for k in range(2)]
@@ -667,8 +667,8 @@ def test_train_batched_refuses_a_mixed_group() -> None:
 
 
 def test_run_inline_batches_groups_and_stores_every_member(tmp_path) -> None:
-    from engine.runner import run_inline
-    from engine.store import RunStore
+    from engine.runs.runner import run_inline
+    from engine.runs.store import RunStore
 
     specs = [_spec("SGD", RANDOM, optimizer="sgd", lr=0.05), _spec("Adam", RANDOM, optimizer="adam", lr=1e-2),
              _spec("Dropout", RANDOM, ModelSpec(hidden=[24, 24], dropout=0.2)),
@@ -687,7 +687,7 @@ def test_run_inline_batches_groups_and_stores_every_member(tmp_path) -> None:
 
 
 def test_a_group_that_cannot_start_runs_solo_with_each_runs_error(tmp_path) -> None:
-    from engine.runner import run_inline
+    from engine.runs.runner import run_inline
 
     specs = [_spec(f"v{i}", RANDOM, loss="mse", lr=0.01 * (i + 1)) for i in range(2)]  # regression loss
     results = run_inline(specs, None, None, "cpu", tmp_path)
@@ -712,7 +712,7 @@ def test_work_units_split_groups_for_workers() -> None:
 
 @pytest.mark.slow  # spawns a worker process (imports torch there): ~10 s of CPU
 def test_runner_trains_a_group_in_one_worker_cancels_one_member(tmp_path) -> None:
-    from engine.runner import Runner
+    from engine.runs.runner import Runner
 
     specs = [_spec(f"v{i}", RANDOM, optimizer="momentum", lr=0.01 * (i + 1), steps=3000, eval_every=500)
              for i in range(3)]
@@ -893,7 +893,7 @@ def test_a_worker_that_dies_fails_its_whole_group(tmp_path) -> None:
     import os
     import signal
 
-    from engine.runner import Runner
+    from engine.runs.runner import Runner
 
     specs = [_spec(f"v{i}", RANDOM, optimizer="sgd", lr=0.01 * (i + 1), steps=100_000, eval_every=5000)
              for i in range(2)]

@@ -9,8 +9,8 @@ import pytest
 from bench.baselines import dataloader_loop, slicing_loop
 from bench.cases import _engine_side
 from bench.timing import interleaved_marked, paired_ratio
-from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
 from engine.data import load_data
+from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
 
 
 def test_paired_ratio_is_the_median_of_round_ratios() -> None:

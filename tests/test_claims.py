@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from engine.claims import check_claim
-from engine.outcomes import RunOutcome
-from engine.presets import Claim
+from engine.catalogue.claims import check_claim
+from engine.catalogue.presets import Claim
+from engine.runs.outcomes import RunOutcome
 
 
 def run(variant: str, seed: int, status: str = "done", **final: float) -> RunOutcome:

@@ -42,9 +42,9 @@ def test_a_closed_pipe_is_not_a_traceback():
 def test_claims_that_could_not_be_checked_are_not_called_failures():
     from rich.console import Console
 
-    from engine.claims import check_claim
-    from engine.outcomes import RunOutcome
-    from engine.presets import Claim
+    from engine.catalogue.claims import check_claim
+    from engine.catalogue.presets import Claim
+    from engine.runs.outcomes import RunOutcome
     from tui_lab.headless import claims_view
 
     claim = Claim(text="A below B", metric="train_loss", left="A", op="<", right="B")
@@ -56,8 +56,8 @@ def test_claims_that_could_not_be_checked_are_not_called_failures():
 
 
 def test_runs_keeps_numbers_whole_at_80_columns(tmp_path, monkeypatch, capsys):
-    from engine.events import RunFinished, RunStarted
-    from engine.store import RunStore
+    from engine.runs.events import RunFinished, RunStarted
+    from engine.runs.store import RunStore
     from tui_lab.cli import main
 
     monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
@@ -105,9 +105,9 @@ def test_fast_paths_reach_the_runner(monkeypatch, capsys):
 def test_the_live_table_says_running_once_a_run_has_started():
     from rich.console import Console
 
-    from engine.config import DataSpec, Recipe, RunSpec
-    from engine.events import EvalMetrics, RunStarted
-    from engine.outcomes import OutcomeCollector
+    from engine.recipe.config import DataSpec, Recipe, RunSpec
+    from engine.runs.events import EvalMetrics, RunStarted
+    from engine.runs.outcomes import OutcomeCollector
     from tui_lab.headless import _Progress
 
     spec = RunSpec(recipe=Recipe(data=DataSpec(name="digits")), variant="SGD")
@@ -133,9 +133,9 @@ def test_the_live_table_labels_the_minibatch_loss_as_the_dashboard_does():
     "11999/12000" used to lose its end), and "batch loss" may take two lines of header."""
     from rich.console import Console
 
-    from engine.config import DataSpec, Recipe, RunSpec
-    from engine.events import EvalMetrics, RunStarted, StepMetrics
-    from engine.outcomes import OutcomeCollector
+    from engine.recipe.config import DataSpec, Recipe, RunSpec
+    from engine.runs.events import EvalMetrics, RunStarted, StepMetrics
+    from engine.runs.outcomes import OutcomeCollector
     from tui_lab.headless import _Progress
 
     names = ["DropConnect 0.5 and a long tail to its name", "none"]
@@ -206,7 +206,7 @@ def test_seeds_must_be_distinct_and_not_negative(seeds, words, capsys):
 
 def test_preset_ids_are_never_cut_at_80_columns(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
-    from engine.presets import builtin_ids
+    from engine.catalogue.presets import builtin_ids
 
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
@@ -216,7 +216,7 @@ def test_preset_ids_are_never_cut_at_80_columns(capsys, monkeypatch):
 def test_the_catalogue_fits_100_columns_and_a_preset_card_reads_like_the_library(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
-    from engine.presets import builtin_ids
+    from engine.catalogue.presets import builtin_ids
 
     assert main(["presets"]) == 0
     listing = capsys.readouterr().out
@@ -255,8 +255,8 @@ def test_runs_of_a_known_preset_without_runs_is_an_empty_answer(tmp_path, monkey
 
 
 def test_runs_of_a_deleted_recipe_still_list(tmp_path, monkeypatch, capsys):
-    from engine.events import RunFinished, RunStarted
-    from engine.store import RunStore
+    from engine.runs.events import RunFinished, RunStarted
+    from engine.runs.store import RunStore
 
     monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
     with RunStore(tmp_path) as store:  # its preset file is gone; its runs stay in the store
@@ -272,8 +272,8 @@ def test_runs_of_a_deleted_recipe_still_list(tmp_path, monkeypatch, capsys):
 
 def test_runs_and_show_print_names_with_brackets_as_written(tmp_path, monkeypatch, capsys):
     """A user's preset and variant names are not rich markup ("[/b]" used to be a traceback)."""
-    from engine.events import RunFinished, RunStarted
-    from engine.store import RunStore
+    from engine.runs.events import RunFinished, RunStarted
+    from engine.runs.store import RunStore
 
     monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
     monkeypatch.setenv("COLUMNS", "120")
@@ -290,8 +290,8 @@ def test_runs_and_show_print_names_with_brackets_as_written(tmp_path, monkeypatc
 def test_runs_at_80_columns_keeps_the_wall_time_with_long_names_and_statuses(tmp_path, monkeypatch, capsys):
     """Long preset / variant names and an `early-stopped` status used to push the wall-time column
     out of an 80-column table (its header cut to "wal", its numbers gone): the names give way."""
-    from engine.events import RunFinished, RunStarted
-    from engine.store import RunStore
+    from engine.runs.events import RunFinished, RunStarted
+    from engine.runs.store import RunStore
 
     monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
     monkeypatch.setenv("COLUMNS", "80")
@@ -333,9 +333,9 @@ def test_solo_trains_every_run_on_its_own(tmp_path, capsys, monkeypatch, solo):
 def test_show_prints_the_fields_that_matter_and_says_the_rest_are_defaults(tmp_path, monkeypatch, capsys):
     """`dllab show` listed every recipe field (L-BFGS and augmentation settings for a plain Adam run):
     now the ones that differ from their defaults and those that say what the run was."""
-    from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-    from engine.events import EvalMetrics, RunFinished, RunStarted
-    from engine.store import RunStore
+    from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+    from engine.runs.events import EvalMetrics, RunFinished, RunStarted
+    from engine.runs.store import RunStore
 
     monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
     monkeypatch.setenv("COLUMNS", "80")
@@ -373,9 +373,9 @@ def _names_told_apart(lines: list[str]) -> bool:
 def test_the_live_table_cuts_very_long_names_in_the_middle(width):
     from rich.console import Console
 
-    from engine.config import DataSpec, Recipe, RunSpec
-    from engine.events import RunStarted, StepMetrics
-    from engine.outcomes import OutcomeCollector
+    from engine.recipe.config import DataSpec, Recipe, RunSpec
+    from engine.runs.events import RunStarted, StepMetrics
+    from engine.runs.outcomes import OutcomeCollector
     from tui_lab.headless import _Progress
 
     specs = [RunSpec(recipe=Recipe(data=DataSpec(name="digits")), variant=name) for name in LONG_NAMES]
@@ -402,7 +402,7 @@ def test_the_results_table_cuts_very_long_names_in_the_middle(width):
 
     from rich.console import Console
 
-    from engine.outcomes import RunOutcome
+    from engine.runs.outcomes import RunOutcome
     from tui_lab.headless import ComparisonResult, results_table
 
     outcomes = [RunOutcome(f"r{i}", name, 0, status="done", step=600, wall_time=1234.5,
@@ -424,8 +424,8 @@ def test_the_results_table_cuts_very_long_names_in_the_middle(width):
 def test_runs_cuts_very_long_names_and_heads_the_loss_for_what_it_is(tmp_path, monkeypatch, capsys, width):
     """The loss `dllab runs` shows is the final evaluation on the training split: "train loss (eval)",
     as the History heads it, not the minibatch "batch loss" of `dllab run`'s live table."""
-    from engine.events import RunFinished, RunStarted
-    from engine.store import RunStore
+    from engine.runs.events import RunFinished, RunStarted
+    from engine.runs.store import RunStore
 
     monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
     monkeypatch.setenv("COLUMNS", str(width))
@@ -456,8 +456,8 @@ def test_the_live_table_is_drawn_at_its_refreshes_not_at_each_event(monkeypatch)
     from rich.console import Console
 
     import tui_lab.headless as headless
-    from engine.events import RunFinished, RunStarted, StepMetrics
-    from engine.presets import load_preset
+    from engine.catalogue.presets import load_preset
+    from engine.runs.events import RunFinished, RunStarted, StepMetrics
 
     class FakeRunner:
         def __init__(self, specs, **kw):

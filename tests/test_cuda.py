@@ -18,10 +18,10 @@ import torch
 
 from engine.batched import train_batched
 from engine.batched.accel import FastPaths
-from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-from engine.events import Message, RunFinished
-from engine.loop import train
-from engine.presets import builtin_ids
+from engine.catalogue.presets import builtin_ids
+from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+from engine.runs.events import Message, RunFinished
+from engine.training.loop import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -136,7 +136,7 @@ def test_fast_paths_train_to_the_plain_result(path: str) -> None:
 
 
 def test_the_runner_trains_on_the_gpu(tmp_path) -> None:
-    from engine.runner import Runner
+    from engine.runs.runner import Runner
 
     specs = [_spec(f"v{i}", optimizer="sgd", lr=0.02 * (i + 1)) for i in range(3)]
     specs.append(_spec("bn", model=ModelSpec(hidden=[16], norm="batch"), optimizer="adam", lr=1e-2))
@@ -162,7 +162,7 @@ def test_surfaces_lr_finder_and_gradient_check_on_cuda() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", builtin_ids())
 def test_preset_claims_on_cuda(preset: str) -> None:
-    from engine.check import check_preset
+    from engine.catalogue.check import check_preset
 
     result = check_preset(preset, quick=True, seeds=[0, 1, 2], device="cuda")
     assert result.holds, result.report()

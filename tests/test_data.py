@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import DataSpec
 from engine.data import DatasetError, DataSplits, Preprocessor, available_datasets, load_data
 from engine.data.mnist1d_source import _generate, mnist1d_args
 from engine.data.splits import shift_direction
 from engine.data.toy import regression_target
+from engine.recipe.config import DataSpec
 
 EXPECTED = {  # name: (input_shape, n_classes, task)
     "spiral": ((2,), 3, "classification"),
@@ -89,7 +89,7 @@ def test_split_is_stratified() -> None:
 
 
 def test_available_datasets_lists_every_config_name() -> None:
-    from engine.config import DATASETS
+    from engine.recipe.config import DATASETS
 
     assert set(available_datasets()) == set(DATASETS)
 

@@ -10,14 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.claims import check_claim
-from engine.config import Recipe, RunSpec
-from engine.ensembles import Checkpoints, ensemble_scores
-from engine.events import EvalMetrics
-from engine.loop import train
-from engine.losses import cross_entropy
-from engine.outcomes import RunOutcome
-from engine.presets import Claim
+from engine.catalogue.claims import check_claim
+from engine.catalogue.presets import Claim
+from engine.recipe.config import Recipe, RunSpec
+from engine.recipe.losses import cross_entropy
+from engine.runs.events import EvalMetrics
+from engine.runs.outcomes import RunOutcome
+from engine.techniques.ensembles import Checkpoints, ensemble_scores
+from engine.training.loop import train
 
 
 def _linear(seed: int) -> nn.Module:

@@ -9,15 +9,15 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 from torch import nn
 
-from engine.claims import check_claim
-from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+from engine.catalogue.claims import check_claim
+from engine.catalogue.presets import Claim
 from engine.diagnostics.curves import diagnose
-from engine.loop import train
-from engine.losses import cross_entropy
-from engine.metrics import _chunks, evaluate_with_batch_stats, extra_metrics, regression_errors
 from engine.models import build_model, count_params
-from engine.outcomes import RunOutcome
-from engine.presets import Claim
+from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+from engine.recipe.losses import cross_entropy
+from engine.runs.outcomes import RunOutcome
+from engine.training.loop import train
+from engine.training.metrics import _chunks, evaluate_with_batch_stats, extra_metrics, regression_errors
 
 # --- regression errors -------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
 from engine.diagnostics.gradcheck import (
     HandWrittenLinear,
     _LinearFunction,
@@ -20,6 +19,7 @@ from engine.diagnostics.gradcheck import (
     replace_first_linear,
     verdict,
 )
+from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
 
 F64 = torch.float64
 
@@ -129,8 +129,8 @@ def test_float32_is_far_less_precise():
 
 
 def test_gradcheck_runs_go_through_the_training_loop_as_events():
-    from engine.events import Diagnostics, EvalMetrics, RunFinished, RunStarted
-    from engine.loop import train
+    from engine.runs.events import Diagnostics, EvalMetrics, RunFinished, RunStarted
+    from engine.training.loop import train
 
     events: list = []
     fin = train(_spec(gradcheck_layer="custom"), events.append, run_id="g1")

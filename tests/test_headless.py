@@ -12,11 +12,11 @@ from rich.console import Console
 from tiny_presets import tiny_preset
 
 import tui_lab.headless as headless
-from engine.config import RunSpec
-from engine.events import EvalMetrics, RunFinished, RunStarted, StepMetrics
-from engine.presets import parse_preset
-from engine.runner import Runner
-from engine.store import RunStore
+from engine.catalogue.presets import parse_preset
+from engine.recipe.config import RunSpec
+from engine.runs.events import EvalMetrics, RunFinished, RunStarted, StepMetrics
+from engine.runs.runner import Runner
+from engine.runs.store import RunStore
 
 SLOW = tiny_preset("""
 [base.train]

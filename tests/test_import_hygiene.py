@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 ENGINE_MODULES = [
-    "engine.config", "engine.events", "engine.presets", "engine.claims", "engine.loop",
-    "engine.runner", "engine.store", "engine.data", "engine.models", "engine.diagnostics.curves",
+    "engine.recipe.config", "engine.runs.events", "engine.catalogue.presets", "engine.catalogue.claims", "engine.training.loop",
+    "engine.runs.runner", "engine.runs.store", "engine.data", "engine.models", "engine.diagnostics.curves",
 ]
 
 

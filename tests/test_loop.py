@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-from engine.events import Diagnostics, EvalMetrics, RunFinished, RunStarted, StepMetrics
-from engine.loop import train
+from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+from engine.runs.events import Diagnostics, EvalMetrics, RunFinished, RunStarted, StepMetrics
+from engine.training.loop import train
 
 
 def spec(variant="v", data=None, model=None, **train_kw) -> RunSpec:
@@ -119,11 +119,11 @@ def test_batchnorm_with_a_one_sample_tail_batch_trains():
 def test_diagnostics_report_the_steps_gradient_when_the_optimizer_changes_it(monkeypatch) -> None:
     """torch's foreach SGD (the default on CUDA) adds the Nesterov momentum into p.grad in place;
     the Diagnostics must still show the gradient the step took (as with the CPU's default)."""
-    import engine.loop
+    import engine.training.loop
 
     s = spec(optimizer="nesterov", lr=0.05, steps=30, eval_every=10)
     plain, _ = run(s)
-    real = engine.loop.build_optimizer
+    real = engine.training.loop.build_optimizer
 
     def foreach(params, t):
         opt = real(params, t)
@@ -131,7 +131,7 @@ def test_diagnostics_report_the_steps_gradient_when_the_optimizer_changes_it(mon
             group["foreach"] = True
         return opt
 
-    monkeypatch.setattr(engine.loop, "build_optimizer", foreach)
+    monkeypatch.setattr(engine.training.loop, "build_optimizer", foreach)
     forced, _ = run(s)
     grads = [[v["grad_norm"] for v in e.layers.values() if "grad_norm" in v]
              for e in (plain, forced) for e in e if isinstance(e, Diagnostics) and e.step > 0]

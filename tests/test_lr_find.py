@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
 from engine.diagnostics.lr_find import (
     apply_suggestion,
     find_lr,
@@ -18,8 +17,9 @@ from engine.diagnostics.lr_find import (
     smooth,
     suggest_lr,
 )
-from engine.events import StepMetrics
-from engine.loop import train
+from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+from engine.runs.events import StepMetrics
+from engine.training.loop import train
 
 
 def test_sweep_is_exponential_from_min_to_max():

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from engine.config import ModelSpec
 from engine.models import DropConnectLinear, Maxout, Net, build_model, count_params, initialize
+from engine.recipe.config import ModelSpec
 
 ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "maxout"]
 NORMS = ["none", "batch", "layer"]

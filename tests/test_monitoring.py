@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
 from engine.diagnostics import health
 from engine.diagnostics.health import (
     GRAD_LOG_RANGE,
@@ -19,9 +18,10 @@ from engine.diagnostics.health import (
     first_layer_images,
     grad_histogram,
 )
-from engine.events import Diagnostics
-from engine.loop import train
 from engine.models import build_model
+from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+from engine.runs.events import Diagnostics
+from engine.training.loop import train
 from tui_lab.data import health as view
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.config import TrainSpec
-from engine.optim import UPDATE_RULES, build_optimizer, needs_closure, optimizer_kwargs, reference_step
-from engine.optim_math import REFERENCE_OPTIMIZERS
+from engine.recipe.config import TrainSpec
+from engine.recipe.optim import UPDATE_RULES, build_optimizer, needs_closure, optimizer_kwargs, reference_step
+from engine.recipe.optim_math import REFERENCE_OPTIMIZERS
 
 
 def _params() -> list[torch.nn.Parameter]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.presets import PresetError, builtin_ids, catalogue, load_preset, parse_preset
+from engine.catalogue.presets import PresetError, builtin_ids, catalogue, load_preset, parse_preset
 
 MINIMAL = """
 title = "t"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.config import DataSpec, ModelSpec, PretrainSpec, Recipe, RunSpec, TrainSpec
 from engine.data import load_data
-from engine.loop import train
 from engine.models import build_model
-from engine.pretrain import pretrain_body, pretraining_pool, transform
+from engine.recipe.config import DataSpec, ModelSpec, PretrainSpec, Recipe, RunSpec, TrainSpec
+from engine.techniques.pretrain import pretrain_body, pretraining_pool, transform
+from engine.training.loop import train
 
 
 def test_transforms_rotate_images_and_flip_or_negate_signals():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.presets import catalogue
+from engine.catalogue.presets import catalogue
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.config import TrainSpec
-from engine.losses import accuracy, build_loss
-from engine.regularize import EMA, clip_gradients, mixup, penalty
-from engine.schedules import LRSchedule, schedule_curve
+from engine.recipe.config import TrainSpec
+from engine.recipe.losses import accuracy, build_loss
+from engine.recipe.regularize import EMA, clip_gradients, mixup, penalty
+from engine.recipe.schedules import LRSchedule, schedule_curve
 
 # ---------------------------------------------------------------------------------------- schedules
 
@@ -341,7 +341,7 @@ def test_evaluation_cross_entropy_equals_torchs(scale: float) -> None:
     F.cross_entropy to the rounding of the logits' magnitude, in float32 and float64."""
     import torch.nn.functional as F
 
-    from engine.losses import cross_entropy, hard_cross_entropy
+    from engine.recipe.losses import cross_entropy, hard_cross_entropy
 
     g = torch.Generator().manual_seed(0)
     for dtype in (torch.float32, torch.float64):

@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.config import DataSpec, Recipe, RunSpec, TrainSpec
-from engine.device import cpu_cores, describe, resolve_device, threads_per_worker
-from engine.events import EvalMetrics, Message, RunFinished, RunStarted, StepMetrics
-from engine.runner import Runner, death_reason, failure_reason, run_inline
-from engine.store import RunStore
+from engine.recipe.config import DataSpec, Recipe, RunSpec, TrainSpec
+from engine.runs.device import cpu_cores, describe, resolve_device, threads_per_worker
+from engine.runs.events import EvalMetrics, Message, RunFinished, RunStarted, StepMetrics
+from engine.runs.runner import Runner, death_reason, failure_reason, run_inline
+from engine.runs.store import RunStore
 
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
@@ -248,9 +248,9 @@ SCRIPT = textwrap.dedent("""
     import faulthandler, json, signal, sys
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for a stack dump if it hangs
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even from a background job
-    from engine.config import DataSpec, Recipe, RunSpec
-    from engine.events import RunStarted
-    from engine.runner import Runner
+    from engine.recipe.config import DataSpec, Recipe, RunSpec
+    from engine.runs.events import RunStarted
+    from engine.runs.runner import Runner
 
     if __name__ == "__main__":
         specs = [RunSpec(recipe=Recipe(data=DataSpec(name="xor")), variant=f"slow-{k}") for k in range(3)]

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
 from engine.diagnostics.run_stats import RunStats
 from engine.diagnostics.sanity import (
     check_initial_loss,
@@ -17,8 +16,9 @@ from engine.diagnostics.sanity import (
     overfit_spec,
     run_sanity,
 )
-from engine.events import EvalMetrics
-from engine.loop import train
+from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+from engine.runs.events import EvalMetrics
+from engine.training.loop import train
 
 
 def _spec(model: dict | None = None, data: dict | None = None, **train_kw) -> RunSpec:

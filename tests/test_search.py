@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.claims import check_claims
-from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-from engine.outcomes import RunOutcome
-from engine.presets import PresetError, load_preset, parse_preset
-from engine.search import (
+from engine.catalogue.claims import check_claims
+from engine.catalogue.presets import PresetError, load_preset, parse_preset
+from engine.catalogue.search import (
     SearchField,
     apply_point,
     grid_points,
@@ -24,6 +22,8 @@ from engine.search import (
     run_search_preset,
     search_fields,
 )
+from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+from engine.runs.outcomes import RunOutcome
 
 
 def test_parse_and_scales():
@@ -176,13 +176,13 @@ def test_maximized_scores_and_failed_runs():
 
 
 def test_a_real_search_trains_runs():
-    from engine.metric_names import is_metric
+    from engine.catalogue.metric_names import is_metric
 
     res = run_search(_base(), [SearchField("train.lr", 1e-3, 1.0)], budget=2, method="grid",
                      executor=inline_executor())
     assert all(t.status == "done" and math.isfinite(t.score) for t in res.trials)
     assert {t.spec.variant for t in res.trials} == {"grid #1", "grid #2"}
-    # engine.metric_names lists every figure a run reports (a new one must be added there)
+    # engine.catalogue.metric_names lists every figure a run reports (a new one must be added there)
     assert not [k for t in res.trials for k in t.metrics if not is_metric(k, "classification")]
 
 
@@ -193,13 +193,13 @@ def test_a_real_search_trains_runs():
     ("optimizers", "status", ["'status'", "not a number"]),
 ])
 def test_cli_rejects_an_unknown_score_before_training(preset, score, expected, monkeypatch, capsys):
-    import engine.search
+    import engine.catalogue.search
     from tui_lab.cli import main
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained before checking --score")
 
-    monkeypatch.setattr(engine.search, "run_search", no_training)
+    monkeypatch.setattr(engine.catalogue.search, "run_search", no_training)
     code = main(["search", preset, "--field", "train.lr=1e-3:1", "--quick", "--workers", "0", "--score", score])
     err = capsys.readouterr().err
     assert code == 2, err
@@ -209,16 +209,16 @@ def test_cli_rejects_an_unknown_score_before_training(preset, score, expected, m
 
 
 def test_cli_accepts_a_score_the_task_reports(monkeypatch, capsys):
-    import engine.search
+    import engine.catalogue.search
     from tui_lab.cli import main
 
     scores = []
 
     def fake_search(base, fields, *, score, **kwargs):
         scores.append(score)
-        return engine.search.SearchResult("random", fields, score, True, [])
+        return engine.catalogue.search.SearchResult("random", fields, score, True, [])
 
-    monkeypatch.setattr(engine.search, "run_search", fake_search)
+    monkeypatch.setattr(engine.catalogue.search, "run_search", fake_search)
     main(["search", "loss-functions-regression", "--field", "train.lr=1e-3:1", "--quick", "--workers", "0",
           "--score", "val_mae"])
     assert scores == ["val_mae"]

@@ -9,16 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.config import DataSpec, Recipe, RunSpec, TrainSpec
 from engine.data import load_data
-from engine.loop import train
-from engine.semisup import (
+from engine.recipe.config import DataSpec, Recipe, RunSpec, TrainSpec
+from engine.techniques.semisup import (
     UnlabeledTerm,
     build_unlabeled_term,
     consistency_term,
     entropy_term,
     pseudo_label_term,
 )
+from engine.training.loop import train
 
 
 def gen(seed: int = 0) -> torch.Generator:

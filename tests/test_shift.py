@@ -9,11 +9,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.config import DataSpec, Recipe, RunSpec, TrainSpec
 from engine.data import load_data
-from engine.loop import train
-from engine.losses import build_loss
-from engine.shift import ImportanceWeights, build_importance_weights, fit_logistic, per_sample, weighted_loss
+from engine.recipe.config import DataSpec, Recipe, RunSpec, TrainSpec
+from engine.recipe.losses import build_loss
+from engine.techniques.shift import (
+    ImportanceWeights,
+    build_importance_weights,
+    fit_logistic,
+    per_sample,
+    weighted_loss,
+)
+from engine.training.loop import train
 
 
 def _loss(name: str, task: str = "classification", n_classes: int = 3):

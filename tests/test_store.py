@@ -11,8 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import Boundary, Diagnostics, EvalMetrics, Message, RunFinished, RunStarted, StepMetrics
-from engine.store import FILENAME, SCHEMA_VERSION, RunNotFound, RunStore, default_home
+from engine.runs.events import (
+    Boundary,
+    Diagnostics,
+    EvalMetrics,
+    Message,
+    RunFinished,
+    RunStarted,
+    StepMetrics,
+)
+from engine.runs.store import FILENAME, SCHEMA_VERSION, RunNotFound, RunStore, default_home
 
 T0 = 1_700_000_000.0
 
@@ -177,8 +185,8 @@ def test_wal_mode_schema_version_and_location(tmp_path: Path, monkeypatch: pytes
 
 WRITER = textwrap.dedent("""
     import sys
-    from engine.events import RunFinished, RunStarted, StepMetrics
-    from engine.store import RunStore
+    from engine.runs.events import RunFinished, RunStarted, StepMetrics
+    from engine.runs.store import RunStore
     path, run_id, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     store = RunStore(path)
     store.record(RunStarted(run_id=run_id, variant=run_id, seed=0, preset="p", comparison="c", spec={},

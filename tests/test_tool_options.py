@@ -139,7 +139,7 @@ def test_critical_errors_go_to_stderr(capsys):
 def test_a_validation_error_reads_as_fields_and_problems():
     from pydantic import ValidationError
 
-    from engine.config import TrainSpec
+    from engine.recipe.config import TrainSpec
 
     with pytest.raises(ValidationError) as info:
         TrainSpec(gradcheck_h=0)
@@ -150,7 +150,7 @@ def test_a_validation_error_reads_as_fields_and_problems():
 
 
 def test_search_seeds_reach_the_preset_search_as_a_list(monkeypatch, capsys):
-    import engine.search
+    import engine.catalogue.search
 
     seen = {}
 
@@ -158,7 +158,7 @@ def test_search_seeds_reach_the_preset_search_as_a_list(monkeypatch, capsys):
         seen["seeds"] = seeds
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine.search, "run_search_preset", fake)
+    monkeypatch.setattr(engine.catalogue.search, "run_search_preset", fake)
     assert main(["search", "hparam-search", "--quick", "--seeds", "3,1", "--workers", "0"]) == 130
     assert seen["seeds"] == [3, 1]
     json.dumps(seen)

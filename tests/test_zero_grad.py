@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.config import ModelSpec
 from engine.diagnostics.health import layer_health, model_summary
 from engine.models import build_model
+from engine.recipe.config import ModelSpec
 
 
 def _net(activation: str, **fields):

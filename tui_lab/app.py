@@ -13,10 +13,10 @@ from typing import Any
 from textual.app import App
 from textual.binding import Binding
 
-from engine.config import RunSpec
-from engine.presets import LoadedPreset, PresetError, load_preset
-from engine.presets import catalogue as engine_catalogue
-from engine.store import RunStore, default_home
+from engine.catalogue.presets import LoadedPreset, PresetError, load_preset
+from engine.catalogue.presets import catalogue as engine_catalogue
+from engine.recipe.config import RunSpec
+from engine.runs.store import RunStore, default_home
 from tui_lab.data.comparison import Comparison
 from tui_lab.engine_bridge import EngineBridge, RunnerFactory
 from tui_lab.screens.builder import BuilderScreen, editable_path
@@ -184,7 +184,7 @@ class DllabApp(App):
 
     def start_search(self, loaded: LoadedPreset, *, quick: bool = True, seeds: list[int] | None = None,
                      confirm: bool = True) -> None:
-        """Run a preset with a ``[search]`` table: ``engine.search.run_search_preset`` in the session's
+        """Run a preset with a ``[search]`` table: ``engine.catalogue.search.run_search_preset`` in the session's
         worker (``SearchRunner``); its trials stream into the dashboard, the verdict checks the
         claims on the searches' outcomes."""
         from tui_lab.data.search_comparison import SearchComparison

@@ -27,7 +27,7 @@ from tui_lab.commands.args import seeds as _seeds  # argparse types, shared with
 from tui_lab.commands.args import workers as _workers
 
 if TYPE_CHECKING:
-    from engine.store import RunStore
+    from engine.runs.store import RunStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -45,7 +45,7 @@ def _fast(text: str) -> str:
 def _status(text: str) -> str:
     from typing import get_args
 
-    from engine.events import Status
+    from engine.runs.events import Status
 
     statuses = get_args(Status)
     if text not in statuses:
@@ -106,7 +106,7 @@ def _console() -> Console:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from engine.presets import catalogue
+    from engine.catalogue.presets import catalogue
 
     if args.preset:
         return _print_card(args.preset, args.json)
@@ -144,7 +144,7 @@ def _print_card(preset: str, as_json: bool) -> int:
     """A preset's card, as the Library shows it: what it compares and why, its variants and claims."""
     from rich.markdown import Markdown
 
-    from engine.presets import builtin_dir, load_preset, saved_dir
+    from engine.catalogue.presets import builtin_dir, load_preset, saved_dir
     from tui_lab.data.frame import BENEFIT_WORDS, STEP_WORDS
 
     loaded = load_preset(preset)
@@ -180,7 +180,7 @@ def _print_card(preset: str, as_json: bool) -> int:
 
 def _run(args: argparse.Namespace, check: bool) -> int:
     from engine.batched.accel import FastPaths
-    from engine.presets import load_preset
+    from engine.catalogue.presets import load_preset
     from tui_lab.headless import print_result, run_comparison
 
     loaded = load_preset(args.preset)
@@ -190,7 +190,7 @@ def _run(args: argparse.Namespace, check: bool) -> int:
         return run_search_comparison(loaded, args)
     console = _console()
     if FastPaths.parse(args.fast).cuda_graphs:
-        from engine.device import resolve_device
+        from engine.runs.device import resolve_device
 
         with contextlib.suppress(ValueError):  # a bad --device is reported by the run itself
             if (dev := resolve_device(args.device)).type != "cuda":
@@ -235,7 +235,7 @@ def _unknown_preset(preset: str, store: RunStore) -> str | None:
     A preset is known when the catalogue or the saved recipes have it, or when the store still has
     runs of it (a saved recipe that was deleted since): only then is an empty list an answer, not a
     typo."""
-    from engine.presets import builtin_ids, saved_ids
+    from engine.catalogue.presets import builtin_ids, saved_ids
 
     known = {*builtin_ids(), *saved_ids()}
     if preset in known or store.list_runs(preset=preset, limit=1):
@@ -247,7 +247,7 @@ def _unknown_preset(preset: str, store: RunStore) -> str | None:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from engine.store import RunStore
+    from engine.runs.store import RunStore
     from tui_lab.data import fmt
     from tui_lab.tables import clip_name, fit_names, longest
 
@@ -311,7 +311,7 @@ def recipe_fields_shown(section: str, fields: dict[str, object]) -> tuple[dict[s
     """A stored recipe section's fields worth printing: the always relevant ones (an MLP's hidden
     sizes unless depth and width set them, a CNN's channels, a momentum optimizer's momentum too)
     and the others that differ from their defaults; and how many were left out."""
-    from engine.config import section_spec
+    from engine.recipe.config import section_spec
 
     model = section_spec(section)
     always = set(ALWAYS_SHOWN[section])
@@ -341,13 +341,13 @@ def _eval_cell(key: str, value: object) -> str:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from engine.diagnostics.curves import diagnose
-    from engine.store import RunStore
+    from engine.runs.store import RunStore
 
     store = RunStore()
     try:
         row = store.get_run(args.run)
     except KeyError as exc:
-        from engine.presets import builtin_ids, saved_ids
+        from engine.catalogue.presets import builtin_ids, saved_ids
 
         hint = (f"; {args.run!r} is a preset: `dllab presets {args.run}` reads its card, "
                 f"`dllab runs --preset {args.run}` lists its runs") if args.run in {*builtin_ids(), *saved_ids()} else ""
@@ -412,7 +412,7 @@ def _invalid(exc: Exception) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from engine.presets import PresetError
+    from engine.catalogue.presets import PresetError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 from textual.message import Message
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.config import RunSpec
-from engine.events import Event
+from engine.recipe.config import RunSpec
+from engine.runs.events import Event
 from tui_lab.data.comparison import Comparison
 
 POLL_S = 0.1
@@ -36,7 +36,7 @@ first step, and nobody should wait long for an app to close."""
 
 
 class RunnerLike(Protocol):
-    """What the app needs of ``engine.runner.Runner`` (tests pass a fake with the same shape)."""
+    """What the app needs of ``engine.runs.runner.Runner`` (tests pass a fake with the same shape)."""
 
     run_ids: list[str]
 
@@ -77,8 +77,8 @@ def interactive_runner(specs: Sequence[RunSpec], *, device: str = "auto", store:
     (2 cores: one worker with one thread), one thread per worker; on a GPU the runner decides.
 
     Called in the drain thread, so importing torch (for the device) never blocks the UI."""
-    from engine.device import cpu_cores, resolve_device, threads_per_worker
-    from engine.runner import Runner
+    from engine.runs.device import cpu_cores, resolve_device, threads_per_worker
+    from engine.runs.runner import Runner
 
     ensure_resource_tracker()
     dev = resolve_device(device)

@@ -17,14 +17,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from engine.claims import ClaimResult, check_claims
-from engine.config import RunSpec
+from engine.catalogue.claims import ClaimResult, check_claims
+from engine.catalogue.presets import LoadedPreset
 from engine.diagnostics.curves import diagnose
-from engine.events import Event
-from engine.outcomes import OutcomeCollector, RunOutcome
-from engine.presets import LoadedPreset
-from engine.runner import Runner, new_run_id, run_inline
-from engine.store import RunStore
+from engine.recipe.config import RunSpec
+from engine.runs.events import Event
+from engine.runs.outcomes import OutcomeCollector, RunOutcome
+from engine.runs.runner import Runner, new_run_id, run_inline
+from engine.runs.store import RunStore
 from tui_lab.data import fmt
 from tui_lab.tables import clip_name, fit_names, fits, longest
 

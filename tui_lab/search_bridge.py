@@ -1,6 +1,6 @@
 """A preset's ``[search]`` comparison, runner-shaped, so a dashboard session drains it like any other.
 
-``engine.search.run_search_preset`` decides which trials to train (a coarse-to-fine round depends
+``engine.catalogue.search.run_search_preset`` decides which trials to train (a coarse-to-fine round depends
 on the one before), so the trials are not known up front. :class:`SearchRunner` runs it in a
 thread of its own with the engine's ``stored_inline_executor`` (the trials train in that thread,
 batched where they can be, one torch thread, every trial in the run store: a round is a handful
@@ -23,13 +23,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from engine.events import Event, RunStarted
-from engine.presets import LoadedPreset
+from engine.catalogue.presets import LoadedPreset
+from engine.runs.events import Event, RunStarted
 from tui_lab.data.search_comparison import SearchDone, SearchFinished
 
 ExecutorFactory = Callable[..., Callable[[list[Any]], list[Any]]]
 """``factory(on_event=..., device=..., store=..., comparison=...) -> executor`` (an
-``engine.search.Executor``); tests pass one that replays fake events."""
+``engine.catalogue.search.Executor``); tests pass one that replays fake events."""
 
 
 class SearchCancelled(Exception):
@@ -39,7 +39,7 @@ class SearchCancelled(Exception):
 def default_executor(*, on_event: Callable[[Event], None], device: str = "auto", store: Any = None,
                      comparison: str | None = None, should_stop: Callable[[], bool] | None = None):
     """The engine's in-process executor: the trials train in the search's thread."""
-    from engine.search import stored_inline_executor
+    from engine.catalogue.search import stored_inline_executor
 
     return stored_inline_executor(device=device, store=store, on_event=on_event,
                                   should_stop=should_stop, comparison=comparison)
@@ -95,7 +95,7 @@ class SearchRunner:
     def _main(self) -> None:
         import torch
 
-        from engine.search import run_search_preset
+        from engine.catalogue.search import run_search_preset
 
         torch.set_num_threads(1)  # the trials train in this thread: one torch thread leaves the app a core
         try:

@@ -2,7 +2,7 @@
 
 * :func:`plan` groups the RunSpecs that can share a model (everything else trains solo);
 * :func:`train_batched` trains one group and emits, for each member, the events its solo run
-  (:func:`engine.loop.train`) would emit, with the same numbers within float rounding.
+  (:func:`engine.training.loop.train`) would emit, with the same numbers within float rounding.
 
 See docs/performance.md for what is batched, what falls back, and the measured speed-ups.
 """

@@ -1,4 +1,4 @@
-"""The losses of :mod:`engine.losses`, per sample and per member: ``(M, B, C)`` outputs in, ``(M, B)`` out.
+"""The losses of :mod:`engine.recipe.losses`, per sample and per member: ``(M, B, C)`` outputs in, ``(M, B)`` out.
 
 Each is the summand of the solo loss, so the solo loss of member ``m`` is ``per_sample(...)[m].mean()``.
 Targets are ``(B,)`` (shared by every member) or ``(M, B)``. Members of a group may train on
@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from engine.batched.rows import RowSplit, group_rows
-from engine.config import TrainSpec
-from engine.losses import build_loss, hard_cross_entropy
+from engine.recipe.config import TrainSpec
+from engine.recipe.losses import build_loss, hard_cross_entropy
 
 PerSample = Callable[[Tensor, Tensor], Tensor]
 

@@ -5,7 +5,7 @@ bookkeeping around them costs about as much again on a CPU (measured: 1.99 → 1
 8 members of the mnist1d MLP, 0.40 → 0.21 ms for one). The derivatives of the activations are
 PyTorch's own backward kernels (``aten.threshold_backward``, ``aten.tanh_backward``, ...), so they
 agree with autograd to the last bit; the loss gradients are written from their definitions in
-:mod:`engine.losses`. The tests hold every gradient to autograd's.
+:mod:`engine.recipe.losses`. The tests hold every gradient to autograd's.
 
 Layer ``k`` of a hidden block: ``z = h·Wᵀ + b``, ``a = act(z)``, ``h' = a (+ h if residual)``;
 backward: ``dW = dzᵀ·h``, ``db = Σ dz``, ``dh = dz·W (+ dh' if residual)``, ``dz = act'(z)·da``.
@@ -25,7 +25,7 @@ from torch import Tensor
 from engine.batched.losses import loss_groups
 from engine.batched.rows import RowSplit
 from engine.batched.stacked import StackedMLP
-from engine.config import ModelSpec, TrainSpec
+from engine.recipe.config import ModelSpec, TrainSpec
 
 aten = torch.ops.aten
 MANUAL_ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu")

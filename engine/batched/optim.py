@@ -4,14 +4,14 @@ The parameters of M members are the rows of one ``(M, P)`` tensor (see
 :mod:`engine.batched.stacked`). Members are ordered so that each update rule owns a contiguous
 block of rows; a rule updates its block with a few whole-block tensor operations, whatever the
 number of layers. The arithmetic is PyTorch's (``torch.optim``'s single-tensor code paths,
-written out in :mod:`engine.optim_math`): heavy-ball momentum as ``v = μv + (1 − d)g`` starting
+written out in :mod:`engine.recipe.optim_math`): heavy-ball momentum as ``v = μv + (1 − d)g`` starting
 from ``v = g``, Nesterov's look-ahead ``g + μv``, Adam's bias corrections, AdaGrad's
 ``lr / (1 + (t − 1)·lr_decay)``, RMSProp's optional momentum, coupled weight decay for all but
 AdamW.
 
 A hyperparameter shared by every member of a block is a Python float (the exact operation
 ``torch.optim`` runs); one that differs is an ``(m, 1)`` column broadcast over the block.
-Learning rates per step come from each member's :class:`engine.schedules.LRSchedule`.
+Learning rates per step come from each member's :class:`engine.recipe.schedules.LRSchedule`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from engine.config import TrainSpec
-from engine.schedules import LRSchedule
+from engine.recipe.config import TrainSpec
+from engine.recipe.schedules import LRSchedule
 
 Scalar = float | Tensor
 

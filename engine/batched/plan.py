@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from engine.config import RunSpec
 from engine.models.layers import pieces
+from engine.recipe.config import RunSpec
 
 BATCHED_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 BATCHED_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "maxout")
@@ -154,8 +154,8 @@ def why_solo(spec: RunSpec) -> str | None:
         if reason := _unknown_fields(model, known, where):
             return reason
     try:  # settings the solo loop would reject: let it reject them, with its own message
-        from engine.optim import optimizer_kwargs
-        from engine.schedules import LRSchedule
+        from engine.recipe.optim import optimizer_kwargs
+        from engine.recipe.schedules import LRSchedule
 
         optimizer_kwargs(r.train)
         LRSchedule(r.train, 1)

@@ -1,5 +1,5 @@
 """The runner's side of batching: which runs share a worker's batched model, and running a group
-with the same bookkeeping as a solo run (``engine.runner.execute``).
+with the same bookkeeping as a solo run (``engine.runs.runner.execute``).
 
 ``work_units(specs, workers)`` is :func:`engine.batched.plan.plan`, with big groups split so that
 every worker gets a share (on a 2-core CPU, two workers training four variants each beat one
@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 
 from engine.batched.accel import FastPaths
 from engine.batched.plan import plan, why_solo
-from engine.config import RunSpec
-from engine.events import Event, Message, RunFinished, RunStarted
+from engine.recipe.config import RunSpec
+from engine.runs.events import Event, Message, RunFinished, RunStarted
 
 Emit = Callable[[Event], None]
 
@@ -103,7 +103,7 @@ def execute_group(specs: Sequence[RunSpec], run_ids: Sequence[str], device: str,
             for spec, run_id, stop in zip(specs, run_ids, per_run, strict=True):
                 finished[run_id] = solo(spec, run_id, stop)
         else:
-            from engine.runner import failure_reason
+            from engine.runs.runner import failure_reason
 
             detail = "".join(traceback.format_exception(exc)).rstrip()
             for run_id in run_ids:

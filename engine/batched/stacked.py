@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from engine.batched.rows import RowSplit, group_rows
-from engine.config import ModelSpec
 from engine.models import Net
+from engine.recipe.config import ModelSpec
 
 _LAYOUT_WARNING = r"grad and param do not obey the gradient layout contract"
 
@@ -103,7 +103,7 @@ class MemberDropout:
 
     def __init__(self, input_p: Sequence[float], hidden_p: Sequence[float], seeds: Sequence[int],
                  device: torch.device, weight_p: Sequence[float] | None = None) -> None:
-        from engine.ensembles import DROPOUT_SEED_OFFSET
+        from engine.techniques.ensembles import DROPOUT_SEED_OFFSET
 
         self.input_p, self.hidden_p = list(input_p), list(hidden_p)
         self.weight_p = list(weight_p) if weight_p is not None else [0.0] * len(self.input_p)

@@ -1,7 +1,7 @@
 """Train a group of runs as one batched model, with the events each would emit solo.
 
 ``train_batched(specs, emit, should_stop, device=, run_ids=)`` is the batched twin of
-:func:`engine.loop.train`: the runs of a group (see :func:`engine.batched.plan.plan`) share one
+:func:`engine.training.loop.train`: the runs of a group (see :func:`engine.batched.plan.plan`) share one
 stacked model (:class:`engine.batched.stacked.StackedMLP`) and step together, and every member
 emits the event sequence its solo run emits: RunStarted, StepMetrics every ``log_every`` steps,
 EvalMetrics and Diagnostics at the same steps with the same keys, RunFinished with the same
@@ -43,7 +43,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from engine.augment import Augmenter, build_augmenter
 from engine.batched.accel import FastPaths, StepGraph, autocast, maybe_compile, tune_allocator
 from engine.batched.diagnostics import (
     HealthPath,
@@ -58,7 +57,6 @@ from engine.batched.manual import supported as manual_supported
 from engine.batched.optim import RULE_ORDER, StackedOptimizer, rule_of
 from engine.batched.plan import group_key, why_solo
 from engine.batched.stacked import MemberDropout, StackedMLP, quiet_layout_warning
-from engine.config import DataSpec, RunSpec
 from engine.data import DataSplits, load_data
 from engine.diagnostics.boundary import boundary_event
 from engine.diagnostics.health import (
@@ -70,8 +68,14 @@ from engine.diagnostics.health import (
     update_ratios,
 )
 from engine.diagnostics.run_stats import RunStats
-from engine.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
-from engine.loop import (
+from engine.models import build_model, count_params
+from engine.recipe.config import DataSpec, RunSpec
+from engine.recipe.losses import build_loss
+from engine.recipe.schedules import LRSchedule
+from engine.runs.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
+from engine.runs.versions import library_versions
+from engine.techniques.augment import Augmenter, build_augmenter
+from engine.training.loop import (
     MAX_EVAL_TRAIN,
     PROBE_SIZE,
     _eval_every,
@@ -80,11 +84,7 @@ from engine.loop import (
     eval_chunk,
     widest_layer,
 )
-from engine.losses import build_loss
-from engine.metrics import extra_metrics
-from engine.models import build_model, count_params
-from engine.schedules import LRSchedule
-from engine.versions import library_versions
+from engine.training.metrics import extra_metrics
 
 StopFn = Callable[[], bool]
 log = logging.getLogger(__name__)

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from engine.config import DataSpec
 from engine.data.base import DatasetError, DataSplits
 from engine.data.images import Pool, load_cifar10_pool, load_digits_pool, load_idx_pool
 from engine.data.mnist1d_source import load_mnist1d_pool
 from engine.data.preprocess import InputPipeline, Preprocessor, scale_every_second
 from engine.data.splits import Stream, count, rng_for, shift_sides, stratified_order
 from engine.data.toy import DEFAULT_SAMPLES, OUTLIER_OFFSET, TOY_SETS, add_outliers
+from engine.recipe.config import DataSpec
 
 RANDOM_FEATURES = 20
 """Input size of the `random` set when ``n_features`` is not given."""

@@ -290,8 +290,8 @@ def check_spec(spec, device: str | torch.device = "cpu") -> tuple[GradCheckResul
     ``gradcheck_max_elements``. Returns the result and the replaced layer's name (if any).
     """
     from engine.data import load_data
-    from engine.losses import build_loss
     from engine.models import build_model
+    from engine.recipe.losses import build_loss
 
     r, t = spec.recipe, spec.recipe.train
     data = load_data(r.data, seed=t.seed, device="cpu")
@@ -321,8 +321,8 @@ def train_gradcheck(spec, emit, should_stop=lambda: False, *, device: str | torc
     final metrics are ``max_rel_error``, ``n_pass`` / ``n_warn`` / ``n_fail``, ``n_tensors``,
     ``rel_error.<tensor>`` and ``train_loss``. Status ``done`` whatever the verdict (the claims judge).
     """
-    from engine.events import Diagnostics, EvalMetrics, Message, RunFinished, RunStarted
-    from engine.versions import library_versions
+    from engine.runs.events import Diagnostics, EvalMetrics, Message, RunFinished, RunStarted
+    from engine.runs.versions import library_versions
 
     run_id = run_id or uuid.uuid4().hex[:10]
     t0 = time.perf_counter()

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.config import Recipe, RunSpec, TrainSpec
+from engine.recipe.config import Recipe, RunSpec, TrainSpec
 
 LR_MIN = 1e-5
 LR_MAX = 10.0
@@ -237,8 +237,8 @@ def lr_range_test(
     `optimizer`: use this one (its state is restored afterwards); by default a fresh optimizer of
     the `train` spec's kind. `batch_size`: default the spec's (0 = full batch).
     """
-    from engine.optim import build_optimizer, needs_closure
-    from engine.regularize import clip_gradients, penalty
+    from engine.recipe.optim import build_optimizer, needs_closure
+    from engine.recipe.regularize import clip_gradients, penalty
 
     if needs_closure(train):
         raise ValueError("the LR range test needs a first-order optimizer; L-BFGS picks its own step by line search")
@@ -333,8 +333,8 @@ def find_lr(spec: RunSpec, *, device: str | torch.device = "cpu", data: Any = No
     """The range test on a run's recipe: its data, its network (initialized as the loop would
     initialize it for the run's seed) and its optimizer."""
     from engine.data import load_data
-    from engine.losses import build_loss
     from engine.models import build_model
+    from engine.recipe.losses import build_loss
 
     r, t = spec.recipe, spec.recipe.train
     _needs_network(spec, "the LR range test")
@@ -348,7 +348,7 @@ def find_lr(spec: RunSpec, *, device: str | torch.device = "cpu", data: Any = No
 
 
 def _needs_network(spec: RunSpec, what: str) -> None:
-    from engine.dispatch import special_trainer
+    from engine.runs.dispatch import special_trainer
 
     if special_trainer(spec) is not None:
         raise ValueError(f"{what}: {spec.variant!r} is not a network trained on data "

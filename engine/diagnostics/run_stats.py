@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.config import TrainSpec
-from engine.regularize import penalty
+from engine.recipe.config import TrainSpec
+from engine.recipe.regularize import penalty
 
 
 class RunStats:

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from engine.config import ModelSpec, RunSpec, TrainSpec
+from engine.recipe.config import ModelSpec, RunSpec, TrainSpec
 
 INITIAL_LOSS_TOLERANCE = 0.10
 """Relative distance from the expected initial loss that still passes."""
@@ -75,8 +75,8 @@ def expected_initial_loss(train: TrainSpec, n_classes: int) -> tuple[float, str]
 
 def _build(spec: RunSpec, device: torch.device, data: Any = None):
     from engine.data import load_data
-    from engine.losses import build_loss
     from engine.models import build_model
+    from engine.recipe.losses import build_loss
 
     r, t = spec.recipe, spec.recipe.train
     data = (data or load_data(r.data, seed=t.seed, device=device)).to(device)
@@ -135,7 +135,7 @@ def check_initial_loss(spec: RunSpec, *, device: str | torch.device = "cpu", dat
 
 def check_penalty_raises_loss(spec: RunSpec, *, device: str | torch.device = "cpu", data: Any = None,
                               strengths: tuple[float, ...] = PENALTY_STRENGTHS) -> SanityCheck:
-    from engine.regularize import penalty
+    from engine.recipe.regularize import penalty
 
     data, model, loss_fn = _build(spec, torch.device(device), data)
     data_loss = _loss(model, loss_fn, data.x_train, data.y_train)
@@ -182,7 +182,7 @@ def overfit_spec(spec: RunSpec, n_samples: int = OVERFIT_SAMPLES, steps: int = O
 def check_overfit_tiny(spec: RunSpec, *, device: str | torch.device = "cpu", n_samples: int = OVERFIT_SAMPLES,
                        steps: int = OVERFIT_STEPS, lr: float = OVERFIT_LR,
                        threshold: float = OVERFIT_LOSS) -> SanityCheck:
-    from engine.loop import train
+    from engine.training.loop import train
 
     tiny = overfit_spec(spec, n_samples, steps, lr)
     finished = train(tiny, lambda event: None, device=device)

@@ -8,12 +8,12 @@ activation under a shape-free scheme) start from the same random draws.
 
 from __future__ import annotations
 
-from engine.config import ModelSpec
 from engine.models.cnn import build_cnn
 from engine.models.init import activation_gain, initialize
 from engine.models.layers import DropConnectLinear, Maxout, make_activation
 from engine.models.mlp import build_mlp
 from engine.models.net import Block, Net, count_params, mode_matters
+from engine.recipe.config import ModelSpec
 
 
 def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int) -> Net:

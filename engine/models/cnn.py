@@ -6,10 +6,10 @@ import math
 
 from torch import nn
 
-from engine.config import ModelSpec
 from engine.models.layers import make_activation, make_dropout, make_norm, pieces
 from engine.models.mlp import dense_blocks
 from engine.models.net import Block, Net
+from engine.recipe.config import ModelSpec
 
 
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:

@@ -23,8 +23,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from engine.config import ModelSpec
 from engine.models.layers import NORM_LAYERS, WEIGHT_LAYERS
+from engine.recipe.config import ModelSpec
 
 
 def activation_gain(spec: ModelSpec) -> float:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.config import ModelSpec
+from engine.recipe.config import ModelSpec
 
 
 class Maxout(nn.Module):

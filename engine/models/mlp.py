@@ -6,9 +6,9 @@ import math
 
 from torch import nn
 
-from engine.config import ModelSpec
 from engine.models.layers import DropConnectLinear, make_activation, make_dropout, make_norm, pieces
 from engine.models.net import Block, Net
+from engine.recipe.config import ModelSpec
 
 
 def dense_blocks(spec: ModelSpec, in_width: int) -> tuple[list[Block], int]:

@@ -4,7 +4,7 @@
 (P paths of a D-dimensional point), call ``zero_grad()``, backward (or set ``.grad``), then
 ``step()``, exactly as with ``torch.optim``. Each row (path) has its own algorithm and
 hyperparameters, given as tensors (or lists, or floats) of length P. Every row follows PyTorch's
-update rule *and operation order* for its algorithm (see :mod:`engine.optim_math` for the rules
+update rule *and operation order* for its algorithm (see :mod:`engine.recipe.optim_math` for the rules
 written out), so a row matches a ``torch.optim`` run on that single point to within rounding
 (about 1e-15 in float64; the tests hold it to that).
 
@@ -277,10 +277,10 @@ def BatchedAdamW(params, lr: Scalarish = 1e-3, betas=(0.9, 0.999), eps: Scalaris
 def path_hparams(specs: Sequence[Any]) -> dict[str, Any]:
     """PathOptimizer keywords for a list of TrainSpecs (or dicts of TrainSpec fields), one per row.
 
-    Uses the same vocabulary as :func:`engine.optim.optimizer_kwargs` (so ``eps`` applies to
+    Uses the same vocabulary as :func:`engine.recipe.optim.optimizer_kwargs` (so ``eps`` applies to
     AdaGrad as well). Raises ``ValueError`` for what the batched optimizer cannot do.
     """
-    from engine.config import TrainSpec
+    from engine.recipe.config import TrainSpec
 
     train = [s if isinstance(s, TrainSpec) else TrainSpec(**dict(s)) for s in specs]
     for i, t in enumerate(train):

@@ -97,8 +97,8 @@ def run_paths_torch(
     foreach: bool | None = None,
 ) -> Tensor:
     """The reference: each path alone with its ``torch.optim`` optimizer and autograd, one by one."""
-    from engine.config import TrainSpec
-    from engine.optim import optimizer_kwargs
+    from engine.recipe.config import TrainSpec
+    from engine.recipe.optim import optimizer_kwargs
 
     fn = _as_function(function)
     specs = [h if isinstance(h, TrainSpec) else TrainSpec(**dict(h)) for h in hparams]

@@ -2,7 +2,7 @@
 
 A `surface` run (``DataSpec.name = "surface"``) has no data and no network: its parameters are
 one point (x, y) and its loss is the test function f(x, y) (full-batch gradient descent on a
-known landscape, so one step is one epoch). ``engine.loop.train`` hands such a spec to
+known landscape, so one step is one epoch). ``engine.training.loop.train`` hands such a spec to
 :func:`train_surface`, which emits what every run emits:
 
 * ``RunStarted`` (``spec["data_info"]`` holds the function, its formula, minima, window and the
@@ -40,8 +40,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from engine.config import RunSpec
-from engine.events import EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
+from engine.recipe.config import RunSpec
+from engine.runs.events import EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
 from engine.surfaces.functions import SurfaceFunction, get_surface
 from engine.surfaces.optim import PathOptimizer, path_hparams
 from engine.surfaces.paths import overshoot, steps_to_escape, zigzag
@@ -179,7 +179,7 @@ def train_surfaces(
 
 def _train_group(specs: list[RunSpec], ids: list[str], emit: Callable[[Event], None],
                  should_stop: Callable[[], bool] | list[Callable[[], bool]], dev: torch.device) -> list[RunFinished]:
-    from engine.versions import library_versions
+    from engine.runs.versions import library_versions
 
     fn = function_of(specs[0])
     total = _budget(specs[0])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.store import RunStore
+from engine.runs.store import RunStore
 
 from .fake_engine import FakeRunner
 
@@ -20,7 +20,7 @@ claims or draw its screen use these, so edits to the catalogue do not move them.
 
 
 def pinned(preset_id: str):
-    from engine.presets import load_preset
+    from engine.catalogue.presets import load_preset
 
     return load_preset(PINNED / f"{preset_id}.toml")
 
@@ -108,7 +108,7 @@ def store_recorded_runs(store: RunStore, keys: list[tuple[str, int]], *, preset:
     """Write recorded runs into a store, as the runner's workers would (``RunStore.record``)."""
     import dataclasses
 
-    from engine.events import RunStarted, from_dict
+    from engine.runs.events import RunStarted, from_dict
 
     from .fake_engine import recording
 

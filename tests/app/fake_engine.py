@@ -14,8 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunSpec
-from engine.events import (
+from engine.recipe.config import RunSpec
+from engine.runs.events import (
     Diagnostics,
     EvalMetrics,
     Event,

@@ -4,7 +4,7 @@ Run from the repository root (it takes a minute on 2 CPU cores)::
 
     python -m tests.app.record_events optimizers tests/app/data/optimizers_quick.json
 
-The file holds, per run, the events exactly as the loop emitted them (``engine.events.to_dict``),
+The file holds, per run, the events exactly as the loop emitted them (``engine.runs.events.to_dict``),
 with run ids made stable (``<variant>-<seed>``) so the recording is reproducible to read.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 def record(preset_id: str) -> dict:
     import torch
 
-    from engine.events import to_dict
-    from engine.loop import train
-    from engine.presets import load_preset
+    from engine.catalogue.presets import load_preset
+    from engine.runs.events import to_dict
+    from engine.training.loop import train
 
     torch.set_num_threads(1)
     loaded = load_preset(preset_id)

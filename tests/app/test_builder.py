@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, Select, Static, TabbedContent
 
-from engine.presets import PresetError, load_preset, parse_preset
+from engine.catalogue.presets import PresetError, load_preset, parse_preset
 from tui_lab.screens.builder import BuilderScreen
 from tui_lab.screens.confirm import ConfirmScreen
 from tui_lab.screens.prompt import PromptScreen
@@ -606,8 +606,8 @@ async def test_save_and_quit_asks_before_replacing_a_file(make_app, dllab_home: 
 async def test_an_empty_steps_field_says_what_budget_it_falls_back_to(make_app):
     """Steps cleared read as valid and the preview said "640 steps", from nowhere. The empty box and
     its help line say what an empty budget means, and the preview says where its number comes from."""
-    from engine.config import Recipe, RunSpec
-    from engine.loop import budget
+    from engine.recipe.config import Recipe, RunSpec
+    from engine.training.loop import budget
     from tui_lab.screens.builder import DEFAULT_EPOCHS
     from tui_lab.widgets.schedule_preview import SchedulePreview
 

@@ -10,10 +10,10 @@ from rich.console import Console
 from textual.app import App, ComposeResult
 from textual.color import Color
 
-from engine.config import DataSpec, ModelSpec
 from engine.data import load_data
 from engine.diagnostics.boundary import boundary_event
 from engine.models import build_model
+from engine.recipe.config import DataSpec, ModelSpec
 from tui_lab.widgets.decision_boundary import (
     FILLS,
     BoundaryPanel,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from engine.presets import catalogue
+from engine.catalogue.presets import catalogue
 from tui_lab.screens.dashboard import DashboardScreen
 from tui_lab.screens.library import LibraryScreen
 from tui_lab.widgets.catalogue_tree import CatalogueTree

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.presets import load_preset
+from engine.catalogue.presets import load_preset
 from tui_lab.screens.dashboard import DashboardScreen
 
 from .conftest import PINNED as PRESETS

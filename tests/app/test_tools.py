@@ -17,9 +17,9 @@ import pytest
 from textual.widgets import DataTable, Input, Select, Static, TabbedContent
 from tiny_presets import SEARCH_HEADER, tiny_preset
 
-from engine.events import Diagnostics, EvalMetrics, RunFinished, RunStarted, StepMetrics
-from engine.outcomes import OutcomeCollector
-from engine.presets import load_preset
+from engine.catalogue.presets import load_preset
+from engine.runs.events import Diagnostics, EvalMetrics, RunFinished, RunStarted, StepMetrics
+from engine.runs.outcomes import OutcomeCollector
 from tui_lab.data.search_comparison import SearchComparison
 from tui_lab.screens.builder import BuilderScreen
 from tui_lab.screens.dashboard import DashboardScreen

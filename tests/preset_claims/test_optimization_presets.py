@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.check import check_preset
+from engine.catalogue.check import check_preset
 
 SEEDS = [0, 1, 2]
 PRESETS = [

@@ -46,7 +46,7 @@ def _import_bench():
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.device import resolve_device
+    from engine.runs.device import resolve_device
 
     try:
         cases, report = _import_bench()

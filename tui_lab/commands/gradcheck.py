@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 
 
 def _demo_specs(seed: int):
-    from engine.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+    from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
 
     def spec(name: str, layer: str) -> RunSpec:
         return RunSpec(recipe=Recipe(
@@ -67,7 +67,7 @@ def check_specs(preset: str | None = None, variant: str | None = None, *, seed: 
     a preset's quick form, with the options applied. NothingToCheck (the command's message) when
     the variant does not exist or the preset has no network; PresetError when it does not load."""
     if preset:
-        from engine.presets import load_preset
+        from engine.catalogue.presets import load_preset
 
         loaded = load_preset(preset)
         specs = loaded.expand(quick=True, seeds=[seed])

@@ -39,7 +39,7 @@ def pick_spec(preset: str, variant: str | None, quick: bool, seed: int):
 
     The variant's name matches ignoring case when only one variant has it (``adam`` for Adam);
     otherwise a ValueError with a did-you-mean and the variants."""
-    from engine.presets import load_preset
+    from engine.catalogue.presets import load_preset
 
     loaded = load_preset(preset)
     specs = loaded.expand(quick=quick, seeds=[seed])
@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
 
-    from engine.device import resolve_device
     from engine.diagnostics.lr_find import LR_MAX, LR_MIN, STEPS, find_lr
+    from engine.runs.device import resolve_device
     from tui_lab.widgets.text_chart import ansi_text, chart
 
     torch.set_num_threads(1)

@@ -41,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from engine.device import resolve_device
+    from engine.catalogue.presets import load_preset
     from engine.diagnostics.sanity import run_sanity
-    from engine.presets import load_preset
+    from engine.runs.device import resolve_device
     from tui_lab.commands.lr_find import pick_spec
 
     torch.set_num_threads(1)

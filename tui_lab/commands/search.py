@@ -43,7 +43,7 @@ def register(subparsers) -> None:
 
 
 def _executor(args: argparse.Namespace, console):
-    from engine.search import runner_executor, stored_inline_executor
+    from engine.catalogue.search import runner_executor, stored_inline_executor
 
     if not args.workers:  # default and 0: in this process. A round is a handful of short runs:
         # starting worker processes for each round cost more than the runs (45 s against 7 s for
@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
 
-    from engine.presets import load_preset
-    from engine.search import SearchField, run_search
+    from engine.catalogue.presets import load_preset
+    from engine.catalogue.search import SearchField, run_search
     from tui_lab.commands.lr_find import pick_spec
 
     torch.set_num_threads(1)
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
 def check_score(score: str, base) -> None:
     """A ValueError (exit 2) before any training when runs like `base` never report `score`."""
-    from engine.metric_names import run_kind, unknown_metric
+    from engine.catalogue.metric_names import run_kind, unknown_metric
 
     kind = run_kind(base)
     if problem := unknown_metric(score, kind, numeric=True):
@@ -157,8 +157,8 @@ def print_search(result, console, sort: str = "score") -> None:
 def _run_preset(loaded, args: argparse.Namespace, console, err) -> int:
     from rich.table import Table
 
-    from engine.claims import check_claims
-    from engine.search import run_search_preset
+    from engine.catalogue.claims import check_claims
+    from engine.catalogue.search import run_search_preset
     from tui_lab.headless import claims_view
 
     seeds = args.seeds or None

@@ -12,10 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.claims import ClaimResult, check_claims
-from engine.config import RunSpec
+from engine.catalogue.claims import ClaimResult, check_claims
+from engine.catalogue.presets import LoadedPreset
 from engine.diagnostics.curves import Diagnosis, diagnose
-from engine.events import (
+from engine.recipe.config import RunSpec
+from engine.runs.events import (
     FINAL_STATUSES,
     Diagnostics,
     EvalMetrics,
@@ -25,8 +26,7 @@ from engine.events import (
     RunStarted,
     StepMetrics,
 )
-from engine.outcomes import OutcomeCollector
-from engine.presets import LoadedPreset
+from engine.runs.outcomes import OutcomeCollector
 from tui_lab.data import series as S
 
 

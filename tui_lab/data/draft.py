@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.presets import LoadedPreset, Preset, PresetError, parse_preset
+from engine.catalogue.presets import LoadedPreset, Preset, PresetError, parse_preset
 from tui_lab.data import toml_writer
 from tui_lab.data.fields import FieldSpec, field_by_key, model_fields, recipe_fields
 

@@ -240,7 +240,7 @@ def model_fields(model: type[BaseModel], section: str) -> tuple[FieldSpec, ...]:
 
 
 def recipe_fields() -> dict[str, tuple[FieldSpec, ...]]:
-    from engine.config import DataSpec, ModelSpec, TrainSpec
+    from engine.recipe.config import DataSpec, ModelSpec, TrainSpec
 
     return {
         "data": model_fields(DataSpec, "data"),

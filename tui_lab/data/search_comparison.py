@@ -1,6 +1,6 @@
 """A preset with a ``[search]`` table, as the dashboard sees it: each variant is a whole search.
 
-``engine.search.run_search_preset`` runs one search per variant (and seed, and repeat); every
+``engine.catalogue.search.run_search_preset`` runs one search per variant (and seed, and repeat); every
 trial is an ordinary run whose events stream in like any other. Here the trials are grouped by
 the search they belong to (their ``label`` is the preset's variant, their title the trial's name,
 ``random #3``), the curves show each search's best trial so far, and the verdict checks the
@@ -15,18 +15,18 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.claims import ClaimResult, check_claims
+from engine.catalogue.claims import ClaimResult, check_claims
+from engine.catalogue.presets import LoadedPreset
 from engine.diagnostics.curves import Diagnosis, diagnose
-from engine.events import RunStarted
-from engine.outcomes import RunOutcome
-from engine.presets import LoadedPreset
+from engine.runs.events import RunStarted
+from engine.runs.outcomes import RunOutcome
 from tui_lab.data import series as S
 from tui_lab.data.comparison import Comparison, Curve, RunView, smoothing_applies
 
 
 @dataclass(frozen=True)
 class SearchDone:
-    """One search (a variant × seed × repeat) ended; `result` is its ``engine.search.SearchResult``."""
+    """One search (a variant × seed × repeat) ended; `result` is its ``engine.catalogue.search.SearchResult``."""
 
     variant: str
     seed: int
@@ -51,7 +51,7 @@ def trial_number(name: str) -> str:
 
 def expected_trials(loaded: LoadedPreset, seeds: list[int]) -> int:
     """How many runs the whole search comparison trains (a grid may use fewer than its budget)."""
-    from engine.search import grid_size
+    from engine.catalogue.search import grid_size
 
     total = 0
     for variant in loaded.preset.variants:
@@ -152,7 +152,7 @@ class SearchComparison(Comparison):
         return value if math.isfinite(value) else (math.inf if self.minimize(run.label) else -math.inf)
 
     def minimize(self, variant: str) -> bool:
-        from engine.search import lower_is_better
+        from engine.catalogue.search import lower_is_better
 
         settings = self.settings.get(variant)
         if settings is None or settings.mode is None:

@@ -51,7 +51,7 @@ def draft_with_lr(draft: Draft, variant: str, lr: float, *, lr_find: bool | None
 def parse_fields(text: str) -> list[Any]:
     """``train.lr=1e-4:1:log; model.dropout=0:0.5:linear`` → SearchFields (``;`` or new lines
     between fields; the scale is log unless given). ValueError with the engine's message."""
-    from engine.search import SearchField
+    from engine.catalogue.search import SearchField
 
     parts = [p.strip() for chunk in text.splitlines() for p in chunk.split(";")]
     fields = [SearchField.parse(p) for p in parts if p]

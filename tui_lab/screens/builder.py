@@ -33,7 +33,7 @@ from textual.widgets import (
 )
 from textual.worker import Worker, WorkerState
 
-from engine.presets import LoadedPreset, PresetError, builtin_dir, load_preset
+from engine.catalogue.presets import LoadedPreset, PresetError, builtin_dir, load_preset
 from tui_lab.data.draft import Draft, format_overrides, parse_overrides, preset_fields
 from tui_lab.data.fields import recipe_fields
 from tui_lab.widgets.field_input import FieldInput, FieldTextArea
@@ -51,7 +51,7 @@ PRIMARY = {
               "epochs", "loss", "l1", "l2", "clip_norm", "early_stopping", "ema", "mixup", "seed"),
 }
 DEFAULT_EPOCHS = 20
-"""The budget of a recipe with neither steps nor epochs (``engine.loop.budget``; a test checks it)."""
+"""The budget of a recipe with neither steps nor epochs (``engine.training.loop.budget``; a test checks it)."""
 EMPTY = {
     "train": {"steps": f"empty: set by epochs, else {DEFAULT_EPOCHS} epochs",
               "epochs": f"empty: set by steps, else {DEFAULT_EPOCHS} epochs"},
@@ -70,13 +70,13 @@ def schedule_points(base: dict[str, Any]) -> tuple[list[tuple[int, float]], str,
     """(step, lr) points of the base recipe's schedule over its whole budget, a title, and the budget
     in steps.
 
-    Runs in a thread worker: it imports torch (``engine.schedules``); a recipe budgeted in epochs
+    Runs in a thread worker: it imports torch (``engine.recipe.schedules``); a recipe budgeted in epochs
     loads its data once to know the steps per epoch. ValueError when the recipe is not valid."""
     import torch
     from pydantic import ValidationError
 
-    from engine.config import Recipe, RunSpec
-    from engine.schedules import schedule_curve
+    from engine.recipe.config import Recipe, RunSpec
+    from engine.recipe.schedules import schedule_curve
 
     torch.set_num_threads(1)
     try:
@@ -90,7 +90,7 @@ def schedule_points(base: dict[str, Any]) -> tuple[list[tuple[int, float]], str,
         total = t.steps
     else:
         from engine.data import load_data
-        from engine.loop import budget
+        from engine.training.loop import budget
 
         key = recipe.data.model_dump_json()
         if key not in _N_TRAIN:

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Input
 
-from engine.presets import LoadedPreset, PresetError, load_preset
+from engine.catalogue.presets import LoadedPreset, PresetError, load_preset
 from tui_lab.widgets.catalogue_tree import CatalogueTree
 from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.lab_footer import LabFooter

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import TabbedContent, TabPane
 
-from engine.presets import LoadedPreset, PresetError
+from engine.catalogue.presets import LoadedPreset, PresetError
 from tui_lab.screens.library import saved_presets
 from tui_lab.widgets.lab_footer import LabFooter
 from tui_lab.widgets.mode_bar import ModeBar

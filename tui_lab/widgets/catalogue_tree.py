@@ -11,7 +11,7 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from engine.presets import CHAPTERS, LoadedPreset
+from engine.catalogue.presets import CHAPTERS, LoadedPreset
 
 SAVED = "saved recipes"
 YOURS = " (yours)"

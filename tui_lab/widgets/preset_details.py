@@ -8,7 +8,7 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Markdown, Static
 
-from engine.presets import LoadedPreset
+from engine.catalogue.presets import LoadedPreset
 from tui_lab.data.frame import BENEFIT_WORDS, STEP_WORDS
 
 

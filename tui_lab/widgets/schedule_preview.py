@@ -1,4 +1,4 @@
-"""A small plot of a recipe's learning-rate schedule over its steps (``engine.schedules.schedule_curve``),
+"""A small plot of a recipe's learning-rate schedule over its steps (``engine.recipe.schedules.schedule_curve``),
 for the Builder's Train tab. The points are computed off the UI thread (the engine imports torch);
 this only draws them."""
 

@@ -66,8 +66,8 @@ class LRFindView(ToolView):
         return params
 
     def work(self, params: dict[str, Any]) -> tuple[Any, Any, Any]:
-        from engine.device import resolve_device
         from engine.diagnostics.lr_find import find_lr
+        from engine.runs.device import resolve_device
         from tui_lab.commands.lr_find import pick_spec
 
         loaded, spec = pick_spec(str(params["loaded"].path), params["variant"], params["quick"], params["seed"])

@@ -74,8 +74,8 @@ class SanityView(ToolView):
         return params
 
     def work(self, params: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
-        from engine.device import resolve_device
         from engine.diagnostics.sanity import run_sanity
+        from engine.runs.device import resolve_device
         from tui_lab.commands.lr_find import pick_spec
 
         loaded, spec = pick_spec(str(params["loaded"].path), params["variant"], params["quick"], params["seed"])

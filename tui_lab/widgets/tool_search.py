@@ -1,4 +1,4 @@
-"""Hyperparameter search in the app: ``engine.search.run_search`` over fields of a variant's recipe
+"""Hyperparameter search in the app: ``engine.catalogue.search.run_search`` over fields of a variant's recipe
 (as ``dllab search PRESET --field ...`` runs it: trials in worker processes, every one in the run
 store), with the results as a sortable table (click a header or press o) and a scatter of the
 score against a chosen field. A preset with a ``[search]`` table fills the settings with its own."""
@@ -119,8 +119,8 @@ class SearchToolView(ToolView):
     # -- running ----------------------------------------------------------------------------
 
     def work(self, params: dict[str, Any]) -> tuple[Any, Any, Any]:
-        from engine.events import RunFinished
-        from engine.search import run_search
+        from engine.catalogue.search import run_search
+        from engine.runs.events import RunFinished
         from tui_lab.commands.lr_find import pick_spec
 
         worker = get_current_worker()

@@ -27,7 +27,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
-from engine.presets import LoadedPreset
+from engine.catalogue.presets import LoadedPreset
 from tui_lab.data import fmt
 from tui_lab.widgets.catalogue_tree import YOURS
 

@@ -1,6 +1,6 @@
 """Pretraining: a first phase on another task, then the body's weights carried over.
 
-``TrainSpec.pretrain`` (a :class:`engine.config.PretrainSpec`) asks for it; the loop calls
+``TrainSpec.pretrain`` (a :class:`engine.recipe.config.PretrainSpec`) asks for it; the loop calls
 :func:`pretrain_body` once, right after building the network and before building the optimizer:
 
 1. the **pool** is the run's whole training split (the samples before ``n_train``,
@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.config import PretrainSpec, Recipe, TrainSpec
+from engine.recipe.config import PretrainSpec, Recipe, TrainSpec
 
 N_TRANSFORMS = 4
 EVAL_SIZE = 2048
@@ -111,7 +111,7 @@ def pretrain_body(model: nn.Module, recipe: Recipe, data: Any, device: str | tor
     run_head = model.head
     model.head = pre_head
     train_spec = TrainSpec(optimizer=spec.optimizer, lr=spec.lr, batch_size=spec.batch_size, seed=seed)
-    from engine.optim import build_optimizer
+    from engine.recipe.optim import build_optimizer
 
     optimizer = build_optimizer(model.parameters(), train_spec)
     loss_fn = nn.CrossEntropyLoss()

@@ -1,6 +1,6 @@
 """Runs that are not network training: which trainer a RunSpec goes to.
 
-``engine.loop.train`` asks :func:`special_trainer` first; a spec it recognizes is handed to that
+``engine.training.loop.train`` asks :func:`special_trainer` first; a spec it recognizes is handed to that
 trainer, which has the loop's signature (``spec, emit, should_stop, *, device, run_id``) and emits
 the same events (RunStarted first, RunFinished last), so presets, the runner, the store and the
 dashboard treat these runs like any other.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.config import RunSpec
+from engine.recipe.config import RunSpec
 
 
 def special_trainer(spec: RunSpec) -> Callable | None:

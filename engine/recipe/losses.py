@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.config import TrainSpec
+from engine.recipe.config import TrainSpec
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from engine.losses import accuracy
+from engine.recipe.losses import accuracy
 
 EVAL_CHUNK = 4096
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)

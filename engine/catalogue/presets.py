@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from engine.config import Recipe, RunSpec, Strict, close_fields, deep_merge, section_fields
+from engine.recipe.config import Recipe, RunSpec, Strict, close_fields, deep_merge, section_fields
 
 Chapter = Literal[
     "data",
@@ -115,10 +115,10 @@ class SearchFieldSpec(Strict):
 
 
 class SearchSpec(Strict):
-    """A hyperparameter-search comparison (``engine.search``): each variant of the preset is one
+    """A hyperparameter-search comparison (``engine.catalogue.search``): each variant of the preset is one
     search (its recipe is the base of every trial, its ``search`` table changes these settings),
     repeated `repeats` times per seed; its claims compare ``best_score`` and ``best.<field>``.
-    Such a preset is run by ``engine.search.run_search_preset`` (``check_preset`` and
+    Such a preset is run by ``engine.catalogue.search.run_search_preset`` (``check_preset`` and
     ``dllab search`` do it), not trained variant by variant."""
 
     fields: Annotated[list[SearchFieldSpec], Field(min_length=1)]
@@ -375,10 +375,10 @@ def _line_of(source: str, loc: tuple, value: Any = None, table: str | None = Non
 def _check_metrics(preset: Preset, path: Path, source: str) -> None:
     """Every metric the claims (and a [search] table's score) name must be one some run can report.
 
-    Checked against the names of any kind of run (``engine.metric_names``): which kind a variant
+    Checked against the names of any kind of run (``engine.catalogue.metric_names``): which kind a variant
     trains is only settled when its data is built, and a metric a variant's runs do not record is
     still reported when the claim is checked."""
-    from engine.metric_names import unknown_metric
+    from engine.catalogue.metric_names import unknown_metric
 
     for i, claim in enumerate(preset.claims):
         for key, metric in (("metric", claim.metric), ("right_metric", claim.right_metric)):
@@ -422,8 +422,8 @@ def builtin_ids() -> list[str]:
 
 
 def saved_dir() -> Path:
-    """Where the Builder saves recipes: ``$DLLAB_HOME/presets`` (``engine.store.default_home``)."""
-    from engine.store import default_home
+    """Where the Builder saves recipes: ``$DLLAB_HOME/presets`` (``engine.runs.store.default_home``)."""
+    from engine.runs.store import default_home
 
     return default_home() / "presets"
 

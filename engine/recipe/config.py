@@ -5,7 +5,7 @@ the edge (pydantic, ``extra="forbid"``), so that a typo is a clear message namin
 the allowed values, never a traceback from deep inside the loop.
 
 A ``RunSpec`` is one fully resolved run (data + model + train + the variant's name); a
-comparison expands into one RunSpec per variant and seed (see ``engine.presets``).
+comparison expands into one RunSpec per variant and seed (see ``engine.catalogue.presets``).
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ class ModelSpec(Strict):
     The mnist1d paper's CNN uses [5, 3, 3] with stride 2 and padding 1."""
     ensemble: Annotated[int, Field(ge=1, le=32)] = 1
     """Train this many copies of the network from different initial weights on the same batches
-    (``engine.ensembles``); `ensemble_*` metrics average their probabilities, `members_*` average
+    (``engine.techniques.ensembles``); `ensemble_*` metrics average their probabilities, `members_*` average
     their own scores, and the plain metrics stay those of the first copy (the single model)."""
 
     @property
@@ -203,7 +203,7 @@ Loss = Literal[
 
 
 class PretrainSpec(Strict):
-    """A first training phase on another task before the run (see ``engine.pretrain``).
+    """A first training phase on another task before the run (see ``engine.techniques.pretrain``).
 
     The network's body (every hidden block) is trained on the pretraining task with its own
     output head; then the body's weights are carried over to the run's network, whose head keeps
@@ -300,10 +300,10 @@ class TrainSpec(Strict):
     """Run the LR range test (``engine.diagnostics.lr_find``) on the initial weights before
     training and train at its suggested rate (`lr` is then replaced; the summary has `lr_found`)."""
     pretrain: PretrainSpec | None = None
-    """A pretraining phase before this run (``engine.pretrain``); None trains from scratch."""
+    """A pretraining phase before this run (``engine.techniques.pretrain``); None trains from scratch."""
     augment: list[Literal["noise", "scale", "shift", "hflip", "negate", "cutout"]] = Field(default_factory=list)
     """Random transforms of every training batch, applied in this order on the device
-    (``engine.augment``): gaussian noise, amplitude scaling, shift (1-D: circular roll; images:
+    (``engine.techniques.augment``): gaussian noise, amplitude scaling, shift (1-D: circular roll; images:
     translate with zero fill), hflip (mirror / time reversal, p = ½), negate (p = ½), cutout."""
     augment_noise: Annotated[float, Field(ge=0.0)] = 0.1
     """`noise`: std of the gaussian noise added to every input value."""
@@ -314,13 +314,13 @@ class TrainSpec(Strict):
     augment_cutout: PositiveInt = 4
     """`cutout`: length of the zeroed segment (1-D) or side of the zeroed square (images)."""
     importance_weighting: bool = False
-    """Covariate-shift correction (``engine.shift``): weight each training sample's loss by
+    """Covariate-shift correction (``engine.techniques.shift``): weight each training sample's loss by
     w(x) = p_test(x) / p_train(x), estimated by a logistic-regression domain classifier fitted on
     the training inputs against the (unlabelled) test inputs."""
     importance_clip: Annotated[float, Field(gt=0.0)] = 10.0
     """Largest importance weight before the weights are normalized to mean 1."""
     unlabeled_loss: Literal["none", "entropy", "pseudo_label", "consistency"] = "none"
-    """Semi-supervised term on `data.n_unlabeled` unlabeled inputs (``engine.semisup``): entropy
+    """Semi-supervised term on `data.n_unlabeled` unlabeled inputs (``engine.techniques.semisup``): entropy
     minimization, cross-entropy against the model's own confident predictions, or consistency
     (the same prediction for an input and a noisy copy of it)."""
     unlabeled_weight: Annotated[float, Field(ge=0.0)] = 1.0
@@ -335,7 +335,7 @@ class TrainSpec(Strict):
     """`consistency`: std of the gaussian noise added to the unlabeled inputs."""
     checkpoint_ensemble: Annotated[int, Field(ge=0)] = 0
     """Average the predictions of the last K snapshots of the weights, one taken every
-    `checkpoint_every` evaluations (``engine.ensembles``; metrics `ckpt_ensemble_*`); 0: off."""
+    `checkpoint_every` evaluations (``engine.techniques.ensembles``; metrics `ckpt_ensemble_*`); 0: off."""
     checkpoint_every: PositiveInt = 1
     """Evaluations between two checkpoint-ensemble snapshots."""
     gradcheck: bool = False

@@ -16,7 +16,7 @@ batch they fall in) and normalized to mean 1 over the training split, so the wei
 the scale of the plain one. This is the standard, transductive setting: the classifier sees the
 test inputs (never their labels).
 
-``weighted_loss`` turns any batch-mean loss of ``engine.losses`` into per-sample losses with
+``weighted_loss`` turns any batch-mean loss of ``engine.recipe.losses`` into per-sample losses with
 ``torch.func.vmap`` (each sample as a batch of one), so no loss is written twice.
 """
 
@@ -27,9 +27,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from engine.config import TrainSpec
 from engine.data import DataSplits
-from engine.losses import LossFn
+from engine.recipe.config import TrainSpec
+from engine.recipe.losses import LossFn
 
 
 def per_sample(loss_fn: LossFn, output: Tensor, target: Tensor) -> Tensor:

@@ -1,7 +1,7 @@
 """Optimizer factory: a TrainSpec's optimizer name and hyperparameters to a ``torch.optim`` object.
 
 Every optimizer is PyTorch's own; the update rules it runs are written out in
-:mod:`engine.optim_math` (``reference_step``, ``UPDATE_RULES``), which the tests hold equal to
+:mod:`engine.recipe.optim_math` (``reference_step``, ``UPDATE_RULES``), which the tests hold equal to
 ``torch.optim`` step by step.
 
 Weight decay is the optimizer's own: coupled (added to the gradient) for sgd / momentum /
@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.config import TrainSpec
-from engine.optim_math import UPDATE_RULES, reference_step
+from engine.recipe.config import TrainSpec
+from engine.recipe.optim_math import UPDATE_RULES, reference_step
 
 __all__ = [
     "UPDATE_RULES",

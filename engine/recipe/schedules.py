@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from engine.config import TrainSpec
+from engine.recipe.config import TrainSpec
 
 PLATEAU_THRESHOLD = 1e-4
 """Relative improvement of the validation loss that counts as progress for ``plateau``."""

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from engine.config import TrainSpec
+from engine.recipe.config import TrainSpec
 
 OPS = ("noise", "scale", "shift", "hflip", "negate", "cutout")
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from engine.config import TrainSpec
+from engine.recipe.config import TrainSpec
 
 REFERENCE_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 
@@ -166,7 +166,7 @@ def reference_step(
     `state` is this parameter's optimizer state (start with ``{}``; it is filled and updated).
     `step` is the 1-based number of this update (1 on the first call), as in ``torch.optim``.
     `lr` overrides ``spec.lr`` (what a schedule sets for this step). Hyperparameters come from
-    `spec` with the same meaning as in :func:`engine.optim.build_optimizer`.
+    `spec` with the same meaning as in :func:`engine.recipe.optim.build_optimizer`.
     """
     if step < 1:
         raise ValueError(f"step counts updates from 1, got {step}")

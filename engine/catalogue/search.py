@@ -40,8 +40,8 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from engine.config import Recipe, RunSpec, close_fields, deep_merge, section_fields, section_spec
-from engine.outcomes import RunOutcome
+from engine.recipe.config import Recipe, RunSpec, close_fields, deep_merge, section_fields, section_spec
+from engine.runs.outcomes import RunOutcome
 
 Scale = Literal["log", "linear"]
 Executor = Callable[[list[RunSpec]], list[RunOutcome]]
@@ -248,7 +248,7 @@ class SearchResult:
 
 def inline_executor(device: str = "cpu") -> Executor:
     """Train the specs in this process, nothing stored (tests, preset checks)."""
-    from engine.check import run_inline
+    from engine.catalogue.check import run_inline
 
     return lambda specs: run_inline(specs, device=device)
 
@@ -258,8 +258,8 @@ def stored_inline_executor(*, device: str = "cpu", store: Any = None,
                            should_stop: Callable[[], bool] | None = None, comparison: str | None = None) -> Executor:
     """Train the specs in this process (batched where they can be), writing every run to the run
     store; `should_stop()` cancels the runs (checked every step), `comparison` groups them."""
-    from engine.outcomes import OutcomeCollector
-    from engine.runner import NOT_STARTED, new_run_id, run_inline
+    from engine.runs.outcomes import OutcomeCollector
+    from engine.runs.runner import NOT_STARTED, new_run_id, run_inline
 
     def execute(specs: list[RunSpec]) -> list[RunOutcome]:
         collector = OutcomeCollector()
@@ -285,7 +285,7 @@ def _forget_unstarted(store: Any, run_ids: list[str]) -> None:
     store (hundreds of empty "cancelled" rows in History otherwise)."""
     if not run_ids:
         return
-    from engine.store import RunStore
+    from engine.runs.store import RunStore
 
     if isinstance(store, RunStore):
         store.delete(run_ids)
@@ -297,8 +297,8 @@ def _forget_unstarted(store: Any, run_ids: list[str]) -> None:
 def runner_executor(*, device: str = "auto", workers: int | None = None, store: Any = None,
                     on_event: Callable[[Any], None] | None = None, comparison: str | None = None) -> Executor:
     """Train the specs in worker processes; every run lands in the run store."""
-    from engine.outcomes import OutcomeCollector
-    from engine.runner import Runner
+    from engine.runs.outcomes import OutcomeCollector
+    from engine.runs.runner import Runner
 
     def execute(specs: list[RunSpec]) -> list[RunOutcome]:
         collector = OutcomeCollector()
@@ -398,7 +398,7 @@ def run_search(
 
 
 def search_fields(spec: Any) -> list[SearchField]:
-    """SearchFields from a preset's ``[search]`` table (``engine.presets.SearchSpec``)."""
+    """SearchFields from a preset's ``[search]`` table (``engine.catalogue.presets.SearchSpec``)."""
     return [SearchField(f.field, f.low, f.high, f.scale) for f in spec.fields]
 
 

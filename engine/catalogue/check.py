@@ -5,10 +5,10 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 
-from engine.claims import ClaimResult, check_claims
-from engine.config import RunSpec
-from engine.outcomes import OutcomeCollector, RunOutcome
-from engine.presets import LoadedPreset, load_preset
+from engine.catalogue.claims import ClaimResult, check_claims
+from engine.catalogue.presets import LoadedPreset, load_preset
+from engine.recipe.config import RunSpec
+from engine.runs.outcomes import OutcomeCollector, RunOutcome
 
 
 @dataclass
@@ -34,8 +34,8 @@ class PresetCheck:
 def run_inline(specs: list[RunSpec], device: str = "cpu", *, batch: bool = True) -> list[RunOutcome]:
     """Train the specs here, in order, batching those that can share a model, as `dllab check`
     does through its workers (engine.batched); the runs go to a throwaway store."""
-    from engine.runner import new_run_id
-    from engine.runner import run_inline as run_here
+    from engine.runs.runner import new_run_id
+    from engine.runs.runner import run_inline as run_here
 
     collector = OutcomeCollector()
     ids = [new_run_id() for _ in specs]
@@ -48,14 +48,14 @@ def run_inline(specs: list[RunSpec], device: str = "cpu", *, batch: bool = True)
 
 def check_preset(ref: str, *, quick: bool = True, seeds: list[int] | None = None, device: str = "cpu") -> PresetCheck:
     loaded = load_preset(ref)
-    if loaded.preset.search is not None:  # a search comparison: each variant is a search (engine.search)
+    if loaded.preset.search is not None:  # a search comparison: each variant is a search (engine.catalogue.search)
         return _check_search(loaded, quick, seeds, device)
     outcomes = run_inline(loaded.expand(quick=quick, seeds=seeds), device=device)
     return PresetCheck(loaded, outcomes, check_claims(loaded.preset.claims, outcomes))
 
 
 def _check_search(loaded: LoadedPreset, quick: bool, seeds: list[int] | None, device: str) -> PresetCheck:
-    from engine.search import inline_executor, run_search_preset
+    from engine.catalogue.search import inline_executor, run_search_preset
 
     outcomes, _ = run_search_preset(loaded, quick=quick, seeds=seeds, executor=inline_executor(device))
     return PresetCheck(loaded, outcomes, check_claims(loaded.preset.claims, outcomes))

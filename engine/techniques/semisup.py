@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.config import TrainSpec
 from engine.data import DataSplits
+from engine.recipe.config import TrainSpec
 
 TERMS = ("entropy", "pseudo_label", "consistency")
 UNLABELED_SEED_OFFSET = 32452843

@@ -19,7 +19,7 @@ is the run's loss function applied to ``log p̄`` as logits, which is the ensemb
 (−log p̄_y) for ``cross_entropy`` and exact for ``mse_softmax`` too; for losses on raw logits
 (``mse_onehot``, ``hinge``) it is only indicative. Regression ensembles average the outputs.
 
-Weight averaging (EMA / Polyak) is the third relative and lives in ``engine.regularize.EMA``.
+Weight averaging (EMA / Polyak) is the third relative and lives in ``engine.recipe.regularize.EMA``.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.config import RunSpec
-from engine.losses import LossFn
 from engine.models import build_model
-from engine.optim import build_optimizer, needs_closure
-from engine.regularize import clip_gradients, penalty
-from engine.schedules import LRSchedule
+from engine.recipe.config import RunSpec
+from engine.recipe.losses import LossFn
+from engine.recipe.optim import build_optimizer, needs_closure
+from engine.recipe.regularize import clip_gradients, penalty
+from engine.recipe.schedules import LRSchedule
 
 MEMBER_SEED_STRIDE = 1_000_003
 """Member k's seed is ``seed + k * MEMBER_SEED_STRIDE`` (member 0 is the loop's own model)."""

@@ -20,8 +20,6 @@ from typing import Any
 
 import torch
 
-from engine.augment import build_augmenter
-from engine.config import RunSpec
 from engine.data import DataSplits, load_data
 from engine.diagnostics.boundary import boundary_event
 from engine.diagnostics.health import (
@@ -35,18 +33,20 @@ from engine.diagnostics.health import (
 )
 from engine.diagnostics.lr_find import lr_find_hook
 from engine.diagnostics.run_stats import RunStats
-from engine.ensembles import DROPOUT_SEED_OFFSET, build_ensembles
-from engine.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
-from engine.losses import accuracy, build_loss
-from engine.metrics import extra_metrics
 from engine.models import build_model, count_params
-from engine.optim import build_optimizer, needs_closure
-from engine.pretrain import pretrain_body
-from engine.regularize import EMA, clip_gradients, mixup, penalty
-from engine.schedules import LRSchedule
-from engine.semisup import build_unlabeled_term
-from engine.shift import build_importance_weights
-from engine.versions import library_versions
+from engine.recipe.config import RunSpec
+from engine.recipe.losses import accuracy, build_loss
+from engine.recipe.optim import build_optimizer, needs_closure
+from engine.recipe.regularize import EMA, clip_gradients, mixup, penalty
+from engine.recipe.schedules import LRSchedule
+from engine.runs.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
+from engine.runs.versions import library_versions
+from engine.techniques.augment import build_augmenter
+from engine.techniques.ensembles import DROPOUT_SEED_OFFSET, build_ensembles
+from engine.techniques.pretrain import pretrain_body
+from engine.techniques.semisup import build_unlabeled_term
+from engine.techniques.shift import build_importance_weights
+from engine.training.metrics import extra_metrics
 
 EVAL_CHUNK = 4096
 MAX_EVAL_TRAIN = 10_000
@@ -139,7 +139,7 @@ def train(
 ) -> RunFinished:
     """Train one run, emitting RunStarted first and RunFinished last; returns the RunFinished."""
     run_id = run_id or uuid.uuid4().hex[:10]
-    from engine.dispatch import special_trainer  # 2-D surfaces, gradient checks: not network training
+    from engine.runs.dispatch import special_trainer  # 2-D surfaces, gradient checks: not network training
 
     if (special := special_trainer(spec)) is not None:
         return special(spec, emit, should_stop, device=device, run_id=run_id)

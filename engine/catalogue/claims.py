@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
 
-from engine.metric_names import is_fraction
-from engine.outcomes import RunOutcome
-from engine.presets import Claim
+from engine.catalogue.metric_names import is_fraction
+from engine.catalogue.presets import Claim
+from engine.runs.outcomes import RunOutcome
 
 _OPS = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
 

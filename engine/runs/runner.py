@@ -45,15 +45,15 @@ from multiprocessing.connection import wait as wait_ready
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunSpec
-from engine.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, StepMetrics
-from engine.store import RunStore
+from engine.recipe.config import RunSpec
+from engine.runs.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, StepMetrics
+from engine.runs.store import RunStore
 
 TrainFn = Callable[..., RunFinished]
 Emit = Callable[[Event], None]
 ShouldStop = Callable[[], bool]
 
-DEFAULT_TRAIN_FN = "engine.loop:train"
+DEFAULT_TRAIN_FN = "engine.training.loop:train"
 PENDING, CLAIMED, SKIPPED = 0, 1, 2
 """A run's state in the shared table: waiting, taken by a worker, or cancelled before it was taken."""
 MAX_START_FAILURES = 3
@@ -208,7 +208,7 @@ def run_inline(specs: list[RunSpec], emit: Emit | None = None, should_stop: Shou
     Same store writes and failure handling as a worker; ``should_stop()`` applies to every run.
     Returns each run's RunFinished, in spec order. `batch` and `fast` as for :class:`Runner`.
     """
-    from engine.device import resolve_device
+    from engine.runs.device import resolve_device
 
     dev = str(resolve_device(device))
     send = emit or (lambda event: None)
@@ -502,7 +502,7 @@ class Runner:
         as one batched model (``engine.batched``; others run solo). `fast`: opt-in fast paths,
         e.g. ``"bf16,compile"`` (``engine.batched.accel.FastPaths``; default train function only).
         """
-        from engine.device import cpu_cores, resolve_device, threads_per_worker
+        from engine.runs.device import cpu_cores, resolve_device, threads_per_worker
 
         self.comparison, self.specs = with_comparison(list(specs), comparison)
         self.run_ids: list[str] = []

@@ -29,24 +29,24 @@ _SPLITS = ("train", "val", "test")  # test: the final evaluation only
 
 def _network(classify: bool) -> frozenset[str]:
     acc = ["acc"] if classify else []
-    # engine.loop.run_eval and engine.metrics.extra_metrics (batch statistics: BatchNorm networks,
+    # engine.training.loop.run_eval and engine.training.metrics.extra_metrics (batch statistics: BatchNorm networks,
     # val and test splits only)
     per_split = ["loss", *acc] + ([] if classify else ["mae", "mse"])
     names = {f"{split}_{m}" for split in _SPLITS for m in per_split}
     names |= {f"{split}_{m}_{what}" for split in ("val", "test") for m in ["loss", *acc]
               for what in ("batch_stats", "mode_gap")}
-    # EMA weights (engine.loop), ensemble members and checkpoint ensembles (engine.ensembles)
+    # EMA weights (engine.training.loop), ensemble members and checkpoint ensembles (engine.techniques.ensembles)
     for prefix in ("ema", "ensemble", "members", "ckpt_ensemble"):
         names |= {f"{prefix}_{split}_{m}" for split in _SPLITS for m in ["loss", *acc]}
     names |= {"gap", "lr", "epoch", "steps", *(["acc_gap"] if classify else [])}
-    # the best evaluation (engine.loop.record_eval)
+    # the best evaluation (engine.training.loop.record_eval)
     names |= {"best_val_loss", "best_step", "best_epoch", "min_train_loss"}
     names |= {"best_val_acc", "best_val_acc_at_best_loss"} if classify else set()
     # engine.diagnostics.run_stats
     names |= {"final_penalty", "final_objective", "initial_train_loss", "initial_val_loss", "initial_penalty",
               "initial_objective", "loss_noise", "train_seconds", "sec_per_step", "sec_per_epoch", "lr_found"}
     names |= {"initial_train_acc", "initial_val_acc", "mean_val_acc"} if classify else set()
-    # engine.pretrain (its own task is classification whatever the run's), engine.shift
+    # engine.techniques.pretrain (its own task is classification whatever the run's), engine.techniques.shift
     names |= {"pretrain_loss", "pretrain_acc", "pretrain_steps", "pretrain_pool"}
     names |= {"iw_domain_acc", "iw_ess_share", "iw_max_weight", "iw_min_weight", "iw_clipped_share"}
     # engine.diagnostics.health.model_summary
@@ -67,7 +67,7 @@ _SURFACE = frozenset(_EVERY_RUN | {
 _GRADCHECK = frozenset(_EVERY_RUN | {
     "train_loss", "max_rel_error", "max_entry_rel_error", "n_tensors", "n_pass", "n_warn", "n_fail", "gradcheck_h",
 })
-# engine.search._search_outcome
+# engine.catalogue.search._search_outcome
 _SEARCH = frozenset(_EVERY_RUN | {"best_score", "best_score_worst", "best_score_best", "trials", "searches"})
 
 _NAMES: dict[str, frozenset[str]] = {
@@ -139,7 +139,7 @@ def unknown_metric(name: str, kind: str | None = None, *, numeric: bool = False)
 
 
 def run_kind(spec: Any) -> str:
-    """The kind of run a RunSpec (or Recipe) trains: see ``engine.dispatch`` and the dataset's task.
+    """The kind of run a RunSpec (or Recipe) trains: see ``engine.runs.dispatch`` and the dataset's task.
 
     Imports ``engine.data`` (and so torch) for the toy sets' tasks."""
     recipe = getattr(spec, "recipe", spec)

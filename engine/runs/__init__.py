@@ -1,0 +1,1 @@
+"""Executing and storing runs: events, the one executor, worker processes, the run store, devices, outcomes."""

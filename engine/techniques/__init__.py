@@ -1,0 +1,1 @@
+"""The techniques the training loops call once each: augmentation, covariate-shift weights, the unlabeled-data term, ensemble members, pretraining."""
