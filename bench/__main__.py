@@ -2,7 +2,7 @@
 
 import sys
 
-from tui_lab.commands.bench import main
+from bench.command import main
 
 if __name__ == "__main__":  # worker processes (spawn) import this module again: run only once
     sys.exit(main())

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.cases import Row, _row, not_row
+from bench.cases import Row, measured_row, not_row
 from bench.timing import Timing, turn
 
 PRESET = "optimizers"
@@ -53,7 +53,7 @@ async def _with_app(loaded, device: str, store_dir: Path, limit_s: float) -> Non
                 await pilot.pause(0.2)
 
 
-def _training_span(store_dir: Path) -> float:
+def training_span(store_dir: Path) -> float:
     """Seconds from the first run's start to the last run's end, as the workers recorded them:
     the training itself, without the app's (or the command's) own start-up."""
     from engine.runs.store import RunStore
@@ -85,13 +85,15 @@ def measure(device: str, quick: bool, repeats: int) -> list[Row]:
                 else:
                     asyncio.run(_with_app(loaded, device, store_dir, limit_s=600))
                 sides[name].add(time.perf_counter() - w0, time.process_time() - c0)
-                span = _training_span(store_dir)
+                span = training_span(store_dir)
                 spans[name].add(span, span)
     return [
-        _row("app/headless", "app open ÷ headless, training", WHAT + "; first run start to last run end",
-             spans["app"], spans["headless"], target=1.10,
-             note="from the runs' own start and end times in the store (the training, not the app's start-up)"),
-        _row("app/headless-total", "app open ÷ headless, end to end", WHAT + "; including the app's start-up",
-             sides["app"], sides["headless"],
-             note="CPU ratio counts this process only (the app's UI thread; training is in workers)"),
+        measured_row("app/headless", "app open ÷ headless, training",
+                     WHAT + "; first run start to last run end", spans["app"], spans["headless"], target=1.10,
+                     note="from the runs' own start and end times in the store "
+                          "(the training, not the app's start-up)"),
+        measured_row("app/headless-total", "app open ÷ headless, end to end",
+                     WHAT + "; including the app's start-up",
+                     sides["app"], sides["headless"],
+                     note="CPU ratio counts this process only (the app's UI thread; training is in workers)"),
     ]

@@ -65,8 +65,8 @@ class Row:
         return asdict(self)
 
 
-def _row(id: str, comparison: str, case: str, left: Timing, right: Timing, *, per: float = 1.0,
-         unit: str = "s", target: float | None = None, note: str = "", **extra: Any) -> Row:
+def measured_row(id: str, comparison: str, case: str, left: Timing, right: Timing, *, per: float = 1.0,
+                 unit: str = "s", target: float | None = None, note: str = "", **extra: Any) -> Row:
     ratio = paired_ratio(left.wall, right.wall)
     cpu_ratio = paired_ratio(left.cpu, right.cpu) if right.cpu_median > 0 else None
     return Row(id, comparison, case, "measured", ratio, cpu_ratio, left.wall_median / per,
@@ -109,7 +109,7 @@ TARGETS = {("dataloader", "tiny"): 0.70, ("dataloader", "larger"): 0.95,
            ("slicing", "tiny"): 1.25, ("slicing", "larger"): 1.10}
 
 
-def _engine_side(spec: RunSpec, data: Any, device: str) -> Callable[[Callable[[], None]], None]:
+def engine_side(spec: RunSpec, data: Any, device: str) -> Callable[[Callable[[], None]], None]:
     """One dllab run that marks the end of each epoch: its evaluation event at an epoch's last step."""
     from engine.runs.events import EvalMetrics, RunStarted
     from engine.training.loop import train
@@ -146,7 +146,7 @@ def loop_rows(device: str, quick: bool, repeats: int) -> list[Row]:
                                                      epochs=epochs, seed=0)), variant="bench")
         kw = {"epochs": epochs, "batch_size": case.batch_size, "lr": case.lr}
         sides = {
-            "engine": _engine_side(spec, data, device),
+            "engine": engine_side(spec, data, device),
             "dataloader": lambda mark, data=data, case=case, kw=kw: dataloader_loop(data, case.model, on_epoch=mark, **kw),
             "slicing": lambda mark, data=data, case=case, kw=kw: slicing_loop(data, case.model, on_epoch=mark, **kw),
         }
@@ -156,8 +156,9 @@ def loop_rows(device: str, quick: bool, repeats: int) -> list[Row]:
                 f"(timed: epochs 2-{epochs})")
         for other in ("dataloader", "slicing"):
             label = "DataLoader loop" if other == "dataloader" else "slicing loop"
-            row = _row(f"engine/{other}.{case.name}", f"dllab ÷ {label}, per epoch", what, t["engine"].between,
-                       t[other].between, per=epochs - 1, unit="s/epoch", target=TARGETS[(other, case.size)])
+            row = measured_row(f"engine/{other}.{case.name}", f"dllab ÷ {label}, per epoch", what,
+                               t["engine"].between, t[other].between, per=epochs - 1, unit="s/epoch",
+                               target=TARGETS[(other, case.size)])
             whole = paired_ratio(t["engine"].run.wall, t[other].run.wall)
             row.extra["whole_run_ratio"] = whole
             row.note = f"whole run, with what a run does once: {whole:.2f}"
@@ -220,9 +221,9 @@ def batched_rows(device: str, quick: bool, repeats: int) -> list[Row]:
         data = _data_by_seed(specs, device)
         t = interleaved({"batched": _batched(specs, data, device), "sequential": _sequential(specs, data, device)},
                         repeats, device=device)
-        rows.append(_row(f"batched/sequential.sweep{n}", f"{n} runs batched ÷ {n} sequential",
-                         f"{n} tiny MLPs 2-32-32-3 (spiral, SGD LR sweep), {steps} steps each", t["batched"],
-                         t["sequential"], unit="s (all runs)", target=0.4 if n == 32 else None))
+        rows.append(measured_row(f"batched/sequential.sweep{n}", f"{n} runs batched ÷ {n} sequential",
+                                 f"{n} tiny MLPs 2-32-32-3 (spiral, SGD LR sweep), {steps} steps each",
+                                 t["batched"], t["sequential"], unit="s (all runs)", target=0.4 if n == 32 else None))
     opt_steps = 50 if quick else 600
     specs = optimizer_comparison(opt_steps)
     data = _data_by_seed(specs, device)
@@ -231,19 +232,19 @@ def batched_rows(device: str, quick: bool, repeats: int) -> list[Row]:
         sides["sequential"] = _sequential(specs, data, device)
     t = interleaved(sides, repeats, device=device)
     case = f"8-variant optimizer comparison, mnist1d MLP 40-100-100-10, {opt_steps} steps"
-    rows.append(_row("batched8/single.optimizers", "8 variants batched ÷ 1 variant alone, one thread", case,
-                     t["batched"], t["single"], unit="s"))
+    rows.append(measured_row("batched8/single.optimizers", "8 variants batched ÷ 1 variant alone, one thread",
+                             case, t["batched"], t["single"], unit="s"))
     if "sequential" in t:
-        rows.append(_row("batched/sequential.optimizers", "8 variants batched ÷ 8 sequential", case,
-                         t["batched"], t["sequential"], unit="s (all runs)"))
+        rows.append(measured_row("batched/sequential.optimizers", "8 variants batched ÷ 8 sequential", case,
+                                 t["batched"], t["sequential"], unit="s (all runs)"))
     seeds = [s.model_copy(update={"recipe": s.recipe.model_copy(update={"train": s.recipe.train.model_copy(
         update={"seed": k})})}) for k, s in enumerate([specs[5]] * 3)]
     data = _data_by_seed(seeds, device)
     t = interleaved({"batched": _batched(seeds, data, device), "sequential": _sequential(seeds, data, device)},
                     repeats, device=device)
-    rows.append(_row("batched/sequential.seeds3", "3 seeds batched ÷ 3 sequential",
-                     f"Adam on the mnist1d MLP, seeds 0-2 (own splits and batch orders), {opt_steps} steps",
-                     t["batched"], t["sequential"], unit="s (all runs)"))
+    rows.append(measured_row("batched/sequential.seeds3", "3 seeds batched ÷ 3 sequential",
+                             f"Adam on the mnist1d MLP, seeds 0-2 (own splits and batch orders), {opt_steps} steps",
+                             t["batched"], t["sequential"], unit="s (all runs)"))
     return rows
 
 
@@ -259,8 +260,9 @@ def runner_rows(device: str, quick: bool, repeats: int) -> list[Row]:
     from bench.runner_span import interleaved_spans
 
     spans = interleaved_spans({"comparison": specs, "single": specs[:1]}, device, max(1, min(repeats, 3)))
-    row = _row("batched8/single.runner", "8 variants ÷ 1 variant, as the lab runs them", case,
-               spans["comparison"], spans["single"], unit="s", target=3.0, note="training span from the store")
+    row = measured_row("batched8/single.runner", "8 variants ÷ 1 variant, as the lab runs them", case,
+                       spans["comparison"], spans["single"], unit="s", target=3.0,
+                       note="training span from the store")
     row.cpu_ratio = None
     return [row]
 
@@ -305,8 +307,9 @@ def vmap_rows(device: str, quick: bool, repeats: int) -> list[Row]:
             return lambda: [fn() for _ in range(loops)]
 
         t = interleaved({"vmap": many(with_vmap), "bmm": many(with_bmm)}, repeats, device=device)
-        rows.append(_row(f"vmap/baddbmm.{m}", "vmap(functional_call) ÷ baddbmm", f"{m} stacked MLPs 40-100-100-10, "
-                         "forward + backward of one batch of 100", t["vmap"], t["bmm"], per=loops, unit="s/step"))
+        rows.append(measured_row(f"vmap/baddbmm.{m}", "vmap(functional_call) ÷ baddbmm",
+                                 f"{m} stacked MLPs 40-100-100-10, forward + backward of one batch of 100",
+                                 t["vmap"], t["bmm"], per=loops, unit="s/step"))
     return rows
 
 
@@ -325,9 +328,9 @@ def surface_rows(device: str, quick: bool, repeats: int) -> list[Row]:
         b, s = bench_surface_paths(n_paths=64, steps=steps)
         batched.add(b, b)  # the module times with the wall clock only
         sequential.add(s, s)
-    row = _row("surfaces/sequential.64", "64 surface paths batched ÷ sequential", f"{what}, {steps} steps",
-               batched, sequential, unit="s (all paths)", target=1 / 50,
-               note="timed inside engine.surfaces (wall clock)")
+    row = measured_row("surfaces/sequential.64", "64 surface paths batched ÷ sequential",
+                       f"{what}, {steps} steps", batched, sequential, unit="s (all paths)", target=1 / 50,
+                       note="timed inside engine.surfaces (wall clock)")
     row.cpu_ratio = None
     return [row]
 
@@ -372,8 +375,8 @@ def fast_rows(device: str, quick: bool, repeats: int) -> list[Row]:
     for n in names[:3]:
         sides[n] = with_path(FastPaths(**{n: True}))
     t = interleaved(sides, repeats, device=device)
-    rows = [_row(f"fast/plain.{n}", f"{n} ÷ plain", f"32 tiny MLPs batched, {steps} steps", t[n], t["plain"],
-                 unit="s (all runs)", cuda_ms=t[n].cuda_ms) for n in names[:3]]
+    rows = [measured_row(f"fast/plain.{n}", f"{n} ÷ plain", f"32 tiny MLPs batched, {steps} steps", t[n],
+                         t["plain"], unit="s (all runs)", cuda_ms=t[n].cuda_ms) for n in names[:3]]
     rows.append(_channels_last_row(device, quick, repeats))
     return rows
 
@@ -399,8 +402,9 @@ def _channels_last_row(device: str, quick: bool, repeats: int) -> Row:
         return run
 
     t = interleaved({"nhwc": steps(nhwc, x_nhwc), "nchw": steps(plain, x)}, repeats, device=device)
-    return _row("fast/plain.channels_last", "channels_last ÷ plain", "CNN 3×32×32 → 32-64 conv → 128 → 10, "
-                "batch 128, forward + backward", t["nhwc"], t["nchw"], per=loops, unit="s/step")
+    return measured_row("fast/plain.channels_last", "channels_last ÷ plain",
+                        "CNN 3×32×32 → 32-64 conv → 128 → 10, batch 128, forward + backward",
+                        t["nhwc"], t["nchw"], per=loops, unit="s/step")
 
 
 # -- catalogue comparisons: batched groups against every run on its own -------------------------------
@@ -415,7 +419,7 @@ def preset_rows(device: str, quick: bool, repeats: int) -> list[Row]:
     import tempfile
 
     from engine.catalogue.presets import load_preset
-    from engine.runs.runner import run_inline
+    from engine.runs.inline import run_inline
 
     rows: list[Row] = []
     seeds = [0] if quick else [0, 1, 2]
@@ -429,10 +433,10 @@ def preset_rows(device: str, quick: bool, repeats: int) -> list[Row]:
             from engine.batched.plan import plan
 
             groups = sum(len(g) > 1 for g in plan(specs))
-            rows.append(_row(f"presets/solo.{preset}", "a preset's runs batched ÷ each on its own",
-                             f"{preset} (quick form, seeds {','.join(map(str, seeds))}: {len(specs)} runs, "
-                             f"{groups} batched group{'s' if groups != 1 else ''}), in this process",
-                             t["batched"], t["solo"], unit="s (all runs)"))
+            rows.append(measured_row(f"presets/solo.{preset}", "a preset's runs batched ÷ each on its own",
+                                     f"{preset} (quick form, seeds {','.join(map(str, seeds))}: {len(specs)} runs, "
+                                     f"{groups} batched group{'s' if groups != 1 else ''}), in this process",
+                                     t["batched"], t["solo"], unit="s (all runs)"))
     return rows
 
 
@@ -445,9 +449,10 @@ def conv_rows(device: str, quick: bool, repeats: int) -> list[Row]:
         loops = 3 if quick or heavy else 20
         for m in (8,) if quick or heavy else (8, 32):
             t = interleaved(sides(case, m, device, loops), repeats, device=device)
-            rows.append(_row(f"conv/sequential.{case}.{m}", f"{m} CNNs as one grouped conv ÷ {m} sequential",
-                             f"{CASES[case][-1]}, batch {CASES[case][5]} each, forward + backward",
-                             t["grouped"], t["sequential"], per=loops, unit="s/step"))
+            rows.append(measured_row(f"conv/sequential.{case}.{m}",
+                                     f"{m} CNNs as one grouped conv ÷ {m} sequential",
+                                     f"{CASES[case][-1]}, batch {CASES[case][5]} each, forward + backward",
+                                     t["grouped"], t["sequential"], per=loops, unit="s/step"))
     return rows
 
 

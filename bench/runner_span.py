@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from bench.app_overhead import _training_span
+from bench.app_overhead import training_span
 from bench.timing import Timing, turn
 from engine.recipe.config import RunSpec
 
@@ -23,7 +23,7 @@ def runner_span(specs: list[RunSpec], device: str, store_dir: Path) -> float:
     bad = [f"{f.status}: {f.reason}" for f in finished if f.status != "done"]
     if len(finished) != len(specs) or bad:
         raise RuntimeError(f"the runner did not finish every run: {bad or len(finished)}")
-    return _training_span(store_dir)
+    return training_span(store_dir)
 
 
 def interleaved_spans(sides: dict[str, list[RunSpec]], device: str, repeats: int) -> dict[str, Timing]:

@@ -30,6 +30,7 @@ from engine.recipe.losses import accuracy, build_loss
 from engine.recipe.optim import build_optimizer
 from engine.recipe.schedules import LRSchedule
 from engine.runs.events import Diagnostics, EvalMetrics, Message, RunFinished, RunStarted, StepMetrics
+from engine.runs.executor import WorkUnit, run_unit, train_one, trainer_for
 from engine.training.loop import train
 
 # ------------------------------------------------------------------------------ the optimizers
@@ -421,7 +422,7 @@ def test_a_group_whose_datasets_would_not_fit_trains_run_by_run(monkeypatch, tmp
     """Stacking every member's dataset copies them all: past the memory budget the group refuses to
     start, and the runner trains its runs one by one (each as solo)."""
     import engine.batched.train as batched_train
-    from engine.runs.runner import run_inline
+    from engine.runs.inline import run_inline
 
     monkeypatch.setattr(batched_train, "_stack_budget", lambda dev: 1000)
     specs = [_spec(f"s{k}", RANDOM, optimizer="sgd", lr=0.05, seed=k) for k in range(2)]
@@ -557,17 +558,19 @@ def test_cancelling_half_the_group_between_log_reads_shrinks_the_stack() -> None
 
 
 def test_a_group_of_surface_runs_trains_as_one_tensor() -> None:
-    """Points on a 2-D function go to their own batched trainer (engine.surfaces), with one stop
-    function per run: each ends as it would alone, a cancelled one at its step."""
+    """Points on a 2-D function go to their own batched trainer (engine.surfaces, chosen by the
+    executor), with one stop function per run: each ends as it would alone, a cancelled one at its step."""
     data = DataSpec(name="surface", surface="rosenbrock")
     specs = [RunSpec(recipe=Recipe(data=data, train=TrainSpec(optimizer=opt, lr=lr, steps=60, log_every=10)),
                      variant=opt, preset="t") for opt, lr in (("sgd", 1e-3), ("adam", 0.05), ("momentum", 1e-3))]
     assert plan(specs) == [[0, 1, 2]]
     stops = [StopAfter(10**9), StopAfter(25), StopAfter(10**9)]
-    results = train_batched(specs, lambda e: None, stops, run_ids=["a", "b", "c"])
+    unit = WorkUnit(tuple(specs), ("a", "b", "c"))
+    assert trainer_for(unit).name == "surfaces"
+    results = run_unit(unit, lambda e: None, stops, device="cpu")
     assert [(r.status, r.step) for r in results] == [("done", 60), ("cancelled", 25), ("done", 60)]
     for spec, r in zip([specs[0], specs[2]], [results[0], results[2]], strict=True):
-        assert train(spec, lambda e: None).final["loss"] == pytest.approx(r.final["loss"], rel=1e-9)
+        assert train_one(spec, lambda e: None).final["loss"] == pytest.approx(r.final["loss"], rel=1e-9)
 
 
 def test_one_stop_function_cancels_the_whole_group() -> None:
@@ -667,7 +670,7 @@ def test_train_batched_refuses_a_mixed_group() -> None:
 
 
 def test_run_inline_batches_groups_and_stores_every_member(tmp_path) -> None:
-    from engine.runs.runner import run_inline
+    from engine.runs.inline import run_inline
     from engine.runs.store import RunStore
 
     specs = [_spec("SGD", RANDOM, optimizer="sgd", lr=0.05), _spec("Adam", RANDOM, optimizer="adam", lr=1e-2),
@@ -687,7 +690,7 @@ def test_run_inline_batches_groups_and_stores_every_member(tmp_path) -> None:
 
 
 def test_a_group_that_cannot_start_runs_solo_with_each_runs_error(tmp_path) -> None:
-    from engine.runs.runner import run_inline
+    from engine.runs.inline import run_inline
 
     specs = [_spec(f"v{i}", RANDOM, loss="mse", lr=0.01 * (i + 1)) for i in range(2)]  # regression loss
     results = run_inline(specs, None, None, "cpu", tmp_path)
@@ -696,7 +699,7 @@ def test_a_group_that_cannot_start_runs_solo_with_each_runs_error(tmp_path) -> N
 
 
 def test_work_units_split_groups_for_workers() -> None:
-    from engine.batched.run import work_units
+    from engine.batched.plan import work_units
 
     specs = [_spec(f"v{i}", RANDOM, lr=0.01 * (i + 1)) for i in range(8)]
     assert work_units(specs, 1) == [list(range(8))]

@@ -59,3 +59,45 @@ def test_bench_rejects_bad_options(option, capsys) -> None:
         main(["bench", "--quick", *option])
     assert info.value.code == 2
     assert f"argument {option[0]}" in capsys.readouterr().err
+
+
+def test_bench_is_a_dllab_commands_plugin(capsys) -> None:
+    from importlib.metadata import entry_points
+
+    assert [ep.value for ep in entry_points(group="dllab.commands") if ep.name == "bench"] == ["bench.command:register"]
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--help"])
+    assert info.value.code == 0 and "--quick" in capsys.readouterr().out
+
+
+def _names_of_bench(source: str) -> list[int]:
+    """The lines of `source` that import bench, or name one of its modules as a string."""
+    import ast
+
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            modules = [node.module or ""]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            modules = [node.value] if node.value.startswith("bench.") else []
+        else:
+            continue
+        if any(m == "bench" or m.startswith("bench.") for m in modules):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_the_app_and_the_engine_never_import_bench() -> None:
+    """bench sits above tui_lab and engine: neither imports it, nor names one of its modules for
+    importlib (`dllab bench` comes in through the `dllab.commands` entry point)."""
+    from pathlib import Path
+
+    assert _names_of_bench("import bench.cases\nfrom bench import cases\nimportlib.import_module('bench.cases')") \
+        == [1, 2, 3]
+    root = Path(__file__).resolve().parent.parent
+    found = [f"{path.relative_to(root)}:{line}"
+             for path in sorted([*root.joinpath("tui_lab").rglob("*.py"), *root.joinpath("engine").rglob("*.py")])
+             for line in _names_of_bench(path.read_text(encoding="utf-8"))]
+    assert not found, f"the app or the engine imports bench: {found}"

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from bench.baselines import dataloader_loop, slicing_loop
-from bench.cases import _engine_side
+from bench.cases import engine_side
 from bench.timing import interleaved_marked, paired_ratio
 from engine.data import load_data
 from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
@@ -51,7 +51,7 @@ def test_every_loop_of_the_bench_marks_the_end_of_each_epoch() -> None:
                    variant="bench")
     counts = {}
     for name, run in {
-        "engine": _engine_side(spec, data, "cpu"),
+        "engine": engine_side(spec, data, "cpu"),
         "dataloader": lambda mark: dataloader_loop(data, model, epochs=3, batch_size=50, lr=0.05, on_epoch=mark),
         "slicing": lambda mark: slicing_loop(data, model, epochs=3, batch_size=50, lr=0.05, on_epoch=mark),
     }.items():

@@ -130,7 +130,7 @@ def test_float32_is_far_less_precise():
 
 def test_gradcheck_runs_go_through_the_training_loop_as_events():
     from engine.runs.events import Diagnostics, EvalMetrics, RunFinished, RunStarted
-    from engine.training.loop import train
+    from engine.runs.executor import train_one as train
 
     events: list = []
     fin = train(_spec(gradcheck_layer="custom"), events.append, run_id="g1")

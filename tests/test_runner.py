@@ -25,7 +25,9 @@ import torch
 from engine.recipe.config import DataSpec, Recipe, RunSpec, TrainSpec
 from engine.runs.device import cpu_cores, describe, resolve_device, threads_per_worker
 from engine.runs.events import EvalMetrics, Message, RunFinished, RunStarted, StepMetrics
-from engine.runs.runner import Runner, death_reason, failure_reason, run_inline
+from engine.runs.executor import failure_reason
+from engine.runs.inline import run_inline
+from engine.runs.runner import Runner, death_reason
 from engine.runs.store import RunStore
 
 TESTS = Path(__file__).resolve().parent

@@ -165,7 +165,7 @@ def _spec(surface: str = "quadratic", seed: int = 0, **kw) -> RunSpec:
 
 
 def _run(spec: RunSpec):
-    from engine.training.loop import train
+    from engine.runs.executor import train_one as train
 
     events: list = []
     finished = train(spec, events.append, run_id="r1")

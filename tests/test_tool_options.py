@@ -11,6 +11,7 @@ import pytest
 
 from tui_lab.cli import _invalid, main
 from tui_lab.commands import args as opts
+from tui_lab.tools.specs import resolve_name
 
 LIBRARY_TEXT = ("validation error", "pydantic", "Traceback", "invalid literal", "cannot cover", "empty training split")
 
@@ -77,7 +78,7 @@ def test_the_types():
 
 
 def test_a_variant_matches_ignoring_case_or_gets_a_did_you_mean():
-    from tui_lab.commands.lr_find import pick_spec
+    from tui_lab.tools.specs import pick_spec
 
     _, spec = pick_spec("optimizers", "adam", True, 0)
     assert spec.variant == "Adam"
@@ -88,14 +89,14 @@ def test_a_variant_matches_ignoring_case_or_gets_a_did_you_mean():
 
 
 def test_a_name_that_differs_only_by_case_from_two_is_ambiguous():
-    assert opts.resolve_name("relu", ["ReLU", "tanh"], "variant", "p") == "ReLU"
-    assert opts.resolve_name("ReLU", ["ReLU", "relu"], "variant", "p") == "ReLU"  # exact wins
+    assert resolve_name("relu", ["ReLU", "tanh"], "variant", "p") == "ReLU"
+    assert resolve_name("ReLU", ["ReLU", "relu"], "variant", "p") == "ReLU"  # exact wins
     with pytest.raises(ValueError, match="several variants named 'RELU'.*exact name"):
-        opts.resolve_name("RELU", ["ReLU", "relu"], "variant", "p")
+        resolve_name("RELU", ["ReLU", "relu"], "variant", "p")
 
 
 def test_gradcheck_variant_ignores_case(capsys):
-    from tui_lab.commands.gradcheck import check_specs
+    from tui_lab.tools.gradcheck import check_specs
 
     assert [s.variant for s in check_specs("optimizers", "sgd")] == ["SGD"]
     assert main(["gradcheck", "optimizers", "--variant", "sgdd"]) == 2
@@ -122,7 +123,7 @@ def test_search_sorts_by_a_searched_field(capsys):
 
 
 def test_critical_limits_in_explore_too():
-    from tui_lab.commands.critical import explore
+    from tui_lab.tools.critical import explore
 
     for kwargs in ({"box": float("nan")}, {"box": float("inf")}, {"step": float("inf")}, {"starts": 0},
                    {"step": -1.0}):

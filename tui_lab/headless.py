@@ -21,9 +21,11 @@ from engine.catalogue.claims import ClaimResult, check_claims
 from engine.catalogue.presets import LoadedPreset
 from engine.diagnostics.curves import diagnose
 from engine.recipe.config import RunSpec
+from engine.runs.comparison import new_run_id
 from engine.runs.events import Event
+from engine.runs.inline import run_inline
 from engine.runs.outcomes import OutcomeCollector, RunOutcome
-from engine.runs.runner import Runner, new_run_id, run_inline
+from engine.runs.runner import Runner
 from engine.runs.store import RunStore
 from tui_lab.data import fmt
 from tui_lab.tables import clip_name, fit_names, fits, longest

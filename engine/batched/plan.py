@@ -199,6 +199,32 @@ def plan(specs: Sequence[RunSpec], max_group: int = MAX_GROUP) -> list[list[int]
     return out
 
 
+def work_units(specs: Sequence[RunSpec], workers: int = 1, *, batch: bool = True) -> list[list[int]]:
+    """Lists of spec indices, each trained by one call of the executor: a batched group, or one run.
+
+    Groups are split in halves (never below two members a part) while there are fewer units than
+    workers, or a group holds more runs than a worker's even share of all the runs (a dropout
+    comparison of 9 batched runs and 3 solo ones on two workers: 5 + 4 + the 3 solo, not one
+    worker with the 9 and the other with 3): on a 2-core CPU, two workers training four variants
+    each beat one worker training eight, since the batched model's matrix products already use
+    the whole core. Units come biggest first. `batch=False`: every run is a unit of its own.
+    """
+    if not batch:
+        return [[i] for i in range(len(specs))]
+    units = plan(specs)
+    workers = max(1, workers)
+    share = -(-len(specs) // workers)  # the runs each worker would train, shared out evenly
+    while len(units) < workers or (workers > 1 and max(map(len, units)) > share):
+        biggest = max(units, key=len)
+        if len(biggest) < 4:
+            break
+        k = units.index(biggest)
+        half = len(biggest) // 2
+        units[k : k + 1] = [biggest[:half], biggest[half:]]
+    # biggest first: a worker that takes a big group early leaves the small units to the others
+    return sorted(units, key=len, reverse=True)
+
+
 __all__ = [
     "BATCHED_ACTIVATIONS",
     "BATCHED_OPTIMIZERS",
@@ -206,4 +232,5 @@ __all__ = [
     "group_key",
     "plan",
     "why_solo",
+    "work_units",
 ]

@@ -75,16 +75,10 @@ from engine.recipe.schedules import LRSchedule
 from engine.runs.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
 from engine.runs.versions import library_versions
 from engine.techniques.augment import Augmenter, build_augmenter
-from engine.training.loop import (
-    MAX_EVAL_TRAIN,
-    PROBE_SIZE,
-    _eval_every,
-    budget,
-    diagnostics_every,
-    eval_chunk,
-    widest_layer,
-)
+from engine.training.loop import MAX_EVAL_TRAIN, PROBE_SIZE, eval_chunk, widest_layer
 from engine.training.metrics import extra_metrics
+from engine.training.runbook import budget, diagnostics_every
+from engine.training.runbook import eval_every as _eval_every
 
 StopFn = Callable[[], bool]
 log = logging.getLogger(__name__)
@@ -185,10 +179,6 @@ def train_batched(
     the loaded DataSplits by seed (as ``load_data(spec.recipe.data, seed)`` would build them).
     `fast` turns on opt-in speed switches (:class:`engine.batched.accel.FastPaths`).
     """
-    if all(s.recipe.data.name == "surface" for s in specs):  # points on a 2-D function: their own batched path
-        from engine.surfaces.trainer import train_surfaces
-
-        return train_surfaces(specs, emit, should_stop, device=device, run_ids=run_ids)
     _check_group(specs)
     tune_allocator()
     fast = fast or FastPaths()

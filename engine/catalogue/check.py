@@ -1,14 +1,16 @@
-"""Run a preset in this process and check its claims (the preset tests and `dllab check` use it)."""
+"""Run a preset in this process and check its claims (the preset tests and `dllab check` use it).
+
+The runs go through the in-process executor (``engine.runs.inline``), batched where they can be, as
+a user's runs are: a claim is checked on the numbers a user sees."""
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 
 from engine.catalogue.claims import ClaimResult, check_claims
 from engine.catalogue.presets import LoadedPreset, load_preset
-from engine.recipe.config import RunSpec
-from engine.runs.outcomes import OutcomeCollector, RunOutcome
+from engine.runs.inline import run_outcomes
+from engine.runs.outcomes import RunOutcome
 
 
 @dataclass
@@ -31,26 +33,11 @@ class PresetCheck:
         return "\n".join(lines)
 
 
-def run_inline(specs: list[RunSpec], device: str = "cpu", *, batch: bool = True) -> list[RunOutcome]:
-    """Train the specs here, in order, batching those that can share a model, as `dllab check`
-    does through its workers (engine.batched); the runs go to a throwaway store."""
-    from engine.runs.runner import new_run_id
-    from engine.runs.runner import run_inline as run_here
-
-    collector = OutcomeCollector()
-    ids = [new_run_id() for _ in specs]
-    for run_id, spec in zip(ids, specs, strict=True):  # outcomes in spec order, however they train
-        collector.register(run_id, spec.variant, spec.seed)
-    with tempfile.TemporaryDirectory(prefix="dllab-check-") as home:
-        run_here(specs, emit=collector.add, device=device, store=home, batch=batch, run_ids=ids)
-    return collector.outcomes()
-
-
 def check_preset(ref: str, *, quick: bool = True, seeds: list[int] | None = None, device: str = "cpu") -> PresetCheck:
     loaded = load_preset(ref)
     if loaded.preset.search is not None:  # a search comparison: each variant is a search (engine.catalogue.search)
         return _check_search(loaded, quick, seeds, device)
-    outcomes = run_inline(loaded.expand(quick=quick, seeds=seeds), device=device)
+    outcomes = run_outcomes(loaded.expand(quick=quick, seeds=seeds), device=device)
     return PresetCheck(loaded, outcomes, check_claims(loaded.preset.claims, outcomes))
 
 

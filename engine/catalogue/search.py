@@ -30,6 +30,7 @@ holds ``best_score`` (the mean over repeats of each search's best score).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random as _random
 import typing
@@ -248,9 +249,9 @@ class SearchResult:
 
 def inline_executor(device: str = "cpu") -> Executor:
     """Train the specs in this process, nothing stored (tests, preset checks)."""
-    from engine.catalogue.check import run_inline
+    from engine.runs.inline import run_outcomes
 
-    return lambda specs: run_inline(specs, device=device)
+    return lambda specs: run_outcomes(specs, device=device)
 
 
 def stored_inline_executor(*, device: str = "cpu", store: Any = None,
@@ -258,24 +259,18 @@ def stored_inline_executor(*, device: str = "cpu", store: Any = None,
                            should_stop: Callable[[], bool] | None = None, comparison: str | None = None) -> Executor:
     """Train the specs in this process (batched where they can be), writing every run to the run
     store; `should_stop()` cancels the runs (checked every step), `comparison` groups them."""
-    from engine.runs.outcomes import OutcomeCollector
-    from engine.runs.runner import NOT_STARTED, new_run_id, run_inline
+    from engine.runs.comparison import NOT_STARTED
+    from engine.runs.inline import run_outcomes
+    from engine.runs.store import RunStore
 
     def execute(specs: list[RunSpec]) -> list[RunOutcome]:
-        collector = OutcomeCollector()
-        ids = [new_run_id() for _ in specs]
-        for run_id, spec in zip(ids, specs, strict=True):
-            collector.register(run_id, spec.variant, spec.seed)
-
-        def emit(event: Any) -> None:
-            collector.add(event)
-            if on_event is not None:
-                on_event(event)
-
-        run_inline(specs, emit, should_stop, device=device, store=store, run_ids=ids, comparison=comparison)
-        if should_stop is not None and should_stop():
-            _forget_unstarted(store, [r for r in ids if collector.runs[r].reason == NOT_STARTED])
-        return [collector.runs[r] for r in ids]
+        with contextlib.ExitStack() as stack:  # one store for the runs and the cleanup after a stop
+            db = store if isinstance(store, RunStore) else stack.enter_context(RunStore(store))
+            outcomes = run_outcomes(specs, device=device, store=db, on_event=on_event, should_stop=should_stop,
+                                    comparison=comparison)
+            if should_stop is not None and should_stop():
+                _forget_unstarted(db, [o.run_id for o in outcomes if o.reason == NOT_STARTED])
+        return outcomes
 
     return execute
 
@@ -283,15 +278,8 @@ def stored_inline_executor(*, device: str = "cpu", store: Any = None,
 def _forget_unstarted(store: Any, run_ids: list[str]) -> None:
     """A stopped search keeps only the trials that trained: the ones it never began leave the
     store (hundreds of empty "cancelled" rows in History otherwise)."""
-    if not run_ids:
-        return
-    from engine.runs.store import RunStore
-
-    if isinstance(store, RunStore):
+    if run_ids:
         store.delete(run_ids)
-    else:
-        with RunStore(store) as db:
-            db.delete(run_ids)
 
 
 def runner_executor(*, device: str = "auto", workers: int | None = None, store: Any = None,

@@ -314,32 +314,30 @@ def check_spec(spec, device: str | torch.device = "cpu") -> tuple[GradCheckResul
 
 def train_gradcheck(spec, emit, should_stop=lambda: False, *, device: str | torch.device = "cpu",
                     run_id: str | None = None, data: Any = None):
-    """The loop's entry for ``train.gradcheck`` specs: one check, reported as a run's events.
+    """The trainer of ``train.gradcheck`` specs (``engine.runs.executor.trainer_for``): one check,
+    reported as a run's events.
 
     RunStarted, one EvalMetrics (step 0: ``train_loss``, ``max_rel_error``), one Diagnostics with a
     row per parameter tensor (``rel_error``, ``status``), Messages for notes, and RunFinished whose
     final metrics are ``max_rel_error``, ``n_pass`` / ``n_warn`` / ``n_fail``, ``n_tensors``,
     ``rel_error.<tensor>`` and ``train_loss``. Status ``done`` whatever the verdict (the claims judge).
     """
-    from engine.runs.events import Diagnostics, EvalMetrics, Message, RunFinished, RunStarted
-    from engine.runs.versions import library_versions
+    from engine.runs.events import Diagnostics, EvalMetrics, Message, RunFinished
+    from engine.training.runbook import run_started
 
     run_id = run_id or uuid.uuid4().hex[:10]
     t0 = time.perf_counter()
-    spec_json = spec.model_dump(mode="json")
-    spec_json["versions"] = library_versions()
-    spec_json["data_info"] = {"name": spec.recipe.data.name, "task": "gradcheck"}
-    status, reason = "done", "gradient check finished"
+    info = {"name": spec.recipe.data.name, "task": "gradcheck"}
+    status = "done"
     try:
         result, replaced = check_spec(spec, device)
     except Exception as exc:  # a spec the check cannot run: a failed run with the reason
-        emit(RunStarted(run_id, spec.variant, spec.seed, spec.preset, spec.comparison, spec_json, "cpu", 0, 1, 1))
+        emit(run_started(spec, run_id, "cpu", 0, 1, 1, info))
         finished = RunFinished(run_id, "failed", 0, f"gradient check failed: {exc}", {}, {}, time.perf_counter() - t0)
         emit(finished)
         return finished
     n_params = sum(t.n_total for t in result.tensors)
-    emit(RunStarted(run_id, spec.variant, spec.seed, spec.preset, spec.comparison, spec_json, "cpu", n_params,
-                    1, 1))
+    emit(run_started(spec, run_id, "cpu", n_params, 1, 1, info))
     metrics = result.metrics()
     emit(EvalMetrics(run_id, 0, 0.0, {"train_loss": result.loss, "max_rel_error": result.max_rel},
                      time.perf_counter() - t0))

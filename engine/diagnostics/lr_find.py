@@ -348,9 +348,7 @@ def find_lr(spec: RunSpec, *, device: str | torch.device = "cpu", data: Any = No
 
 
 def _needs_network(spec: RunSpec, what: str) -> None:
-    from engine.runs.dispatch import special_trainer
-
-    if special_trainer(spec) is not None:
+    if spec.kind != "network":
         raise ValueError(f"{what}: {spec.variant!r} is not a network trained on data "
                          "(a 2-D surface or a gradient check); pick another preset or variant")
 

@@ -386,6 +386,15 @@ class RunSpec(Strict):
     def seed(self) -> int:
         return self.recipe.train.seed
 
+    @property
+    def kind(self) -> Literal["network", "surface", "gradcheck"]:
+        """What the run is: network training, a point on a 2-D test function (``data.name =
+        "surface"``), or a gradient check of the model instead of training (``train.gradcheck``).
+        The executor picks each kind's trainer (``engine.runs.executor.trainer_for``)."""
+        if self.recipe.data.name == "surface":
+            return "surface"
+        return "gradcheck" if self.recipe.train.gradcheck else "network"
+
     def key(self) -> str:
         """A short stable hash of the resolved recipe."""
         blob = json.dumps(self.recipe.model_dump(mode="json"), sort_keys=True)

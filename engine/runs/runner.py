@@ -1,8 +1,8 @@
 """Run a comparison's RunSpecs in worker processes and forward their events.
 
-Each worker is a ``spawn`` process that pulls runs one after another, calls the train function
-(``"module:function"``, imported in the worker) with an ``emit`` that writes the event to the run
-store first and then sends it to the parent, and a ``should_stop`` that reads a shared flag.
+Each worker is a ``spawn`` process that pulls units of runs one after another and executes each
+with an ``emit`` that writes the event to the run store first and then sends it to the parent,
+and a ``should_stop`` per run that reads a shared flag.
 
 What can go wrong, and what the parent makes of it:
 
@@ -15,9 +15,10 @@ What can go wrong, and what the parent makes of it:
   ``with``) cancels what is left, waits, then terminates stragglers; no worker outlives it, and a
   worker whose parent vanished stops its run and exits by itself.
 
-Runs of the default train function that share an architecture are trained together as one
-batched model (``engine.batched``): the runner plans its work in units (a batched group, or one
-run), a worker claims a whole unit, and a worker that dies fails every unfinished run of its unit.
+The runner plans its work in units (``engine.batched.plan.work_units``: a batched group, or one
+run); a worker claims a whole unit and hands it to the one executor
+(``engine.runs.executor.run_unit``), which picks the trainer and keeps the books; a worker that
+dies fails every unfinished run of its unit.
 
 Nothing here imports torch at module level, so a worker can set its thread count first.
 """
@@ -26,18 +27,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib
 import multiprocessing
 import os
 import pickle
 import queue
-import re
 import signal
-import sys
 import threading
 import time
-import traceback
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -46,14 +42,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.recipe.config import RunSpec
-from engine.runs.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, StepMetrics
+from engine.runs.comparison import NOT_STARTED, new_run_ids, register_pending, with_comparison
+from engine.runs.events import Event, RunFinished
+from engine.runs.executor import TrainFn, WorkUnit, failure_reason, run_unit
 from engine.runs.store import RunStore
 
-TrainFn = Callable[..., RunFinished]
-Emit = Callable[[Event], None]
-ShouldStop = Callable[[], bool]
-
-DEFAULT_TRAIN_FN = "engine.training.loop:train"
 PENDING, CLAIMED, SKIPPED = 0, 1, 2
 """A run's state in the shared table: waiting, taken by a worker, or cancelled before it was taken."""
 MAX_START_FAILURES = 3
@@ -61,59 +54,6 @@ MAX_START_FAILURES = 3
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _PARENT_SIGNALS = {signal.SIGINT} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
 """Signals a worker ignores: they are meant for the process that drives the runs."""
-
-
-NOT_STARTED = "cancelled before it started"
-"""The reason of a run a cancel reached before it began."""
-
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex[:10]
-
-
-def resolve_train_fn(train_fn: str | TrainFn) -> TrainFn:
-    """Import ``"package.module:function"`` (or return a callable as it is)."""
-    if callable(train_fn):
-        return train_fn
-    module_name, sep, attr = str(train_fn).partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"train_fn must look like 'package.module:function', got {train_fn!r}")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"train_fn {train_fn!r} is not callable")
-    return obj
-
-
-def with_comparison(specs: list[RunSpec], comparison: str | None) -> tuple[str, list[RunSpec]]:
-    """The comparison id (given, shared by the specs already, or new) and the specs carrying it."""
-    if comparison is None:
-        existing = {s.comparison for s in specs}
-        comparison = existing.pop() if len(existing) == 1 and "" not in existing else uuid.uuid4().hex[:8]
-    return comparison, [s if s.comparison == comparison else s.model_copy(update={"comparison": comparison})
-                        for s in specs]
-
-
-# -- one run ---------------------------------------------------------------------------------
-
-
-def failure_reason(exc: BaseException, device: str) -> str:
-    """Plain words for an exception that ended a run."""
-    torch = sys.modules.get("torch")
-    oom: tuple[type[BaseException], ...] = (MemoryError,)
-    if torch is not None and hasattr(torch.cuda, "OutOfMemoryError"):
-        oom += (torch.cuda.OutOfMemoryError,)
-    message = str(exc).lower()
-    if isinstance(exc, oom) or (isinstance(exc, RuntimeError) and any(
-            words in message for words in ("out of memory", "can't allocate memory", "cannot allocate memory"))):
-        tried = re.search(r"tried to allocate (\d+) bytes", message)  # the CPU allocator says how much
-        size = f" (it asked for {int(tried.group(1)) / 2**30:.3g} GiB at once)" if tried else ""
-        return f"out of memory on {device}{size}: try a smaller batch_size or model"
-    text = " ".join(str(exc).split())
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def death_reason(exitcode: int | None) -> str:
@@ -127,147 +67,6 @@ def death_reason(exitcode: int | None) -> str:
         hint = {"SIGKILL": ", often the system's out-of-memory killer", "SIGSEGV": ", a crash in native code"}
         text += f": {name}{hint.get(name, '')}"
     return text
-
-
-def _free_accelerator_memory() -> None:
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        import gc
-
-        gc.collect()
-        torch.cuda.empty_cache()
-
-
-def execute(fn: TrainFn, spec: RunSpec, run_id: str, device: str, send: Emit, should_stop: ShouldStop,
-            store: RunStore) -> RunFinished:
-    """Train one spec: every event goes to the store, then to ``send``; always ends with RunFinished.
-
-    An exception becomes ``RunFinished(status="failed")`` (with the traceback as an error Message
-    before it). KeyboardInterrupt ends the run ``cancelled`` and is raised again.
-    """
-    started = time.time()
-    last_step = 0
-    finished: RunFinished | None = None
-
-    def emit(event: Event) -> None:
-        nonlocal last_step, finished
-        if finished is not None:
-            return  # nothing after the end
-        store.record(event)
-        send(event)
-        if isinstance(event, (StepMetrics, EvalMetrics, Diagnostics)):
-            last_step = max(last_step, event.step)
-        elif isinstance(event, RunFinished):
-            finished = event
-
-    def end(status: str, reason: str) -> None:
-        """Record a RunFinished the train function could not; a store error must not lose the event."""
-        nonlocal finished
-        event = RunFinished(run_id=run_id, status=status, step=last_step, reason=reason,  # type: ignore[arg-type]
-                            final={}, best={}, wall_time=time.time() - started)
-        with contextlib.suppress(Exception):
-            store.record(event)
-        send(event)
-        finished = event
-
-    crashed = False
-    try:
-        result = fn(spec, emit, should_stop, device=device, run_id=run_id)
-    except KeyboardInterrupt:
-        if finished is None:
-            end("cancelled", "interrupted")
-        raise
-    except BaseException as exc:  # noqa: BLE001 - a run's failure must never take the runner down
-        crashed = True
-        if finished is None:
-            detail = "".join(traceback.format_exception(exc)).rstrip()
-            with contextlib.suppress(Exception):
-                emit(Message(run_id=run_id, text=f"run failed:\n{detail}", level="error"))
-            end("failed", failure_reason(exc, device))
-    else:
-        if finished is None:
-            if isinstance(result, RunFinished) and result.run_id == run_id:
-                try:
-                    emit(result)
-                except Exception as exc:  # noqa: BLE001
-                    end("failed", failure_reason(exc, device))
-            else:
-                end("failed", "the train function returned without a RunFinished event")
-    if crashed:  # the traceback's frames are gone now: give their memory back for the next run
-        _free_accelerator_memory()
-    assert finished is not None
-    return finished
-
-
-def run_inline(specs: list[RunSpec], emit: Emit | None = None, should_stop: ShouldStop | None = None,
-               device: str = "auto", store: RunStore | str | Path | None = None, *,
-               train_fn: str | TrainFn = DEFAULT_TRAIN_FN, comparison: str | None = None,
-               run_ids: list[str] | None = None, batch: bool = True, fast: str = "") -> list[RunFinished]:
-    """Train the specs one after another in this process (tests, debugging, ``--workers 0``).
-
-    Same store writes and failure handling as a worker; ``should_stop()`` applies to every run.
-    Returns each run's RunFinished, in spec order. `batch` and `fast` as for :class:`Runner`.
-    """
-    from engine.runs.device import resolve_device
-
-    dev = str(resolve_device(device))
-    send = emit or (lambda event: None)
-    stop = should_stop or (lambda: False)
-    own_store = not isinstance(store, RunStore)
-    db = RunStore(store) if own_store else store
-    comparison, specs = with_comparison(list(specs), comparison)
-    ids = list(run_ids) if run_ids is not None else [new_run_id() for _ in specs]
-    if len(ids) != len(specs):
-        raise ValueError(f"{len(ids)} run ids for {len(specs)} specs")
-    try:
-        fn = resolve_train_fn(train_fn)
-        for run_id, spec in zip(ids, specs, strict=True):
-            db.add_pending(run_id, spec.model_dump(mode="json"), variant=spec.variant, seed=spec.seed,
-                           preset=spec.preset, comparison=comparison, device=dev)
-        results: list[RunFinished] = []
-        by_index: dict[int, RunFinished] = {}
-        default_fn = train_fn == DEFAULT_TRAIN_FN
-        units = [[i] for i in range(len(specs))]
-        if batch and default_fn and len(specs) > 1:
-            from engine.batched.run import work_units
-
-            units = work_units(specs, 1)
-        try:
-            for unit in units:
-                if stop():
-                    for i in unit:
-                        db.mark(ids[i], "cancelled", NOT_STARTED)
-                        by_index[i] = RunStore.finished_event(db.get_run(ids[i]))
-                        send(by_index[i])
-                elif len(unit) > 1 or (fast and default_fn):
-                    for i, result in zip(unit, _run_unit_inline(fn, unit, specs, ids, dev, send, stop, db, fast),
-                                         strict=True):
-                        by_index[i] = result
-                else:
-                    by_index[unit[0]] = execute(fn, specs[unit[0]], ids[unit[0]], dev, send, stop, db)
-            results = [by_index[i] for i in range(len(specs))]
-        finally:
-            for i, run_id in enumerate(ids):
-                if i not in by_index:
-                    db.mark(run_id, "cancelled", "interrupted before it started")
-        return results
-    finally:
-        if own_store:
-            db.close()
-
-
-def _run_unit_inline(fn: TrainFn, unit: list[int], specs: list[RunSpec], ids: list[str], device: str,
-                     send: Emit, stop: ShouldStop, store: RunStore, fast: str) -> list[RunFinished]:
-    """A batched unit in this process (run_inline): see :func:`_execute_unit`."""
-    finished: dict[str, RunFinished] = {}
-
-    def catch(event: Event) -> None:
-        if isinstance(event, RunFinished):
-            finished[event.run_id] = event
-        send(event)
-
-    _execute_unit(fn, unit, specs, ids, device, catch, stop, store, fast)
-    return [finished[ids[i]] for i in unit]
 
 
 # -- worker side -----------------------------------------------------------------------------
@@ -366,9 +165,10 @@ def _limit_threads(threads: int) -> None:
 
 
 def _worker_main(slot: int, specs: list[RunSpec], run_ids: list[str], device: str, store_path: str,
-                 train_fn: str | TrainFn, threads: int, table: _Table, conn: Connection,
+                 train_fn: str | TrainFn | None, threads: int, table: _Table, conn: Connection,
                  parent_pid: int, fast: str = "") -> None:
-    """A worker process: take runs from the table until none is left (or the parent is gone)."""
+    """A worker process: take units from the table and hand each to the executor, until none is
+    left (or the parent is gone)."""
     # Ctrl+C is the parent's to handle; a terminal's hangup ends the parent, and the worker then
     # notices it is orphaned and closes its runs' books (a hangup would leave them "running").
     for sig in _PARENT_SIGNALS:
@@ -383,57 +183,23 @@ def _worker_main(slot: int, specs: list[RunSpec], run_ids: list[str], device: st
     sender = _Sender(conn)
     store = RunStore(store_path)
     try:
-        try:
-            fn: TrainFn | None = resolve_train_fn(train_fn)
-            load_error = ""
-        except Exception as exc:  # noqa: BLE001 - reported on every run this worker takes
-            fn, load_error = None, f"could not load train function {train_fn!r}: {failure_reason(exc, device)}"
-        torch = sys.modules.get("torch")
-        if torch is not None:
+        if train_fn is None:  # dllab's trainers: torch, with this worker's share of the cores
+            import torch
+
             torch.set_num_threads(threads)
         stop = table.stop
         while parent_alive() and (unit := table.claim_unit(slot)) is not None:
-            if fn is None:
-                for i in unit:
-                    event = RunFinished(run_ids[i], "failed", 0, load_error, {}, {}, 0.0)
-                    with contextlib.suppress(Exception):
-                        store.record(event)
-                    sender.send(event)
-                continue
-
             def should_stop(i: int) -> bool:
                 return stop[i] != 0 or os.getppid() != parent_pid
 
-            if len(unit) > 1 or fast:  # a batched group (engine.batched), or one run with fast paths
-                _execute_unit(fn, unit, specs, run_ids, device, sender.send,
-                              [lambda i=i: should_stop(i) for i in unit], store, fast)
-            else:
-                execute(fn, specs[unit[0]], run_ids[unit[0]], device, sender.send,
-                        lambda i=unit[0]: should_stop(i), store)
+            work = WorkUnit(tuple(specs[i] for i in unit), tuple(run_ids[i] for i in unit), fast, train_fn)
+            run_unit(work, sender.send, [lambda i=i: should_stop(i) for i in unit], device=device, store=store)
         if not parent_alive():  # orphaned: close the books on what nobody will run
             while (i := table.claim(slot)) is not None:
                 store.mark(run_ids[i], "cancelled", "the process that started it exited")
     finally:
         sender.close(parent_alive)
         store.close()
-
-
-def _execute_unit(fn: TrainFn, unit: list[int], specs: list[RunSpec], run_ids: list[str], device: str,
-                  send: Emit, stops: ShouldStop | list[ShouldStop], store: RunStore, fast: str) -> None:
-    """Train a unit of runs through the batched trainer (runs it cannot take go through `fn`).
-
-    `stops`: one should_stop per run of the unit, or one for all of them."""
-    from engine.batched.accel import FastPaths
-    from engine.batched.run import batched_unit, execute_group
-
-    paths = FastPaths.parse(fast)
-    unit_specs = [specs[i] for i in unit]
-    if not batched_unit(unit_specs, list(range(len(unit))), paths):
-        for k, i in enumerate(unit):
-            execute(fn, specs[i], run_ids[i], device, send, stops if callable(stops) else stops[k], store)
-        return
-    execute_group(unit_specs, [run_ids[i] for i in unit], device, send, stops, store, fast=paths,
-                  solo=lambda spec, run_id, stop: execute(fn, spec, run_id, device, send, stop, store))
 
 
 # -- parent side -----------------------------------------------------------------------------
@@ -495,21 +261,18 @@ class Runner:
     """
 
     def __init__(self, specs: list[RunSpec], *, device: str = "auto", workers: int | None = None,
-                 store: RunStore | str | Path | None = None, train_fn: str | TrainFn = DEFAULT_TRAIN_FN,
+                 store: RunStore | str | Path | None = None, train_fn: str | TrainFn | None = None,
                  threads: int | None = None, comparison: str | None = None, batch: bool = True,
                  fast: str = ""):
-        """`batch`: runs of the default train function that share an architecture train together
-        as one batched model (``engine.batched``; others run solo). `fast`: opt-in fast paths,
-        e.g. ``"bf16,compile"`` (``engine.batched.accel.FastPaths``; default train function only).
+        """`batch`: runs that share an architecture train together as one batched model
+        (``engine.batched``; others run solo). `fast`: opt-in fast paths, e.g. ``"bf16,compile"``
+        (``engine.batched.accel.FastPaths``). `train_fn`: ``"module:function"`` with the solo
+        loop's signature instead of dllab's trainers (no batching, no fast paths).
         """
         from engine.runs.device import cpu_cores, resolve_device, threads_per_worker
 
         self.comparison, self.specs = with_comparison(list(specs), comparison)
-        self.run_ids: list[str] = []
-        while len(self.run_ids) < len(self.specs):
-            run_id = new_run_id()
-            if run_id not in self.run_ids:
-                self.run_ids.append(run_id)
+        self.run_ids: list[str] = new_run_ids(len(self.specs))
         self._index = {run_id: i for i, run_id in enumerate(self.run_ids)}
         n = len(self.specs)
 
@@ -517,7 +280,8 @@ class Runner:
         self.device = str(dev)
         cores = cpu_cores()
         if workers is not None and workers < 1:
-            raise ValueError(f"workers must be at least 1 (got {workers}); run_inline() trains in this process")
+            raise ValueError(f"workers must be at least 1 (got {workers}); "
+                             "engine.runs.inline.run_inline() trains in this process")
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1 (got {threads})")
         gpus = 0
@@ -532,17 +296,17 @@ class Runner:
                 workers = 1
             else:
                 workers = cores // threads if threads else cores
-        default_fn = train_fn == DEFAULT_TRAIN_FN
+        default_fn = train_fn is None
         self.fast = fast if default_fn else ""
         if self.fast:
             from engine.batched.accel import FastPaths
 
             FastPaths.parse(self.fast)  # a bad name is an error here, not in every worker
-        self.units = [[i] for i in range(n)]
-        if batch and default_fn and n > 1:
-            from engine.batched.run import work_units
+        from engine.batched.plan import (
+            work_units,  # imports torch: not in a worker before its threads are set
+        )
 
-            self.units = work_units(self.specs, workers)
+        self.units = work_units(self.specs, workers, batch=batch and default_fn)
         self.workers = max(1, min(workers, len(self.units)))
         self.threads = threads or threads_per_worker(self.workers, dev)
         self._slot_devices = [
@@ -583,10 +347,7 @@ class Runner:
                 atexit.register(_close_open_runners)
                 _atexit_registered = True
             _OPEN.add(self)
-            for run_id, spec in zip(self.run_ids, self.specs, strict=True):
-                self.store.add_pending(run_id, spec.model_dump(mode="json"), variant=spec.variant,
-                                       seed=spec.seed, preset=spec.preset, comparison=self.comparison,
-                                       device=self.device)
+            register_pending(self.store, self.specs, self.run_ids, self.comparison, self.device)
             for slot in range(min(self.workers, self._table.pending())):
                 self._spawn(slot)
 

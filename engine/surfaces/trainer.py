@@ -41,10 +41,18 @@ import torch
 from torch import Tensor
 
 from engine.recipe.config import RunSpec
-from engine.runs.events import EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
+from engine.runs.events import EvalMetrics, Event, Message, RunFinished, StepMetrics
 from engine.surfaces.functions import SurfaceFunction, get_surface
 from engine.surfaces.optim import PathOptimizer, path_hparams
 from engine.surfaces.paths import overshoot, steps_to_escape, zigzag
+from engine.training.runbook import (
+    cancelled_reason,
+    diverged_reason,
+    finished_reason,
+    numeric,
+    out_of_memory_reason,
+    run_started,
+)
 
 MAX_EVAL_POINTS = 200
 ESCAPE_RADIUS = 1.0
@@ -179,8 +187,6 @@ def train_surfaces(
 
 def _train_group(specs: list[RunSpec], ids: list[str], emit: Callable[[Event], None],
                  should_stop: Callable[[], bool] | list[Callable[[], bool]], dev: torch.device) -> list[RunFinished]:
-    from engine.runs.versions import library_versions
-
     fn = function_of(specs[0])
     total = _budget(specs[0])
     rows_hp: list[Any] = []
@@ -213,15 +219,10 @@ def _train_group(specs: list[RunSpec], ids: list[str], emit: Callable[[Event], N
     lo = torch.tensor([fn.xlim[0], fn.ylim[0]], dtype=DTYPE, device=dev)
     hi = torch.tensor([fn.xlim[1], fn.ylim[1]], dtype=DTYPE, device=dev)
 
-    versions = library_versions()
     for r in runs:
-        spec_json: dict[str, Any] = r.spec.model_dump(mode="json")
-        spec_json["versions"] = versions
-        spec_json["data_info"] = surface_info(r.spec, r.start)
         r.t0 = time.perf_counter()
         r.last_read = (0, r.t0)
-        emit(RunStarted(r.run_id, r.spec.variant, r.spec.seed, r.spec.preset, r.spec.comparison, spec_json,
-                        str(dev), 2, total, 1))
+        emit(run_started(r.spec, r.run_id, dev, 2, total, 1, surface_info(r.spec, r.start)))
 
     def evaluate(step: int, which: list[_Run]) -> None:
         cols = [r.k for r in which]
@@ -271,7 +272,7 @@ def _train_group(specs: list[RunSpec], ids: list[str], emit: Callable[[Event], N
                 end(r, "done", f"left the window at step {at}: the path escaped down the unbounded surface", at)
             elif bad is not None:
                 at = r.logged + bad + 1
-                end(r, "diverged", f"loss became {losses[bad]:.3g} at step {at}", at)
+                end(r, "diverged", diverged_reason(losses[bad], at), at)
             else:
                 emit(StepMetrics(r.run_id, step, float(step), sum(losses) / len(losses), r.spec.recipe.train.lr,
                                  now - r.t0, rate))
@@ -287,7 +288,7 @@ def _train_group(specs: list[RunSpec], ids: list[str], emit: Callable[[Event], N
             else:  # one function per run: only those that say so end
                 cancelled = [r for r in live if should_stop[r.k]()]
             for r in cancelled:
-                end(r, "cancelled", f"cancelled at step {step}", step)
+                end(r, "cancelled", cancelled_reason(step), step)
             live = [r for r in live if r.status == "running"]
             if not live:
                 break
@@ -310,11 +311,11 @@ def _train_group(specs: list[RunSpec], ids: list[str], emit: Callable[[Event], N
                 evaluate(step, due_eval)
         for r in live:
             if r.status == "running":
-                r.status, r.reason, r.end_step = "done", f"finished {total} steps", step
+                r.status, r.reason, r.end_step = "done", finished_reason(total), step
     except torch.cuda.OutOfMemoryError:
         for r in runs:
             if r.status == "running":
-                r.status, r.reason, r.end_step = "failed", f"out of memory on {dev}", step
+                r.status, r.reason, r.end_step = "failed", out_of_memory_reason(dev, hint=""), step
     p.grad = None
     return [_finish(r, fn, trace, p, emit) for r in runs]
 
@@ -400,7 +401,7 @@ def _finish(r: _Run, fn: SurfaceFunction, trace: Tensor, p: Tensor, emit: Callab
     if r.escape:
         emit(Message(r.run_id, f"escaped the saddle at step {int(r.escape['escape_at'])}: "
                                f"loss {r.escape['escape_from_loss']:.3g} → {r.escape['escape_loss']:.3g}"))
-    finished = RunFinished(r.run_id, r.status, r.end_step, r.reason, final, best,
-                           time.perf_counter() - r.t0, summary)
+    finished = RunFinished(r.run_id, r.status, r.end_step, r.reason, final, best,  # type: ignore[arg-type]
+                           time.perf_counter() - r.t0, numeric(summary))
     emit(finished)
     return finished

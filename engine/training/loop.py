@@ -39,56 +39,32 @@ from engine.recipe.losses import accuracy, build_loss
 from engine.recipe.optim import build_optimizer, needs_closure
 from engine.recipe.regularize import EMA, clip_gradients, mixup, penalty
 from engine.recipe.schedules import LRSchedule
-from engine.runs.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
-from engine.runs.versions import library_versions
+from engine.runs.events import Diagnostics, Event, RunFinished, StepMetrics
 from engine.techniques.augment import build_augmenter
 from engine.techniques.ensembles import DROPOUT_SEED_OFFSET, build_ensembles
 from engine.techniques.pretrain import pretrain_body
 from engine.techniques.semisup import build_unlabeled_term
 from engine.techniques.shift import build_importance_weights
 from engine.training.metrics import extra_metrics
+from engine.training.runbook import (
+    RunLedger,
+    budget,
+    cancelled_reason,
+    diagnostics_every,
+    eval_every,
+    finished_reason,
+    nonfinite_eval_reason,
+    out_of_memory_reason,
+)
 
 EVAL_CHUNK = 4096
 MAX_EVAL_TRAIN = 10_000
-MAX_EVALS = 50
 PROBE_SIZE = 512
-DIAG_MIN_STEPS = 50
-"""Default spacing of per-layer diagnostics, in steps at least: a diagnosis costs a few training
-steps' worth of compute, so one per evaluation would be a quarter of a run with short epochs."""
 
 
 class _Stopped(Exception):
     def __init__(self, status: str, reason: str) -> None:
         self.status, self.reason = status, reason
-
-
-def budget(spec: RunSpec, n_train: int) -> tuple[int, int, int]:
-    """(batch size, steps per epoch, total steps) of a run over `n_train` samples."""
-    t = spec.recipe.train
-    bs = n_train if t.batch_size == 0 else min(t.batch_size, n_train)
-    per_epoch = math.ceil(n_train / bs)
-    if spec.recipe.model.norm == "batch" and n_train % bs == 1 and n_train > 1:
-        per_epoch -= 1  # BatchNorm cannot normalize a batch of one: drop that last sample each epoch
-    if t.steps is not None:
-        total = t.steps
-    else:
-        total = (t.epochs or 20) * per_epoch
-    return bs, per_epoch, total
-
-
-def _eval_every(spec: RunSpec, per_epoch: int, total: int) -> int:
-    if spec.recipe.train.eval_every:
-        return spec.recipe.train.eval_every
-    return max(per_epoch, math.ceil(total / MAX_EVALS)) if total > per_epoch else max(1, total // 10)
-
-
-def diagnostics_every(spec: RunSpec, eval_every: int) -> int:
-    """Steps between per-layer diagnostics: the recipe's `diagnostics_every`, else the first
-    multiple of the evaluation interval that spans at least DIAG_MIN_STEPS steps. Diagnostics
-    are taken at step 0, on those evaluations, and at the end."""
-    if spec.recipe.train.diagnostics_every:
-        return spec.recipe.train.diagnostics_every
-    return eval_every * max(1, math.ceil(DIAG_MIN_STEPS / eval_every))
 
 
 CPU_EVAL_ELEMENTS = 1 << 19
@@ -137,12 +113,11 @@ def train(
     run_id: str | None = None,
     data: DataSplits | None = None,
 ) -> RunFinished:
-    """Train one run, emitting RunStarted first and RunFinished last; returns the RunFinished."""
-    run_id = run_id or uuid.uuid4().hex[:10]
-    from engine.runs.dispatch import special_trainer  # 2-D surfaces, gradient checks: not network training
+    """Train one network, emitting RunStarted first and RunFinished last; returns the RunFinished.
 
-    if (special := special_trainer(spec)) is not None:
-        return special(spec, emit, should_stop, device=device, run_id=run_id)
+    Runs that are not network training (2-D surfaces, gradient checks) go to their own trainers:
+    :func:`engine.runs.executor.trainer_for` picks one."""
+    run_id = run_id or uuid.uuid4().hex[:10]
     t0 = time.perf_counter()
     r, t = spec.recipe, spec.recipe.train
     dev = torch.device(device)
@@ -161,8 +136,8 @@ def train(
     clipping = t.clip_norm is not None or t.clip_value is not None  # skip the per-step call when off
     n_train = len(data.x_train)
     bs, per_epoch, total = budget(spec, n_train)
-    eval_every = _eval_every(spec, per_epoch, total)
-    diag_every = diagnostics_every(spec, eval_every)
+    every_eval = eval_every(spec, per_epoch, total)
+    diag_every = diagnostics_every(spec, every_eval)
     schedule = LRSchedule(t, total)
     ema = EMA(model, t.ema) if t.ema else None
     stats = RunStats(model, t, per_epoch, lr_found, pretrained)  # initial loss, loss noise, step timing
@@ -177,19 +152,11 @@ def train(
     probe = data.x_train[:PROBE_SIZE]
     chunk = eval_chunk(widest_layer(model, data.input_shape), dev)
 
-    spec_json: dict[str, Any] = spec.model_dump(mode="json")
-    spec_json["versions"] = library_versions()
-    spec_json["data_info"] = data.info
-    emit(
-        RunStarted(run_id, spec.variant, t.seed, spec.preset, spec.comparison, spec_json, str(dev),
-                   count_params(model), total, per_epoch)
-    )
+    ledger = RunLedger(spec, run_id, classify, per_epoch, total, stats)
+    emit(ledger.started(dev, count_params(model), data.info))
 
-    history: list[dict[str, float]] = []
-    best: dict[str, float] = {}
     best_state: dict[str, torch.Tensor] | None = None
-    evals_since_best = 0
-    summary: dict[str, Any] = {}
+    summary = ledger.summary
     if weights is not None:
         summary.update(weights.summary)  # iw_domain_acc, iw_ess_share, ...
     window: list[torch.Tensor] = []
@@ -241,32 +208,16 @@ def train(
         return values
 
     def record_eval(step: int) -> dict[str, float]:
-        nonlocal best_state, evals_since_best
+        nonlocal best_state
         values = run_eval(step)
-        epoch = step / per_epoch
-        emit(EvalMetrics(run_id, step, epoch, values, time.perf_counter() - t0))
-        history.append({"step": step, "epoch": epoch, **values})
-        val_loss = values.get("val_loss", values.get("train_loss", math.inf))
-        if math.isfinite(val_loss) and val_loss < best.get("best_val_loss", math.inf):
-            best.update(best_val_loss=val_loss, best_step=step, best_epoch=epoch)
-            if classify:
-                best["best_val_acc_at_best_loss"] = values.get("val_acc", 0.0)
-            evals_since_best = 0
-            if t.early_stopping and t.restore_best:
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            evals_since_best += 1
-        if classify:
-            best["best_val_acc"] = max(best.get("best_val_acc", 0.0), values.get("val_acc", 0.0))
-        best["min_train_loss"] = min(best.get("min_train_loss", math.inf), values.get("train_loss", math.inf))
-        schedule.on_eval(val_loss)
+        emit(ledger.on_eval(step, values, time.perf_counter() - t0))
+        if ledger.improved and ledger.keeps_best:
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        schedule.on_eval(ledger.watched(values))
         return values
 
-    diagnosed_at = -1
-
     def record_diagnostics(step: int, before: dict[str, torch.Tensor] | None) -> None:
-        nonlocal diagnosed_at
-        diagnosed_at = step
+        ledger.diagnosed_at = step
         layers = layer_health(model, probe, r.model.activation)
         if before is not None:
             for name, ratio in update_ratios(before, model).items():
@@ -298,10 +249,8 @@ def train(
         nonlocal last_read
         losses = torch.stack(window).tolist()  # host sync: once per log_every steps
         stats.on_window(losses, step)
-        first_bad = next((i for i, v in enumerate(losses) if not math.isfinite(v) or abs(v) > t.diverge_threshold), None)
-        if first_bad is not None:
-            bad_step = step - len(losses) + first_bad + 1
-            raise _Stopped("diverged", f"loss became {losses[first_bad]:.3g} at step {bad_step}")
+        if (diverged := ledger.divergence(losses, step)) is not None:
+            raise _Stopped("diverged", diverged)
         now = time.perf_counter()
         rate = (step - last_read[0]) / max(now - last_read[1], 1e-9)
         last_read = (step, now)
@@ -309,7 +258,7 @@ def train(
                          schedule.lr_at(step - 1), now - t0, rate))
         window.clear()
 
-    status, reason = "done", f"finished {total} steps"
+    status, reason = "done", finished_reason(total)
     try:
         model.train()
         record_eval(0)
@@ -317,7 +266,7 @@ def train(
         stats.resume(0)
         while step < total:
             if should_stop():
-                raise _Stopped("cancelled", f"cancelled at step {step}")
+                raise _Stopped("cancelled", cancelled_reason(step))
             i = step % per_epoch
             if i == 0:
                 perm = torch.randperm(n_train, generator=batches).to(dev)
@@ -352,7 +301,7 @@ def train(
             step += 1
             if step % t.log_every == 0 or step == total:
                 read_window(step)
-            if step % eval_every == 0 or step == total:
+            if step % every_eval == 0 or step == total:
                 if window:
                     read_window(step)
                 values = record_eval(step)
@@ -360,33 +309,22 @@ def train(
                     record_diagnostics(step, before)
                 stats.resume(step)
                 if not math.isfinite(values.get("train_loss", 0.0)):
-                    raise _Stopped("diverged", f"evaluation loss became non-finite at step {step}")
-                if t.early_stopping and evals_since_best >= t.patience:
-                    raise _Stopped(
-                        "early-stopped",
-                        f"no val-loss improvement for {t.patience} evaluations; "
-                        f"best at step {best.get('best_step', 0):.0f}",
-                    )
+                    raise _Stopped("diverged", nonfinite_eval_reason(step))
+                if ledger.out_of_patience:
+                    raise _Stopped("early-stopped", ledger.early_stop_reason())
     except _Stopped as stop:
         status, reason = stop.status, stop.reason
     except torch.cuda.OutOfMemoryError:
-        status, reason = "failed", f"out of memory on {dev}: try a smaller batch_size or model"
+        status, reason = "failed", out_of_memory_reason(dev)
 
     if status == "early-stopped" and best_state is not None:
         model.load_state_dict(best_state)
-        emit(Message(run_id, f"restored the best weights (step {best.get('best_step', 0):.0f})"))
+        emit(ledger.restored())
     final: dict[str, float] = {}
     if status != "failed":
         final = run_eval(step, final=True)
-        if status == "diverged":  # a diverged run's losses count as infinitely bad in claims
-            final = {k: (math.inf if k.endswith("loss") or k.endswith("gap") else v) for k, v in final.items()}
-        elif diagnosed_at != step:  # the end's diagnostics, unless the last evaluation took them
+        if status != "diverged" and ledger.diagnosed_at != step:  # the end's diagnostics, unless taken
             record_diagnostics(step, None)
-    final["epoch"] = step / per_epoch
-    final["steps"] = float(step)
-    summary.update(stats.summary(history, final))
-    wall = time.perf_counter() - t0
-    finished = RunFinished(run_id, status, step, reason, final, best, wall,
-                           {k: v for k, v in summary.items() if isinstance(v, int | float)})
+    finished = ledger.finish(status, reason, step, final, time.perf_counter() - t0)
     emit(finished)
     return finished

@@ -20,7 +20,7 @@ def record(preset_id: str) -> dict:
 
     from engine.catalogue.presets import load_preset
     from engine.runs.events import to_dict
-    from engine.training.loop import train
+    from engine.runs.executor import train_one as train
 
     torch.set_num_threads(1)
     loaded = load_preset(preset_id)

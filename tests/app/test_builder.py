@@ -607,7 +607,7 @@ async def test_an_empty_steps_field_says_what_budget_it_falls_back_to(make_app):
     """Steps cleared read as valid and the preview said "640 steps", from nowhere. The empty box and
     its help line say what an empty budget means, and the preview says where its number comes from."""
     from engine.recipe.config import Recipe, RunSpec
-    from engine.training.loop import budget
+    from engine.training.runbook import budget
     from tui_lab.screens.builder import DEFAULT_EPOCHS
     from tui_lab.widgets.schedule_preview import SchedulePreview
 

@@ -506,7 +506,7 @@ class SurfaceRunner(FakeRunner):
 
     def __init__(self, specs, **kwargs) -> None:
         super().__init__(specs, **kwargs)
-        from engine.training.loop import train
+        from engine.runs.executor import train_one as train
 
         for i, (spec, run_id) in enumerate(zip(self.specs, self.run_ids, strict=True)):
             events: list = []

@@ -22,7 +22,7 @@ def _spec(variant: str, surface: str, optimizer: str, lr: float, seed: int) -> R
 
 
 def _comparison(train: bool = True) -> Comparison:
-    from engine.training.loop import train as run
+    from engine.runs.executor import train_one as run
 
     specs = [_spec(f"Bowl · {o}", "quadratic", o, lr, s) for o, lr in (("sgd", 0.035), ("momentum", 0.01)) for s in (0, 1)]
     specs += [_spec("Banana · adam", "rosenbrock", "adam", 0.1, s) for s in (0, 1)]
@@ -85,7 +85,7 @@ async def test_the_view_draws_one_surface_at_a_time_and_switches():
 
 
 async def test_the_view_grows_as_events_arrive_and_survives_an_empty_comparison():
-    from engine.training.loop import train
+    from engine.runs.executor import train_one as train
 
     c = _comparison(train=False)
     app = SurfaceApp(c)
@@ -169,7 +169,7 @@ def test_the_table_names_runs_without_the_surface_they_share():
 
 async def test_the_table_keeps_its_numbers_whole_and_long_names_give_way():
     """At 100 columns a long run name pushed the dist column out of the 42-cell table ("5.8e-")."""
-    from engine.training.loop import train as run
+    from engine.runs.executor import train_one as run
 
     specs = [_spec("Very long variant name with momentum 0.95 · extra words", "quadratic", "momentum", 0.01, 0),
              _spec("short", "quadratic", "sgd", 0.035, 0)]

@@ -8,12 +8,10 @@ message saying what is allowed; argparse then prints ``argument --NAME: MESSAGE`
 from __future__ import annotations
 
 import argparse
-import difflib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-LIMIT = 100_000
-"""The largest step or sample count a tool accepts (the app's tools cap them alike)."""
+from tui_lab.tools.limits import LIMIT
 
 
 def integer(low: int | None = None, high: int | None = None, *, why: str = "") -> Callable[[str], int]:
@@ -92,22 +90,3 @@ def workers(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be 0 (train in this process) or more, got {n}")
     return n
 
-
-def resolve_name(given: str, names: Sequence[str], what: str, owner: str) -> str:
-    """The one of `names` that `given` means: itself, or the only name equal to it ignoring case.
-
-    A ValueError (exit 2) otherwise, with a did-you-mean and the full list, e.g.
-    ``optimizers has no variant 'adm'; did you mean Adam? variants: SGD, Adam``."""
-    if given in names:
-        return given
-    folded = [n for n in names if n.casefold() == given.casefold()]
-    if len(folded) == 1:
-        return folded[0]
-    listing = ", ".join(names)
-    if folded:
-        raise ValueError(f"{owner} has several {what}s named {given!r} but for case ({', '.join(folded)}); "
-                         f"give the exact name")
-    by_fold = {n.casefold(): n for n in names}
-    close = [by_fold[c] for c in difflib.get_close_matches(given.casefold(), list(by_fold), n=3, cutoff=0.6)]
-    hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ValueError(f"{owner} has no {what} {given!r}; {hint}{what}s: {listing}")

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-from dataclasses import dataclass
-from typing import Any
 
 NETS_HELP = "chain2: y = w2·w1·x (the notes' 1-1-1 net); chain3: y = w3·w2·w1·x; tanh_121: a 1-2-1 tanh net"
 
 
-MAX_STARTS = 10_000
-"""The most random starts (the app's Critical points tool has the same cap)."""
-
 
 def register(subparsers) -> None:
     from tui_lab.commands.args import integer, non_negative_int, positive_float, positive_int
+    from tui_lab.tools.critical import MAX_STARTS
 
     p = subparsers.add_parser(
         "critical",
@@ -47,83 +42,12 @@ def _vec(v) -> str:
     return "(" + ", ".join(f"{0.0 if abs(x) < 5e-13 else x:.4g}" for x in v) + ")"
 
 
-def starts_cell(p) -> str:
-    """The starts column: how many starts ended at the point, 'ref' marking a reference point."""
-    return f"{p.count} ref" if p.reference else str(p.count)
-
-
-REF_NOTE = ("ref: a reference point (a known critical point), listed whether or not a start reached it; "
-            "starts counts only the random starts that ended there")
-"""The note under a table with reference points (the command's and the app's)."""
-
-
-def found_words(search, noun: str = "") -> str:
-    """'5 distinct' (`noun` after it: ' points') and, when some reference points no start reached
-    are listed, how many."""
-    extra = search.n_reference_only
-    return f"{search.n_found} distinct{noun}" + (f" + {extra} reference point(s) no start reached" if extra else "")
-
-
-@dataclass
-class CriticalReport:
-    """What `dllab critical` (and the app's Tools screen) shows: the points found, the reference
-    points with their expected kinds, and the escape step from the first saddle (None: no saddle)."""
-
-    net: Any
-    points: list[Any]
-    known: list[tuple[Any, str]]
-    escape: dict[str, Any] | None
-    ok: bool
-    """Every reference point got its expected label."""
-    search: Any = None
-    """The engine's CriticalSearch: how many starts, how many dropped and why."""
-
-
-def explore(net_name: str, *, starts: int = 48, box: float = 2.0, seed: int = 0, step: float = 1.0) -> CriticalReport:
-    """Find and label a tiny net's critical points; ValueError for an unknown net or bad settings.
-
-    Call it off the UI thread: it imports torch and computes Hessians."""
-    import torch
-
-    from engine.diagnostics.critical import (
-        TINY_NETS,
-        describe_point,
-        negative_curvature_step,
-        search_critical_points,
-    )
-
-    if net_name not in TINY_NETS:
-        raise ValueError(f"unknown net {net_name!r}; choose one of {', '.join(TINY_NETS)}")
-    if not 1 <= starts <= MAX_STARTS:
-        raise ValueError(f"starts must be 1 to {MAX_STARTS}, got {starts}")
-    for what, value in (("box", box), ("step", step)):
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{what} must be a finite number above 0, got {value:g}")
-    torch.set_num_threads(1)
-    net = TINY_NETS[net_name]
-    search = search_critical_points(net.loss, net.dim, n_starts=starts, box=box, seed=seed,
-                                    reference_points=[list(p) for p, _ in net.known])
-    points = search.points
-    known = []
-    for point, expected in net.known:
-        cp = describe_point(net.loss, torch.tensor(point, dtype=torch.float64))
-        known.append((cp, expected))
-    escape = None
-    saddle = next((p for p in points if p.kind == "saddle"), None)
-    if saddle is not None:
-        new, before, after, u = negative_curvature_step(net.loss, torch.tensor(saddle.point, dtype=torch.float64),
-                                                        step)
-        escape = {"from": list(saddle.point), "direction": u.tolist(), "to": new.tolist(),
-                  "loss_before": before, "loss_after": after, "step": step}
-    ok = all(cp.kind == expected for cp, expected in known)
-    return CriticalReport(net, points, known, escape, ok, search)
-
-
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
     from engine.diagnostics.critical import TINY_NETS
+    from tui_lab.tools.critical import REF_NOTE, explore, found_words, starts_cell
 
     if args.net not in TINY_NETS:
         print(f"dllab: unknown net {args.net!r}; choose one of {', '.join(TINY_NETS)}", file=sys.stderr)

@@ -32,97 +32,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _demo_specs(seed: int):
-    from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-
-    def spec(name: str, layer: str) -> RunSpec:
-        return RunSpec(recipe=Recipe(
-            data=DataSpec(name="spiral", n_samples=300),
-            model=ModelSpec(hidden=[16, 16], activation="tanh"),
-            train=TrainSpec(gradcheck=True, gradcheck_layer=layer, batch_size=16, seed=seed),
-        ), variant=name, preset="gradcheck-demo")
-
-    return [spec("hand-written layer, correct backward", "custom"),
-            spec("hand-written layer, broken backward", "broken")]
-
-
-def _with_options(spec, args: argparse.Namespace):
-    update = {"gradcheck": True, "seed": args.seed}
-    for opt, field in (("layer", "gradcheck_layer"), ("dtype", "gradcheck_dtype"), ("h", "gradcheck_h"),
-                       ("max_elements", "gradcheck_max_elements")):
-        value = getattr(args, opt)
-        if value is not None:
-            update[field] = value
-    train = spec.recipe.train.model_validate({**spec.recipe.train.model_dump(), **update})
-    return spec.model_copy(update={"recipe": spec.recipe.model_copy(update={"train": train})})
-
-
-class NothingToCheck(ValueError):
-    """The preset has no such variant, or no network to check (the command exits 2)."""
-
-
-def check_specs(preset: str | None = None, variant: str | None = None, *, seed: int = 0, layer: str | None = None,
-                dtype: str | None = None, h: float | None = None, max_elements: int | None = None):
-    """The RunSpecs `dllab gradcheck` checks: the demo pair (no preset) or each network variant of
-    a preset's quick form, with the options applied. NothingToCheck (the command's message) when
-    the variant does not exist or the preset has no network; PresetError when it does not load."""
-    if preset:
-        from engine.catalogue.presets import load_preset
-
-        loaded = load_preset(preset)
-        specs = loaded.expand(quick=True, seeds=[seed])
-        if variant:
-            from tui_lab.commands.lr_find import variant_name
-
-            try:
-                name = variant_name(loaded, variant)
-            except ValueError as exc:
-                raise NothingToCheck(str(exc)) from None
-            specs = [s for s in specs if s.variant == name]
-        specs = [s for s in specs if s.recipe.data.name != "surface"]
-        if not specs:
-            raise NothingToCheck(f"{preset} has no network to check (2-D surface runs have a closed-form gradient)")
-    else:
-        specs = _demo_specs(seed)
-    options = argparse.Namespace(seed=seed, layer=layer, dtype=dtype, h=h, max_elements=max_elements)
-    return [_with_options(s, options) for s in specs]
-
-
-def check_all(specs) -> list:
-    """(spec, GradCheckResult, replaced layer name) for each spec, on one torch thread."""
-    import torch
-
-    from engine.diagnostics.gradcheck import check_spec
-
-    torch.set_num_threads(1)
-    results = []
-    for spec in specs:
-        result, replaced = check_spec(spec)
-        results.append((spec, result, replaced))
-    return results
-
-
-def result_notes(result, replaced: str | None, layer: str) -> list[str]:
-    """The lines shown under a check's table: the swapped-in layer, the failing tensors' worst
-    entries, the kink rule and the check's own notes (the command and the app's Tools show them)."""
-    lines = [f"* {replaced}: a hand-written linear layer ({layer} backward)"] if replaced else []
-    lines += [f"{tc.name}: worst entry {list(tc.worst_index)}: analytic {tc.worst_analytic:.4g}, "
-              f"numerical {tc.worst_numeric:.4g}" for tc in result.tensors if tc.status != "pass"]
-    if result.kinks:
-        lines.append("this model has kinks (ReLU-family, max or hinge): up to 1e-4 passes")
-    return lines + [f"note: {n}" for n in result.notes]
-
-
-def unexpected(spec, result) -> bool:
-    """A tensor failed where it should not (a deliberately broken layer is supposed to fail)."""
-    return spec.recipe.train.gradcheck_layer != "broken" and result.count("fail") > 0
-
-
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
     from engine.diagnostics.gradcheck import THRESHOLDS
+    from tui_lab.tools.gradcheck import NothingToCheck, check_all, check_specs, result_notes, unexpected
 
     try:
         specs = check_specs(args.preset, args.variant, seed=args.seed, layer=args.layer, dtype=args.dtype, h=args.h,

@@ -7,7 +7,8 @@ import json
 
 
 def register(subparsers) -> None:
-    from tui_lab.commands.args import LIMIT, integer, non_negative_int, positive_float
+    from tui_lab.commands.args import integer, non_negative_int, positive_float
+    from tui_lab.tools.limits import LIMIT
 
     p = subparsers.add_parser(
         "lr-find",
@@ -34,34 +35,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def pick_spec(preset: str, variant: str | None, quick: bool, seed: int):
-    """The RunSpec of one variant (default the first) of a preset, for a tool to work on.
-
-    The variant's name matches ignoring case when only one variant has it (``adam`` for Adam);
-    otherwise a ValueError with a did-you-mean and the variants."""
-    from engine.catalogue.presets import load_preset
-
-    loaded = load_preset(preset)
-    specs = loaded.expand(quick=quick, seeds=[seed])
-    if variant is None:
-        return loaded, specs[0]
-    name = variant_name(loaded, variant)
-    return loaded, next(spec for spec in specs if spec.variant == name)
-
-
-def variant_name(loaded, variant: str) -> str:
-    """The name of `loaded`'s variant that `variant` means (see pick_spec); ValueError when none."""
-    from tui_lab.commands.args import resolve_name
-
-    return resolve_name(variant, [v.name for v in loaded.preset.variants], "variant", loaded.id)
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
 
     from engine.diagnostics.lr_find import LR_MAX, LR_MIN, STEPS, find_lr
     from engine.runs.device import resolve_device
+    from tui_lab.tools.specs import pick_spec
     from tui_lab.widgets.text_chart import ansi_text, chart
 
     torch.set_num_threads(1)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-MIN_SAMPLES = 2
-"""The fewest samples of the overfitting check (the command's and the app's tool)."""
 SAMPLES_WHY = ("one sample standardizes to all-zero inputs, so only the biases could learn and the check "
                "would fail without a bug")
 
 
 def register(subparsers) -> None:
-    from tui_lab.commands.args import LIMIT, integer, non_negative_int, steps
+    from tui_lab.commands.args import integer, non_negative_int, steps
+    from tui_lab.tools.limits import LIMIT, MIN_SAMPLES
 
     p = subparsers.add_parser(
         "sanity",
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.catalogue.presets import load_preset
     from engine.diagnostics.sanity import run_sanity
     from engine.runs.device import resolve_device
-    from tui_lab.commands.lr_find import pick_spec
+    from tui_lab.tools.specs import pick_spec
 
     torch.set_num_threads(1)
     if args.all_variants:

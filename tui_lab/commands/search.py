@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     from engine.catalogue.presets import load_preset
     from engine.catalogue.search import SearchField, run_search
-    from tui_lab.commands.lr_find import pick_spec
+    from tui_lab.tools.specs import pick_spec
 
     torch.set_num_threads(1)
     console = Console(highlight=False)

@@ -51,7 +51,7 @@ PRIMARY = {
               "epochs", "loss", "l1", "l2", "clip_norm", "early_stopping", "ema", "mixup", "seed"),
 }
 DEFAULT_EPOCHS = 20
-"""The budget of a recipe with neither steps nor epochs (``engine.training.loop.budget``; a test checks it)."""
+"""The budget of a recipe with neither steps nor epochs (``engine.training.runbook.budget``; a test checks it)."""
 EMPTY = {
     "train": {"steps": f"empty: set by epochs, else {DEFAULT_EPOCHS} epochs",
               "epochs": f"empty: set by steps, else {DEFAULT_EPOCHS} epochs"},
@@ -90,7 +90,7 @@ def schedule_points(base: dict[str, Any]) -> tuple[list[tuple[int, float]], str,
         total = t.steps
     else:
         from engine.data import load_data
-        from engine.training.loop import budget
+        from engine.training.runbook import budget
 
         key = recipe.data.model_dump_json()
         if key not in _N_TRAIN:

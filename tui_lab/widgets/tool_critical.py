@@ -12,7 +12,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import DataTable, Select, Static
 
-from tui_lab.commands.critical import MAX_STARTS, REF_NOTE, found_words, starts_cell
+from tui_lab.tools.critical import MAX_STARTS, REF_NOTE, found_words, starts_cell
 from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.tool_view import ToolView, field_row, number
 
@@ -71,7 +71,7 @@ class CriticalView(ToolView):
         }
 
     def work(self, params: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-        from tui_lab.commands.critical import explore
+        from tui_lab.tools.critical import explore
 
         return params, explore(params["net"], starts=params["starts"], box=params["box"], seed=params["seed"],
                                step=params["step"])

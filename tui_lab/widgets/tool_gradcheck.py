@@ -16,7 +16,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import DataTable, Select, Static
 
-from tui_lab.commands.args import LIMIT
+from tui_lab.tools.limits import LIMIT
 from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.tool_view import ToolView, field_row, number
 
@@ -83,7 +83,7 @@ class GradcheckView(ToolView):
         }
 
     def work(self, params: dict[str, Any]) -> list[tuple[Any, Any, str | None]]:
-        from tui_lab.commands.gradcheck import check_all, check_specs
+        from tui_lab.tools.gradcheck import check_all, check_specs
 
         specs = check_specs(params["preset"], params["variant"], seed=params["seed"], layer=params["layer"],
                             dtype=params["dtype"], max_elements=params["max_elements"])
@@ -91,7 +91,7 @@ class GradcheckView(ToolView):
 
     async def _show(self, results: list[tuple[Any, Any, str | None]]) -> None:
         from engine.diagnostics.gradcheck import THRESHOLDS
-        from tui_lab.commands.gradcheck import result_notes, unexpected
+        from tui_lab.tools.gradcheck import result_notes, unexpected
 
         box = self.query_one("#gradcheck-results", VerticalScroll)
         await box.remove_children()

@@ -11,9 +11,9 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Button, Select, Static
 
-from tui_lab.commands.args import LIMIT
 from tui_lab.data import fmt
 from tui_lab.data.tools import round_lr
+from tui_lab.tools.limits import LIMIT
 from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.lr_curve_plot import LRCurveData, LRCurvePlot
 from tui_lab.widgets.tool_view import ToolView, field_row, number
@@ -68,7 +68,7 @@ class LRFindView(ToolView):
     def work(self, params: dict[str, Any]) -> tuple[Any, Any, Any]:
         from engine.diagnostics.lr_find import find_lr
         from engine.runs.device import resolve_device
-        from tui_lab.commands.lr_find import pick_spec
+        from tui_lab.tools.specs import pick_spec
 
         loaded, spec = pick_spec(str(params["loaded"].path), params["variant"], params["quick"], params["seed"])
         result = find_lr(spec, device=str(resolve_device(params["device"])), lr_min=params["lr_min"],

@@ -12,9 +12,8 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
-from tui_lab.commands.args import LIMIT
-from tui_lab.commands.sanity import MIN_SAMPLES
 from tui_lab.data import fmt
+from tui_lab.tools.limits import LIMIT, MIN_SAMPLES
 from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.tool_lr_find import is_network_preset
 from tui_lab.widgets.tool_view import ToolView, field_row, number
@@ -76,7 +75,7 @@ class SanityView(ToolView):
     def work(self, params: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
         from engine.diagnostics.sanity import run_sanity
         from engine.runs.device import resolve_device
-        from tui_lab.commands.lr_find import pick_spec
+        from tui_lab.tools.specs import pick_spec
 
         loaded, spec = pick_spec(str(params["loaded"].path), params["variant"], params["quick"], params["seed"])
         checks = run_sanity(spec, device=str(resolve_device(params["device"])), overfit_steps=params["steps"],

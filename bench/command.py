@@ -1,26 +1,29 @@
 """``dllab bench``: dllab's speed, measured side by side against plain PyTorch loops and sequential runs.
 
 Prints a table of ratios (median over several interleaved rounds after a warm-up); ``--json``
-prints the rows for a machine; ``--quick`` is a short form (seconds, for smoke tests). The
-benchmarks live in the source tree's ``bench/`` folder.
+prints the rows for a machine; ``--quick`` is a short form (seconds, for smoke tests).
+
+The subcommand is a plugin: pyproject.toml names :func:`register` in the ``dllab.commands``
+entry-point group, and `dllab` registers every command of that group. The bench sits above the
+app and the engine (it imports both; neither imports it). ``python -m bench`` runs :func:`main`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 SECTIONS = ("loops", "batched", "runner", "presets", "vmap", "conv", "surfaces", "app", "fast")
 
 
 def register(subparsers) -> None:
+    """The ``dllab.commands`` entry point: add ``bench`` to `dllab`'s subcommands."""
     p = subparsers.add_parser("bench", help="measure dllab's speed against plain PyTorch loops and sequential runs")
-    _options(p)
+    add_options(p)
     p.set_defaults(func=run)
 
 
-def _options(p: argparse.ArgumentParser) -> None:
+def add_options(p: argparse.ArgumentParser) -> None:
     from tui_lab.commands.args import non_negative_int, positive_int
 
     p.add_argument("--quick", action="store_true", help="a short form (small sizes, 2 repeats): a smoke test, not a measurement")
@@ -32,27 +35,10 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections (repeatable)")
 
 
-def _import_bench():
-    try:
-        import bench.cases  # noqa: F401
-    except ImportError:
-        root = Path(__file__).resolve().parents[2]
-        if not (root / "bench" / "cases.py").exists():
-            raise
-        sys.path.insert(0, str(root))
-    from bench import cases, report
-
-    return cases, report
-
-
 def run(args: argparse.Namespace) -> int:
+    from bench import cases, report
     from engine.runs.device import resolve_device
 
-    try:
-        cases, report = _import_bench()
-    except ImportError:
-        print("dllab: the benchmarks live in the source tree's bench/ folder; run from a checkout", file=sys.stderr)
-        return 2
     device = str(resolve_device(args.device))
     progress = None if args.json else (lambda name: print(f"measuring {name} ...", file=sys.stderr))
     rows = cases.run_bench(quick=args.quick, device=device, repeats=args.repeats, threads=args.threads or None,
@@ -69,5 +55,5 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    _options(p)
+    add_options(p)
     return run(p.parse_args(argv))

@@ -1,0 +1,103 @@
+"""`dllab show`: one stored run, its recipe, evaluations and curve diagnosis."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.markup import escape
+from rich.table import Table
+
+from tui_lab.commands import EXIT_INVALID, EXIT_OK, stdout_console
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("show", help="show one stored run (an id or a unique prefix)")
+    p.add_argument("run", help="a run id, or a unique prefix of one (dllab runs lists them)")
+    p.add_argument("--json", action="store_true", help="print the run and its evaluations as JSON")
+    p.set_defaults(func=run)
+
+
+ALWAYS_SHOWN = {
+    "data": ("name",),
+    "model": ("kind",),
+    "train": ("optimizer", "lr", "batch_size", "steps", "epochs"),
+}
+"""Recipe fields `dllab show` prints even at their defaults: what the run was (steps or epochs: the
+one given)."""
+
+
+def recipe_fields_shown(section: str, fields: dict[str, object]) -> tuple[dict[str, object], int]:
+    """A stored recipe section's fields worth printing: the always relevant ones (an MLP's hidden
+    sizes unless depth and width set them, a CNN's channels, a momentum optimizer's momentum too)
+    and the others that differ from their defaults; and how many were left out."""
+    from engine.recipe.config import section_spec
+
+    model = section_spec(section)
+    always = set(ALWAYS_SHOWN[section])
+    if section == "model" and fields.get("kind") == "mlp" and fields.get("depth") is fields.get("width") is None:
+        always.add("hidden")
+    elif section == "model" and fields.get("kind") == "cnn":
+        always.add("channels")
+    elif section == "train" and fields.get("optimizer") in ("momentum", "nesterov"):
+        always.add("momentum")
+    shown = {}
+    for name, value in fields.items():
+        info = model.model_fields.get(name)
+        if (info is None or info.is_required()  # no default to compare with
+                or value != info.get_default(call_default_factory=True) or (name in always and value is not None)):
+            shown[name] = value
+    return shown, len(fields) - len(shown)
+
+
+def _eval_cell(key: str, value: object) -> str:
+    """An evaluation's figure: accuracies in percent (as the app shows them), the rest to 4 digits."""
+    if key.endswith("_acc") and isinstance(value, float):
+        from tui_lab.data import fmt
+
+        return fmt.pct(value)
+    return f"{value:.4g}" if isinstance(value, float) else str("–" if value is None else value)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.diagnostics.curves import diagnose
+    from engine.runs.store import RunStore
+
+    store = RunStore()
+    try:
+        row = store.get_run(args.run)
+    except KeyError as exc:
+        from engine.catalogue.presets import builtin_ids, saved_ids
+
+        hint = (f"; {args.run!r} is a preset: `dllab presets {args.run}` reads its card, "
+                f"`dllab runs --preset {args.run}` lists its runs") if args.run in {*builtin_ids(), *saved_ids()} else ""
+        print(f"dllab: {exc.args[0]}{hint}", file=sys.stderr)
+        return EXIT_INVALID
+    evals = store.series(row.run_id).eval_rows()
+    if args.json:
+        print(json.dumps({"run": row.__dict__, "evals": evals}, indent=2, default=str))
+        return EXIT_OK
+    console = stdout_console()
+    console.print(f"[bold]{row.run_id}[/]  {escape(f'{row.preset} / {row.variant}')} (seed {row.seed})  "
+                  f"{escape(f'[{row.status}] {row.reason}')}")
+    recipe = row.spec.get("recipe", {})
+    at_default = 0
+    for section in ("data", "model", "train"):
+        shown, rest = recipe_fields_shown(section, recipe.get(section, {}))
+        at_default += rest
+        console.print(f"[bold]{section}[/]: " + escape(", ".join(f"{k}={v}" for k, v in shown.items())))
+    if at_default:
+        console.print(f"[dim]the other {at_default} fields are at their defaults (--json lists every field)[/]")
+    table = Table(title="evaluations")
+    keys = ["step", "epoch", "train_loss", "val_loss", "train_acc", "val_acc"]
+    for k in keys:
+        table.add_column(k, justify="right")
+    stride = max(1, len(evals) // 15)
+    for e in evals[::stride] + ([evals[-1]] if evals and (len(evals) - 1) % stride else []):
+        table.add_row(*[_eval_cell(k, e.get(k)) for k in keys])
+    console.print(table)
+    console.print("final: " + ", ".join(f"{k}={_eval_cell(k, v)}" for k, v in row.final.items()
+                                        if isinstance(v, float)))
+    console.print("curves: " + diagnose(evals, row.status, row.reason).text)
+    return EXIT_OK
