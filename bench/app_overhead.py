@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.cases import Row, measured_row, not_row
+from bench.rows import Row, measured_row, not_row
 from bench.timing import Timing, turn
 
 PRESET = "optimizers"

@@ -28,54 +28,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from bench.baselines import dataloader_loop, slicing_loop
+from bench.rows import Row, measured_row, not_row
 from bench.timing import Timing, interleaved, interleaved_marked, paired_ratio
 from engine.data import load_data
 from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-
-
-@dataclass
-class Row:
-    """One line of the table: ``left ÷ right`` on the wall clock and in CPU time."""
-
-    id: str
-    comparison: str
-    case: str
-    status: str = "measured"  # measured | not measured | not available
-    ratio: float | None = None
-    """Wall time of the left side ÷ that of the right side: the median over the rounds of timing."""
-    cpu_ratio: float | None = None
-    """The same with CPU time of this process (steadier on a shared machine)."""
-    left_s: float | None = None
-    right_s: float | None = None
-    unit: str = "s"
-    target: float | None = None
-    """The ratio should be at most this (None: no target, for information)."""
-    meets: bool | None = None
-    repeats: int = 0
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def measured_row(id: str, comparison: str, case: str, left: Timing, right: Timing, *, per: float = 1.0,
-                 unit: str = "s", target: float | None = None, note: str = "", **extra: Any) -> Row:
-    ratio = paired_ratio(left.wall, right.wall)
-    cpu_ratio = paired_ratio(left.cpu, right.cpu) if right.cpu_median > 0 else None
-    return Row(id, comparison, case, "measured", ratio, cpu_ratio, left.wall_median / per,
-               right.wall_median / per, unit, target, None if target is None else ratio <= target,
-               len(left.wall), note, extra)
-
-
-def not_row(id: str, comparison: str, case: str, status: str, note: str, target: float | None = None) -> Row:
-    return Row(id, comparison, case, status, target=target, note=note)
 
 
 def _noop(_event: object) -> None:
@@ -111,7 +73,7 @@ TARGETS = {("dataloader", "tiny"): 0.70, ("dataloader", "larger"): 0.95,
 
 def engine_side(spec: RunSpec, data: Any, device: str) -> Callable[[Callable[[], None]], None]:
     """One dllab run that marks the end of each epoch: its evaluation event at an epoch's last step."""
-    from engine.runs.events import EvalMetrics, RunStarted
+    from engine.events import EvalMetrics, RunStarted
     from engine.training.loop import train
 
     def run(mark: Callable[[], None]) -> None:

@@ -28,7 +28,7 @@ done
 python3 - "$OUT" <<'PY'
 import glob, json, sys
 from rich.console import Console
-from bench.cases import Row
+from bench.rows import Row
 from bench.report import table
 rows, info = [], None
 for path in sorted(glob.glob(sys.argv[1] + "/bench_*.json")):

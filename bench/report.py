@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from bench.cases import Row
+from bench.rows import Row
 
 
 def machine(device: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from engine.recipe.config import RunSpec
 def runner_span(specs: list[RunSpec], device: str, store_dir: Path) -> float:
     """Train `specs` with the runner's defaults into a fresh store; seconds from the first run's
     start to the last run's end."""
-    from engine.runs.events import RunFinished
+    from engine.events import RunFinished
     from engine.runs.runner import Runner
 
     with Runner(specs, device=device, store=store_dir) as runner:

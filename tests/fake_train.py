@@ -15,8 +15,8 @@ import os
 import sys
 import time
 
+from engine.events import Diagnostics, EvalMetrics, RunFinished, RunStarted, StepMetrics
 from engine.recipe.config import RunSpec
-from engine.runs.events import Diagnostics, EvalMetrics, RunFinished, RunStarted, StepMetrics
 
 LIMIT_S = 60.0
 """Slow runs end by themselves after this long, so a broken cancel fails a test instead of hanging it."""

@@ -24,12 +24,12 @@ from engine.batched.losses import member_loss, per_sample_correct, per_sample_lo
 from engine.batched.optim import RULE_ORDER, StackedOptimizer, rule_of
 from engine.batched.plan import MAX_GROUP
 from engine.batched.stacked import MemberDropout, StackedMLP
+from engine.events import Diagnostics, EvalMetrics, Message, RunFinished, RunStarted, StepMetrics
 from engine.models import build_model
 from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
 from engine.recipe.losses import accuracy, build_loss
 from engine.recipe.optim import build_optimizer
 from engine.recipe.schedules import LRSchedule
-from engine.runs.events import Diagnostics, EvalMetrics, Message, RunFinished, RunStarted, StepMetrics
 from engine.runs.executor import WorkUnit, run_unit, train_one, trainer_for
 from engine.training.loop import train
 

@@ -9,9 +9,9 @@ import torch
 
 from engine.data import load_data
 from engine.diagnostics.boundary import boundary_event, decision_grid, raw_training_points
+from engine.events import Boundary, from_dict, to_dict
 from engine.models import build_model
 from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-from engine.runs.events import Boundary, from_dict, to_dict
 from engine.runs.store import RunStore
 from engine.training.loop import train
 

@@ -56,7 +56,7 @@ def test_claims_that_could_not_be_checked_are_not_called_failures():
 
 
 def test_runs_keeps_numbers_whole_at_80_columns(tmp_path, monkeypatch, capsys):
-    from engine.runs.events import RunFinished, RunStarted
+    from engine.events import RunFinished, RunStarted
     from engine.runs.store import RunStore
     from tui_lab.cli import main
 
@@ -105,8 +105,8 @@ def test_fast_paths_reach_the_runner(monkeypatch, capsys):
 def test_the_live_table_says_running_once_a_run_has_started():
     from rich.console import Console
 
+    from engine.events import EvalMetrics, RunStarted
     from engine.recipe.config import DataSpec, Recipe, RunSpec
-    from engine.runs.events import EvalMetrics, RunStarted
     from engine.runs.outcomes import OutcomeCollector
     from tui_lab.headless import _Progress
 
@@ -133,8 +133,8 @@ def test_the_live_table_labels_the_minibatch_loss_as_the_dashboard_does():
     "11999/12000" used to lose its end), and "batch loss" may take two lines of header."""
     from rich.console import Console
 
+    from engine.events import EvalMetrics, RunStarted, StepMetrics
     from engine.recipe.config import DataSpec, Recipe, RunSpec
-    from engine.runs.events import EvalMetrics, RunStarted, StepMetrics
     from engine.runs.outcomes import OutcomeCollector
     from tui_lab.headless import _Progress
 
@@ -255,7 +255,7 @@ def test_runs_of_a_known_preset_without_runs_is_an_empty_answer(tmp_path, monkey
 
 
 def test_runs_of_a_deleted_recipe_still_list(tmp_path, monkeypatch, capsys):
-    from engine.runs.events import RunFinished, RunStarted
+    from engine.events import RunFinished, RunStarted
     from engine.runs.store import RunStore
 
     monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
@@ -272,7 +272,7 @@ def test_runs_of_a_deleted_recipe_still_list(tmp_path, monkeypatch, capsys):
 
 def test_runs_and_show_print_names_with_brackets_as_written(tmp_path, monkeypatch, capsys):
     """A user's preset and variant names are not rich markup ("[/b]" used to be a traceback)."""
-    from engine.runs.events import RunFinished, RunStarted
+    from engine.events import RunFinished, RunStarted
     from engine.runs.store import RunStore
 
     monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
@@ -290,7 +290,7 @@ def test_runs_and_show_print_names_with_brackets_as_written(tmp_path, monkeypatc
 def test_runs_at_80_columns_keeps_the_wall_time_with_long_names_and_statuses(tmp_path, monkeypatch, capsys):
     """Long preset / variant names and an `early-stopped` status used to push the wall-time column
     out of an 80-column table (its header cut to "wal", its numbers gone): the names give way."""
-    from engine.runs.events import RunFinished, RunStarted
+    from engine.events import RunFinished, RunStarted
     from engine.runs.store import RunStore
 
     monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
@@ -333,8 +333,8 @@ def test_solo_trains_every_run_on_its_own(tmp_path, capsys, monkeypatch, solo):
 def test_show_prints_the_fields_that_matter_and_says_the_rest_are_defaults(tmp_path, monkeypatch, capsys):
     """`dllab show` listed every recipe field (L-BFGS and augmentation settings for a plain Adam run):
     now the ones that differ from their defaults and those that say what the run was."""
+    from engine.events import EvalMetrics, RunFinished, RunStarted
     from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-    from engine.runs.events import EvalMetrics, RunFinished, RunStarted
     from engine.runs.store import RunStore
 
     monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
@@ -373,8 +373,8 @@ def _names_told_apart(lines: list[str]) -> bool:
 def test_the_live_table_cuts_very_long_names_in_the_middle(width):
     from rich.console import Console
 
+    from engine.events import RunStarted, StepMetrics
     from engine.recipe.config import DataSpec, Recipe, RunSpec
-    from engine.runs.events import RunStarted, StepMetrics
     from engine.runs.outcomes import OutcomeCollector
     from tui_lab.headless import _Progress
 
@@ -424,7 +424,7 @@ def test_the_results_table_cuts_very_long_names_in_the_middle(width):
 def test_runs_cuts_very_long_names_and_heads_the_loss_for_what_it_is(tmp_path, monkeypatch, capsys, width):
     """The loss `dllab runs` shows is the final evaluation on the training split: "train loss (eval)",
     as the History heads it, not the minibatch "batch loss" of `dllab run`'s live table."""
-    from engine.runs.events import RunFinished, RunStarted
+    from engine.events import RunFinished, RunStarted
     from engine.runs.store import RunStore
 
     monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
@@ -457,7 +457,7 @@ def test_the_live_table_is_drawn_at_its_refreshes_not_at_each_event(monkeypatch)
 
     import tui_lab.headless as headless
     from engine.catalogue.presets import load_preset
-    from engine.runs.events import RunFinished, RunStarted, StepMetrics
+    from engine.events import RunFinished, RunStarted, StepMetrics
 
     class FakeRunner:
         def __init__(self, specs, **kw):

@@ -19,8 +19,8 @@ import torch
 from engine.batched import train_batched
 from engine.batched.accel import FastPaths
 from engine.catalogue.presets import builtin_ids
+from engine.events import Message, RunFinished
 from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-from engine.runs.events import Message, RunFinished
 from engine.training.loop import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -147,7 +147,7 @@ def test_the_runner_trains_on_the_gpu(tmp_path) -> None:
 
 
 def test_surfaces_lr_finder_and_gradient_check_on_cuda() -> None:
-    from engine.diagnostics.gradcheck import check_spec
+    from engine.checks.gradcheck import check_spec
     from engine.diagnostics.lr_find import find_lr
 
     surface = RunSpec(recipe=Recipe(data=DataSpec(name="surface", surface="rosenbrock"),

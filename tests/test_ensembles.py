@@ -12,9 +12,9 @@ from torch import nn
 
 from engine.catalogue.claims import check_claim
 from engine.catalogue.presets import Claim
+from engine.events import EvalMetrics
 from engine.recipe.config import Recipe, RunSpec
 from engine.recipe.losses import cross_entropy
-from engine.runs.events import EvalMetrics
 from engine.runs.outcomes import RunOutcome
 from engine.techniques.ensembles import Checkpoints, ensemble_scores
 from engine.training.loop import train

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine.diagnostics.gradcheck import (
+from engine.checks.gradcheck import (
     HandWrittenLinear,
     _LinearFunction,
     check_gradients,
@@ -129,7 +129,7 @@ def test_float32_is_far_less_precise():
 
 
 def test_gradcheck_runs_go_through_the_training_loop_as_events():
-    from engine.runs.events import Diagnostics, EvalMetrics, RunFinished, RunStarted
+    from engine.events import Diagnostics, EvalMetrics, RunFinished, RunStarted
     from engine.runs.executor import train_one as train
 
     events: list = []

@@ -13,8 +13,8 @@ from tiny_presets import tiny_preset
 
 import tui_lab.headless as headless
 from engine.catalogue.presets import parse_preset
+from engine.events import EvalMetrics, RunFinished, RunStarted, StepMetrics
 from engine.recipe.config import RunSpec
-from engine.runs.events import EvalMetrics, RunFinished, RunStarted, StepMetrics
 from engine.runs.runner import Runner
 from engine.runs.store import RunStore
 

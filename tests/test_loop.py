@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from engine.events import Diagnostics, EvalMetrics, RunFinished, RunStarted, StepMetrics
 from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-from engine.runs.events import Diagnostics, EvalMetrics, RunFinished, RunStarted, StepMetrics
 from engine.training.loop import train
 
 

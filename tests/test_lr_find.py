@@ -17,8 +17,8 @@ from engine.diagnostics.lr_find import (
     smooth,
     suggest_lr,
 )
+from engine.events import StepMetrics
 from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-from engine.runs.events import StepMetrics
 from engine.training.loop import train
 
 

@@ -18,9 +18,9 @@ from engine.diagnostics.health import (
     first_layer_images,
     grad_histogram,
 )
+from engine.events import Diagnostics
 from engine.models import build_model
 from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-from engine.runs.events import Diagnostics
 from engine.training.loop import train
 from tui_lab.data import health as view
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine.events import EvalMetrics, Message, RunFinished, RunStarted, StepMetrics
 from engine.recipe.config import DataSpec, Recipe, RunSpec, TrainSpec
 from engine.runs.device import cpu_cores, describe, resolve_device, threads_per_worker
-from engine.runs.events import EvalMetrics, Message, RunFinished, RunStarted, StepMetrics
 from engine.runs.executor import failure_reason
 from engine.runs.inline import run_inline
 from engine.runs.runner import Runner, death_reason
@@ -251,7 +251,7 @@ SCRIPT = textwrap.dedent("""
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for a stack dump if it hangs
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even from a background job
     from engine.recipe.config import DataSpec, Recipe, RunSpec
-    from engine.runs.events import RunStarted
+    from engine.events import RunStarted
     from engine.runs.runner import Runner
 
     if __name__ == "__main__":

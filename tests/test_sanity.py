@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from engine.diagnostics.run_stats import RunStats
-from engine.diagnostics.sanity import (
+from engine.checks.sanity import (
     check_initial_loss,
     check_overfit_tiny,
     check_penalty_raises_loss,
@@ -16,8 +15,9 @@ from engine.diagnostics.sanity import (
     overfit_spec,
     run_sanity,
 )
+from engine.diagnostics.run_stats import RunStats
+from engine.events import EvalMetrics
 from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-from engine.runs.events import EvalMetrics
 from engine.training.loop import train
 
 

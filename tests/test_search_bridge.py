@@ -8,7 +8,7 @@ import time
 from tiny_presets import SEARCH_HEADER, tiny_preset
 
 from engine.catalogue.presets import parse_preset
-from engine.runs.events import RunFinished, RunStarted
+from engine.events import RunFinished, RunStarted
 from engine.runs.store import RunStore
 from tui_lab.data.search_comparison import SearchFinished
 from tui_lab.search_bridge import SearchRunner

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.runs.events import (
+from engine.events import (
     Boundary,
     Diagnostics,
     EvalMetrics,
@@ -185,7 +185,7 @@ def test_wal_mode_schema_version_and_location(tmp_path: Path, monkeypatch: pytes
 
 WRITER = textwrap.dedent("""
     import sys
-    from engine.runs.events import RunFinished, RunStarted, StepMetrics
+    from engine.events import RunFinished, RunStarted, StepMetrics
     from engine.runs.store import RunStore
     path, run_id, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     store = RunStore(path)

@@ -173,7 +173,7 @@ def _run(spec: RunSpec):
 
 
 def test_surface_runs_emit_the_loops_events():
-    from engine.runs.events import EvalMetrics, RunFinished, RunStarted, StepMetrics
+    from engine.events import EvalMetrics, RunFinished, RunStarted, StepMetrics
 
     events, fin = _run(_spec(optimizer="momentum", lr=0.01, steps=100, start=[-5.0, 1.0]))
     assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished) and events[-1] is fin
@@ -218,7 +218,7 @@ def test_a_diverging_path_is_marked_diverged():
 
 
 def test_escape_step_leaves_the_tiny_nets_saddle():
-    from engine.runs.events import Message
+    from engine.events import Message
 
     events, fin = _run(_spec("tiny_net", optimizer="sgd", lr=0.05, steps=100, start=[0.0, 0.0], escape_step=1.0))
     assert fin.final["escape_loss"] == pytest.approx(0.25) and fin.final["escape_eig"] == pytest.approx(-2.0)
@@ -233,7 +233,7 @@ def test_sweeps_report_shares():
 
 
 def test_a_whole_comparison_in_one_batch_gives_each_run_its_own_results():
-    from engine.runs.events import RunFinished, RunStarted
+    from engine.events import RunFinished, RunStarted
     from engine.surfaces.trainer import train_surfaces
 
     specs = [_spec(optimizer=o, lr=lr, steps=50, seed=s, start_jitter=0.05)

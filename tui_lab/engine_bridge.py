@@ -21,8 +21,8 @@ from typing import Any, Protocol
 from textual.message import Message
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from engine.events import Event
 from engine.recipe.config import RunSpec
-from engine.runs.events import Event
 from tui_lab.data.comparison import Comparison
 
 POLL_S = 0.1

@@ -20,9 +20,9 @@ from rich.text import Text
 from engine.catalogue.claims import ClaimResult, check_claims
 from engine.catalogue.presets import LoadedPreset
 from engine.diagnostics.curves import diagnose
+from engine.events import Event
 from engine.recipe.config import RunSpec
 from engine.runs.comparison import new_run_id
-from engine.runs.events import Event
 from engine.runs.inline import run_inline
 from engine.runs.outcomes import OutcomeCollector, RunOutcome
 from engine.runs.runner import Runner

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.catalogue.presets import LoadedPreset
-from engine.runs.events import Event, RunStarted
+from engine.events import Event, RunStarted
 from tui_lab.data.search_comparison import SearchDone, SearchFinished
 
 ExecutorFactory = Callable[..., Callable[[list[Any]], list[Any]]]

@@ -17,14 +17,18 @@ What each member keeps of its own:
   hyperparameters and LR schedule (:class:`engine.batched.optim.StackedOptimizer`), penalties,
   clipping and divergence threshold; its activation, loss, skips, norm statistics, dropout and
   DropConnect streams and augmentation (:mod:`engine.batched.stacked`, :mod:`engine.batched.losses`);
+* its bookkeeping: a :class:`engine.training.runbook.RunLedger` (the solo loop's own) holds its
+  history, best figures, patience and summary, and words its RunStarted and RunFinished;
 * its ending: a member that diverges, is cancelled or stops early finishes at that step (final
   evaluation, RunFinished) while the others go on; its row is zeroed and drops out of the
-  objective, and once half the stack has ended the finished rows leave it (``compact``).
+  objective, and once half the stack has ended the finished rows leave it (``BatchedRun.compact``).
 
-The loop reads the losses of every member at once every ``log_every`` steps (one host sync for
-the group) and evaluates every member at once. The training step is written out without autograd
-where it can be (:mod:`engine.batched.manual`); the per-layer diagnostics and decision grids come
-from the stack for all members at once after a check against the solo functions
+:class:`BatchedRun` holds the group's state (the stacked model, its optimizer, the per-member
+columns, the data, the loss window) and the loop's steps as methods; ``train_batched`` builds one
+and runs it. The loop reads the losses of every member at once every ``log_every`` steps (one host
+sync for the group) and evaluates every member at once. The training step is written out without
+autograd where it can be (:mod:`engine.batched.manual`); the per-layer diagnostics and decision
+grids come from the stack for all members at once after a check against the solo functions
 (:mod:`engine.batched.diagnostics`). Everything else a solo run reports per run (extra metrics,
 weight images, the summary, whole-run figures) is computed by the solo loop's own functions.
 """
@@ -37,11 +41,11 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from engine.batched.accel import FastPaths, StepGraph, autocast, maybe_compile, tune_allocator
 from engine.batched.diagnostics import (
@@ -61,34 +65,44 @@ from engine.data import DataSplits, load_data
 from engine.diagnostics.boundary import boundary_event
 from engine.diagnostics.health import (
     IMAGE_EVERY,
-    _weight_layers,
     add_weight_images,
     layer_health,
     model_summary,
     update_ratios,
+    weight_layers,
 )
 from engine.diagnostics.run_stats import RunStats
+from engine.events import Diagnostics, Event, Message, RunFinished, StepMetrics
 from engine.models import build_model, count_params
 from engine.recipe.config import DataSpec, RunSpec
 from engine.recipe.losses import build_loss
 from engine.recipe.schedules import LRSchedule
-from engine.runs.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
-from engine.runs.versions import library_versions
 from engine.techniques.augment import Augmenter, build_augmenter
 from engine.training.loop import MAX_EVAL_TRAIN, PROBE_SIZE, eval_chunk, widest_layer
 from engine.training.metrics import extra_metrics
-from engine.training.runbook import budget, diagnostics_every
-from engine.training.runbook import eval_every as _eval_every
+from engine.training.runbook import (
+    RunLedger,
+    budget,
+    cancelled_reason,
+    diagnostics_every,
+    eval_every,
+    finished_reason,
+    nonfinite_eval_reason,
+    out_of_memory_reason,
+)
 
 StopFn = Callable[[], bool]
+Evaluation = tuple[list[str], list[str], list[list[float]]]
+"""(splits evaluated, figure names, one row of figures per member row): what ``evaluate_all`` gives."""
 log = logging.getLogger(__name__)
 GRAPH_WARMUP = 3
 """Eager steps before the training step is captured in a CUDA graph (they build the optimizer state)."""
+OOM_HINT = "try a smaller batch_size or model (or fewer runs per batched group)"
 
 
 @dataclass
 class _Member:
-    """One run of the group: its spec, its own bookkeeping, and how it ended."""
+    """One run of the group: its spec, its row in the stack, its ledger (what it has reported)."""
 
     index: int  # position in the caller's spec list
     row: int  # row in the stacked model
@@ -97,21 +111,21 @@ class _Member:
     stop: StopFn
     schedule: LRSchedule
     data: int  # which dataset (distinct seed)
-    stats: RunStats | None = None
+    ledger: RunLedger
     augmenter: Augmenter | None = None  # its own augmentation of each training batch (its own stream)
     proxy: MemberModel | None = None  # its solo model, read from the stack (for the solo loop's functions)
     solo_loss: Callable | None = None  # its loss as the solo loop builds it (for the same functions)
-    history: list[dict[str, float]] = field(default_factory=list)
-    best: dict[str, float] = field(default_factory=dict)
-    summary: dict[str, Any] = field(default_factory=dict)
-    finished: RunFinished | None = None
-    diagnosed_at: int = -1  # the step of the last Diagnostics
-    evals_since_best: int = 0
     best_state: list[Tensor] | None = None  # with early stopping and restore_best: its best weights
 
     @property
     def train(self):
         return self.spec.recipe.train
+
+    @property
+    def stats(self) -> RunStats:
+        """Its whole-run figures (the ledger's RunStats, set once the stack is built)."""
+        assert self.ledger.stats is not None
+        return self.ledger.stats
 
 
 def _check_group(specs: Sequence[RunSpec]) -> None:
@@ -127,7 +141,8 @@ def _check_group(specs: Sequence[RunSpec]) -> None:
 
 
 def _nbytes(d: DataSplits) -> int:
-    return sum(t.numel() * t.element_size() for t in (d.x_train, d.y_train, d.x_val, d.y_val, d.x_test, d.y_test))
+    tensors = (d.x_train, d.y_train, d.x_val, d.y_val, d.x_test, d.y_test)
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def _stack_budget(dev: torch.device) -> int:
@@ -147,8 +162,10 @@ def _mismatch(splits: Sequence[DataSplits]) -> str | None:
     d0 = splits[0]
     for d in splits[1:]:
         if (d.task, d.n_classes, d.input_shape) != (d0.task, d0.n_classes, d0.input_shape):
-            return f"{d.task} {d.input_shape} → {d.n_classes} against {d0.task} {d0.input_shape} → {d0.n_classes}"
-        sizes, sizes0 = [len(d.x_train), len(d.x_val), len(d.x_test)], [len(d0.x_train), len(d0.x_val), len(d0.x_test)]
+            return (f"{d.task} {d.input_shape} → {d.n_classes} against "
+                    f"{d0.task} {d0.input_shape} → {d0.n_classes}")
+        sizes = [len(d.x_train), len(d.x_val), len(d.x_test)]
+        sizes0 = [len(d0.x_train), len(d0.x_val), len(d0.x_test)]
         if sizes != sizes0:
             return f"split sizes {sizes} against {sizes0}"
     return None
@@ -181,132 +198,190 @@ def train_batched(
     """
     _check_group(specs)
     tune_allocator()
-    fast = fast or FastPaths()
-    t0 = time.perf_counter()
-    n = len(specs)
-    run_ids = list(run_ids) if run_ids is not None else [uuid.uuid4().hex[:10] for _ in specs]
-    if len(run_ids) != n:
-        raise ValueError(f"{len(run_ids)} run ids for {n} specs")
-    stops = _stops(should_stop, n)
-    stop_all = should_stop if callable(should_stop) else None  # one function: asked once per step
-    dev = torch.device(device)
-    first = specs[0].recipe
+    return BatchedRun(specs, emit, should_stop, device=device, run_ids=run_ids, data=data, fast=fast).run()
 
-    # Data: one DataSplits per distinct (data settings, seed), stacked along a leading axis.
-    datasets: list[tuple[DataSpec, int]] = []
-    for s in specs:
-        if (s.recipe.data, s.seed) not in datasets:
-            datasets.append((s.recipe.data, s.seed))
-    given = dict(data or {})  # by seed, for `first`'s data settings
 
-    def load(spec: DataSpec, seed: int) -> DataSplits:
-        return (given[seed] if seed in given and spec == first.data else load_data(spec, seed=seed, device=dev)).to(dev)
+class BatchedRun:
+    """One batchable group in training: the stacked model and everything that steps with it.
 
-    splits = [load(*datasets[0])]
-    if len(datasets) > 1 and (need := 2 * len(datasets) * _nbytes(splits[0])) > (room := _stack_budget(dev)):
-        raise ValueError(f"the group's {len(datasets)} datasets would take {need / 2**30:.1f} GiB stacked on {dev} "
-                         f"(more than {room / 2**30:.1f} GiB): its runs train one by one instead")
-    splits += [load(*key) for key in datasets[1:]]
-    d0 = splits[0]
-    if problem := _mismatch(splits):
-        raise ValueError(f"the data of this group cannot be stacked: {problem}")
-    classify = d0.task == "classification"
-    n_out = d0.n_classes if classify else 1
-    n_train = len(d0.x_train)
-    bs, per_epoch, total = budget(specs[0], n_train)
-    eval_every = _eval_every(specs[0], per_epoch, total)
-    diag_every = diagnostics_every(specs[0], eval_every)
-    log_every = first.train.log_every
+    Built in order (the data, the members and their models under their seeds, the stack and its
+    optimizer, the per-member columns, each member's RunStarted, the stand-ins for the solo
+    functions), then :meth:`run` trains until every member has finished. Per-member settings live
+    in columns with one row per member still in the stack (``l1``, ``l2``, ``clip_value``,
+    ``clip_norm``, ``alive``, the EMA tensors …); :meth:`compact` replaces them (and the optimizer,
+    the manual step) when finished members leave, so the step methods read them from ``self``
+    on every call.
+    """
 
-    def stacked(name: str, limit: int | None = None) -> Tensor:
-        parts = [getattr(d, name)[:limit] for d in splits]
-        return torch.stack(parts)
+    # -- building the group ------------------------------------------------------------------------
 
-    x_train, y_train = stacked("x_train"), stacked("y_train")
-    eval_sets = {
-        "train": (stacked("x_train", MAX_EVAL_TRAIN), stacked("y_train", MAX_EVAL_TRAIN)),
-        "val": (stacked("x_val"), stacked("y_val")),
-        "test": (stacked("x_test"), stacked("y_test")),
-    }
+    def __init__(self, specs: Sequence[RunSpec], emit: Callable[[Event], None],
+                 should_stop: StopFn | Sequence[StopFn], *, device: str | torch.device,
+                 run_ids: Sequence[str] | None, data: Mapping[int, DataSplits] | None,
+                 fast: FastPaths | None) -> None:
+        self.emit = emit
+        self.fast = fast or FastPaths()
+        self.t0 = time.perf_counter()
+        n = len(specs)
+        ids = list(run_ids) if run_ids is not None else [uuid.uuid4().hex[:10] for _ in specs]
+        if len(ids) != n:
+            raise ValueError(f"{len(ids)} run ids for {n} specs")
+        stops = _stops(should_stop, n)
+        self.stop_all = should_stop if callable(should_stop) else None  # one function: asked once per step
+        self.dev = torch.device(device)
+        self.first = specs[0].recipe
+        self._load_data(specs, data)
+        solo_models = self._build_members(specs, ids, stops)
+        self._build_stack(solo_models)
+        self._build_columns()
+        for m in self.members:
+            self.emit(m.ledger.started(self.dev, self.n_params, self.splits[m.data].info))
 
-    # Members, ordered so that each optimizer update rule owns a block of rows.
-    order = sorted(range(n), key=lambda i: RULE_ORDER.index(rule_of(specs[i].recipe.train)))
-    members: list[_Member] = []
-    models = []
-    for row, i in enumerate(order):
-        spec = specs[i]
-        t = spec.recipe.train
-        members.append(_Member(i, row, spec, run_ids[i], stops[i], LRSchedule(t, total),
-                               datasets.index((spec.recipe.data, spec.seed)),
-                               augmenter=build_augmenter(t, d0.input_shape, dev),  # None unless it augments
-                               solo_loss=build_loss(t, d0.task, d0.n_classes)))
-        torch.manual_seed(t.seed)
-        models.append(build_model(spec.recipe.model, d0.input_shape, n_out).to(dev))
-    M = len(members)
-    member_models = [m.spec.recipe.model for m in members]
-    model = StackedMLP(models, first.model, dev, member_specs=member_models)
-    model.dropout = MemberDropout.of(member_models, [m.train.seed for m in members], dev)
-    dropout = model.dropout is not None
-    shadow = models[0]  # a solo model to load one member into, for the diagnostics
-    shadow.train()
-    n_params = count_params(shadow)
-    del models
-    loss_fn = member_loss([m.train for m in members], d0.task, d0.n_classes, dev)
-    use_graphs = fast.cuda_graphs and dev.type == "cuda" and not dropout  # masks are drawn on the host side
-    optimizer = StackedOptimizer(model.params, model.grads, [m.train for m in members],
-                                 [m.schedule for m in members], device_step=use_graphs)
-    member_data = torch.tensor([m.data for m in members], device=dev)
-    dataset_index = torch.arange(len(splits), device=dev).unsqueeze(1)
-    one_dataset = len(splits) == 1
-    same_order = not one_dataset and [m.data for m in members] == list(range(len(splits)))
+        self.step = 0
+        self.before: Tensor | None = None  # the parameters before a step whose update ratios are measured
+        self.window: list[Tensor] = []  # each step's (M,) data losses, not read yet
+        self.last_read = (0, time.perf_counter())
+        self.perm = torch.empty(0, dtype=torch.long, device=self.dev)
+        self.active = list(self.members)  # the members still training
+        self._prepare_diagnostics()
 
-    def member_rows(x: Tensor) -> Tensor:
-        """(D, ...) per-dataset tensors → what the stacked model takes: shared or (M, ...)."""
-        if one_dataset:
-            return x[0]
-        return x if same_order else x.index_select(0, member_data)
+        self.objective = maybe_compile(self.forward_loss, self.fast.compile)
+        self.manual: ManualStep | None = None
+        if not (self.fast.bf16 or self.fast.compile) and manual_supported(
+                self.member_models, [m.train for m in self.members]):
+            self.manual = ManualStep(self.model, self.first.model, [m.train for m in self.members],
+                                     self.d0.task, self.l1, self.l2)
+        self.graph: StepGraph | None = None
+        if self.fast.cuda_graphs and not self.use_graphs:
+            why = ("a member has dropout or DropConnect" if self.has_dropout and self.dev.type == "cuda"
+                   else "CUDA graphs need a CUDA device")
+            for m in self.members:
+                self.emit(Message(m.run_id, f"{why}; training eagerly on {self.dev}", "info"))
 
-    def column(values: list[float | None], empty: float) -> Tensor | None:
+    def load_dataset(self, spec: DataSpec, seed: int, given: Mapping[int, DataSplits]) -> DataSplits:
+        """One dataset of the group: the caller's (by seed, for the first run's data settings) or loaded."""
+        if seed in given and spec == self.first.data:
+            return given[seed].to(self.dev)
+        return load_data(spec, seed=seed, device=self.dev).to(self.dev)
+
+    def _load_data(self, specs: Sequence[RunSpec], data: Mapping[int, DataSplits] | None) -> None:
+        """One DataSplits per distinct (data settings, seed), stacked along a leading axis."""
+        dev = self.dev
+        self.datasets: list[tuple[DataSpec, int]] = []
+        for s in specs:
+            if (s.recipe.data, s.seed) not in self.datasets:
+                self.datasets.append((s.recipe.data, s.seed))
+        given = dict(data or {})  # by seed, for the first run's data settings
+        splits = [self.load_dataset(*self.datasets[0], given)]
+        if len(self.datasets) > 1 and (need := 2 * len(self.datasets) * _nbytes(splits[0])) > (
+                room := _stack_budget(dev)):
+            raise ValueError(f"the group's {len(self.datasets)} datasets would take {need / 2**30:.1f} GiB "
+                             f"stacked on {dev} (more than {room / 2**30:.1f} GiB): "
+                             "its runs train one by one instead")
+        splits += [self.load_dataset(*key, given) for key in self.datasets[1:]]
+        self.splits = splits
+        self.d0 = d0 = splits[0]
+        if problem := _mismatch(splits):
+            raise ValueError(f"the data of this group cannot be stacked: {problem}")
+        self.classify = d0.task == "classification"
+        self.n_out = d0.n_classes if self.classify else 1
+        self.n_train = len(d0.x_train)
+        self.bs, self.per_epoch, self.total = budget(specs[0], self.n_train)
+        self.eval_every = eval_every(specs[0], self.per_epoch, self.total)
+        self.diag_every = diagnostics_every(specs[0], self.eval_every)
+        self.log_every = self.first.train.log_every
+
+        def stacked(name: str, limit: int | None = None) -> Tensor:
+            return torch.stack([getattr(d, name)[:limit] for d in splits])
+
+        self.x_train, self.y_train = stacked("x_train"), stacked("y_train")
+        self.eval_sets = {
+            "train": (stacked("x_train", MAX_EVAL_TRAIN), stacked("y_train", MAX_EVAL_TRAIN)),
+            "val": (stacked("x_val"), stacked("y_val")),
+            "test": (stacked("x_test"), stacked("y_test")),
+        }
+        self.dataset_index = torch.arange(len(splits), device=dev).unsqueeze(1)
+        self.one_dataset = len(splits) == 1
+
+    def _build_members(self, specs: Sequence[RunSpec], ids: list[str], stops: list[StopFn]
+                       ) -> list[nn.Module]:
+        """The members, ordered so that each optimizer update rule owns a block of rows; returns their
+        solo models, each built under its run's seed."""
+        d0, dev = self.d0, self.dev
+        order = sorted(range(len(specs)), key=lambda i: RULE_ORDER.index(rule_of(specs[i].recipe.train)))
+        self.members: list[_Member] = []
+        models = []
+        for row, i in enumerate(order):
+            spec = specs[i]
+            t = spec.recipe.train
+            self.members.append(_Member(
+                i, row, spec, ids[i], stops[i], LRSchedule(t, self.total),
+                self.datasets.index((spec.recipe.data, spec.seed)),
+                RunLedger(spec, ids[i], self.classify, self.per_epoch, self.total),
+                augmenter=build_augmenter(t, d0.input_shape, dev),  # None unless it augments
+                solo_loss=build_loss(t, d0.task, d0.n_classes)))
+            torch.manual_seed(t.seed)
+            models.append(build_model(spec.recipe.model, d0.input_shape, self.n_out).to(dev))
+        return models
+
+    def _build_stack(self, models: list[nn.Module]) -> None:
+        """The stacked model from the members' solo models, its loss and its optimizer."""
+        members, dev = self.members, self.dev
+        self.M = len(members)
+        self.member_models = [m.spec.recipe.model for m in members]
+        self.model = model = StackedMLP(models, self.first.model, dev, member_specs=self.member_models)
+        model.dropout = MemberDropout.of(self.member_models, [m.train.seed for m in members], dev)
+        self.has_dropout = model.dropout is not None
+        self.shadow = models[0]  # a solo model to load one member into, for the diagnostics
+        self.shadow.train()
+        self.n_params = count_params(self.shadow)
+        self.loss_fn = member_loss([m.train for m in members], self.d0.task, self.d0.n_classes, dev)
+        # masks are drawn on the host side: no graphs with dropout
+        self.use_graphs = self.fast.cuda_graphs and dev.type == "cuda" and not self.has_dropout
+        self.optimizer = StackedOptimizer(model.params, model.grads, [m.train for m in members],
+                                          [m.schedule for m in members], device_step=self.use_graphs)
+        self.member_data = torch.tensor([m.data for m in members], device=dev)
+        self.same_order = not self.one_dataset and [m.data for m in members] == list(range(len(self.splits)))
+
+    def column(self, values: list[float | None], empty: float) -> Tensor | None:
+        """One value per member as a device column (None when every member has `empty`)."""
         if all(v is None or v == empty for v in values):
             return None
-        return torch.tensor([empty if v is None else v for v in values], device=dev, dtype=model.params.dtype)
+        return torch.tensor([empty if v is None else v for v in values], device=self.dev,
+                            dtype=self.model.params.dtype)
 
-    # An EMA of the weights per member that asks for one (decay 0 elsewhere: the row just follows the
-    # weights), updated after each step with the solo EMA's arithmetic: a = d·a + (1 − d)·w
-    ema_decay = column([m.train.ema for m in members], 0.0)
-    ema_keep = ema_params = None
-    if ema_decay is not None:
-        ema_decay = ema_decay.unsqueeze(1)
-        ema_keep = torch.tensor([[1.0 - (m.train.ema or 0.0)] for m in members], device=dev, dtype=model.params.dtype)
-        ema_params = model.params.detach().clone()
-    l1 = column([m.train.l1 for m in members], 0.0)
-    l2 = column([m.train.l2 for m in members], 0.0)
-    clip_value = column([m.train.clip_value for m in members], math.inf)
-    clip_norm = column([m.train.clip_norm for m in members], math.inf)
-    if clip_value is not None:
-        clip_value = clip_value.unsqueeze(1)
-    if clip_norm is not None:
-        has_clip_norm = torch.isfinite(clip_norm).unsqueeze(1)
-        clip_norm = clip_norm.unsqueeze(1)
-    alive = torch.ones(M, device=dev, dtype=model.params.dtype)
-    batches = [torch.Generator(device="cpu").manual_seed(seed) for _, seed in datasets]
-    chunk = eval_chunk(widest_layer(shadow, d0.input_shape), dev, M)
+    def _build_columns(self) -> None:
+        """The per-member settings of the step as columns, the alive mask, the batch generators."""
+        members, dev, dtype = self.members, self.dev, self.model.params.dtype
+        # An EMA of the weights per member that asks for one (decay 0 elsewhere: the row just follows the
+        # weights), updated after each step with the solo EMA's arithmetic: a = d·a + (1 − d)·w
+        self.ema_decay = self.column([m.train.ema for m in members], 0.0)
+        self.ema_keep: Tensor | None = None
+        self.ema_params: Tensor | None = None
+        if self.ema_decay is not None:
+            self.ema_decay = self.ema_decay.unsqueeze(1)
+            self.ema_keep = torch.tensor([[1.0 - (m.train.ema or 0.0)] for m in members], device=dev,
+                                         dtype=dtype)
+            self.ema_params = self.model.params.detach().clone()
+        self.l1 = self.column([m.train.l1 for m in members], 0.0)
+        self.l2 = self.column([m.train.l2 for m in members], 0.0)
+        self.clip_value = self.column([m.train.clip_value for m in members], math.inf)
+        self.clip_norm = self.column([m.train.clip_norm for m in members], math.inf)
+        self.has_clip_norm: Tensor | None = None
+        if self.clip_value is not None:
+            self.clip_value = self.clip_value.unsqueeze(1)
+        if self.clip_norm is not None:
+            self.has_clip_norm = torch.isfinite(self.clip_norm).unsqueeze(1)
+            self.clip_norm = self.clip_norm.unsqueeze(1)
+        self.alive = torch.ones(self.M, device=dev, dtype=dtype)
+        self.batches = [torch.Generator(device="cpu").manual_seed(seed) for _, seed in self.datasets]
+        self.chunk = eval_chunk(widest_layer(self.shadow, self.d0.input_shape), dev, self.M)
 
-    versions = library_versions()
-    for m in members:
-        spec_json: dict[str, Any] = m.spec.model_dump(mode="json")
-        spec_json["versions"] = versions
-        spec_json["data_info"] = splits[m.data].info
-        t = m.train
-        emit(RunStarted(m.run_id, m.spec.variant, t.seed, m.spec.preset, m.spec.comparison, spec_json,
-                        str(dev), n_params, total, per_epoch))
-
-    step = 0
-    before: Tensor | None = None  # the parameters before a step whose update ratios are measured
-    window: list[Tensor] = []
-    last_read = (0, time.perf_counter())
-    perm = torch.empty(0, dtype=torch.long, device=dev)
-    active = list(members)
+    def member_rows(self, x: Tensor) -> Tensor:
+        """(D, ...) per-dataset tensors → what the stacked model takes: shared or (M, ...)."""
+        if self.one_dataset:
+            return x[0]
+        return x if self.same_order else x.index_select(0, self.member_data)
 
     # -- evaluation and diagnostics ---------------------------------------------------------------
     # Losses and accuracies of every member come from one batched forward pass per chunk. What the
@@ -316,86 +391,93 @@ def train_batched(
     # `shadow` (a solo model). Per-layer health and decision grids come from the stack for every
     # member at once, once they have been checked against the solo functions (see diagnostics.py).
 
-    loaded: tuple[int, int] | None = None  # (row, steps taken) of the member in the shadow model
+    def _prepare_diagnostics(self) -> None:
+        """Each member's stand-in solo model and whole-run figures; where each weight sits in a row."""
+        shadow = self.shadow
+        self.in_shadow: tuple[int, int] | None = None  # (row, steps taken) of the member the shadow holds
+        self.health_path = HealthPath()
+        self.boundary_state: dict[str, Any] = {}
+        self.layer_names = shadow.layer_names()
+        for m in self.members:  # the loop's whole-run figures, from each member's initial weights
+            m.proxy = MemberModel(self.model, shadow, m.row, lambda m=m: self.put_in_shadow(m))
+            m.ledger.stats = RunStats(m.proxy, m.train, self.per_epoch, None, {})  # type: ignore[arg-type]
+        self.shadow_params = list(shadow.parameters())
+        self.offsets = [0]
+        for p in self.shadow_params:
+            self.offsets.append(self.offsets[-1] + p.numel())
+        self.weight_slots = {name: next(k for k, p in enumerate(self.shadow_params) if p is layer.weight)
+                             for name, layer in weight_layers(shadow)}
 
-    def load(m: _Member) -> None:
-        nonlocal loaded
-        key = (m.row, optimizer.steps_taken)
-        if loaded != key:
-            model.load_member(m.row, shadow, grads=optimizer.steps_taken > 0)
-            loaded = key
+    def put_in_shadow(self, m: _Member) -> None:
+        """Load member `m`'s weights (and gradients, once there are any) into the shadow model,
+        unless it holds them already."""
+        key = (m.row, self.optimizer.steps_taken)
+        if self.in_shadow != key:
+            self.model.load_member(m.row, self.shadow, grads=self.optimizer.steps_taken > 0)
+            self.in_shadow = key
 
-    health = HealthPath()
-    boundary_state: dict[str, Any] = {}
-    layer_names = shadow.layer_names()
-    for m in members:  # the loop's whole-run figures, from each member's initial weights
-        m.proxy = MemberModel(model, shadow, m.row, lambda m=m: load(m))
-        m.stats = RunStats(m.proxy, m.train, per_epoch, None, {})  # type: ignore[arg-type]
-
-    shadow_params = list(shadow.parameters())
-    offsets = [0]
-    for p in shadow_params:
-        offsets.append(offsets[-1] + p.numel())
-    weight_slots = {name: next(k for k, p in enumerate(shadow_params) if p is layer.weight)
-                    for name, layer in _weight_layers(shadow)}
-
-    def weights_of(row: Tensor) -> dict[str, Tensor]:
+    def weights_of(self, row: Tensor) -> dict[str, Tensor]:
         """What ``snapshot_weights`` gives for a member, read from a row of stacked parameters."""
-        return {name: row[offsets[k] : offsets[k + 1]].view_as(shadow_params[k]) for name, k in weight_slots.items()}
+        offsets, params = self.offsets, self.shadow_params
+        return {name: row[offsets[k] : offsets[k + 1]].view_as(params[k])
+                for name, k in self.weight_slots.items()}
 
     @torch.no_grad()
-    def evaluate_all(final: bool) -> tuple[list[str], list[str], list[list[float]]]:
+    def evaluate_all(self, final: bool) -> Evaluation:
         """(splits, keys, one row of values per member): each split's loss and accuracy, all members."""
         tensors: dict[str, Tensor] = {}
         splits_done = []
+        M, chunk, model = self.M, self.chunk, self.model
         for split in ("train", "val", *(["test"] if final else [])):
-            x, y = eval_sets[split]
+            x, y = self.eval_sets[split]
             size = x.shape[1]
             if size == 0:
                 continue
             splits_done.append(split)
-            loss_sum = torch.zeros(M, device=dev)
-            correct = torch.zeros(M, device=dev)
+            loss_sum = torch.zeros(M, device=self.dev)
+            correct = torch.zeros(M, device=self.dev)
             for i in range(0, size, chunk):
-                out = model(member_rows(x[:, i : i + chunk]))
-                yb = member_rows(y[:, i : i + chunk])
-                loss_sum += loss_fn(out, yb).sum(dim=1)
-                if classify:
+                out = model(self.member_rows(x[:, i : i + chunk]))
+                yb = self.member_rows(y[:, i : i + chunk])
+                loss_sum += self.loss_fn(out, yb).sum(dim=1)
+                if self.classify:
                     correct += per_sample_correct(out, yb).sum(dim=1)
             tensors[f"{split}_loss"] = loss_sum / size
-            if classify:
+            if self.classify:
                 tensors[f"{split}_acc"] = correct / size
         names = list(tensors)
         table = torch.stack([tensors[k] for k in names], dim=1).tolist() if names else [[] for _ in range(M)]
         return splits_done, names, table
 
     @torch.no_grad()
-    def evaluate_ema(final: bool) -> tuple[list[str], list[str], list[list[float]]] | None:
+    def evaluate_ema(self, final: bool) -> Evaluation | None:
         """``evaluate_all`` with each EMA member's averaged weights in its row (None: no member has
         an EMA); the rows are put back after."""
-        if ema_params is None or not any(m.train.ema for m in active):
+        if self.ema_params is None or not any(m.train.ema for m in self.active):
             return None
-        rows = torch.tensor([m.row for m in active if m.train.ema], dtype=torch.long, device=dev)
-        saved = model.params.index_select(0, rows)
-        model.params.index_copy_(0, rows, ema_params.index_select(0, rows))
+        params = self.model.params
+        rows = torch.tensor([m.row for m in self.active if m.train.ema], dtype=torch.long, device=self.dev)
+        saved = params.index_select(0, rows)
+        params.index_copy_(0, rows, self.ema_params.index_select(0, rows))
         try:
-            return evaluate_all(final)
+            return self.evaluate_all(final)
         finally:
-            model.params.index_copy_(0, rows, saved)
+            params.index_copy_(0, rows, saved)
 
-    def member_values(m: _Member, evaluated: tuple[list[str], list[str], list[list[float]]], final: bool,
-                      step: int, with_ema: tuple[list[str], list[str], list[list[float]]] | None = None
-                      ) -> dict[str, float]:
+    def member_values(self, m: _Member, evaluated: Evaluation, final: bool, step: int,
+                      with_ema: Evaluation | None = None) -> dict[str, float]:
         """One member's evaluation as the solo loop's run_eval gives it (the shadow holds the member);
         `with_ema`: the same evaluation of the members' averaged weights (its ``ema_`` figures)."""
         splits_done, names, table = evaluated
         base = dict(zip(names, table[m.row], strict=True))
         extras: dict[str, Tensor] = {}
         for split in splits_done:
-            x, y = eval_sets[split]
-            extras.update(extra_metrics(m.proxy, m.solo_loss, x[m.data], y[m.data], split,  # type: ignore[arg-type]
-                                        d0.task, final=final, batch_size=bs))
-        extra_values = dict(zip(extras, torch.stack(list(extras.values())).tolist(), strict=True)) if extras else {}
+            x, y = self.eval_sets[split]
+            extras.update(extra_metrics(m.proxy, m.solo_loss, x[m.data], y[m.data],  # type: ignore[arg-type]
+                                        split, self.d0.task, final=final, batch_size=self.bs))
+        extra_values = {}
+        if extras:
+            extra_values = dict(zip(extras, torch.stack(list(extras.values())).tolist(), strict=True))
         values: dict[str, float] = {}
         for split in splits_done:  # the solo loop's key order: each split's loss, acc, extras
             for key in (f"{split}_loss", f"{split}_acc"):
@@ -411,307 +493,312 @@ def train_batched(
                         values[f"ema_{key}"] = averaged[key]
         if "val_loss" in values and "train_loss" in values:
             values["gap"] = values["val_loss"] - values["train_loss"]
-        if classify and "val_acc" in values:
+        if self.classify and "val_acc" in values:
             values["acc_gap"] = values["train_acc"] - values["val_acc"]
-        values["lr"] = m.schedule.lr_at(min(step, total - 1))
+        values["lr"] = m.schedule.lr_at(min(step, self.total - 1))
         return values
 
-    def solo_layers(m: _Member, before: Tensor | None) -> dict[str, dict[str, Any]]:
+    def solo_layers(self, m: _Member, before: Tensor | None) -> dict[str, dict[str, Any]]:
         """The solo loop's per-layer figures for one member, by the solo functions."""
-        before_w = weights_of(before[m.row]) if before is not None else None
-        load(m)
-        layers = layer_health(shadow, x_train[m.data, :PROBE_SIZE], model.activations[m.row])
+        before_w = self.weights_of(before[m.row]) if before is not None else None
+        self.put_in_shadow(m)
+        layers = layer_health(self.shadow, self.x_train[m.data, :PROBE_SIZE], self.model.activations[m.row])
         if before_w is not None:
-            for name, ratio in update_ratios(before_w, shadow).items():
+            for name, ratio in update_ratios(before_w, self.shadow).items():
                 layers.setdefault(name, {})["update_ratio"] = ratio
         return layers
 
-    def diagnose(group: list[_Member], step: int, before: Tensor | None) -> None:
+    def stacked_layers(self, kind: tuple[bool, bool], before: Tensor | None
+                       ) -> list[dict[str, dict[str, Any]]]:
+        """Every member's per-layer figures from the stack at once (each row's update ratios too)."""
+        model = self.model
+        out = stacked_layer_health(model, self.member_rows(self.x_train[:, :PROBE_SIZE]), model.activations,
+                                   kind[0], self.layer_names)
+        if before is not None:
+            ratios_by_row = stacked_update_ratios(before, model, self.layer_names)
+            for layers, ratios in zip(out, ratios_by_row, strict=True):
+                for name, ratio in ratios.items():
+                    layers.setdefault(name, {})["update_ratio"] = ratio
+        return out
+
+    def diagnose(self, group: list[_Member], step: int, before: Tensor | None) -> None:
         """The solo loop's record_diagnostics for each member (stacked figures once verified)."""
         if not group:
             return
-        kind = (optimizer.steps_taken > 0, before is not None)
-        fast: list[dict[str, dict[str, Any]]] | None = None
-        if health.usable(kind):
-            fast = stacked_layer_health(model, member_rows(x_train[:, :PROBE_SIZE]), model.activations, kind[0],
-                                        layer_names)
-            if before is not None:
-                for layers, ratios in zip(fast, stacked_update_ratios(before, model, layer_names), strict=True):
-                    for name, ratio in ratios.items():
-                        layers.setdefault(name, {})["update_ratio"] = ratio
+        health, model = self.health_path, self.model
+        kind = (self.optimizer.steps_taken > 0, before is not None)
+        stacked = self.stacked_layers(kind, before) if health.usable(kind) else None
         for m in group:
-            if fast is not None and health.usable(kind):
-                layers = fast[m.row]
+            if stacked is not None and health.usable(kind):
+                layers = stacked[m.row]
                 checking = (*kind, model.activations[m.row])  # each activation of the group is checked
                 if not health.checked(checking):
-                    solo = solo_layers(m, before)
+                    solo = self.solo_layers(m, before)
                     if not health.decide(checking, layers, solo):
                         log.info("batched diagnostics differ from engine.diagnostics.health (%s); "
                                  "using the solo functions for this group", "; ".join(health.problems[:3]))
                         layers = solo
             else:
-                layers = solo_layers(m, before)
-            proxy = m.proxy
-            add_weight_images(layers, proxy, step, diag_every * IMAGE_EVERY, total)  # type: ignore[arg-type]
-            m.summary.update(model_summary(proxy, layers))  # type: ignore[arg-type]
-            emit(Diagnostics(m.run_id, step, layers, {k: v for k, v in m.summary.items() if "." not in k}))
-            m.diagnosed_at = step
+                layers = self.solo_layers(m, before)
+            proxy, summary = m.proxy, m.ledger.summary
+            images_every = self.diag_every * IMAGE_EVERY
+            add_weight_images(layers, proxy, step, images_every, self.total)  # type: ignore[arg-type]
+            summary.update(model_summary(proxy, layers))  # type: ignore[arg-type]
+            self.emit(Diagnostics(m.run_id, step, layers, {k: v for k, v in summary.items() if "." not in k}))
+            m.ledger.diagnosed_at = step
         rows_by_data: dict[int, list[tuple[int, str]]] = {}
         for m in group:
             rows_by_data.setdefault(m.data, []).append((m.row, m.run_id))
         proxies = {m.row: m.proxy for m in group}
-        for plane in boundary_events(model, proxies, rows_by_data, splits, step, boundary_event, boundary_state):
-            emit(plane)
+        for plane in boundary_events(model, proxies, rows_by_data, self.splits, step, boundary_event,
+                                     self.boundary_state):
+            self.emit(plane)
 
-    def record_eval(group: list[_Member], step: int, diagnostics: bool, before: Tensor | None = None
+    def record_eval(self, group: list[_Member], step: int, diagnostics: bool, before: Tensor | None = None
                     ) -> dict[int, dict[str, float]]:
         """The solo loop's record_eval (and record_diagnostics when `diagnostics`), for each member."""
-        evaluated = evaluate_all(False)
-        with_ema = evaluate_ema(False)
+        evaluated = self.evaluate_all(False)
+        with_ema = self.evaluate_ema(False)
         out: dict[int, dict[str, float]] = {}
-        now = time.perf_counter() - t0
-        epoch = step / per_epoch
+        now = time.perf_counter() - self.t0
         for m in group:
-            values = member_values(m, evaluated, False, step, with_ema)
-            emit(EvalMetrics(m.run_id, step, epoch, values, now))
-            m.history.append({"step": step, "epoch": epoch, **values})
-            best = m.best
-            val_loss = values.get("val_loss", values.get("train_loss", math.inf))
-            if math.isfinite(val_loss) and val_loss < best.get("best_val_loss", math.inf):
-                best.update(best_val_loss=val_loss, best_step=step, best_epoch=epoch)
-                if classify:
-                    best["best_val_acc_at_best_loss"] = values.get("val_acc", 0.0)
-                m.evals_since_best = 0
-                if m.train.early_stopping and m.train.restore_best:
-                    m.best_state = model.member_state(m.row)
-            else:
-                m.evals_since_best += 1
-            if classify:
-                best["best_val_acc"] = max(best.get("best_val_acc", 0.0), values.get("val_acc", 0.0))
-            best["min_train_loss"] = min(best.get("min_train_loss", math.inf), values.get("train_loss", math.inf))
+            values = self.member_values(m, evaluated, False, step, with_ema)
+            ledger = m.ledger
+            self.emit(ledger.on_eval(step, values, now))
+            if ledger.improved and ledger.keeps_best:
+                m.best_state = self.model.member_state(m.row)
             if m.schedule.kind == "plateau":
                 factor = m.schedule.factor
-                m.schedule.on_eval(val_loss)
+                m.schedule.on_eval(ledger.watched(values))
                 if m.schedule.factor != factor:
-                    optimizer.refresh_lr(m.row, step)
+                    self.optimizer.refresh_lr(m.row, step)
             out[m.row] = values
         if diagnostics:
-            diagnose(group, step, before)
+            self.diagnose(group, step, before)
         return out
 
-    def finish(group: list[_Member], status: str, reasons: dict[int, str], step: int) -> None:
-        """End these members at `step`: final evaluation, diagnostics, RunFinished; then freeze their rows."""
+    # -- members' endings ----------------------------------------------------------------------
+
+    def finish(self, group: list[_Member], status: str, reasons: dict[int, str], step: int) -> None:
+        """End these members at `step` (`reasons` by row): final evaluation, diagnostics, RunFinished;
+        then freeze their rows."""
         if not group:
             return
-        evaluated = evaluate_all(True)
-        with_ema = evaluate_ema(True)
-        wall = time.perf_counter() - t0
-        finals = {m.row: member_values(m, evaluated, True, step, with_ema) for m in group}
-        if status == "diverged":  # a diverged run's losses count as infinitely bad in claims
-            finals = {row: {k: (math.inf if k.endswith("loss") or k.endswith("gap") else v) for k, v in final.items()}
-                      for row, final in finals.items()}
-        else:  # the end's diagnostics, unless the last evaluation already took them at this step
-            diagnose([m for m in group if m.diagnosed_at != step], step, None)
+        evaluated = self.evaluate_all(True)
+        with_ema = self.evaluate_ema(True)
+        wall = time.perf_counter() - self.t0
+        finals = {m.row: self.member_values(m, evaluated, True, step, with_ema) for m in group}
+        if status != "diverged":  # the end's diagnostics, unless the last evaluation took them at this step
+            self.diagnose([m for m in group if m.ledger.diagnosed_at != step], step, None)
         for m in group:
-            final = finals[m.row]
-            final["epoch"] = step / per_epoch
-            final["steps"] = float(step)
-            m.summary.update(m.stats.summary(m.history, final))
-            m.finished = RunFinished(m.run_id, status, step, reasons[m.row], final, m.best, wall,  # type: ignore[arg-type]
-                                     {k: v for k, v in m.summary.items() if isinstance(v, int | float)})
-            emit(m.finished)
+            self.emit(m.ledger.finish(status, reasons[m.row], step, finals[m.row], wall))
         for m in group:
-            active.remove(m)
-            model.freeze(m.row)
+            self.active.remove(m)
+            self.model.freeze(m.row)
             m.best_state = None
-            optimizer.reset_rows(m.row)
-            alive[m.row] = 0.0
-        if active and len(active) <= M // 2 and not use_graphs and total - step >= max(1, total // 10):
-            compact()
+            self.optimizer.reset_rows(m.row)
+            self.alive[m.row] = 0.0
+        if (self.active and len(self.active) <= self.M // 2 and not self.use_graphs
+                and self.total - step >= max(1, self.total // 10)):
+            self.compact()
 
-    def compact() -> None:
+    def compact(self) -> None:
         """Drop the finished members' rows (``StackedMLP.keep``): half the stack or more had
-        finished, and their zeroed rows would go on costing FLOPs until the end."""
-        nonlocal optimizer, manual, l1, l2, clip_value, clip_norm, has_clip_norm, alive, member_data, same_order
-        nonlocal loaded, chunk, M, before, ema_params, ema_decay, ema_keep
+        finished, and their zeroed rows would go on costing FLOPs until the end. Every per-member
+        column, the optimizer and the manual step are replaced by their kept rows."""
+        active, dev = self.active, self.dev
         rows = [m.row for m in active]
         index = torch.tensor(rows, dtype=torch.long, device=dev)
 
         def pick(column: Tensor | None) -> Tensor | None:
             return None if column is None else column.index_select(0, index)
 
-        model.keep(rows)
-        optimizer = optimizer.kept(rows, model.params, model.grads)
-        l1, l2, clip_value, clip_norm, before = pick(l1), pick(l2), pick(clip_value), pick(clip_norm), pick(before)
-        ema_params, ema_decay, ema_keep = pick(ema_params), pick(ema_decay), pick(ema_keep)
-        if clip_norm is not None:
-            has_clip_norm = has_clip_norm.index_select(0, index)
-        alive = alive.index_select(0, index)
-        window[:] = [w.index_select(0, index) for w in window]  # losses not read yet
+        self.model.keep(rows)
+        self.optimizer = self.optimizer.kept(rows, self.model.params, self.model.grads)
+        self.l1, self.l2, self.before = pick(self.l1), pick(self.l2), pick(self.before)
+        self.clip_value, self.clip_norm, self.has_clip_norm = (pick(self.clip_value), pick(self.clip_norm),
+                                                               pick(self.has_clip_norm))
+        self.ema_params, self.ema_decay = pick(self.ema_params), pick(self.ema_decay)
+        self.ema_keep = pick(self.ema_keep)
+        self.alive = self.alive.index_select(0, index)
+        self.window[:] = [w.index_select(0, index) for w in self.window]  # losses not read yet
         for new, m in enumerate(active):
             m.row = new
             m.proxy.moved(new)  # type: ignore[union-attr]
-        member_data = torch.tensor([m.data for m in active], device=dev)
-        same_order = not one_dataset and [m.data for m in active] == list(range(len(splits)))
-        M = len(rows)
-        chunk = eval_chunk(widest_layer(shadow, d0.input_shape), dev, M)
-        loaded = None
-        if manual is not None:
-            manual = ManualStep(model, first.model, [m.train for m in active], d0.task, l1, l2)
+        self.member_data = torch.tensor([m.data for m in active], device=dev)
+        self.same_order = not self.one_dataset and [m.data for m in active] == list(range(len(self.splits)))
+        self.M = len(rows)
+        self.chunk = eval_chunk(widest_layer(self.shadow, self.d0.input_shape), dev, self.M)
+        self.in_shadow = None
+        if self.manual is not None:
+            self.manual = ManualStep(self.model, self.first.model, [m.train for m in active], self.d0.task,
+                                     self.l1, self.l2)
 
-    def stop_early(group: list[_Member], step: int) -> None:
+    def stop_early(self, group: list[_Member], step: int) -> None:
         """The solo loop's early stop for these members: best weights back (when kept), then finish."""
-        nonlocal loaded
         reasons = {}
         for m in group:
-            reasons[m.row] = (f"no val-loss improvement for {m.train.patience} evaluations; "
-                              f"best at step {m.best.get('best_step', 0):.0f}")
+            reasons[m.row] = m.ledger.early_stop_reason()
             if m.best_state is not None:
-                model.load_member_state(m.row, m.best_state)
-                loaded = None  # the shadow may hold this member's later weights
-                emit(Message(m.run_id, f"restored the best weights (step {m.best.get('best_step', 0):.0f})"))
-        finish(group, "early-stopped", reasons, step)
+                self.model.load_member_state(m.row, m.best_state)
+                self.in_shadow = None  # the shadow may hold this member's later weights
+                self.emit(m.ledger.restored())
+        self.finish(group, "early-stopped", reasons, step)
 
-    def read_window(step: int) -> None:
-        nonlocal last_read
-        losses = torch.stack(window, dim=1).tolist()  # host sync: once per log_every steps, all members
-        window.clear()
+    def cancel_stopped(self) -> None:
+        """Finish the members whose stop function says so (the group's one function, asked once)."""
+        if self.stop_all is not None:
+            cancelled = list(self.active) if self.stop_all() else []
+        else:
+            cancelled = [m for m in self.active if m.stop()]
+        step = self.step
+        self.finish(cancelled, "cancelled", {m.row: cancelled_reason(step) for m in cancelled}, step)
+
+    def out_of_memory(self) -> None:
+        """The device ran out of memory: every member still training fails at this step."""
+        reason = out_of_memory_reason(self.dev, hint=OOM_HINT)
+        for m in list(self.active):
+            self.emit(m.ledger.finish("failed", reason, self.step, {}, time.perf_counter() - self.t0))
+            self.active.remove(m)
+
+    def read_window(self, step: int) -> None:
+        """Read the losses of the steps since the last read (one host sync for every member): each
+        member's StepMetrics, or its end when it diverged within them."""
+        losses = torch.stack(self.window, dim=1).tolist()  # host sync: once per log_every steps, all members
+        self.window.clear()
         now = time.perf_counter()
-        rate = (step - last_read[0]) / max(now - last_read[1], 1e-9)
-        last_read = (step, now)
+        rate = (step - self.last_read[0]) / max(now - self.last_read[1], 1e-9)
+        self.last_read = (step, now)
         diverged: dict[int, str] = {}
-        for m in active:
+        for m in self.active:
             row = losses[m.row]
             m.stats.on_window(row, step)
-            limit = m.train.diverge_threshold
-            bad = next((i for i, v in enumerate(row) if not math.isfinite(v) or abs(v) > limit), None)
-            if bad is not None:
-                diverged[m.row] = f"loss became {row[bad]:.3g} at step {step - len(row) + bad + 1}"
+            if (reason := m.ledger.divergence(row, step)) is not None:
+                diverged[m.row] = reason
                 continue
-            emit(StepMetrics(m.run_id, step, step / per_epoch, sum(row) / len(row),
-                             m.schedule.lr_at(step - 1), now - t0, rate))
-        finish([m for m in active if m.row in diverged], "diverged", diverged, step)
+            self.emit(StepMetrics(m.run_id, step, step / self.per_epoch, sum(row) / len(row),
+                                  m.schedule.lr_at(step - 1), now - self.t0, rate))
+        self.finish([m for m in self.active if m.row in diverged], "diverged", diverged, step)
 
-    def augment(xb: Tensor) -> Tensor:
+    # -- one training step (eager, compiled, or captured in a CUDA graph) ----------------------
+
+    def next_batch(self) -> tuple[Tensor, Tensor]:
+        """This step's training batch of every member (a new permutation per dataset each epoch)."""
+        i = self.step % self.per_epoch
+        if i == 0:
+            perms = [torch.randperm(self.n_train, generator=g) for g in self.batches]
+            self.perm = torch.stack(perms).to(self.dev)
+        idx = self.perm[:, i * self.bs : (i + 1) * self.bs]
+        xb = self.augment(self.member_rows(self.x_train[self.dataset_index, idx]))
+        yb = self.member_rows(self.y_train[self.dataset_index, idx])
+        return xb, yb
+
+    def augment(self, xb: Tensor) -> Tensor:
         """The training batch with each augmenting member's own transform of its rows (as its solo
         run transforms its batch); the batch as it is when no member augments."""
-        mine = [m for m in active if m.augmenter is not None]
+        mine = [m for m in self.active if m.augmenter is not None]
         if not mine:
             return xb
-        if xb.dim() == 1 + len(d0.input_shape):  # shared by every member: each gets its own copy
-            xb = xb.expand(M, *xb.shape)
+        if xb.dim() == 1 + len(self.d0.input_shape):  # shared by every member: each gets its own copy
+            xb = xb.expand(self.M, *xb.shape)
         rows = list(xb.unbind(0))
         for m in mine:
             rows[m.row] = m.augmenter(rows[m.row])
         return torch.stack(rows)
 
-    # -- one training step (eager, compiled, or captured in a CUDA graph) ----------------------
-
-    def forward_loss(xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
-        with autocast(dev, fast.bf16):
-            data_loss = loss_fn(model(xb, train=True), yb).mean(dim=1)
+    def forward_loss(self, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
+        """(each member's data loss, the objective summed over the members alive): the autograd
+        step's forward pass (``self.objective`` is this, compiled when asked)."""
+        with autocast(self.dev, self.fast.bf16):
+            data_loss = self.loss_fn(self.model(xb, train=True), yb).mean(dim=1)
         objective = data_loss
-        pen = model.penalty(l1, l2)
+        pen = self.model.penalty(self.l1, self.l2)
         if pen is not None:
             objective = objective + pen
-        return data_loss, (objective * alive).sum()
+        return data_loss, (objective * self.alive).sum()
 
-    forward_loss = maybe_compile(forward_loss, fast.compile)
-
-    manual = None
-    if not (fast.bf16 or fast.compile) and manual_supported(member_models, [m.train for m in members]):
-        manual = ManualStep(model, first.model, [m.train for m in members], d0.task, l1, l2)
-
-    def train_step(xb: Tensor, yb: Tensor, step: int) -> Tensor:
-        if manual is not None:  # forward and backward written out (engine.batched.manual)
-            data_loss = manual.step(xb, yb, alive)
+    def train_step(self, xb: Tensor, yb: Tensor, step: int) -> Tensor:
+        """Forward, backward, clipping, the optimizer and the EMA; returns each member's data loss."""
+        grads = self.model.grads
+        if self.manual is not None:  # forward and backward written out (engine.batched.manual)
+            data_loss = self.manual.step(xb, yb, self.alive)
         else:
-            model.grads.zero_()
-            data_loss, objective = forward_loss(xb, yb)
+            grads.zero_()
+            data_loss, objective = self.objective(xb, yb)
             with quiet_layout_warning():
                 objective.backward()
-        if clip_value is not None:
-            model.grads.clamp_(min=-clip_value, max=clip_value)
-        if clip_norm is not None:
-            norms = model.grads.norm(dim=1, keepdim=True)
-            coef = (clip_norm / (norms + 1e-6)).clamp(max=1.0)
-            model.grads.mul_(torch.where(has_clip_norm, coef, torch.ones_like(coef)))
-        optimizer.step(step)
-        if ema_params is not None:
-            ema_params.mul_(ema_decay).addcmul_(model.params, ema_keep)
+        if self.clip_value is not None:
+            grads.clamp_(min=-self.clip_value, max=self.clip_value)
+        if self.clip_norm is not None:
+            norms = grads.norm(dim=1, keepdim=True)
+            coef = (self.clip_norm / (norms + 1e-6)).clamp(max=1.0)
+            grads.mul_(torch.where(self.has_clip_norm, coef, torch.ones_like(coef)))
+        self.optimizer.step(step)
+        if self.ema_params is not None:
+            self.ema_params.mul_(self.ema_decay).addcmul_(self.model.params, self.ema_keep)
         return data_loss.detach()
 
-    graph: StepGraph | None = None
-    if fast.cuda_graphs and not use_graphs:
-        why = "a member has dropout or DropConnect" if dropout and dev.type == "cuda" else "CUDA graphs need a CUDA device"
-        for m in members:
-            emit(Message(m.run_id, f"{why}; training eagerly on {dev}", "info"))
+    def take_step(self, xb: Tensor, yb: Tensor) -> Tensor:
+        """One training step: replayed from the CUDA graph when there is one and the batch fits,
+        else eagerly (before the capture, and for an epoch's short last batch after it)."""
+        if self.graph is not None and self.graph.fits(xb, yb):
+            return self.graph.run(xb, yb).clone()
+        data_loss = self.train_step(xb, yb, self.step)
+        if self.graph is None and self.use_graphs and self.optimizer.steps_taken == GRAPH_WARMUP:
+            try:
+                self.graph = StepGraph.capture(lambda x, y: self.train_step(x, y, 0), (xb, yb), warmup=0)
+            except Exception as exc:  # noqa: BLE001 - fall back to eager steps, say why
+                self.use_graphs = False
+                for m in self.active:
+                    self.emit(Message(m.run_id, f"CUDA graph capture failed, training eagerly: {exc}",
+                                      "warning"))
+        return data_loss
 
     # -- the loop ------------------------------------------------------------------------------
 
-    try:
-        record_eval(active, 0, diagnostics=True)
-        for m in active:
-            m.stats.resume(0)
-        while step < total and active:
-            if stop_all is not None:
-                cancelled = list(active) if stop_all() else []
-            else:
-                cancelled = [m for m in active if m.stop()]
-            if cancelled:
-                finish(cancelled, "cancelled", {m.row: f"cancelled at step {step}" for m in cancelled}, step)
-                if not active:
-                    break
-            i = step % per_epoch
-            if i == 0:
-                perm = torch.stack([torch.randperm(n_train, generator=g) for g in batches]).to(dev)
-            idx = perm[:, i * bs : (i + 1) * bs]
-            xb = augment(member_rows(x_train[dataset_index, idx]))
-            yb = member_rows(y_train[dataset_index, idx])
-            diag_now = (step + 1) % diag_every == 0
-            before = model.params.clone() if diag_now else None
+    def run(self) -> list[RunFinished]:
+        """Train until every member has finished; each member's RunFinished, in the caller's order."""
+        try:
+            self.record_eval(self.active, 0, diagnostics=True)
+            for m in self.active:
+                m.stats.resume(0)
+            while self.step < self.total and self.active:
+                self.cancel_stopped()
+                if self.active:
+                    self.step_and_check()
+        except torch.cuda.OutOfMemoryError:
+            self.out_of_memory()
+        if self.active:
+            self.finish(list(self.active), "done", {m.row: finished_reason(self.total) for m in self.active},
+                        self.step)
+        by_index = {m.index: m.ledger.finished for m in self.members}
+        return [by_index[i] for i in range(len(self.members))]  # type: ignore[misc]
 
-            if graph is not None and graph.fits(xb, yb):
-                data_loss = graph.run(xb, yb).clone()
-            else:  # eagerly: before the capture, and for an epoch's short last batch after it
-                data_loss = train_step(xb, yb, step)
-                if graph is None and use_graphs and optimizer.steps_taken == GRAPH_WARMUP:
-                    try:
-                        graph = StepGraph.capture(lambda x, y: train_step(x, y, 0), (xb, yb), warmup=0)
-                    except Exception as exc:  # noqa: BLE001 - fall back to eager steps, say why
-                        use_graphs = False
-                        for m in active:
-                            emit(Message(m.run_id, f"CUDA graph capture failed, training eagerly: {exc}",
-                                         "warning"))
-            window.append(data_loss)
-            step += 1
-            if step % log_every == 0 or step == total:
-                read_window(step)
-            if step % eval_every == 0 or step == total:
-                if window:
-                    read_window(step)
-                if not active:
-                    break
-                group = list(active)
-                values = record_eval(group, step, diag_now or step == total, before)
-                for m in group:
-                    m.stats.resume(step)
-                bad = [m for m in group if not math.isfinite(values[m.row].get("train_loss", 0.0))]
-                patience_out = [m for m in group if m not in bad and m.train.early_stopping
-                                and m.evals_since_best >= m.train.patience]
-                finish(bad, "diverged", {m.row: f"evaluation loss became non-finite at step {step}" for m in bad}, step)
-                stop_early(patience_out, step)  # rows may have moved: the lists hold the members
-    except torch.cuda.OutOfMemoryError:
-        reason = f"out of memory on {dev}: try a smaller batch_size or model (or fewer runs per batched group)"
-        for m in list(active):
-            final = {"epoch": step / per_epoch, "steps": float(step)}
-            m.summary.update(m.stats.summary(m.history, final))
-            m.finished = RunFinished(m.run_id, "failed", step, reason, final, m.best, time.perf_counter() - t0,
-                                     {k: v for k, v in m.summary.items() if isinstance(v, int | float)})
-            emit(m.finished)
-            active.remove(m)
+    def step_and_check(self) -> None:
+        """One training step; then the loss read every ``log_every`` steps, and every ``eval_every``
+        steps the evaluation (diagnostics too on their steps) and the ends it decides."""
+        diag_now = (self.step + 1) % self.diag_every == 0
+        xb, yb = self.next_batch()
+        self.before = self.model.params.clone() if diag_now else None
+        self.window.append(self.take_step(xb, yb))
+        self.step += 1
+        step, total = self.step, self.total
+        if step % self.log_every == 0 or step == total:
+            self.read_window(step)
+        if step % self.eval_every == 0 or step == total:
+            if self.window:
+                self.read_window(step)
+            if self.active:
+                self.evaluate_and_stop(step, diag_now or step == total)
 
-    if active:
-        finish(list(active), "done", {m.row: f"finished {total} steps" for m in active}, step)
-    by_index = {m.index: m.finished for m in members}
-    return [by_index[i] for i in range(n)]  # type: ignore[misc]
+    def evaluate_and_stop(self, step: int, diagnostics: bool) -> None:
+        """Evaluate every member at `step`; a member whose evaluation loss is not finite diverged,
+        one out of patience stops early."""
+        group = list(self.active)
+        values = self.record_eval(group, step, diagnostics, self.before)
+        for m in group:
+            m.stats.resume(step)
+        bad = [m for m in group if not math.isfinite(values[m.row].get("train_loss", 0.0))]
+        patience_out = [m for m in group if m not in bad and m.ledger.out_of_patience]
+        self.finish(bad, "diverged", {m.row: nonfinite_eval_reason(step) for m in bad}, step)
+        self.stop_early(patience_out, step)  # rows may have moved: the lists hold the members

@@ -63,7 +63,7 @@ _SURFACE = frozenset(_EVERY_RUN | {
     "grad_norm", "hess_min_eig", "hess_max_eig", "lr_hit_share", "start_hit_share", "start_mean_loss",
     "escape_at", "escape_loss", "escape_from_loss", "escape_eig", "min_train_loss", "best_step",
 })
-# engine.diagnostics.gradcheck.GradCheckResult.metrics
+# engine.checks.gradcheck.GradCheckResult.metrics
 _GRADCHECK = frozenset(_EVERY_RUN | {
     "train_loss", "max_rel_error", "max_entry_rel_error", "n_tensors", "n_pass", "n_warn", "n_fail", "gradcheck_h",
 })

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from engine.data import DataSplits
-from engine.runs.events import Boundary
+from engine.events import Boundary
 
 GRID_X = 60
 GRID_Y = 30

@@ -45,7 +45,9 @@ IMAGE_EVERY = 10
 """First-layer weight images go out with every IMAGE_EVERY-th diagnostics (and the first and last)."""
 
 
-def _weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, layer) of each layer of `model` with a weight (a block's linear or conv layer, the
+    head), named as ``layer_names()`` names them: the layers the diagnostics report on."""
     names = model.layer_names() if hasattr(model, "layer_names") else []
     layers = [*getattr(model, "blocks", []), getattr(model, "head", None)]
     out = []
@@ -111,11 +113,11 @@ def layer_health(model: nn.Module, probe_x: torch.Tensor, activation: str) -> di
             sat = torch.zeros((), device=u.device)
         rows.append(torch.stack([u.mean(), sample_std(u), dead, sat, zero_grad.get(name, dead)]))
     lo, hi = act_hist_range(activation)
-    weight_layers = _weight_layers(model)
+    weighted = weight_layers(model)
     w_rows = []
     g_names, g_norms, g_logs = [], [], []
     glo, ghi = GRAD_LOG_RANGE
-    for name, layer in weight_layers:
+    for name, layer in weighted:
         w = layer.weight.detach()
         w_rows.append(torch.stack([w.norm(), (w.abs() < NEAR_ZERO).float().mean(), _unit_spread(w)]))
         if layer.weight.grad is not None:
@@ -149,7 +151,7 @@ def layer_health(model: nn.Module, probe_x: torch.Tensor, activation: str) -> di
         out[name] = {"act_mean": mean, "act_std": std, "dead": dead, "saturated": sat,
                      "zero_grad": zero, "act_hist": hists[HIST_BINS * k : HIST_BINS * (k + 1)]}
     w_stats = take(3 * len(w_rows))
-    for k, (name, _) in enumerate(weight_layers):
+    for k, (name, _) in enumerate(weighted):
         norm, near, spread = w_stats[3 * k : 3 * k + 3]
         out.setdefault(name, {}).update({"weight_norm": norm, "near_zero": near, "unit_spread": spread})
     g_values = take(len(g_norms))
@@ -217,7 +219,7 @@ def first_layer_images(model: nn.Module, max_units: int = IMAGE_UNITS) -> dict[s
     decimals, so the tiles fill [-1, 1] and stay small in the store. None for a model without
     weight layers.
     """
-    layers = _weight_layers(model)
+    layers = weight_layers(model)
     if not layers:
         return None
     name, layer = layers[0]
@@ -300,13 +302,13 @@ def _unit_spread(w: torch.Tensor) -> torch.Tensor:
 
 
 def snapshot_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: layer.weight.detach().clone() for name, layer in _weight_layers(model)}
+    return {name: layer.weight.detach().clone() for name, layer in weight_layers(model)}
 
 
 def update_ratios(before: dict[str, torch.Tensor], model: nn.Module) -> dict[str, float]:
     """‖w_after − w_before‖ / ‖w_before‖ per layer, read in one sync."""
     names, vals = [], []
-    for name, layer in _weight_layers(model):
+    for name, layer in weight_layers(model):
         if name in before:
             w0 = before[name]
             vals.append((layer.weight.detach() - w0).norm() / w0.norm().clamp_min(1e-12))

@@ -337,7 +337,7 @@ def find_lr(spec: RunSpec, *, device: str | torch.device = "cpu", data: Any = No
     from engine.recipe.losses import build_loss
 
     r, t = spec.recipe, spec.recipe.train
-    _needs_network(spec, "the LR range test")
+    needs_network(spec, "the LR range test")
     dev = torch.device(device)
     data = (data or load_data(r.data, seed=t.seed, device=dev)).to(dev)
     torch.manual_seed(t.seed)
@@ -347,7 +347,7 @@ def find_lr(spec: RunSpec, *, device: str | torch.device = "cpu", data: Any = No
                          rule=rule)
 
 
-def _needs_network(spec: RunSpec, what: str) -> None:
+def needs_network(spec: RunSpec, what: str) -> None:
     if spec.kind != "network":
         raise ValueError(f"{what}: {spec.variant!r} is not a network trained on data "
                          "(a 2-D surface or a gradient check); pick another preset or variant")

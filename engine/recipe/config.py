@@ -340,7 +340,7 @@ class TrainSpec(Strict):
     """Evaluations between two checkpoint-ensemble snapshots."""
     gradcheck: bool = False
     """Instead of training, check the model's analytic gradients against centred differences
-    (``engine.diagnostics.gradcheck``) on `batch_size` training samples, dropout and penalties off."""
+    (``engine.checks.gradcheck``) on `batch_size` training samples, dropout and penalties off."""
     gradcheck_layer: Literal["none", "custom", "broken"] = "none"
     """`gradcheck`: replace the first linear layer by a hand-written autograd layer whose backward is
     correct (`custom`) or deliberately wrong (`broken`: the bias gradient averaged over the batch)."""

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from engine.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
 from engine.recipe.config import RunSpec
-from engine.runs.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
 from engine.training.runbook import out_of_memory_reason
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def trainer_for(unit: WorkUnit) -> Trainer:
 
         return Trainer("surfaces", train_surfaces, group=True)
     if kinds == {"gradcheck"} and len(unit.specs) == 1:
-        from engine.diagnostics.gradcheck import train_gradcheck
+        from engine.checks.gradcheck import train_gradcheck
 
         return Trainer("gradcheck", train_gradcheck, group=False)
     from engine.batched.accel import FastPaths

@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 
 from engine.batched.plan import work_units
+from engine.events import Event, RunFinished
 from engine.recipe.config import RunSpec
 from engine.runs.comparison import NOT_STARTED, new_run_ids, register_pending, with_comparison
-from engine.runs.events import Event, RunFinished
 from engine.runs.executor import Emit, ShouldStop, TrainFn, WorkUnit, run_unit
 from engine.runs.outcomes import OutcomeCollector, RunOutcome
 from engine.runs.store import RunStore

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.diagnostics.curves import diagnose
-from engine.runs.events import EvalMetrics, Event, RunFinished, RunStarted, StepMetrics
+from engine.events import EvalMetrics, Event, RunFinished, RunStarted, StepMetrics
 
 
 @dataclass

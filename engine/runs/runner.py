@@ -41,9 +41,9 @@ from multiprocessing.connection import wait as wait_ready
 from pathlib import Path
 from typing import Any
 
+from engine.events import Event, RunFinished
 from engine.recipe.config import RunSpec
 from engine.runs.comparison import NOT_STARTED, new_run_ids, register_pending, with_comparison
-from engine.runs.events import Event, RunFinished
 from engine.runs.executor import TrainFn, WorkUnit, failure_reason, run_unit
 from engine.runs.store import RunStore
 

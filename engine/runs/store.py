@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.runs.events import (
+from engine.events import (
     EVENT_TYPES,
     FINAL_STATUSES,
     Boundary,

@@ -40,8 +40,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from engine.events import EvalMetrics, Event, Message, RunFinished, StepMetrics
 from engine.recipe.config import RunSpec
-from engine.runs.events import EvalMetrics, Event, Message, RunFinished, StepMetrics
 from engine.surfaces.functions import SurfaceFunction, get_surface
 from engine.surfaces.optim import PathOptimizer, path_hparams
 from engine.surfaces.paths import overshoot, steps_to_escape, zigzag

@@ -33,13 +33,13 @@ from engine.diagnostics.health import (
 )
 from engine.diagnostics.lr_find import lr_find_hook
 from engine.diagnostics.run_stats import RunStats
+from engine.events import Diagnostics, Event, RunFinished, StepMetrics
 from engine.models import build_model, count_params
 from engine.recipe.config import RunSpec
 from engine.recipe.losses import accuracy, build_loss
 from engine.recipe.optim import build_optimizer, needs_closure
 from engine.recipe.regularize import EMA, clip_gradients, mixup, penalty
 from engine.recipe.schedules import LRSchedule
-from engine.runs.events import Diagnostics, Event, RunFinished, StepMetrics
 from engine.techniques.augment import build_augmenter
 from engine.techniques.ensembles import DROPOUT_SEED_OFFSET, build_ensembles
 from engine.techniques.pretrain import pretrain_body

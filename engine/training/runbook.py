@@ -23,8 +23,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.runs.events import EvalMetrics, Message, RunFinished, RunStarted
-from engine.runs.versions import library_versions
+from engine.events import EvalMetrics, Message, RunFinished, RunStarted
+from engine.training.versions import library_versions
 
 if TYPE_CHECKING:
     from engine.diagnostics.run_stats import RunStats

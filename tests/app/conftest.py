@@ -108,7 +108,7 @@ def store_recorded_runs(store: RunStore, keys: list[tuple[str, int]], *, preset:
     """Write recorded runs into a store, as the runner's workers would (``RunStore.record``)."""
     import dataclasses
 
-    from engine.runs.events import RunStarted, from_dict
+    from engine.events import RunStarted, from_dict
 
     from .fake_engine import recording
 

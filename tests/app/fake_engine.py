@@ -14,8 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from engine.recipe.config import RunSpec
-from engine.runs.events import (
+from engine.events import (
     Diagnostics,
     EvalMetrics,
     Event,
@@ -24,6 +23,7 @@ from engine.runs.events import (
     StepMetrics,
     from_dict,
 )
+from engine.recipe.config import RunSpec
 
 DATA = Path(__file__).parent / "data"
 T0 = 1_700_000_000.0

@@ -4,7 +4,7 @@ Run from the repository root (it takes a minute on 2 CPU cores)::
 
     python -m tests.app.record_events optimizers tests/app/data/optimizers_quick.json
 
-The file holds, per run, the events exactly as the loop emitted them (``engine.runs.events.to_dict``),
+The file holds, per run, the events exactly as the loop emitted them (``engine.events.to_dict``),
 with run ids made stable (``<variant>-<seed>``) so the recording is reproducible to read.
 """
 
@@ -19,7 +19,7 @@ def record(preset_id: str) -> dict:
     import torch
 
     from engine.catalogue.presets import load_preset
-    from engine.runs.events import to_dict
+    from engine.events import to_dict
     from engine.runs.executor import train_one as train
 
     torch.set_num_threads(1)

@@ -112,7 +112,7 @@ async def test_several_seeds_draw_a_mean_and_a_band(make_app):
 
 
 async def test_a_boundary_preset_gets_its_view_tab_fed_with_boundary_events(make_app, tmp_path: Path):
-    from engine.runs.events import Boundary
+    from engine.events import Boundary
 
     source = pinned("optimizers").path.read_text(encoding="utf-8")
     source = source.replace('technique = "optimizers"', 'technique = "spiral-test"\nview = "boundary"')
@@ -401,7 +401,7 @@ async def test_a_long_header_gives_way_in_whole_pieces(width):
     settings now go one whole piece at a time, then the title shortens with an ellipsis."""
     from textual.app import App, ComposeResult
 
-    from engine.runs.events import RunFinished, RunStarted
+    from engine.events import RunFinished, RunStarted
     from tui_lab.data.comparison import Comparison
     from tui_lab.widgets.comparison_header import ComparisonHeader
 
@@ -546,7 +546,7 @@ async def test_surface_runs_say_they_have_no_layers(store, tmp_path: Path):
 async def test_a_finished_run_without_diagnostics_says_none_were_recorded(make_app, monkeypatch):
     from textual.widgets import TabbedContent
 
-    from engine.runs.events import Diagnostics
+    from engine.events import Diagnostics
 
     real_init = FakeRunner.__init__
 
@@ -604,7 +604,7 @@ async def test_a_comparison_whose_runs_failed_reads_failed_and_says_why(make_app
     """A recipe too big for memory: the run failed before its first evaluation. The header read
     "finished 1/1", the toast "1 ended failed" and the plots "not measured in these runs"; the
     reason was only in the Verdict."""
-    from engine.runs.events import RunFinished, RunStarted
+    from engine.events import RunFinished, RunStarted
     from tui_lab.app import DllabApp
 
     reason = "out of memory on cpu (it asked for 149 GiB at once): try a smaller batch_size or model"

@@ -9,7 +9,7 @@ import tomllib
 import pytest
 
 from engine.catalogue.presets import PresetError, load_preset, parse_preset
-from engine.runs.events import from_dict
+from engine.events import from_dict
 from tui_lab.data import fmt
 from tui_lab.data import series as S
 from tui_lab.data.comparison import Comparison, smoothing_applies
@@ -136,7 +136,7 @@ def test_curves_one_per_variant_with_log_and_time_axis():
 def test_smoothing_shapes_the_per_step_training_loss_only():
     """Smoothing is for the noisy per-step loss: an evaluation curve (a few points) smoothed would
     top out far below what was measured, and the learning rate is a schedule, not noise."""
-    from engine.runs.events import EvalMetrics, RunStarted, StepMetrics
+    from engine.events import EvalMetrics, RunStarted, StepMetrics
 
     c = Comparison("smoothing")
     c.add(RunStarted("r", "A", 0, "p", "c", {}, "cpu", 10, 400, 100))

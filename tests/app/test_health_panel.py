@@ -7,8 +7,8 @@ from textual.app import App, ComposeResult
 from textual.content import Content
 from textual.widgets import DataTable, Static
 
+from engine.events import Diagnostics, to_dict
 from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
-from engine.runs.events import Diagnostics, to_dict
 from engine.training.loop import train
 from tui_lab.widgets.health_panel import HealthPanel
 

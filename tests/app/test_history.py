@@ -78,7 +78,7 @@ async def test_a_marks_every_run_the_filter_shows_and_again_unmarks_them(make_ap
 
 async def test_a_stored_run_replays_like_the_live_one(make_app, store):
     """Same comparison data from the store as from the recorded event stream."""
-    from engine.runs.events import from_dict
+    from engine.events import from_dict
     from tui_lab.data.comparison import Comparison
 
     from .fake_engine import recording
@@ -186,7 +186,7 @@ SKIP_VARIANTS = ("plain, 4 layers", "residual, 4 layers", "plain, 20 layers", "r
 def _store_skip_connection_runs(store, n: int) -> list[str]:
     """`n` runs of five variants whose names differ only after their first few characters, with
     every status (the widest, early-stopped and cancelled, among them)."""
-    from engine.runs.events import EvalMetrics, RunFinished, RunStarted
+    from engine.events import EvalMetrics, RunFinished, RunStarted
 
     statuses = ("done", "early-stopped", "cancelled", "diverged", "done")
     ids = []
@@ -260,7 +260,7 @@ NAMES_WITH_BRACKETS = [("[bold]x", "lr [lr=0.1]"), ("a [/b] c", "[red]y[/]")]
 
 
 def _store_named_runs(store, names: list[tuple[str, str]]) -> None:
-    from engine.runs.events import EvalMetrics, RunFinished, RunStarted
+    from engine.events import EvalMetrics, RunFinished, RunStarted
 
     for i, (preset, variant) in enumerate(names):
         run_id = f"r{i}"
@@ -290,7 +290,7 @@ async def test_names_with_brackets_show_as_written(make_app, store):
 def _store_preset_runs(store, *, quick: bool, variants: int = 2) -> None:
     """Runs of the catalogue's `dropout` as the runner stores them, in its quick or full form."""
     from engine.catalogue.presets import load_preset
-    from engine.runs.events import RunFinished, RunStarted
+    from engine.events import RunFinished, RunStarted
 
     for i, spec in enumerate(load_preset("dropout").expand(quick=quick, seeds=[0])[:variants]):
         run_id = f"{'q' if quick else 'f'}{i}"
@@ -361,7 +361,7 @@ async def test_a_rerun_of_a_stored_set_of_two_presets_keeps_their_labels_and_say
     """A rerun of stored runs of two presets kept the title "3 stored runs of …" (they are new runs)
     and lost the "preset:" in front of each variant that told the presets' runs apart."""
     from engine.catalogue.presets import load_preset
-    from engine.runs.events import RunFinished, RunStarted
+    from engine.events import RunFinished, RunStarted
 
     for preset in ("dropout", "optimizers"):
         for i, spec in enumerate(load_preset(preset).expand(quick=True, seeds=[0])[:2]):

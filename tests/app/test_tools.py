@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Input, Select, Static, TabbedContent
 from tiny_presets import SEARCH_HEADER, tiny_preset
 
 from engine.catalogue.presets import load_preset
-from engine.runs.events import Diagnostics, EvalMetrics, RunFinished, RunStarted, StepMetrics
+from engine.events import Diagnostics, EvalMetrics, RunFinished, RunStarted, StepMetrics
 from engine.runs.outcomes import OutcomeCollector
 from tui_lab.data.search_comparison import SearchComparison
 from tui_lab.screens.builder import BuilderScreen

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from engine.diagnostics.gradcheck import THRESHOLDS
+    from engine.checks.gradcheck import THRESHOLDS
     from tui_lab.tools.gradcheck import NothingToCheck, check_all, check_specs, result_notes, unexpected
 
     try:

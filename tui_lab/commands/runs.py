@@ -31,7 +31,7 @@ def register(subparsers) -> None:
 def _status(text: str) -> str:
     from typing import get_args
 
-    from engine.runs.events import Status
+    from engine.events import Status
 
     statuses = get_args(Status)
     if text not in statuses:

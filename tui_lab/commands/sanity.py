@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     from engine.catalogue.presets import load_preset
-    from engine.diagnostics.sanity import run_sanity
+    from engine.checks.sanity import run_sanity
     from engine.runs.device import resolve_device
     from tui_lab.tools.specs import pick_spec
 

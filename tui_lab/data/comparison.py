@@ -15,8 +15,7 @@ from typing import Any
 from engine.catalogue.claims import ClaimResult, check_claims
 from engine.catalogue.presets import LoadedPreset
 from engine.diagnostics.curves import Diagnosis, diagnose
-from engine.recipe.config import RunSpec
-from engine.runs.events import (
+from engine.events import (
     FINAL_STATUSES,
     Diagnostics,
     EvalMetrics,
@@ -26,6 +25,7 @@ from engine.runs.events import (
     RunStarted,
     StepMetrics,
 )
+from engine.recipe.config import RunSpec
 from engine.runs.outcomes import OutcomeCollector
 from tui_lab.data import series as S
 

@@ -18,7 +18,7 @@ from typing import Any
 from engine.catalogue.claims import ClaimResult, check_claims
 from engine.catalogue.presets import LoadedPreset
 from engine.diagnostics.curves import Diagnosis, diagnose
-from engine.runs.events import RunStarted
+from engine.events import RunStarted
 from engine.runs.outcomes import RunOutcome
 from tui_lab.data import series as S
 from tui_lab.data.comparison import Comparison, Curve, RunView, smoothing_applies

@@ -62,7 +62,7 @@ def check_all(specs) -> list:
     """(spec, GradCheckResult, replaced layer name) for each spec, on one torch thread."""
     import torch
 
-    from engine.diagnostics.gradcheck import check_spec
+    from engine.checks.gradcheck import check_spec
 
     torch.set_num_threads(1)
     results = []

@@ -13,7 +13,7 @@ API (the dashboard calls it from the UI thread)::
 
     view = DecisionBoundary()
     view.update_boundary("20 units", grid, points, x_range=(x0, x1), y_range=(y0, y1), step=500)
-    view.show_event("20 units", boundary_event)   # the same, from an engine.runs.events.Boundary
+    view.show_event("20 units", boundary_event)   # the same, from an engine.events.Boundary
     view.clear()
 """
 
@@ -28,7 +28,7 @@ from textual.color import Color
 from textual.widget import Widget
 from textual.widgets import Static
 
-from engine.runs.events import Boundary
+from engine.events import Boundary
 
 POINTS = "●▲■◆✚★"
 """Training points, one glyph per class (the class colour too)."""

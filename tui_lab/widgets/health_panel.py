@@ -14,7 +14,7 @@
 Use::
 
     panel = HealthPanel(activation="relu", id="health")   # in compose()
-    panel.add_diagnostics(event)                          # for every engine.runs.events.Diagnostics
+    panel.add_diagnostics(event)                          # for every engine.events.Diagnostics
     panel.reset(activation="tanh")                        # another run
 
 ``add_diagnostics`` also takes the event as a dict (``to_dict`` / the store's rows: keys

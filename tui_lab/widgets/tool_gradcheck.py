@@ -90,7 +90,7 @@ class GradcheckView(ToolView):
         return check_all(specs)
 
     async def _show(self, results: list[tuple[Any, Any, str | None]]) -> None:
-        from engine.diagnostics.gradcheck import THRESHOLDS
+        from engine.checks.gradcheck import THRESHOLDS
         from tui_lab.tools.gradcheck import result_notes, unexpected
 
         box = self.query_one("#gradcheck-results", VerticalScroll)

@@ -1,4 +1,4 @@
-"""The sanity checks in the app: ``engine.diagnostics.sanity.run_sanity`` on a variant's recipe (as
+"""The sanity checks in the app: ``engine.checks.sanity.run_sanity`` on a variant's recipe (as
 ``dllab sanity`` calls it), shown as a pass/fail table with the measured numbers and, below, each
 check's full message and advice."""
 
@@ -73,7 +73,7 @@ class SanityView(ToolView):
         return params
 
     def work(self, params: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
-        from engine.diagnostics.sanity import run_sanity
+        from engine.checks.sanity import run_sanity
         from engine.runs.device import resolve_device
         from tui_lab.tools.specs import pick_spec
 

@@ -120,7 +120,7 @@ class SearchToolView(ToolView):
 
     def work(self, params: dict[str, Any]) -> tuple[Any, Any, Any]:
         from engine.catalogue.search import run_search
-        from engine.runs.events import RunFinished
+        from engine.events import RunFinished
         from tui_lab.tools.specs import pick_spec
 
         worker = get_current_worker()

@@ -322,7 +322,7 @@ def train_gradcheck(spec, emit, should_stop=lambda: False, *, device: str | torc
     final metrics are ``max_rel_error``, ``n_pass`` / ``n_warn`` / ``n_fail``, ``n_tensors``,
     ``rel_error.<tensor>`` and ``train_loss``. Status ``done`` whatever the verdict (the claims judge).
     """
-    from engine.runs.events import Diagnostics, EvalMetrics, Message, RunFinished
+    from engine.events import Diagnostics, EvalMetrics, Message, RunFinished
     from engine.training.runbook import run_started
 
     run_id = run_id or uuid.uuid4().hex[:10]

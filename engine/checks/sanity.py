@@ -205,9 +205,9 @@ def run_sanity(spec: RunSpec, *, device: str | torch.device = "cpu", overfit_ste
                n_samples: int = OVERFIT_SAMPLES) -> list[SanityCheck]:
     """The three checks on `spec`'s recipe, in order."""
     from engine.data import load_data
-    from engine.diagnostics.lr_find import _needs_network
+    from engine.diagnostics.lr_find import needs_network
 
-    _needs_network(spec, "the sanity checks")
+    needs_network(spec, "the sanity checks")
     dev = torch.device(device)
     data = load_data(spec.recipe.data, seed=spec.recipe.train.seed, device=dev)
     return [
