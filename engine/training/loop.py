@@ -1,9 +1,12 @@
 """The training loop: one RunSpec in, events out.
 
-Read it top to bottom: data on the device → model under the run's seed → optimizer, schedule,
-loss → for each step: slice a batch from this epoch's permutation, forward, backward, clip, step,
-accumulate the loss on the device → every `log_every` steps read the loss (the only host sync
-between evaluations) → every `eval_every` steps evaluate, diagnose, early-stop.
+Read it top to bottom: :func:`train` builds a :class:`SoloRun` (data on the device → model under
+the run's seed → optimizer, schedule, loss, the techniques the recipe asks for → the RunStarted),
+runs its loop (for each step: slice a batch from this epoch's permutation, forward, backward,
+clip, step, accumulate the loss on the device → every `log_every` steps read the loss, the only
+host sync between evaluations → every `eval_every` steps evaluate, diagnose, early-stop) and ends
+it (final evaluation, RunFinished). What a run reports goes through its ledger
+(:mod:`engine.training.runbook`), the same one the batched trainer keeps per member.
 
 Fair by construction: every variant of a comparison with the same seed sees the same split, the
 same batch order (its own generator) and, where shapes match, the same initial weights.
@@ -117,61 +120,180 @@ def train(
 
     Runs that are not network training (2-D surfaces, gradient checks) go to their own trainers:
     :func:`engine.runs.executor.trainer_for` picks one."""
-    run_id = run_id or uuid.uuid4().hex[:10]
-    t0 = time.perf_counter()
-    r, t = spec.recipe, spec.recipe.train
-    dev = torch.device(device)
+    run = SoloRun(spec, emit, device=device, run_id=run_id or uuid.uuid4().hex[:10], data=data)
+    status, reason = "done", finished_reason(run.total)
+    try:
+        run.loop(should_stop)
+    except _Stopped as stop:
+        status, reason = stop.status, stop.reason
+    except torch.cuda.OutOfMemoryError:
+        status, reason = "failed", out_of_memory_reason(run.dev)
+    return run.end(status, reason)
 
-    data = (data or load_data(r.data, seed=t.seed, device=dev)).to(dev)
-    classify = data.task == "classification"
-    n_out = data.n_classes if classify else 1
-    torch.manual_seed(t.seed)
-    model = build_model(r.model, data.input_shape, n_out).to(dev)
-    pretrained = pretrain_body(model, r, data, dev)  # {} unless t.pretrain: trains the body first
-    loss_fn = build_loss(t, data.task, data.n_classes)
-    t, lr_found = lr_find_hook(model, data, loss_fn, t)  # unchanged unless t.lr_find (then lr = suggestion)
-    optimizer = build_optimizer(model.parameters(), t)
-    closure_needed = needs_closure(t)
-    trained = [p for group in optimizer.param_groups for p in group["params"]]
-    clipping = t.clip_norm is not None or t.clip_value is not None  # skip the per-step call when off
-    n_train = len(data.x_train)
-    bs, per_epoch, total = budget(spec, n_train)
-    every_eval = eval_every(spec, per_epoch, total)
-    diag_every = diagnostics_every(spec, every_eval)
-    schedule = LRSchedule(t, total)
-    ema = EMA(model, t.ema) if t.ema else None
-    stats = RunStats(model, t, per_epoch, lr_found, pretrained)  # initial loss, loss noise, step timing
-    augmenter = build_augmenter(t, data.input_shape, dev)  # None unless t.augment
-    weights = build_importance_weights(t, data)  # None unless t.importance_weighting
-    unlabeled = build_unlabeled_term(t, data)  # None unless t.unlabeled_loss
-    ensembles = build_ensembles(spec, data.input_shape, n_out, loss_fn, schedule, dev)  # None unless asked
-    batches = torch.Generator(device="cpu").manual_seed(t.seed)
-    noise = torch.Generator(device="cpu").manual_seed(t.seed + 7919)
-    torch.manual_seed(t.seed + DROPOUT_SEED_OFFSET)  # dropout masks: same stream for every variant of a seed
-    x_eval_train, y_eval_train = data.x_train[:MAX_EVAL_TRAIN], data.y_train[:MAX_EVAL_TRAIN]
-    probe = data.x_train[:PROBE_SIZE]
-    chunk = eval_chunk(widest_layer(model, data.input_shape), dev)
 
-    ledger = RunLedger(spec, run_id, classify, per_epoch, total, stats)
-    emit(ledger.started(dev, count_params(model), data.info))
+class SoloRun:
+    """One network in training: what the loop builds once, and the steps it takes.
 
-    best_state: dict[str, torch.Tensor] | None = None
-    summary = ledger.summary
-    if weights is not None:
-        summary.update(weights.summary)  # iw_domain_acc, iw_ess_share, ...
-    window: list[torch.Tensor] = []
-    last_read = (0, time.perf_counter())
-    step = 0
-    perm = torch.empty(0, dtype=torch.long, device=dev)
+    The methods read in the loop's order: the constructor builds everything under the run's seed
+    and announces the run; :meth:`loop` trains (a batch, a step, the reads, the evaluations);
+    :meth:`end` evaluates once more and sends the RunFinished.
+    """
 
-    last_evals: dict[str, tuple[Any, tuple[torch.Tensor, torch.Tensor]]] = {}
-    """split → ((step, parameter and buffer versions), (loss, acc)) of the last evaluation."""
+    def __init__(self, spec: RunSpec, emit: Callable[[Event], None], *, device: str | torch.device,
+                 run_id: str, data: DataSplits | None) -> None:
+        self.t0 = time.perf_counter()
+        self.spec, self.emit, self.run_id = spec, emit, run_id
+        r, t = spec.recipe, spec.recipe.train
+        self.dev = dev = torch.device(device)
 
-    def run_eval(step: int, final: bool = False) -> dict[str, float]:
-        pairs = {
-            "train": (x_eval_train, y_eval_train),
-            "val": (data.x_val, data.y_val),
-        }
+        self.data = data = (data or load_data(r.data, seed=t.seed, device=dev)).to(dev)
+        self.classify = data.task == "classification"
+        n_out = data.n_classes if self.classify else 1
+        torch.manual_seed(t.seed)
+        self.model = model = build_model(r.model, data.input_shape, n_out).to(dev)
+        pretrained = pretrain_body(model, r, data, dev)  # {} unless t.pretrain: trains the body first
+        self.loss_fn = build_loss(t, data.task, data.n_classes)
+        t, lr_found = lr_find_hook(model, data, self.loss_fn, t)  # unchanged unless t.lr_find (then lr = suggestion)
+        self.t = t
+        self.optimizer = build_optimizer(model.parameters(), t)
+        self.closure_needed = needs_closure(t)
+        self.trained = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.clipping = t.clip_norm is not None or t.clip_value is not None  # skip the per-step call when off
+        self.n_train = len(data.x_train)
+        self.bs, self.per_epoch, self.total = budget(spec, self.n_train)
+        self.every_eval = eval_every(spec, self.per_epoch, self.total)
+        self.diag_every = diagnostics_every(spec, self.every_eval)
+        self.schedule = LRSchedule(t, self.total)
+        self.ema = EMA(model, t.ema) if t.ema else None
+        self.stats = RunStats(model, t, self.per_epoch, lr_found, pretrained)  # initial loss, loss noise, timing
+        self.augmenter = build_augmenter(t, data.input_shape, dev)  # None unless t.augment
+        self.weights = build_importance_weights(t, data)  # None unless t.importance_weighting
+        self.unlabeled = build_unlabeled_term(t, data)  # None unless t.unlabeled_loss
+        self.ensembles = build_ensembles(spec, data.input_shape, n_out, self.loss_fn, self.schedule, dev)
+        self.batches = torch.Generator(device="cpu").manual_seed(t.seed)
+        self.noise = torch.Generator(device="cpu").manual_seed(t.seed + 7919)
+        torch.manual_seed(t.seed + DROPOUT_SEED_OFFSET)  # dropout masks: same stream for every variant of a seed
+        self.eval_train = (data.x_train[:MAX_EVAL_TRAIN], data.y_train[:MAX_EVAL_TRAIN])
+        self.probe = data.x_train[:PROBE_SIZE]
+        self.chunk = eval_chunk(widest_layer(model, data.input_shape), dev)
+
+        self.ledger = RunLedger(spec, run_id, self.classify, self.per_epoch, self.total, self.stats)
+        emit(self.ledger.started(dev, count_params(model), data.info))
+        if self.weights is not None:
+            self.ledger.summary.update(self.weights.summary)  # iw_domain_acc, iw_ess_share, ...
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.window: list[torch.Tensor] = []
+        self.last_read = (0, time.perf_counter())
+        self.step = 0
+        self.perm = torch.empty(0, dtype=torch.long, device=dev)
+        self.last_evals: dict[str, tuple[Any, tuple[torch.Tensor, torch.Tensor]]] = {}
+        """split → ((step, parameter and buffer versions), (loss, acc)) of the last evaluation."""
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def loop(self, should_stop: Callable[[], bool]) -> None:
+        """Train until the budget is spent; a run that stops earlier raises :class:`_Stopped`."""
+        t = self.t
+        self.model.train()
+        self.record_eval(0)
+        self.record_diagnostics(0, None)
+        self.stats.resume(0)
+        while self.step < self.total:
+            if should_stop():
+                raise _Stopped("cancelled", cancelled_reason(self.step))
+            diag_now = (self.step + 1) % self.diag_every == 0
+            before = snapshot_weights(self.model) if diag_now else None
+            self.window.append(self.take_step(*self.next_batch(), keep_grads=diag_now or self.step + 1 == self.total))
+            self.step += 1
+            step = self.step
+            if step % t.log_every == 0 or step == self.total:
+                self.read_window(step)
+            if step % self.every_eval == 0 or step == self.total:
+                if self.window:
+                    self.read_window(step)
+                values = self.record_eval(step)
+                if diag_now or step == self.total:
+                    self.record_diagnostics(step, before)
+                self.stats.resume(step)
+                if not math.isfinite(values.get("train_loss", 0.0)):
+                    raise _Stopped("diverged", nonfinite_eval_reason(step))
+                if self.ledger.out_of_patience:
+                    raise _Stopped("early-stopped", self.ledger.early_stop_reason())
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This step's batch (indices, inputs, targets): a slice of the epoch's permutation, augmented
+        and mixed as the recipe asks."""
+        i = self.step % self.per_epoch
+        if i == 0:
+            self.perm = torch.randperm(self.n_train, generator=self.batches).to(self.dev)
+        idx = self.perm[i * self.bs : (i + 1) * self.bs]
+        xb, yb = self.data.x_train[idx], self.data.y_train[idx]
+        if self.augmenter is not None:
+            xb = self.augmenter(xb)
+        if self.t.mixup > 0:
+            xb, yb = mixup(xb, yb, self.t.mixup, self.data.n_classes, self.noise)
+        return idx, xb, yb
+
+    def take_step(self, idx: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor, *, keep_grads: bool) -> torch.Tensor:
+        """One optimizer step; returns its data loss (a device tensor, not read)."""
+        step, optimizer = self.step, self.optimizer
+        self.schedule.apply(optimizer, step)
+        step_losses: list[torch.Tensor] = []  # the data loss of each evaluation of the objective
+        if self.closure_needed:  # L-BFGS evaluates the objective several times
+            optimizer.step(partial(self.forward_backward, xb, yb, idx, step, step_losses))
+        else:
+            self.forward_backward(xb, yb, idx, step, step_losses)
+            # The diagnostics report this step's gradient. On CUDA torch's foreach SGD with
+            # Nesterov momentum adds the momentum into p.grad in place, so keep a copy to put back.
+            grads = [None if p.grad is None else p.grad.clone() for p in self.trained] if keep_grads else None
+            optimizer.step()
+            if grads is not None:
+                for p, g in zip(self.trained, grads, strict=True):
+                    p.grad = g
+        if self.ema is not None:
+            self.ema.update(self.model)
+        if self.ensembles is not None:
+            self.ensembles.train_step(xb, yb, step)
+        return step_losses[-1]
+
+    def forward_backward(self, xb: torch.Tensor, yb: torch.Tensor, idx: torch.Tensor, step: int,
+                         losses: list[torch.Tensor]) -> torch.Tensor:
+        """One evaluation of the training objective and its gradient; the data loss goes to `losses`."""
+        t, model = self.t, self.model
+        for p in self.trained:  # optimizer.zero_grad(set_to_none=True), without its per-call wrapper (~6 µs)
+            p.grad = None
+        out = model(xb)
+        data_loss = self.loss_fn(out, yb) if self.weights is None else self.weights.loss(self.loss_fn, out, yb, idx)
+        pen = penalty(model, t.l1, t.l2)
+        total_loss = data_loss if pen is None else data_loss + pen
+        if self.unlabeled is not None and (u_loss := self.unlabeled(model, step)) is not None:
+            total_loss = total_loss + u_loss
+        total_loss.backward()
+        if self.clipping:
+            clip_gradients(model.parameters(), t.clip_norm, t.clip_value)
+        losses.append(data_loss.detach())
+        return total_loss
+
+    def read_window(self, step: int) -> None:
+        """Read the losses since the last read (the one host sync between evaluations)."""
+        losses = torch.stack(self.window).tolist()
+        self.stats.on_window(losses, step)
+        if (diverged := self.ledger.divergence(losses, step)) is not None:
+            raise _Stopped("diverged", diverged)
+        now = time.perf_counter()
+        rate = (step - self.last_read[0]) / max(now - self.last_read[1], 1e-9)
+        self.last_read = (step, now)
+        self.emit(StepMetrics(self.run_id, step, step / self.per_epoch, sum(losses) / len(losses),
+                              self.schedule.lr_at(step - 1), now - self.t0, rate))
+        self.window.clear()
+
+    # -- evaluations and diagnostics ---------------------------------------------------------------
+
+    def evaluate(self, step: int, final: bool = False) -> dict[str, float]:
+        """Loss and accuracy on the training and validation splits (and the test split at the end),
+        the extra figures, the EMA's and the ensembles' figures: one host read."""
+        model, data, classify = self.model, self.data, self.classify
+        pairs = {"train": self.eval_train, "val": (data.x_val, data.y_val)}
         if final:
             pairs["test"] = (data.x_test, data.y_test)
         tensors: dict[str, torch.Tensor] = {}
@@ -179,152 +301,73 @@ def train(
         for split, (x, y) in pairs.items():
             if len(x) == 0:
                 continue
-            if split in last_evals and last_evals[split][0] == state:  # same weights: the final eval
-                loss, acc = last_evals[split][1]  # reuses the last one's train / val figures
+            if split in self.last_evals and self.last_evals[split][0] == state:  # same weights: the final
+                loss, acc = self.last_evals[split][1]  # eval reuses the last one's train / val figures
             else:
-                loss, acc = evaluate(model, loss_fn, x, y, classify, chunk)
-                last_evals[split] = (state, (loss, acc))
+                loss, acc = evaluate(model, self.loss_fn, x, y, classify, self.chunk)
+                self.last_evals[split] = (state, (loss, acc))
             tensors[f"{split}_loss"] = loss
             if classify:
                 tensors[f"{split}_acc"] = acc
-            tensors.update(extra_metrics(model, loss_fn, x, y, split, data.task, final=final, batch_size=bs))
-        if ema is not None:
-            with ema.applied(model):
+            tensors.update(extra_metrics(model, self.loss_fn, x, y, split, data.task, final=final,
+                                         batch_size=self.bs))
+        if self.ema is not None:
+            with self.ema.applied(model):
                 for split in ("train", "val", *(["test"] if final else [])):
                     x, y = pairs[split]
                     if len(x):
-                        loss, acc = evaluate(model, loss_fn, x, y, classify, chunk)
+                        loss, acc = evaluate(model, self.loss_fn, x, y, classify, self.chunk)
                         tensors[f"ema_{split}_loss"] = loss
                         if classify:
                             tensors[f"ema_{split}_acc"] = acc
-        if ensembles is not None:
-            tensors.update(ensembles.evaluate(model, pairs, step, classify))
+        if self.ensembles is not None:
+            tensors.update(self.ensembles.evaluate(model, pairs, step, classify))
         values = dict(zip(tensors, torch.stack(list(tensors.values())).tolist(), strict=True))
         if "val_loss" in values and "train_loss" in values:
             values["gap"] = values["val_loss"] - values["train_loss"]
         if classify and "val_acc" in values:
             values["acc_gap"] = values["train_acc"] - values["val_acc"]
-        values["lr"] = schedule.lr_at(min(step, total - 1))
+        values["lr"] = self.schedule.lr_at(min(step, self.total - 1))
         return values
 
-    def record_eval(step: int) -> dict[str, float]:
-        nonlocal best_state
-        values = run_eval(step)
-        emit(ledger.on_eval(step, values, time.perf_counter() - t0))
-        if ledger.improved and ledger.keeps_best:
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        schedule.on_eval(ledger.watched(values))
+    def record_eval(self, step: int) -> dict[str, float]:
+        """Evaluate and fold the figures into the ledger (best weights kept when early stopping asks)."""
+        values = self.evaluate(step)
+        self.emit(self.ledger.on_eval(step, values, time.perf_counter() - self.t0))
+        if self.ledger.improved and self.ledger.keeps_best:
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.schedule.on_eval(self.ledger.watched(values))
         return values
 
-    def record_diagnostics(step: int, before: dict[str, torch.Tensor] | None) -> None:
-        ledger.diagnosed_at = step
-        layers = layer_health(model, probe, r.model.activation)
+    def record_diagnostics(self, step: int, before: dict[str, torch.Tensor] | None) -> None:
+        """Per-layer health (with update ratios when the weights before the step were kept), weight
+        images now and then, and the decision boundary of a 2-D classifier."""
+        model, summary = self.model, self.ledger.summary
+        self.ledger.diagnosed_at = step
+        layers = layer_health(model, self.probe, self.spec.recipe.model.activation)
         if before is not None:
             for name, ratio in update_ratios(before, model).items():
                 layers.setdefault(name, {})["update_ratio"] = ratio
-        add_weight_images(layers, model, step, diag_every * IMAGE_EVERY, total)  # now and then
+        add_weight_images(layers, model, step, self.diag_every * IMAGE_EVERY, self.total)
         summary.update(model_summary(model, layers))
-        emit(Diagnostics(run_id, step, layers, {k: v for k, v in summary.items() if "." not in k}))
-        if (plane := boundary_event(run_id, step, model, data)) is not None:  # 2-D classification only
-            emit(plane)
+        self.emit(Diagnostics(self.run_id, step, layers, {k: v for k, v in summary.items() if "." not in k}))
+        if (plane := boundary_event(self.run_id, step, model, self.data)) is not None:  # 2-D classification
+            self.emit(plane)
 
-    def forward_backward(xb: torch.Tensor, yb: torch.Tensor, idx: torch.Tensor, step: int,
-                         losses: list[torch.Tensor]) -> torch.Tensor:
-        """One evaluation of the training objective and its gradient; the data loss goes to `losses`."""
-        for p in trained:  # optimizer.zero_grad(set_to_none=True), without its per-call wrapper (~6 µs)
-            p.grad = None
-        out = model(xb)
-        data_loss = loss_fn(out, yb) if weights is None else weights.loss(loss_fn, out, yb, idx)
-        pen = penalty(model, t.l1, t.l2)
-        total_loss = data_loss if pen is None else data_loss + pen
-        if unlabeled is not None and (u_loss := unlabeled(model, step)) is not None:
-            total_loss = total_loss + u_loss
-        total_loss.backward()
-        if clipping:
-            clip_gradients(model.parameters(), t.clip_norm, t.clip_value)
-        losses.append(data_loss.detach())
-        return total_loss
+    # -- the end -----------------------------------------------------------------------------------
 
-    def read_window(step: int) -> None:
-        nonlocal last_read
-        losses = torch.stack(window).tolist()  # host sync: once per log_every steps
-        stats.on_window(losses, step)
-        if (diverged := ledger.divergence(losses, step)) is not None:
-            raise _Stopped("diverged", diverged)
-        now = time.perf_counter()
-        rate = (step - last_read[0]) / max(now - last_read[1], 1e-9)
-        last_read = (step, now)
-        emit(StepMetrics(run_id, step, step / per_epoch, sum(losses) / len(losses),
-                         schedule.lr_at(step - 1), now - t0, rate))
-        window.clear()
-
-    status, reason = "done", finished_reason(total)
-    try:
-        model.train()
-        record_eval(0)
-        record_diagnostics(0, None)
-        stats.resume(0)
-        while step < total:
-            if should_stop():
-                raise _Stopped("cancelled", cancelled_reason(step))
-            i = step % per_epoch
-            if i == 0:
-                perm = torch.randperm(n_train, generator=batches).to(dev)
-            idx = perm[i * bs : (i + 1) * bs]
-            xb, yb = data.x_train[idx], data.y_train[idx]
-            if augmenter is not None:
-                xb = augmenter(xb)
-            if t.mixup > 0:
-                xb, yb = mixup(xb, yb, t.mixup, data.n_classes, noise)
-            schedule.apply(optimizer, step)
-            diag_now = (step + 1) % diag_every == 0
-            before = snapshot_weights(model) if diag_now else None
-
-            step_losses: list[torch.Tensor] = []  # the data loss of each evaluation of the objective
-            if closure_needed:  # L-BFGS evaluates the objective several times
-                optimizer.step(partial(forward_backward, xb, yb, idx, step, step_losses))
-            else:
-                forward_backward(xb, yb, idx, step, step_losses)
-                # The diagnostics report this step's gradient. On CUDA torch's foreach SGD with
-                # Nesterov momentum adds the momentum into p.grad in place, so keep a copy to put back.
-                grads = ([None if p.grad is None else p.grad.clone() for p in trained]
-                         if diag_now or step + 1 == total else None)
-                optimizer.step()
-                if grads is not None:
-                    for p, g in zip(trained, grads, strict=True):
-                        p.grad = g
-            if ema is not None:
-                ema.update(model)
-            if ensembles is not None:
-                ensembles.train_step(xb, yb, step)
-            window.append(step_losses[-1])
-            step += 1
-            if step % t.log_every == 0 or step == total:
-                read_window(step)
-            if step % every_eval == 0 or step == total:
-                if window:
-                    read_window(step)
-                values = record_eval(step)
-                if diag_now or step == total:
-                    record_diagnostics(step, before)
-                stats.resume(step)
-                if not math.isfinite(values.get("train_loss", 0.0)):
-                    raise _Stopped("diverged", nonfinite_eval_reason(step))
-                if ledger.out_of_patience:
-                    raise _Stopped("early-stopped", ledger.early_stop_reason())
-    except _Stopped as stop:
-        status, reason = stop.status, stop.reason
-    except torch.cuda.OutOfMemoryError:
-        status, reason = "failed", out_of_memory_reason(dev)
-
-    if status == "early-stopped" and best_state is not None:
-        model.load_state_dict(best_state)
-        emit(ledger.restored())
-    final: dict[str, float] = {}
-    if status != "failed":
-        final = run_eval(step, final=True)
-        if status != "diverged" and ledger.diagnosed_at != step:  # the end's diagnostics, unless taken
-            record_diagnostics(step, None)
-    finished = ledger.finish(status, reason, step, final, time.perf_counter() - t0)
-    emit(finished)
-    return finished
+    def end(self, status: str, reason: str) -> RunFinished:
+        """The best weights back after an early stop (when kept), the final evaluation and
+        diagnostics, and the RunFinished."""
+        if status == "early-stopped" and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+            self.emit(self.ledger.restored())
+        final: dict[str, float] = {}
+        step = self.step
+        if status != "failed":
+            final = self.evaluate(step, final=True)
+            if status != "diverged" and self.ledger.diagnosed_at != step:  # the end's diagnostics, unless taken
+                self.record_diagnostics(step, None)
+        finished = self.ledger.finish(status, reason, step, final, time.perf_counter() - self.t0)
+        self.emit(finished)
+        return finished
