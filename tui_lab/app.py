@@ -64,6 +64,7 @@ class DllabApp(App):
         catalogue: Callable[[], list[LoadedPreset]] | None = None,
         mode: str = "library",
         search_executor: Callable[..., Any] | None = None,
+        follow: str | None = None,
     ) -> None:
         super().__init__()
         self.catalogue = catalogue or engine_catalogue
@@ -75,6 +76,8 @@ class DllabApp(App):
         self.frozen = frozen
         """Tests: no spinner animation (deterministic snapshots)."""
         self._open = (open_preset, quick, seeds)
+        self._follow = follow
+        """A comparison to open at start and follow to its end (``dllab attach``)."""
         self._first_mode = mode if mode in self.MODES else "library"
         self.pending_draft: tuple[Any, Path | None] | None = None
         self.builder_screen: Any = None
@@ -88,7 +91,10 @@ class DllabApp(App):
 
     def on_mount(self) -> None:
         loaded, quick, seeds = self._open
-        if loaded is not None:
+        if self._follow is not None:
+            self.switch_mode("dashboard")
+            self.follow_comparison(self._follow)
+        elif loaded is not None:
             self.switch_mode("dashboard")
             self.start_preset(loaded, quick=quick, seeds=seeds, confirm=False)
         else:
@@ -250,8 +256,65 @@ class DllabApp(App):
                            seeds=comparison.seeds, device=self.device)
         self.start_specs(fresh, specs)
 
+    def follow_comparison(self, comparison_id: str) -> None:
+        """The Dashboard on a stored comparison, followed to its end: the runs service trains it
+        (``dllab attach``), or it has ended and replays whole."""
+        rows = sorted(self.store.list_runs(comparison=comparison_id), key=lambda r: (r.created, r.run_id))
+        if not rows:
+            self.notify(f"no stored runs of comparison {comparison_id}", severity="warning")
+            return
+        comparison = Comparison(self._stored_title(rows), loaded=self._stored_preset(rows), device=self.device)
+        self.bridge.follow(comparison, rows, self.store, self._service_cancel(comparison_id))
+
+    def _service_cancel(self, comparison_id: str) -> Callable[[str | None], Any]:
+        def cancel(run_id: str | None) -> None:
+            from engine.runs.client import running_service
+
+            client = running_service(self.store.path.parent)
+            if client is not None:
+                client.cancel(run_id or comparison_id)
+
+        return cancel
+
+    def live_in_service(self, rows: list[Any]) -> str | None:
+        """The comparison of `rows` when the runs service is training it now, else None."""
+        comparisons = {r.comparison for r in rows if not r.is_final and r.comparison}
+        if len(comparisons) != 1:
+            return None
+        from engine.runs.client import ServiceError, running_service
+
+        try:
+            client = running_service(self.store.path.parent)
+            live = {c["comparison"] for c in client.ps()} if client is not None else set()
+        except ServiceError:
+            return None
+        return next(iter(comparisons)) if comparisons <= live else None
+
+    @staticmethod
+    def _stored_preset(rows: list[Any]) -> LoadedPreset | None:
+        presets = sorted({r.preset for r in rows if r.preset})
+        if len(presets) == 1:
+            try:
+                return load_preset(presets[0])
+            except PresetError:
+                return None
+        return None
+
+    @classmethod
+    def _stored_title(cls, rows: list[Any]) -> str:
+        loaded = cls._stored_preset(rows)
+        if loaded is not None:
+            return f"{loaded.preset.title} · {len(rows)} stored run{'s' if len(rows) != 1 else ''}"
+        presets = sorted({r.preset for r in rows if r.preset})
+        return f"{len(rows)} stored runs of {', '.join(presets) or 'unknown presets'}"
+
     def open_stored(self, rows: list[Any]) -> None:
-        """Open stored runs together in a read-only dashboard (pushed over the History)."""
+        """Open stored runs together in a read-only dashboard (pushed over the History); runs the
+        runs service trains now are followed live instead."""
+        if (live := self.live_in_service(rows)) is not None:
+            self.switch_mode("dashboard")
+            self.follow_comparison(live)
+            return
         presets = sorted({r.preset for r in rows if r.preset})
         loaded = None
         if len(presets) == 1:
@@ -340,13 +403,14 @@ class DllabApp(App):
 
 
 def run_app(open_preset: str | None = None, quick: bool = False, seeds: list[int] | None = None,
-            device: str = "auto") -> int:
+            device: str = "auto", follow: str | None = None) -> int:
     """Open the lab (on a comparison, started at once, with ``open_preset``). Returns the exit code."""
     from tui_lab.engine_bridge import ensure_resource_tracker
 
     loaded = load_preset(open_preset) if open_preset else None  # a bad preset: PresetError, exit 2
+    RunStore().check(write=True)  # a store that cannot be used: StoreError, exit 2, before the screen is taken
     ensure_resource_tracker()  # while sys.stderr is still the terminal (see its docstring)
-    app = DllabApp(open_preset=loaded, quick=quick, seeds=seeds, device=device)
+    app = DllabApp(open_preset=loaded, quick=quick, seeds=seeds, device=device, follow=follow)
     try:
         app.run()
     finally:

@@ -125,8 +125,11 @@ class Session:
 
     _ids = itertools.count(1)
 
-    def __init__(self, comparison: Comparison, make_runner: Callable[[], RunnerLike]) -> None:
+    def __init__(self, comparison: Comparison, make_runner: Callable[[], RunnerLike], *,
+                 detached: bool = False) -> None:
         self.id = next(self._ids)
+        self.detached = detached
+        """The runs belong to the runs service: this session only follows them (quitting leaves them going)."""
         self.comparison = comparison
         self.make_runner = make_runner
         self.runner: RunnerLike | None = None
@@ -268,6 +271,18 @@ class EngineBridge:
         self.live = session
         return self._launch(session)
 
+    def follow(self, comparison: Comparison, rows: Sequence[Any], store: Any,
+               cancel: Callable[[str | None], Any] | None) -> Session:
+        """Follow runs the runs service trains (``engine.runs.follow``): their curves from the store,
+        then live; `cancel` reaches the service. Several apps may follow one comparison."""
+        comparison.add_stored(rows)
+        ids = [r.run_id for r in rows]
+        from engine.runs.follow import StoreFollower
+
+        session = Session(comparison, lambda: StoreFollower(store, ids, cancel), detached=True)
+        self.live = session
+        return self._launch(session)
+
     def replay(self, comparison: Comparison, rows: Sequence[Any], store: Any) -> Session:
         """Open stored runs (read-only) through the same path as live events."""
         comparison.add_stored(rows)
@@ -302,8 +317,8 @@ class EngineBridge:
 
     @property
     def busy(self) -> bool:
-        """Live runs are going (replays do not count)."""
-        return any(s.active and not s.comparison.read_only for s in self.sessions.values())
+        """Live runs are going (replays, and runs the runs service trains, do not count)."""
+        return any(s.active and not s.comparison.read_only and not s.detached for s in self.sessions.values())
 
     def cancel(self, session: Session, run_id: str | None = None) -> bool:
         return session.cancel(run_id)

@@ -1,0 +1,123 @@
+"""Talking to the runs service (:mod:`engine.runs.service`): finding it, starting it, asking it.
+
+:func:`connect` finds the service of a home through its socket and starts one when there is none
+(the first command that needs it starts it: ``dllab run --detach``, ``dllab ps`` only asks). A
+stale service (a socket or pid file left by a process that is gone) is noticed and replaced. The
+service is started in a session of its own, its output in ``service.log`` in the home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.runs.service import LOG_NAME, MAX_MESSAGE, PID_NAME, SOCKET_NAME, read_line, secure_home
+
+START_TIMEOUT_S = 20.0
+REQUEST_TIMEOUT_S = 30.0
+
+
+class ServiceError(RuntimeError):
+    """The runs service could not be reached, started, or refused a request (the text says which)."""
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive, not ours
+        return True
+    return True
+
+
+class ServiceClient:
+    """Requests to the service of one home."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.socket_path = self.home / SOCKET_NAME
+
+    def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """One request, one answer; ServiceError when the service cannot be reached or refuses."""
+        message = json.dumps({"op": op, **fields}).encode() + b"\n"
+        if len(message) > MAX_MESSAGE:
+            raise ServiceError(f"the request is over {MAX_MESSAGE >> 20} MiB")
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(REQUEST_TIMEOUT_S)
+                conn.connect(str(self.socket_path))
+                conn.sendall(message)
+                answer = json.loads(read_line(conn))
+        except (OSError, ValueError) as exc:
+            raise ServiceError(f"the runs service at {self.socket_path} did not answer ({exc})") from None
+        if not answer.get("ok"):
+            raise ServiceError(str(answer.get("error", "the runs service refused the request")))
+        return answer
+
+    def reachable(self) -> bool:
+        try:
+            self.request("ping")
+        except ServiceError:
+            return False
+        return True
+
+    # -- what clients ask --------------------------------------------------------------------------
+
+    def submit(self, specs: list[Any], *, device: str = "auto", workers: int | None = None, batch: bool = True,
+               fast: str = "", comparison: str | None = None) -> dict[str, Any]:
+        return self.request("submit", specs=[s.model_dump(mode="json") for s in specs], device=device,
+                            workers=workers, batch=batch, fast=fast, comparison=comparison)
+
+    def ps(self) -> list[dict[str, Any]]:
+        return list(self.request("ps")["comparisons"])
+
+    def cancel(self, target: str) -> dict[str, Any]:
+        return self.request("cancel", id=target)
+
+    def stop(self) -> None:
+        self.request("stop")
+
+
+def running_service(home: Path) -> ServiceClient | None:
+    """The home's service when one answers, else None (nothing is started)."""
+    client = ServiceClient(home)
+    return client if client.socket_path.exists() and client.reachable() else None
+
+
+def connect(home: Path, timeout: float = START_TIMEOUT_S) -> ServiceClient:
+    """The home's service, started when none answers.
+
+    A service holds the home's lock for its life (:meth:`engine.runs.service.Service.claim`), so
+    starting one while another starts (or runs) is harmless: the second exits at once and this
+    client waits for the first to answer. A stale socket left by a killed service is replaced by
+    the new service when it binds."""
+    home = secure_home(Path(home))
+    client = ServiceClient(home)
+    if client.socket_path.exists() and client.reachable():
+        return client
+    with open(home / LOG_NAME, "ab") as log:
+        subprocess.Popen([sys.executable, "-m", "engine.runs.service", "--home", str(home)],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                         close_fds=True, cwd=str(home), env={**os.environ, "DLLAB_HOME": str(home)})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.socket_path.exists() and client.reachable():
+            return client
+        time.sleep(0.05)
+    raise ServiceError(f"the runs service did not start within {timeout:.0f} s; see {home / LOG_NAME}")
+
+
+def service_pid(home: Path) -> int | None:
+    """The pid the home's service wrote, when that process is alive."""
+    try:
+        pid = int((Path(home) / PID_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None

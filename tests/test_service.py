@@ -1,0 +1,170 @@
+"""The runs service: started on demand, private to its user, refuses bad requests and keeps running,
+runs comparisons whose runs a second client cancels and any client follows through the store,
+replaced when stale, gone when idle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.events import RunFinished, RunStarted
+from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
+from engine.runs.client import ServiceClient, ServiceError, connect, running_service, service_pid
+from engine.runs.follow import StoreFollower
+from engine.runs.service import MAX_MESSAGE, SOCKET_NAME, Service
+from engine.runs.store import RunStore
+
+DEADLINE_S = 90.0
+
+
+def tiny(variant: str, steps: int = 30, lr: float = 0.05) -> RunSpec:
+    return RunSpec(recipe=Recipe(data=DataSpec(name="spiral", n_samples=200), model=ModelSpec(hidden=[8]),
+                                 train=TrainSpec(steps=steps, lr=lr, optimizer="sgd", log_every=5)),
+                   variant=variant, preset="service-test")
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(predicate, timeout: float = DEADLINE_S, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("DLLAB_HOME", str(home))
+    yield home
+    if (client := running_service(home)) is not None:
+        pid = service_pid(home)
+        client.stop()
+        if pid is not None:
+            wait_for(lambda: not alive(pid), 30)
+
+
+def raw_request(home: Path, payload: bytes) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(30)
+        conn.connect(str(home / SOCKET_NAME))
+        conn.sendall(payload)
+        with conn.makefile("rb") as f:
+            return json.loads(f.readline())
+
+
+def test_a_comparison_runs_in_the_service_and_a_follower_sees_every_event(home) -> None:
+    client = connect(home)
+    assert os.stat(home).st_mode & 0o777 == 0o700
+    assert os.stat(home / SOCKET_NAME).st_mode & 0o777 == 0o600
+    pid = service_pid(home)
+    assert pid is not None and os.getsid(pid) != os.getsid(0)  # its own session: a hangup here misses it
+    answer = client.submit([tiny("a"), tiny("b", lr=0.1)], device="cpu")
+    comparison, run_ids = answer["comparison"], answer["run_ids"]
+    assert [c["comparison"] for c in client.ps()] == [comparison]
+    with RunStore(home) as store:
+        follower = StoreFollower(store, run_ids)
+        seen: list = []
+        deadline = time.monotonic() + DEADLINE_S
+        while not follower.finished and time.monotonic() < deadline:
+            seen.extend(follower.poll(0.2))
+        assert follower.finished
+        for run_id in run_ids:
+            mine = [e for e in seen if e.run_id == run_id]
+            assert isinstance(mine[0], RunStarted) and isinstance(mine[-1], RunFinished)
+            assert mine[-1].status == "done"
+            assert [type(e) for e in mine] == [type(e) for e in store.events(run_id)]  # nothing twice, none lost
+    wait_for(lambda: client.ps() == [])
+
+
+def test_bad_requests_are_refused_and_the_service_keeps_running(home) -> None:
+    client = connect(home)
+    assert raw_request(home, b"not json\n")["error"].startswith("refused: not JSON")
+    assert "'op'" in raw_request(home, b'["a list"]\n')["error"]
+    assert "unknown op" in raw_request(home, b'{"op": "format-disk"}\n')["error"]
+    assert "run specs" in raw_request(home, b'{"op": "submit", "specs": []}\n')["error"]
+    assert "refused" in raw_request(home, b'{"op": "submit", "specs": [{"recipe": 3}]}\n')["error"]
+    with pytest.raises(ServiceError, match="over"):
+        client.request("ping", padding="x" * (MAX_MESSAGE + 1))  # the client will not send it
+    big = b'{"op": "ping", "padding": "' + b"x" * (MAX_MESSAGE + 10) + b'"}\n'
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:  # the service stops reading at the cap
+        conn.connect(str(home / SOCKET_NAME))
+        try:
+            conn.sendall(big)
+            answer = json.loads(conn.makefile("rb").readline())
+            assert "over" in answer["error"]
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    assert client.request("ping")["ok"]
+    log = (home / "service.log").read_text()
+    assert "refused a request: not JSON" in log and "over" in log
+
+
+def test_another_users_connection_is_refused(tmp_path) -> None:
+    service = Service(tmp_path / "home", idle_s=60)
+    service.uid = os.getuid() + 1  # as if the service belonged to someone else
+    thread = threading.Thread(target=service.serve, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: (tmp_path / "home" / SOCKET_NAME).exists(), 10)
+        answer = raw_request(tmp_path / "home", b'{"op": "ping"}\n')
+        assert answer == {"ok": False, "error": "this runs service belongs to another user"}
+        assert thread.is_alive()
+    finally:
+        service.stopping.set()
+        thread.join(10)
+
+
+def test_a_second_client_cancels_the_runs(home) -> None:
+    connect(home).submit([tiny("long-a", steps=200_000), tiny("long-b", steps=200_000)], device="cpu")
+    other = ServiceClient(home)  # another terminal
+    live = wait_for(other.ps)
+    comparison = live[0]["comparison"]
+    with RunStore(home) as store:
+        wait_for(lambda: any(r.status == "running" for r in store.list_runs(comparison=comparison)))
+        assert other.cancel(comparison[:4])["cancelled"] == 2
+        rows = wait_for(lambda: (rows := store.list_runs(comparison=comparison))
+                        and all(r.is_final for r in rows) and rows)
+    assert {r.status for r in rows} == {"cancelled"}
+    with pytest.raises(ServiceError, match="no live comparison"):
+        other.cancel("nosuchid")
+
+
+def test_a_killed_service_is_replaced_and_an_idle_one_stops_by_itself(home, monkeypatch) -> None:
+    connect(home)
+    first = service_pid(home)
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: not alive(first), 10)
+    assert (home / SOCKET_NAME).exists() and running_service(home) is None  # stale socket, nobody answers
+    monkeypatch.setenv("DLLAB_SERVICE_IDLE", "1")
+    connect(home)
+    second = service_pid(home)
+    assert second not in (None, first)
+    wait_for(lambda: not alive(second), 30)  # idle: it stopped by itself
+    assert not (home / SOCKET_NAME).exists()
+
+
+def test_two_services_started_at_once_leave_one(home) -> None:
+    procs = [subprocess.Popen([sys.executable, "-m", "engine.runs.service", "--home", str(home)],
+                              start_new_session=True) for _ in range(2)]
+    wait_for(lambda: running_service(home))
+    exited = wait_for(lambda: [p for p in procs if p.poll() is not None], 30)
+    assert len(exited) == 1 and exited[0].returncode == 0
+    assert running_service(home).request("ping")["pid"] == next(p.pid for p in procs if p not in exited)
