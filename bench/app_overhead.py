@@ -1,6 +1,6 @@
 """App open ÷ headless: one comparison run with the Textual app watching, and by the engine alone.
 
-Both sides use the runner the app uses (``tui_lab.engine_bridge.interactive_runner``: on a CPU
+Both sides use the app's own runner (``tui_lab.engine_bridge.local_runner``: on a CPU
 one core stays with the app), the same preset (the optimizers comparison, quick form) and a
 fresh store; the app side runs ``DllabApp(open_preset=...)`` under ``App.run_test()`` (headless
 Textual: it composes, lays out and redraws every widget, it just paints to no terminal) and waits
@@ -23,10 +23,10 @@ WHAT = "optimizers preset (quick form) with the app open (run_test, no terminal)
 
 def _headless(specs, device: str, store_dir: Path) -> None:
     from engine.runs.store import RunStore
-    from tui_lab.engine_bridge import interactive_runner
+    from tui_lab.engine_bridge import local_runner
 
     with RunStore(store_dir) as store:
-        runner = interactive_runner(specs, device=device, store=store)
+        runner = local_runner(specs, device=device, store=store)
         try:
             runner.start()
             while not runner.finished:
@@ -38,10 +38,11 @@ def _headless(specs, device: str, store_dir: Path) -> None:
 async def _with_app(loaded, device: str, store_dir: Path, limit_s: float) -> None:
     from engine.runs.store import RunStore
     from tui_lab.app import DllabApp
+    from tui_lab.engine_bridge import local_runner
 
-    with RunStore(store_dir) as store:
+    with RunStore(store_dir) as store:  # the app's own workers, as the headless side (not the runs service)
         app = DllabApp(open_preset=loaded, quick=True, device=device, store=store, presets_dir=store_dir / "presets",
-                       frozen=True)
+                       frozen=True, runner_factory=local_runner)
         async with app.run_test(size=(120, 40)) as pilot:
             deadline = time.monotonic() + limit_s
             while True:

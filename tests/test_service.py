@@ -168,3 +168,23 @@ def test_two_services_started_at_once_leave_one(home) -> None:
     exited = wait_for(lambda: [p for p in procs if p.poll() is not None], 30)
     assert len(exited) == 1 and exited[0].returncode == 0
     assert running_service(home).request("ping")["pid"] == next(p.pid for p in procs if p not in exited)
+
+
+def test_the_apps_runner_hands_the_comparison_to_the_service_and_follows_it(home) -> None:
+    """What the app's default runner does (tui_lab.engine_bridge.interactive_runner): the run ids are
+    known before the submit, closing stops following only, and the runs end in the store."""
+    from engine.runs.client import ServiceRunner
+
+    with RunStore(home) as store:
+        runner = ServiceRunner([tiny("a"), tiny("b", lr=0.1)], home=home, store=store, device="cpu", workers=1,
+                               threads=1)
+        ids = list(runner.run_ids)
+        runner.start()
+        assert runner.run_ids == ids and runner.detached
+        events: list = []
+        deadline = time.monotonic() + DEADLINE_S
+        while not runner.finished and time.monotonic() < deadline:
+            events.extend(runner.poll(0.2))
+        runner.close()
+        assert sorted(e.run_id for e in events if isinstance(e, RunFinished)) == sorted(ids)
+        assert {r.status for r in store.list_runs(comparison=runner.comparison)} == {"done"}

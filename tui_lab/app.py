@@ -103,6 +103,13 @@ class DllabApp(App):
     def on_unmount(self) -> None:
         self.bridge.stop_all()  # drain threads close their runners; the loop waits for them
 
+    def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
+        """Every toast (the screens' and widgets' too): its text may quote a preset file, the store
+        or a run's error, so its control characters are removed (``fmt.clean``), never obeyed."""
+        from tui_lab.data.fmt import clean
+
+        super().notify(clean(message, lines=True), title=clean(title), **kwargs)
+
     # -- key help -------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -370,6 +377,9 @@ class DllabApp(App):
         unsaved = builder is not None and builder.has_unsaved_changes()
         busy = self.bridge.busy
         if not unsaved and not busy:
+            if self.bridge.detached_going:
+                self._ask_keep_or_cancel()
+                return
             await self._shutdown_and_exit()
             return
 
@@ -394,6 +404,24 @@ class DllabApp(App):
         else:
             question = f"The Builder has unsaved changes to {title}. Quit without saving them?"
         self.push_screen(ConfirmScreen(question, yes="Discard", no="Stay", other="Save and quit"), answered)
+
+    def _ask_keep_or_cancel(self) -> None:
+        """Quitting while the runs service trains this app's runs: they keep going unless asked."""
+        going = self.bridge.detached_going
+
+        async def answered(answer: bool | str | None) -> None:
+            if answer == OTHER:
+                for session in going:
+                    session.cancel()
+                self.notify("cancelling the runs…", timeout=3)
+            if answer:
+                await self._shutdown_and_exit()
+
+        n = sum(len([r for r in s.comparison.runs if not r.finished]) for s in going)
+        self.push_screen(ConfirmScreen(
+            f"{n} run{'s are' if n != 1 else ' is'} still going in the background runs service. Keep "
+            f"{'them' if n != 1 else 'it'} running after you quit (`dllab attach` follows again), or cancel?",
+            yes="Keep running", no="Stay", other="Cancel them"), answered)
 
     async def _shutdown_and_exit(self) -> None:
         if self.bridge.busy:

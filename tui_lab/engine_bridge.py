@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import sys
 import threading
 import time
@@ -72,21 +73,45 @@ def ensure_resource_tracker() -> None:
         sys.stderr = saved
 
 
-def interactive_runner(specs: Sequence[RunSpec], *, device: str = "auto", store: Any = None) -> RunnerLike:
-    """The engine's Runner, sized for a person watching: on a CPU one core stays with the app
-    (2 cores: one worker with one thread), one thread per worker; on a GPU the runner decides.
-
-    Called in the drain thread, so importing torch (for the device) never blocks the UI."""
+def interactive_sizing(specs: Sequence[RunSpec], device: str) -> tuple[int | None, int | None]:
+    """Workers and threads for a person watching: on a CPU one core stays with the app (2 cores:
+    one worker with one thread), one thread per worker; on a GPU the runner decides (None, None)."""
     from engine.runs.device import cpu_cores, resolve_device, threads_per_worker
+
+    dev = resolve_device(device)
+    if dev.type != "cpu":
+        return None, None
+    workers = max(1, min(len(specs), cpu_cores() - 1))
+    return workers, threads_per_worker(workers, dev, interactive=True)
+
+
+def local_runner(specs: Sequence[RunSpec], *, device: str = "auto", store: Any = None) -> RunnerLike:
+    """The engine's Runner in this process's own workers, sized for a person watching: the runs
+    end with the app."""
     from engine.runs.runner import Runner
 
     ensure_resource_tracker()
-    dev = resolve_device(device)
-    if dev.type == "cpu":
-        workers = max(1, min(len(specs), cpu_cores() - 1))
-        threads = threads_per_worker(workers, dev, interactive=True)
-        return Runner(list(specs), device=device, workers=workers, threads=threads, store=store)
-    return Runner(list(specs), device=device, store=store)
+    workers, threads = interactive_sizing(specs, device)
+    return Runner(list(specs), device=device, workers=workers, threads=threads, store=store)
+
+
+def interactive_runner(specs: Sequence[RunSpec], *, device: str = "auto", store: Any = None) -> RunnerLike:
+    """The app's runner: the comparison goes to the runs service (``engine.runs.service``), so it
+    outlives the app and its terminal, and the app follows it through the store; where the service
+    cannot start (or the store is not a file of a home), it runs in the app's own workers.
+
+    Called in the drain thread, so importing torch (for the device) never blocks the UI."""
+    from engine.runs.client import ServiceError, ServiceRunner
+    from engine.runs.store import RunStore
+
+    if isinstance(store, RunStore) and os.environ.get("DLLAB_SERVICE", "on") != "off":
+        workers, threads = interactive_sizing(specs, device)
+        try:
+            return ServiceRunner(list(specs), home=store.path.parent, store=store, device=device, workers=workers,
+                                 threads=threads)
+        except ServiceError as exc:
+            print(f"dllab: {exc}; the runs train in the app's own workers", file=sys.__stderr__)
+    return local_runner(specs, device=device, store=store)
 
 
 class StoreReplay:
@@ -179,6 +204,7 @@ class Session:
         try:
             runner = self.make_runner()
             self.runner = runner
+            self.detached = self.detached or bool(getattr(runner, "detached", False))
             post(EngineBridge.Attached(self.id, list(runner.run_ids)))
             if self.stop.is_set():
                 return
@@ -314,6 +340,12 @@ class EngineBridge:
         return session
 
     # -- stopping -------------------------------------------------------------------------
+
+    @property
+    def detached_going(self) -> list[Session]:
+        """Sessions following runs that the runs service trains, not ended yet."""
+        return [s for s in self.sessions.values()
+                if s.active and s.detached and not s.comparison.read_only and not s.comparison.finished]
 
     @property
     def busy(self) -> bool:

@@ -121,3 +121,55 @@ def service_pid(home: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if pid_alive(pid) else None
+
+
+class ServiceRunner:
+    """A comparison handed to the runs service, runner-shaped for the app: ``start`` submits it,
+    ``poll`` follows it through the store (:class:`engine.runs.follow.StoreFollower`), ``cancel``
+    reaches the service, ``close`` stops following and leaves the runs going (the app asks before
+    it quits whether to cancel them)."""
+
+    detached = True
+    """Its runs belong to the runs service, not to the process that follows them."""
+
+    def __init__(self, specs: list[Any], *, home: Path, store: Any, device: str = "auto",
+                 workers: int | None = None, threads: int | None = None) -> None:
+        from engine.runs.comparison import new_run_ids, with_comparison
+
+        self.client = connect(home)  # ServiceError when it cannot start: the caller falls back
+        self.comparison, self.specs = with_comparison(list(specs), None)
+        self.run_ids = new_run_ids(len(self.specs))
+        self.store, self.device, self.workers, self.threads = store, device, workers, threads
+        self._follower: Any = None
+        self._started = False
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        from engine.runs.follow import StoreFollower
+
+        answer = self.client.request("submit", specs=[s.model_dump(mode="json") for s in self.specs],
+                                     device=self.device, workers=self.workers, threads=self.threads,
+                                     comparison=self.comparison, run_ids=self.run_ids)
+        self.run_ids = list(answer["run_ids"])
+        self._follower = StoreFollower(self.store, self.run_ids, self.cancel)
+
+    def poll(self, timeout: float = 0.1) -> list[Any]:
+        if not self._started:
+            self.start()
+        return self._follower.poll(timeout)
+
+    def cancel(self, run_id: str | None = None) -> None:
+        try:
+            self.client.cancel(run_id or self.comparison)
+        except ServiceError:
+            pass  # it ended meanwhile
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._follower is not None:
+            self._follower.close()
+
+    @property
+    def finished(self) -> bool:
+        return self._follower is not None and self._follower.finished

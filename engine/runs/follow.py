@@ -21,6 +21,9 @@ from engine.events import Event, RunFinished, RunStarted
 class StoreFollower:
     """A stored comparison (or some of its runs), followed until every run has ended."""
 
+    detached = True
+    """Its runs belong to whoever trains them, not to the process that follows them."""
+
     def __init__(self, store: Any, run_ids: Sequence[str], cancel: Callable[[str | None], Any] | None = None,
                  *, idle_s: float = 0.25) -> None:
         self.store = store

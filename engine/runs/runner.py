@@ -263,16 +263,19 @@ class Runner:
     def __init__(self, specs: list[RunSpec], *, device: str = "auto", workers: int | None = None,
                  store: RunStore | str | Path | None = None, train_fn: str | TrainFn | None = None,
                  threads: int | None = None, comparison: str | None = None, batch: bool = True,
-                 fast: str = ""):
+                 fast: str = "", run_ids: list[str] | None = None):
         """`batch`: runs that share an architecture train together as one batched model
         (``engine.batched``; others run solo). `fast`: opt-in fast paths, e.g. ``"bf16,compile"``
         (``engine.batched.accel.FastPaths``). `train_fn`: ``"module:function"`` with the solo
-        loop's signature instead of dllab's trainers (no batching, no fast paths).
+        loop's signature instead of dllab's trainers (no batching, no fast paths). `run_ids`: the
+        runs' ids, chosen by the caller (a client of the runs service knows them before it submits).
         """
         from engine.runs.device import cpu_cores, resolve_device, threads_per_worker
 
         self.comparison, self.specs = with_comparison(list(specs), comparison)
-        self.run_ids: list[str] = new_run_ids(len(self.specs))
+        self.run_ids: list[str] = list(run_ids) if run_ids is not None else new_run_ids(len(self.specs))
+        if len(set(self.run_ids)) != len(self.specs):
+            raise ValueError(f"{len(self.specs)} runs need as many distinct run ids, got {len(run_ids or [])}")
         self._index = {run_id: i for i, run_id in enumerate(self.run_ids)}
         n = len(self.specs)
 

@@ -278,11 +278,12 @@ class Service:
         if not isinstance(raw_specs, list) or not raw_specs:
             raise ValueError("'specs' must be a non-empty list of run specs")
         specs = [RunSpec.model_validate(s) for s in raw_specs]
-        workers = request.get("workers")
+        workers, threads, run_ids = request.get("workers"), request.get("threads"), request.get("run_ids")
         runner = Runner(specs, device=str(request.get("device", "auto")),
-                        workers=int(workers) if workers else None, store=self.home,
-                        comparison=request.get("comparison") or None, batch=bool(request.get("batch", True)),
-                        fast=str(request.get("fast", "")))
+                        workers=int(workers) if workers else None, threads=int(threads) if threads else None,
+                        store=self.home, comparison=request.get("comparison") or None,
+                        batch=bool(request.get("batch", True)), fast=str(request.get("fast", "")),
+                        run_ids=[str(r) for r in run_ids] if run_ids else None)
         live = Live(runner.comparison, specs[0].preset, runner)
         with self.lock:
             if runner.comparison in self.live:

@@ -648,3 +648,40 @@ async def test_the_verdict_wraps_under_its_headings_at_80_columns(make_app):
         assert len(claims) > 4, claims  # some wrapped
         for line in claims:
             assert line.startswith((" ✔ holds ", " ✘ fails ", "     ")), lines[start:end]
+
+
+class DetachedFake(FakeRunner):
+    """A comparison the runs service trains: closing only stops following (the runs go on)."""
+
+    detached = True
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.closed = True
+
+
+def _detached_app(store, dllab_home):
+    from tui_lab.app import DllabApp
+
+    def factory(specs, *, device="auto", store=None):
+        return DetachedFake(specs, device=device, store=store, hold_at=0.3)
+
+    return DllabApp(runner_factory=factory, store=store, presets_dir=dllab_home / "presets",
+                    open_preset=pinned("optimizers"), quick=True, frozen=True)
+
+
+@pytest.mark.parametrize("answer", ["y", "s"])
+async def test_quitting_while_the_runs_service_trains_asks_to_keep_or_cancel(store, dllab_home, answer):
+    """Runs in the background service outlive the app: quitting asks whether to keep them (the
+    default) or cancel them; keeping them only stops following."""
+    app = _detached_app(store, dllab_home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.bridge.live is not None and app.bridge.detached_going)
+        assert not app.bridge.busy  # not the app's own workers: no "cancel them and quit?"
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "background" in app.screen.question and app.screen.yes == "Keep running"
+        await pilot.press(answer)
+        await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+    runner = FakeRunner.instances[-1]
+    assert runner.closed
+    assert runner.cancelled == (set() if answer == "y" else set(range(len(runner.specs))))
