@@ -531,3 +531,141 @@ def test_a_saved_recipe_is_taken_by_its_id(tmp_path, monkeypatch, capsys):
     assert main(["presets", "dropout"]) == 0
     out = capsys.readouterr().out
     assert "Dropout" in out and f"a saved recipe of this id, {saved / 'dropout.toml'}, is run by its path" in out
+
+
+# -- bad input never reaches a traceback, nor the store --------------------------------------------
+
+
+def _stored_rows(home) -> int:
+    import sqlite3
+
+    path = home / "runs.sqlite"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as conn:
+        try:
+            return conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        except sqlite3.OperationalError:  # no table yet
+            return 0
+
+
+def _refused(argv: list[str], capsys) -> str:
+    """`dllab ARGV` is invalid input: exit 2 (as a return or argparse's SystemExit), no traceback;
+    the message on stderr."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and "Error:" not in err.replace("error:", ""), err
+    return err
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_a_seed_beyond_what_the_store_and_torch_take_is_invalid(command, tmp_path, monkeypatch, capsys):
+    """--seeds 99999999999999999999999 reached SQLite: OverflowError, exit 1, phantom rows."""
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    for seed in ("99999999999999999999999", str(2**32)):
+        err = _refused([command, "optimizers", "--quick", "--workers", "0", "--seeds", seed], capsys)
+        assert "--seeds" in err and "at most 4294967295" in err
+    assert _stored_rows(tmp_path) == 0
+
+
+@pytest.mark.parametrize(("top", "tables", "words"), [
+    ("seeds = [99999999999999999999999]\nquick_seeds = [99999999999999999999999]\n", "", "seeds.0 (line"),
+    ("quick_seeds = [4294967296]\n", "", "quick_seeds.0 (line"),
+    ("", "[base.train]\nsteps = 1000000000000\n", "train.steps"),
+    ("", "[base.train]\nlr = inf\n", "finite"),
+    ("", "[base.train]\nweight_decay = inf\n", "finite"),
+    ("", "[base.model]\ninit_value = nan\n", "finite"),
+    ("", '[base.model]\nkind = "cnn"\nchannels = [1000000000]\n', "model.channels"),
+    ("", '[[claims]]\ntext = "never"\nmetric = "train_loss"\nleft = "A"\nop = "<"\nvalue = inf\n', "finite"),
+])
+def test_numbers_no_run_can_take_are_invalid_input(top, tables, words, tmp_path, monkeypatch, capsys):
+    """A preset's seed beyond 64 bits (OverflowError from SQLite, exit 1, phantom rows), 10**12
+    steps, `lr = inf` (ran, "diverged", exit 0), `init_value = nan`, a claim's `value = inf`."""
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    path = tmp_path / "bad.toml"
+    text = tiny_preset(tables + '[[variants]]\nname = "A"\n').replace("[base.data]", top + "[base.data]", 1)
+    path.write_text(text)
+    for command in ("run", "check"):
+        err = _refused([command, str(path), "--quick", "--workers", "0"], capsys)
+        assert words in err, err
+    assert _stored_rows(tmp_path) == 0
+
+
+PREFLIGHT_CASES = [
+    ("mnist1d", "", '[base.train]\nloss = "l1"\n', "loss 'l1' is a regression loss and cannot train mnist1d"),
+    ("spiral", 'preprocess = "pca"\npca_components = 3\n', "", "pca_components=3 exceeds the 2 input features"),
+    ("digits", "n_samples = 5000\n", "", "n_samples=5000 exceeds the 1797 samples of digits"),
+    ("mnist", "", "", "mnist needs files under a data folder"),
+    ("spiral", "", "[base.model]\nhidden = [1000000, 1000000]\n", "this run needs about"),
+]
+
+
+def _preflight_preset(tmp_path, dataset: str, data_lines: str, tables: str):
+    text = tiny_preset(tables + '[[variants]]\nname = "A"\n[[variants]]\nname = "B"\n')
+    text = text.replace('name = "spiral"\nn_samples = 200\n', f'name = "{dataset}"\n{data_lines}')
+    path = tmp_path / "conflict.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("dataset", "data_lines", "tables", "words"), PREFLIGHT_CASES,
+                         ids=[c[3][:24] for c in PREFLIGHT_CASES])
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_conflicts_known_before_training_stop_before_any_worker(command, dataset, data_lines, tables, words,
+                                                                 tmp_path, monkeypatch, capsys):
+    """`loss = "l1"` on mnist1d (and its neighbours) failed 17 s later, after the workers started,
+    as "a run failed" (exit 1). Now: exit 2, one line per problem, nothing stored, no worker."""
+    import engine.runs.runner as runner
+
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    monkeypatch.setenv("DLLAB_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(runner.Runner, "start", lambda self: pytest.fail("a worker started"))
+    path = _preflight_preset(tmp_path, dataset, data_lines, tables)
+    err = _refused([command, str(path), "--quick"], capsys)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dllab: conflict (quick form): every variant: "), err
+    assert words in lines[0]
+    assert _stored_rows(tmp_path) == 0
+
+
+def test_open_refuses_a_comparison_that_cannot_start_before_the_app_opens(tmp_path, monkeypatch, capsys):
+    import tui_lab.app
+
+    monkeypatch.setenv("DLLAB_HOME", str(tmp_path))
+    monkeypatch.setattr(tui_lab.app, "DllabApp", lambda *a, **k: pytest.fail("the app opened"))
+    path = _preflight_preset(tmp_path, *PREFLIGHT_CASES[0][:3])
+    err = _refused(["open", str(path), "--quick"], capsys)
+    assert PREFLIGHT_CASES[0][3] in err and _stored_rows(tmp_path) == 0
+
+
+def test_check_preset_refuses_before_any_run(tmp_path):
+    from engine.catalogue.check import check_preset
+    from engine.catalogue.presets import PresetError
+
+    path = _preflight_preset(tmp_path, *PREFLIGHT_CASES[0][:3])
+    with pytest.raises(PresetError, match="cannot train mnist1d"):
+        check_preset(str(path))
+
+
+def test_parsing_run_arguments_does_not_import_torch():
+    """The --fast type imported torch: a bad option took seconds to be refused, and Ctrl+C in those
+    seconds printed a KeyboardInterrupt traceback."""
+    code = ("import sys\n"
+            "from tui_lab.cli import build_parser\n"
+            "for command in ('run', 'check', 'open'):\n"
+            "    extra = ['--fast', 'bf16,cuda-graphs', '--workers', '2'] if command != 'open' else []\n"
+            "    build_parser().parse_args([command, 'optimizers', '--quick', '--seeds', '0,1', *extra])\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+def test_the_fast_path_names_are_the_engines():
+    from engine.batched.accel import FAST_PATHS
+    from tui_lab.commands import args
+
+    assert args.FAST_PATHS == FAST_PATHS

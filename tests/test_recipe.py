@@ -355,3 +355,106 @@ def test_evaluation_cross_entropy_equals_torchs(scale: float) -> None:
         z.requires_grad_(True)
         cross_entropy(z, y).backward()  # with autograd: torch's own loss
         assert z.grad is not None
+
+
+# ------------------------------------------------------------------------- bounds of the schema
+
+
+def _schema_fields():
+    """(model, name, field info) of every field of the recipe's sections."""
+    from engine.recipe.config import DataSpec, ModelSpec, PretrainSpec, Recipe, RunSpec
+
+    for model in (DataSpec, ModelSpec, TrainSpec, PretrainSpec, Recipe, RunSpec):
+        for name, info in model.model_fields.items():
+            yield model, name, info
+
+
+def _ints_in(annotation) -> list:
+    """The int annotations (with their metadata) inside `annotation`: itself, in a list, or optional."""
+    from typing import Annotated, Union, get_args, get_origin
+
+    if annotation is int:
+        return [(int, ())]
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *meta = get_args(annotation)
+        inner = _ints_in(base)
+        return [(t, (*m, *meta)) for t, m in inner]
+    if origin in (list, Union) or str(origin) == "<class 'types.UnionType'>":
+        return [i for a in get_args(annotation) for i in _ints_in(a)]
+    return []
+
+
+def test_every_integer_of_the_schema_has_an_upper_bound() -> None:
+    """A seed of 10**23 reached SQLite (OverflowError, exit 1, phantom rows); 10**12 steps were
+    accepted. Every integer a recipe holds is bounded above, to what can run."""
+    unbounded = []
+    for model, name, info in _schema_fields():
+        for _, meta in _ints_in(info.annotation):
+            found = [*meta, *info.metadata]
+            found += [inner for m in found for inner in getattr(m, "metadata", ())]  # a Field(...) in Annotated
+            if not any(getattr(m, "le", None) is not None or getattr(m, "lt", None) is not None for m in found):
+                unbounded.append(f"{model.__name__}.{name}")
+    assert not unbounded, unbounded
+
+
+@pytest.mark.parametrize(("section", "field", "value"), [
+    ("train", "seed", 2**32), ("train", "seed", 10**23), ("train", "seed", -1), ("data", "split_seed", 2**63),
+    ("train", "steps", 10**12), ("train", "epochs", 10**9), ("train", "batch_size", 10**12),
+    ("model", "width", 10**9), ("model", "depth", 10**6), ("model", "hidden", [10**9]),
+    ("model", "channels", [1_000_000_000]), ("data", "n_samples", 10**12), ("train", "eval_every", 10**15),
+])
+def test_integers_beyond_what_can_run_are_refused(section, field, value) -> None:
+    from pydantic import ValidationError
+
+    from engine.recipe.config import Recipe
+
+    with pytest.raises(ValidationError) as info:
+        Recipe.model_validate({"data": {"name": "spiral"}, **{section: {field: value}}} if section != "data"
+                              else {"data": {"name": "spiral", field: value}})
+    assert field in str(info.value)
+
+
+@pytest.mark.parametrize(("section", "field"), [
+    ("train", "lr"), ("train", "weight_decay"), ("model", "init_value"), ("model", "bias_init"),
+    ("train", "diverge_threshold"), ("train", "clip_norm"), ("data", "noise"), ("data", "start"),
+])
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_every_float_of_the_schema_is_finite(section, field, value) -> None:
+    """`lr = inf` ran and ended "diverged" with exit 0; `init_value = nan` passed too."""
+    from pydantic import ValidationError
+
+    from engine.recipe.config import Recipe
+
+    raw = {"data": {"name": "spiral"}}
+    number = [1.0, value] if field == "start" else value
+    raw.setdefault(section, {})[field] = number
+    with pytest.raises(ValidationError) as info:
+        Recipe.model_validate(raw)
+    assert field in str(info.value) and ("finite" in str(info.value) or "greater than" in str(info.value))
+
+
+def test_a_claim_value_is_finite() -> None:
+    from pydantic import ValidationError
+
+    from engine.catalogue.presets import Claim
+
+    for value in (math.inf, math.nan):
+        with pytest.raises(ValidationError, match="finite"):
+            Claim(text="x", metric="train_loss", left="A", op="<", value=value)
+    assert Claim(text="x", metric="train_loss", left="A", op="<", value=1e300).value == 1e300
+
+
+def test_the_largest_seed_trains() -> None:
+    """MAX_SEED and the offsets the engine adds to it (dropout, augmentation, ensemble members) are
+    taken by numpy, torch and the store."""
+    from engine.events import RunFinished
+    from engine.recipe.config import MAX_SEED, Recipe, RunSpec
+    from engine.training.loop import train
+
+    recipe = Recipe.model_validate({"data": {"name": "blobs", "n_samples": 120},
+                                    "model": {"hidden": [8], "dropout": 0.1, "ensemble": 2},
+                                    "train": {"seed": MAX_SEED, "steps": 3, "batch_size": 20}})
+    events = []
+    train(RunSpec(recipe=recipe, variant="max seed"), events.append, device="cpu")
+    assert isinstance(events[-1], RunFinished) and events[-1].status == "done", events[-1]

@@ -188,3 +188,30 @@ def test_the_apps_runner_hands_the_comparison_to_the_service_and_follows_it(home
         runner.close()
         assert sorted(e.run_id for e in events if isinstance(e, RunFinished)) == sorted(ids)
         assert {r.status for r in store.list_runs(comparison=runner.comparison)} == {"done"}
+
+
+def test_run_detach_ps_and_cancel_from_the_command_line(home, tmp_path, capsys) -> None:
+    """`dllab run --detach` returns at once with the comparison's id; `ps` lists it; `cancel` stops it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tiny_presets import tiny_preset
+
+    from tui_lab.cli import main
+
+    path = tmp_path / "long.toml"
+    path.write_text(tiny_preset('[base.train]\nsteps = 100000\nlog_every = 50\n\n[[variants]]\nname = "A"\n'
+                                '[[variants]]\nname = "B"\ntrain = { lr = 0.05 }\n'))
+    started = time.monotonic()
+    assert main(["run", str(path), "--detach", "--device", "cpu"]) == 0
+    assert time.monotonic() - started < 15  # it does not wait for the runs
+    out, err = capsys.readouterr()
+    comparison = out.strip()
+    assert len(comparison) == 8 and f"dllab attach {comparison}" in err
+    assert main(["ps"]) == 0 and comparison in capsys.readouterr().out
+    with RunStore(home) as store:
+        wait_for(lambda: any(r.status == "running" for r in store.list_runs(comparison=comparison)))
+        assert main(["cancel", comparison]) == 0
+        assert "cancelling 2 runs" in capsys.readouterr().out
+        rows = wait_for(lambda: (rows := store.list_runs(comparison=comparison)) and all(r.is_final for r in rows)
+                        and rows)
+    assert {r.status for r in rows} == {"cancelled"}
+    assert main(["cancel", "nosuch"]) == 2 and "no live comparison" in capsys.readouterr().err

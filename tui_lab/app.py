@@ -191,6 +191,11 @@ class DllabApp(App):
         except PresetError as exc:
             self.notify(str(exc), title="Cannot run", severity="error", timeout=10, markup=False)
             return
+        from engine.catalogue.preflight import preflight
+
+        if problems := preflight(specs, device=self.device):  # known before any worker starts
+            self.notify("\n".join(problems), title="Cannot run", severity="error", timeout=15, markup=False)
+            return
         title = loaded.preset.title
         comparison = Comparison(title, loaded=loaded, quick=quick, seeds=seeds, device=self.device)
         self.start_specs(comparison, specs, confirm=confirm)

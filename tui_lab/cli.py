@@ -49,18 +49,29 @@ def _invalid(exc: Exception) -> str:
     return "invalid setting: " + "; ".join(parts)
 
 
+def _say(message: str) -> None:
+    """An error line on stderr, its control characters removed (it may quote a file or the store)."""
+    from tui_lab.data.fmt import clean
+
+    print(f"dllab: {clean(message, lines=True)}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from engine.catalogue.presets import PresetError
+    from engine.runs.store import StoreError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl+C while the parser starts: no traceback
+        print("dllab: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     try:
         return args.func(args)
-    except PresetError as exc:
-        print(f"dllab: {exc}", file=sys.stderr)
+    except (PresetError, StoreError) as exc:  # a preset or a run store that cannot be used: before any work
+        _say(str(exc))
         return EXIT_INVALID
     except (ValueError, FileNotFoundError) as exc:
-        print(f"dllab: {_invalid(exc)}", file=sys.stderr)
+        _say(_invalid(exc))
         return EXIT_INVALID
     except KeyboardInterrupt:
         print("dllab: interrupted", file=sys.stderr)

@@ -242,7 +242,7 @@ def results_table(result: ComparisonResult, width: int | None = None) -> Table:
     if width is not None and width < 90:
         rows = [r[:4] + r[5:] for r in rows]
         cols.remove("min train")
-    title = escape(f"{result.preset.preset.title}{' (quick)' if result.quick else ''}")
+    title = escape(fmt.clean(f"{result.preset.preset.title}{' (quick)' if result.quick else ''}"))
 
     def build(lengths: dict[str, int]) -> Table:
         table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
@@ -283,8 +283,8 @@ def claims_view(claims: list[ClaimResult]) -> Group:
             mark = Text("? not checked  ", style="yellow")
         else:
             mark = Text("✘ fails  ", style="red")
-        lines.append(Text.assemble(mark, (c.claim.text, "bold")))
-        lines.append(Text("    " + c.describe(), style="dim"))
+        lines.append(Text.assemble(mark, (fmt.clean(c.claim.text), "bold")))
+        lines.append(Text("    " + fmt.clean(c.describe()), style="dim"))
     return Group(*lines)
 
 
@@ -295,14 +295,15 @@ def print_result(result: ComparisonResult, console: Console, as_json: bool = Fal
     console.print(results_table(result, console.width))
     for o in result.outcomes:
         if o.status in ("failed", "diverged", "cancelled"):
-            console.print(f"[bold]{escape(o.variant)}[/] (seed {o.seed}): {o.status}: {escape(o.reason)}")
+            console.print(f"[bold]{escape(fmt.clean(o.variant))}[/] (seed {o.seed}): {o.status}: "
+                          f"{escape(fmt.clean(o.reason))}")
     # the curves of the runs that ended on their own (a cancelled or failed run's line is above)
     diagnoses = {(o.variant, o.seed): diagnose(o.evals, o.status, o.reason) for o in result.outcomes
                  if o.status not in ("failed", "cancelled")}
     if diagnoses:
         console.print("[bold]Curves[/]")
     for (variant, seed), d in diagnoses.items():
-        console.print(f"  {escape(variant)} (seed {seed}): {escape(d.text)}")
+        console.print(f"  {escape(fmt.clean(variant))} (seed {seed}): {escape(fmt.clean(d.text))}")
     if result.claims and result.interrupted and all(c.problem for c in result.claims):
         console.print(f"[bold]Claims[/] [yellow]not checked[/]: the comparison was interrupted "
                       f"({len(result.claims)} claim{'s' if len(result.claims) != 1 else ''})")

@@ -16,6 +16,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from tui_lab.data.fmt import clean
+
 UNLIMITED = 10_000
 """A width no table reaches: what a table is measured in to find its natural width."""
 
@@ -26,7 +28,9 @@ _MEASURER = Console(file=io.StringIO(), width=UNLIMITED, color_system=None)
 def clip_name(name: str, width: int) -> str:
     """A name in at most `width` cells, cut in the middle so that its last word stays whole (what
     tells runs apart is often there: "dropout 0.2" / "dropout 0.5", a search's "#12"):
-    "grid, random plac… #12". The app's tables cut names the same way."""
+    "grid, random plac… #12". The app's tables cut names the same way. Control characters are
+    removed first (``fmt.clean``: a name from the store is shown, never obeyed)."""
+    name = clean(name)
     if cell_len(name) <= width:
         return name
     head, _, last = name.rpartition(" ")
@@ -38,7 +42,7 @@ def clip_name(name: str, width: int) -> str:
 
 def longest(names: Iterable[str]) -> int:
     """The cells the longest of `names` takes (0 for none): a name column's full length."""
-    return max((cell_len(name) for name in names), default=0)
+    return max((cell_len(clean(name)) for name in names), default=0)
 
 
 def table_width(table: Table) -> int:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.catalogue.claims import ClaimResult, check_claims
-from engine.catalogue.presets import LoadedPreset, load_preset
+from engine.catalogue.preflight import preflight
+from engine.catalogue.presets import LoadedPreset, PresetError, load_preset
 from engine.runs.inline import run_outcomes
 from engine.runs.outcomes import RunOutcome
 
@@ -34,7 +35,12 @@ class PresetCheck:
 
 
 def check_preset(ref: str, *, quick: bool = True, seeds: list[int] | None = None, device: str = "cpu") -> PresetCheck:
+    """Run a preset and check its claims; a PresetError, before any run, naming what would stop its
+    runs (``engine.catalogue.preflight``)."""
     loaded = load_preset(ref)
+    form = " (quick form)" if quick else ""
+    if problems := preflight(loaded.expand(quick=quick, seeds=seeds), device=device):
+        raise PresetError("\n".join(f"{loaded.id}{form}: {p}" for p in problems))
     if loaded.preset.search is not None:  # a search comparison: each variant is a search (engine.catalogue.search)
         return _check_search(loaded, quick, seeds, device)
     outcomes = run_outcomes(loaded.expand(quick=quick, seeds=seeds), device=device)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import reprlib
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from engine.recipe.config import Recipe, RunSpec, Strict, close_fields, deep_merge, section_fields
+from engine.recipe.config import Recipe, RunSpec, Seed, Strict, close_fields, deep_merge, section_fields
 
 Chapter = Literal[
     "data",
@@ -39,6 +40,32 @@ SECTIONS = ("data", "model", "train")
 
 class PresetError(ValueError):
     """A preset that cannot be used, with a message fit to show a person."""
+
+
+QUOTE_LIMIT = 80
+"""The most characters of a value from the file that an error message quotes (then "…")."""
+MAX_DEPTH = 32
+"""The most levels of tables and arrays a preset may nest (the catalogue's presets use 6)."""
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""Control characters: C0 (tab, newline and ESC among them), DEL and C1."""
+_CONTROL_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""The same, but tab and newline: what text of several lines refuses."""
+
+
+def _clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """A value from the file as an error message quotes it: its repr (control characters escaped),
+    cut to `limit` characters. A 50 MB string makes a short message, not a 50 MB one."""
+    if isinstance(value, str):
+        return _clip(repr(value[: 4 * limit]), limit)  # the repr of a huge string is never built
+    return _clip(_SHORT_REPR.repr(value), limit)
+
+
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = QUOTE_LIMIT
 
 
 class Override(Strict):
@@ -61,7 +88,7 @@ class Variant(Override):
     """Presets with a ``[search]`` table only: this variant's changes to it (e.g. ``method``)."""
 
 
-ClaimMetric = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_.]*$")]
+ClaimMetric = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_.]*$", max_length=80)]
 
 
 class Claim(Strict):
@@ -149,8 +176,8 @@ class Preset(Strict):
     explain: str
     view: Literal["curves", "boundary", "surface", "regression"] = "curves"
     """The extra dashboard view that suits this comparison."""
-    seeds: list[int] = Field(default_factory=lambda: [0])
-    quick_seeds: list[int] | None = None
+    seeds: list[Seed] = Field(default_factory=lambda: [0])
+    quick_seeds: list[Seed] | None = None
     base: Override
     quick: Override = Field(default_factory=Override)
     variants: Annotated[list[Variant], Field(min_length=1)]
@@ -277,41 +304,51 @@ def _recipe_place(preset: Preset, variant: Variant, quick: bool) -> Callable[[tu
     return place
 
 
-def _format_errors(exc: ValidationError, path: Path, source: str,
+def _format_errors(exc: ValidationError | list[Any], path: Path, source: str,
                    where: str | Callable[[tuple], tuple[str, str]] = "") -> str:
     """One line per error (at most 5 and a count): file, place, field, line, what is allowed.
 
-    `where`: the place in words for every error, or a function of an error's location giving the
-    place and the table to find its line in (see ``_recipe_place``)."""
+    `exc`: a ValidationError, or some of its ``errors()``. `where`: the place in words for every
+    error, or a function of an error's location giving the place and the table to find its line in
+    (see ``_recipe_place``). Values and names from the file are quoted short (``_quote``)."""
+    errors = exc.errors() if isinstance(exc, ValidationError) else exc
     lines = []
-    for err in exc.errors()[:5]:
+    for err in errors[:5]:
         named = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
-        loc = ".".join(str(p) for p in named)
+        loc = ".".join(_field_name(p) for p in named)
         place, table = where(named) if callable(where) else (where, None)
-        msg = err["msg"]
+        msg = _clip(err["msg"], 4 * QUOTE_LIMIT)  # a validator's words may quote a value whole
         if err["type"] == "value_error":  # a model validator's own words, without pydantic's prefix
             msg = msg.removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
             allowed = _allowed_fields(err["loc"])
-            close = close_fields(str(err["loc"][-1]), allowed)
+            key = str(err["loc"][-1])
+            close = close_fields(key, allowed) if len(key) <= QUOTE_LIMIT else []
             if close:
                 msg += f"; did you mean {' or '.join(close)}?"
             elif allowed:
                 msg += f" (allowed: {', '.join(allowed)})"
         elif err["type"] == "literal_error":
-            msg = f"{msg}, got {err.get('input')!r}"
+            msg = f"{msg}, got {_quote(err.get('input'))}"
         elif "input" in err and not isinstance(err["input"], dict):
-            msg = f"{msg} (got {err['input']!r})"
+            msg = f"{msg} (got {_quote(err['input'])})"
         line = _line_of(source, err["loc"], err.get("input"), table)
         at = f" (line {line})" if line else ""
         prefix = f"{place}: " if place else ""
         field = f"{loc}{at}: " if loc else ""
         lines.append(f"{path}: {prefix}{field}{msg}")
-    more = len(exc.errors()) - 5
+    more = len(errors) - 5
     if more > 0:
         lines.append(f"... and {more} more")
     return "\n".join(lines)
+
+
+def _field_name(part: Any) -> str:
+    """A part of a field's location as a message names it: a key that is not a plain name (control
+    characters, a huge key) is quoted short."""
+    text = str(part)
+    return text if len(text) <= QUOTE_LIMIT and text.isprintable() else _quote(text)
 
 
 def _allowed_fields(loc: tuple) -> list[str]:
@@ -337,7 +374,7 @@ def _line_of(source: str, loc: tuple, value: Any = None, table: str | None = Non
     array of tables (``variants#1``, ``claims#0``, counted from 0); lines elsewhere are a fallback
     (a key can also sit in an inline table under another header)."""
     names = [p for p in loc if isinstance(p, str)]
-    if not names:
+    if not names or len(names[-1]) > QUOTE_LIMIT:  # no key that long is written as a plain name
         return None
     pattern = re.compile(rf"(^|[\s{{,])\"?{re.escape(names[-1])}\"?\s*=\s*(.*)")
     hits, inside = [], []
@@ -385,7 +422,7 @@ def _check_metrics(preset: Preset, path: Path, source: str) -> None:
             if metric and (problem := unknown_metric(metric)):
                 line = _line_of(source, ("claims", i, key), metric, f"claims#{i}")
                 at = f", line {line}" if line else ""
-                raise PresetError(f"{path}: claim {claim.text!r} (claims[{i}].{key}{at}): {problem}")
+                raise PresetError(f"{path}: claim {_quote(claim.text)} (claims[{i}].{key}{at}): {problem}")
     if preset.search is not None:
         for variant in preset.variants:
             score = preset.search_settings(variant).score
@@ -395,22 +432,99 @@ def _check_metrics(preset: Preset, path: Path, source: str) -> None:
                 raise PresetError(f"{path}: {where}{f' (line {line})' if line else ''}: {problem}")
 
 
+def _multiline(loc: tuple) -> bool:
+    """Whether the field at `loc` may hold text of several lines (newlines and tabs): the
+    explanation and a variant's description. Every other string and key is one line."""
+    return loc == ("explain",) or (len(loc) == 3 and loc[0] == "variants" and loc[2] == "description")
+
+
+def _check_shape(raw: dict[str, Any], path: Path, source: str) -> None:
+    """What holds for the parsed file as a whole, before the schema: it nests at most MAX_DEPTH
+    levels (deeper data would overflow the stack of what reads it), and no key or text in it has a
+    control character (a title that sets the terminal's title, a name that clears the screen)."""
+    stack: list[tuple[tuple, Any]] = [((), raw)]
+    while stack:
+        loc, node = stack.pop()
+        if len(loc) > MAX_DEPTH:
+            raise PresetError(f"{path}: the file nests too deeply (more than {MAX_DEPTH} levels of tables "
+                              "or arrays); a preset needs a few")
+        if isinstance(node, str):
+            if bad := (_CONTROL_IN_LINES if _multiline(loc) else _CONTROL).search(node):
+                _refuse_control(path, source, loc, node, bad.group())
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if bad := _CONTROL.search(key):
+                    _refuse_control(path, source, (*loc, key), None, bad.group())
+                stack.append(((*loc, key), value))
+        elif isinstance(node, list):
+            stack.extend(((*loc, i), value) for i, value in enumerate(node))
+
+
+def _refuse_control(path: Path, source: str, loc: tuple, value: str | None, char: str) -> None:
+    field = ".".join(_field_name(p) for p in loc)
+    line = _line_of(source, loc) if value is not None else None
+    at = f" (line {line})" if line else ""
+    what = "its name has" if value is None else "its text has"
+    raise PresetError(f"{path}: {field}{at}: {what} a control character (U+{ord(char):04X}); "
+                      "a preset holds plain text: remove it")
+
+
 def parse_preset(source: str, path: Path, preset_id: str | None = None) -> LoadedPreset:
     """Validate a preset's text; every variant is expanded once (full and quick) to check it."""
     try:
         raw = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         raise PresetError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # arrays or inline tables a few hundred levels deep
+        raise PresetError(f"{path}: the file nests too deeply (more than {MAX_DEPTH} levels of tables or "
+                          "arrays); a preset needs a few") from None
+    _check_shape(raw, path, source)
     try:
         preset = Preset.model_validate(raw)
     except ValidationError as exc:
         raise PresetError(_format_errors(exc, path, source)) from None
     _check_metrics(preset, path, source)
+    if bad := _CONTROL.search(preset_id or path.stem):
+        raise PresetError(f"{_quote(str(path))}: the preset's id (its file's name) has a control character "
+                          f"(U+{ord(bad.group()):04X}); rename the file")
     loaded = LoadedPreset(id=preset_id or path.stem, path=path, preset=preset, source=source)
+    _check_layers(loaded)
     for quick in (False, True):
         for variant in preset.variants:
             _validate_recipe(preset.recipe_dict(variant, quick), loaded, variant, quick)
     return loaded
+
+
+def _check_layers(loaded: LoadedPreset) -> None:
+    """The base recipe as written (and the quick form's ``[quick]`` table over it) is validated
+    too, not only the variants' recipes: a base value that every variant overrides is never part
+    of a recipe that trains, but it is still wrong in the file (an ``activation = "swishy"`` would
+    wait there for the next variant that does not set its own). Only the fields the layer sets are
+    judged: a partial recipe misses fields, and its whole-recipe checks belong to the variants."""
+    preset = loaded.preset
+    base = preset.base.as_dict()
+    for quick, layer in ((False, base), (True, deep_merge(base, preset.quick.as_dict()))):
+        try:
+            Recipe.model_validate(layer)
+        except ValidationError as exc:
+            errors = [e for e in exc.errors() if e["type"] != "missing" and _sets_value(layer, e["loc"])]
+            if errors:
+                def place(loc: tuple, quick: bool = quick) -> tuple[str, str]:
+                    if quick and _sets(preset.quick.as_dict(), loc):
+                        return "quick form ([quick] table)", "quick"
+                    return "base recipe", "base"
+
+                raise PresetError(_format_errors(errors, loaded.path, loaded.source, place)) from None
+
+
+def _sets_value(layer: dict[str, Any], loc: tuple) -> bool:
+    """Whether `layer` sets the field at `loc` to a value (not a table of fields)."""
+    node: Any = layer
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return bool(loc) and not isinstance(node, dict)
 
 
 def builtin_dir() -> Path:
@@ -438,29 +552,49 @@ def load_preset(ref: str | Path) -> LoadedPreset:
     """A catalogue id (``optimizers``), the id of a recipe saved from the Builder (a file in
     :func:`saved_dir`; the catalogue's id wins when both have it), or a path to a TOML file."""
     ref_str = str(ref)
-    path = Path(ref_str).expanduser()
-    if ref_str.endswith(".toml") or path.exists() or "/" in ref_str:
-        if not path.exists() and (toml := path.with_name(f"{path.name}.toml")).is_file():
-            path = toml  # a path given without its .toml (the Builder's open box, in the saved folder)
-        return _load_file(path)
-    builtin = builtin_dir() / f"{ref_str}.toml"
-    if builtin.is_file():
-        return parse_preset(builtin.read_text(encoding="utf-8"), builtin, ref_str)
-    saved = saved_dir() / f"{ref_str}.toml"
-    if ref_str and saved.is_file():
-        return _load_file(saved, ref_str)
+    try:
+        found = _find(ref_str)
+    except (OSError, ValueError) as exc:  # a name too long for a path, a NUL in it, a folder not readable
+        raise PresetError(f"cannot look for preset {_quote(ref_str)}: {_reason(exc)}") from None
+    if found is not None:
+        return _load_file(*found)
     ids = builtin_ids()
     close = difflib.get_close_matches(ref_str, sorted({*ids, *saved_ids()}), n=4, cutoff=0.6)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise PresetError(f"unknown preset {ref_str!r}; {hint}`dllab presets` lists the catalogue "
+    raise PresetError(f"unknown preset {_quote(ref_str)}; {hint}`dllab presets` lists the catalogue "
                       f"({len(ids)} presets), or give a path to a TOML file")
 
 
+def _find(ref: str) -> tuple[Path, str | None] | None:
+    """The file `ref` names and the id it gets (None: the file's name), or None for no preset."""
+    path = Path(ref).expanduser()
+    if ref.endswith(".toml") or path.exists() or "/" in ref:
+        if not path.exists() and (toml := path.with_name(f"{path.name}.toml")).is_file():
+            path = toml  # a path given without its .toml (the Builder's open box, in the saved folder)
+        return path, None
+    builtin = builtin_dir() / f"{ref}.toml"
+    if builtin.is_file():
+        return builtin, ref
+    saved = saved_dir() / f"{ref}.toml"
+    if ref and saved.is_file():
+        return saved, ref
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """An OSError in words ("Permission denied"), without the path it repeats."""
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
 def _load_file(path: Path, preset_id: str | None = None) -> LoadedPreset:
+    if path.is_dir():
+        raise PresetError(f"{path}: a folder, not a preset file; give a .toml file in it")
     if not path.is_file():
         raise PresetError(f"{path}: no such preset file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:  # permissions, a file that went away, a read error
+        raise PresetError(f"{path}: cannot read the file ({_reason(exc)})") from None
     except UnicodeDecodeError as exc:
         raise PresetError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     return parse_preset(text, path, preset_id)

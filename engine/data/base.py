@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
-import torch
-
 if TYPE_CHECKING:
+    import torch
+
     from engine.data.preprocess import InputPipeline
 
 
@@ -45,6 +45,8 @@ class DataSplits:
 
     def to(self, device: str | torch.device) -> DataSplits:
         """A copy with every tensor on ``device`` (the same object's tensors when already there)."""
+        import torch  # here, not at the top: the error above and the dataset facts import without torch
+
         dev = torch.device(device)
         moved = {name: getattr(self, name).to(dev) for name in _TENSORS}
         unlabeled = None if self.x_unlabeled is None else self.x_unlabeled.to(dev)

@@ -151,18 +151,39 @@ def _read_idx(path: str, size: int, mtime_ns: int) -> np.ndarray:
     return arr
 
 
-def load_idx_pool(name: str, root: str | None) -> Pool:
-    """MNIST or Fashion-MNIST from the four IDX files (plain or .gz) under the data folder."""
+def find_idx_files(name: str, root: str | None) -> tuple[Path, dict[str, Path]]:
+    """The folder holding the four IDX files of `name` and their paths (keys of IDX_FILES), without
+    reading them; a DatasetError saying where it looked when they are not all there."""
     roots = data_roots(root)
     folders = _candidates(roots, IDX_SUBDIRS[name])
     for folder in folders:
         paths = {key: _find(folder, _idx_names(stem)) for key, stem in IDX_FILES.items()}
         if all(paths.values()):
-            break
-    else:
-        expected = ", ".join(f"{stem}(.gz)" for stem in IDX_FILES.values())
-        raise _missing(name, roots, folders, expected)
-    arrays = {key: _read_idx(*_stamp(p)) for key, p in paths.items() if p is not None}
+            return folder, {key: p for key, p in paths.items() if p is not None}
+    expected = ", ".join(f"{stem}(.gz)" for stem in IDX_FILES.values())
+    raise _missing(name, roots, folders, expected)
+
+
+def idx_dims(path: Path) -> tuple[int, ...]:
+    """The dimensions an IDX file's header gives (its first bytes only; plain or .gz)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
+                raise DatasetError(f"{path} is not an IDX file (bad magic number {head.hex() or 'empty'})")
+            dims = f.read(4 * head[3])
+    except (OSError, EOFError) as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from exc
+    if len(dims) < 4 * head[3]:
+        raise DatasetError(f"{path}: truncated IDX header")
+    return struct.unpack(f">{head[3]}I", dims)
+
+
+def load_idx_pool(name: str, root: str | None) -> Pool:
+    """MNIST or Fashion-MNIST from the four IDX files (plain or .gz) under the data folder."""
+    folder, paths = find_idx_files(name, root)
+    arrays = {key: _read_idx(*_stamp(p)) for key, p in paths.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -224,16 +245,21 @@ def _read_cifar_batch(path: str, size: int, mtime_ns: int) -> tuple[np.ndarray, 
     return _readonly(data.reshape(-1, 3, 32, 32), labels)  # type: ignore[return-value]
 
 
-def load_cifar10_pool(root: str | None) -> Pool:
-    """CIFAR-10 from ``cifar-10-batches-py/data_batch_1..5`` and ``test_batch`` under the data folder."""
+def find_cifar10_folder(root: str | None) -> Path:
+    """The folder holding CIFAR-10's six python batches, without reading them; a DatasetError saying
+    where it looked when they are not all there."""
     roots = data_roots(root)
     folders = _candidates(roots, (CIFAR_DIR, f"cifar10/{CIFAR_DIR}", "cifar10"))
     names = (*CIFAR_TRAIN, CIFAR_TEST)
     for folder in folders:
         if all((folder / n).is_file() for n in names):
-            break
-    else:
-        raise _missing("cifar10", roots, folders, f"{CIFAR_DIR}/" + ", ".join(names))
+            return folder
+    raise _missing("cifar10", roots, folders, f"{CIFAR_DIR}/" + ", ".join(names))
+
+
+def load_cifar10_pool(root: str | None) -> Pool:
+    """CIFAR-10 from ``cifar-10-batches-py/data_batch_1..5`` and ``test_batch`` under the data folder."""
+    folder = find_cifar10_folder(root)
     train = [_read_cifar_batch(*_stamp(folder / n)) for n in CIFAR_TRAIN]
     x_test, y_test = _read_cifar_batch(*_stamp(folder / CIFAR_TEST))
     return Pool(

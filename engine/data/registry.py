@@ -24,15 +24,13 @@ import numpy as np
 import torch
 
 from engine.data.base import DatasetError, DataSplits
+from engine.data.facts import NO_NOISE, RANDOM_FEATURES
 from engine.data.images import Pool, load_cifar10_pool, load_digits_pool, load_idx_pool
 from engine.data.mnist1d_source import load_mnist1d_pool
 from engine.data.preprocess import InputPipeline, Preprocessor, scale_every_second
 from engine.data.splits import Stream, count, rng_for, shift_sides, stratified_order
 from engine.data.toy import DEFAULT_SAMPLES, OUTLIER_OFFSET, TOY_SETS, add_outliers
 from engine.recipe.config import DataSpec
-
-RANDOM_FEATURES = 20
-"""Input size of the `random` set when ``n_features`` is not given."""
 
 FILE_SETS = {
     "digits": "sklearn's 1797 handwritten 8×8 digits (bundled, raw pixel values 0..16)",
@@ -41,7 +39,6 @@ FILE_SETS = {
     "fashion_mnist": "Fashion-MNIST 28×28 clothing images (IDX files under the data folder)",
     "cifar10": "CIFAR-10 32×32 colour images (python batches under the data folder)",
 }
-NO_NOISE = ("digits", "mnist", "fashion_mnist", "cifar10")
 
 
 def available_datasets() -> dict[str, str]:

@@ -17,15 +17,42 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-PositiveInt = Annotated[int, Field(gt=0)]
+MAX_SEED = 2**32 - 1
+"""Seeds are 0 ≤ seed < 2**32. torch.manual_seed takes up to 2**64 − 1 and SQLite's INTEGER (the
+run store) up to 2**63 − 1, but numpy's legacy RandomState and sklearn's random_state, should a
+seed reach them, stop at 2**32 − 1; the offsets the engine adds to a seed (dropout, augmentation,
+ensemble members: below 10**8) stay far inside torch's and the store's range."""
+MAX_STEPS = 10_000_000
+"""The most optimizer steps (and step intervals, warmups, patiences) a recipe may ask for: weeks
+of a small model's training; 10**12 steps would never end."""
+MAX_EPOCHS = 100_000
+MAX_SAMPLES = 10_000_000
+"""The most samples a recipe may generate, keep or put in a batch."""
+MAX_WIDTH = 1_000_000
+"""The widest layer (units, channels, features, PCA components) a recipe may ask for; whether a
+model of such widths fits the device is ``engine.recipe.footprint``'s question."""
+MAX_LAYERS = 1_000
+MAX_KERNEL = 1_024
+"""The largest kernel size, stride or padding of a conv layer."""
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Steps = Annotated[int, Field(gt=0, le=MAX_STEPS)]
+StepCount = Annotated[int, Field(ge=0, le=MAX_STEPS)]
+Samples = Annotated[int, Field(gt=0, le=MAX_SAMPLES)]
+SampleCount = Annotated[int, Field(ge=0, le=MAX_SAMPLES)]
+Width = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
+Kernel = Annotated[int, Field(gt=0, le=MAX_KERNEL)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 OpenFraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 class Strict(BaseModel):
-    """Base for every config section: unknown keys are errors, values are immutable."""
+    """Base for every config section: unknown keys are errors, values are immutable, and every
+    float is finite (``allow_inf_nan=False``: ``lr = inf`` or ``init_value = nan`` are refused
+    here, not found diverged after the run). No field needs inf: "off" is None (``clip_norm``,
+    ``clip_value``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 DATASETS = (
@@ -54,11 +81,11 @@ class DataSpec(Strict):
     """Which data, how much of it, and how it is prepared (fitted on the training split only)."""
 
     name: Literal[DATASETS]  # type: ignore[valid-type]
-    n_samples: PositiveInt | None = None
+    n_samples: Samples | None = None
     """Total samples to generate (toy sets, random); the dataset's own size otherwise."""
     n_classes: Annotated[int, Field(ge=2, le=100)] | None = None
     """Classes for toy sets that have a choice (spiral arms, blobs, random)."""
-    n_features: PositiveInt | None = None
+    n_features: Width | None = None
     """Input size for `random` (and a flattened-size hint for others)."""
     noise: Annotated[float, Field(ge=0.0)] | None = None
     """Noise level of generated sets (toy sets, mnist1d's corruption scale factor)."""
@@ -68,20 +95,20 @@ class DataSpec(Strict):
     test_fraction: OpenFraction = 0.2
     train_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     """Keep this share of the training split (the rest is dropped): for "more data" studies."""
-    n_train: PositiveInt | None = None
+    n_train: Samples | None = None
     """Keep at most this many training samples (after train_fraction)."""
-    n_unlabeled: Annotated[int, Field(ge=0)] = 0
+    n_unlabeled: SampleCount = 0
     """Move this many training samples to an unlabeled pool (semi-supervised)."""
     scale_features: Annotated[float, Field(gt=0.0)] = 1.0
     """Multiply every second input feature by this factor (mixed-scale inputs for preprocessing)."""
     shift: Annotated[float, Field(ge=0.0)] = 0.0
     """Covariate shift: how strongly train inputs are drawn from a different region than test."""
     preprocess: Preprocess = "none"
-    pca_components: PositiveInt | None = None
+    pca_components: Width | None = None
     whiten_eps: Annotated[float, Field(gt=0.0)] = 1e-5
     root: str | None = None
     """Folder with downloaded files for mnist / fashion_mnist / cifar10 (never fetched by default)."""
-    split_seed: int | None = None
+    split_seed: Seed | None = None
     """Seed of the train/val/test split; defaults to the run's seed."""
     surface: Literal[SURFACE_FUNCTIONS] | None = None  # type: ignore[valid-type]
     """`surface` runs: the 2-D test function whose point is trained (``engine.surfaces``); no data,
@@ -96,7 +123,7 @@ class DataSpec(Strict):
     sweep_lrs: list[Annotated[float, Field(gt=0.0)]] = Field(default_factory=list)
     """`surface` runs: extra paths at these learning rates from the same start, moved in the same
     batch as the main path; the run reports `lr_hit_share` (share that end within `hit_radius`)."""
-    sweep_starts: Annotated[int, Field(ge=0)] = 0
+    sweep_starts: Annotated[int, Field(ge=0, le=MAX_SAMPLES)] = 0
     """`surface` runs: extra paths from this many random starts drawn uniformly in the function's
     window (seeded by the run); the run reports `start_hit_share` and `start_mean_loss`."""
     hit_radius: Annotated[float, Field(gt=0.0)] = 0.1
@@ -141,16 +168,16 @@ class ModelSpec(Strict):
     """The network: an MLP or CNN body, its activation, normalization, noise and initial weights."""
 
     kind: Literal["mlp", "cnn", "linear"] = "mlp"
-    hidden: list[PositiveInt] = Field(default_factory=lambda: [100, 100])
+    hidden: Annotated[list[Width], Field(max_length=MAX_LAYERS)] = Field(default_factory=lambda: [100, 100])
     """Hidden widths of the MLP (or of the CNN's dense head)."""
-    depth: PositiveInt | None = None
-    width: PositiveInt | None = None
+    depth: Annotated[int, Field(gt=0, le=MAX_LAYERS)] | None = None
+    width: Width | None = None
     """Shortcut: `depth` hidden layers of `width` units (overrides `hidden`)."""
-    channels: list[PositiveInt] = Field(default_factory=lambda: [32, 32, 32])
+    channels: Annotated[list[Width], Field(max_length=MAX_LAYERS)] = Field(default_factory=lambda: [32, 32, 32])
     """CNN: channels of each conv layer (1-D for vector inputs, 2-D for images)."""
-    kernel_size: PositiveInt = 5
-    stride: PositiveInt = 2
-    padding: Annotated[int, Field(ge=0)] | None = None
+    kernel_size: Kernel = 5
+    stride: Kernel = 2
+    padding: Annotated[int, Field(ge=0, le=MAX_KERNEL)] | None = None
     """CNN padding; defaults to kernel_size // 2."""
     activation: Activation = "relu"
     leaky_slope: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01
@@ -171,7 +198,7 @@ class ModelSpec(Strict):
     sparse_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
     """Share of each unit's incoming weights that `sparse` init sets to zero."""
     bias_init: float = 0.0
-    kernel_sizes: list[PositiveInt] | None = None
+    kernel_sizes: list[Kernel] | None = None
     """CNN: one kernel size per conv layer (as many as `channels`); overrides `kernel_size`.
     The mnist1d paper's CNN uses [5, 3, 3] with stride 2 and padding 1."""
     ensemble: Annotated[int, Field(ge=1, le=32)] = 1
@@ -200,6 +227,10 @@ Schedule = Literal["constant", "step", "exponential", "inverse_time", "cosine", 
 Loss = Literal[
     "cross_entropy", "mse_onehot", "mse_softmax", "hinge", "mse", "l1", "smooth_l1"
 ]
+CLASSIFICATION_LOSSES = ("cross_entropy", "mse_onehot", "mse_softmax", "hinge")
+REGRESSION_LOSSES = ("mse", "l1", "smooth_l1")
+"""The losses of each task (``engine.recipe.losses`` builds them; a run checks the pair before it
+trains, ``engine.catalogue.preflight`` before any run starts)."""
 
 
 class PretrainSpec(Strict):
@@ -217,14 +248,14 @@ class PretrainSpec(Strict):
     """`transform`: self-supervised, predict which of 4 transforms was applied to an input (images:
     rotation by 0/90/180/270 degrees; 1-D signals: identity, time reversal, negation, both);
     labels are not used. `labels`: supervised on the pool's own labels (see `classes`)."""
-    classes: list[Annotated[int, Field(ge=0)]] | None = None
+    classes: list[Annotated[int, Field(ge=0, lt=100)]] | None = None
     """`labels` only: keep just these classes in the pool (a related task, e.g. digits 0-4)."""
-    n_pool: PositiveInt | None = None
+    n_pool: Samples | None = None
     """Use at most this many samples of the pool."""
     optimizer: Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"] = "adam"
     lr: Annotated[float, Field(gt=0.0)] = 1e-3
-    batch_size: PositiveInt = 100
-    steps: PositiveInt = 1000
+    batch_size: Samples = 100
+    steps: Steps = 1000
     freeze_body: bool = False
     """Train only the new head in the main phase (a linear probe of the pretrained features)."""
 
@@ -247,26 +278,26 @@ class TrainSpec(Strict):
     amsgrad: bool = False
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
     """The optimizer's own weight decay (coupled for sgd/adam, decoupled for adamw)."""
-    lbfgs_history: PositiveInt = 10
-    lbfgs_max_iter: PositiveInt = 20
+    lbfgs_history: Annotated[int, Field(gt=0, le=1_000)] = 10
+    lbfgs_max_iter: Annotated[int, Field(gt=0, le=10_000)] = 20
     lbfgs_line_search: bool = True
 
     schedule: Schedule = "constant"
-    step_size: PositiveInt = 1000
+    step_size: Steps = 1000
     """Steps between decays of the `step` schedule."""
     gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     """Decay factor: per step_size for `step`, per step for `exponential`."""
     decay: Annotated[float, Field(ge=0.0)] = 1e-3
     """`inverse_time`: lr / (1 + decay * step)."""
     min_lr: Annotated[float, Field(ge=0.0)] = 0.0
-    plateau_patience: PositiveInt = 5
+    plateau_patience: Steps = 5
     """Evaluations without val-loss improvement before `plateau` cuts the LR by gamma."""
-    warmup_steps: Annotated[int, Field(ge=0)] = 0
+    warmup_steps: StepCount = 0
 
-    batch_size: Annotated[int, Field(ge=0)] = 100
+    batch_size: SampleCount = 100
     """0 means full batch."""
-    steps: PositiveInt | None = None
-    epochs: PositiveInt | None = None
+    steps: Steps | None = None
+    epochs: Annotated[int, Field(gt=0, le=MAX_EPOCHS)] | None = None
     """Budget: `steps` optimizer updates, or `epochs` passes over the training split."""
 
     loss: Loss = "cross_entropy"
@@ -278,7 +309,7 @@ class TrainSpec(Strict):
     clip_norm: Annotated[float, Field(gt=0.0)] | None = None
     clip_value: Annotated[float, Field(gt=0.0)] | None = None
     early_stopping: bool = False
-    patience: PositiveInt = 10
+    patience: Steps = 10
     """Evaluations without val-loss improvement before early stopping ends the run."""
     restore_best: bool = True
     ema: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
@@ -286,12 +317,12 @@ class TrainSpec(Strict):
     mixup: Annotated[float, Field(ge=0.0)] = 0.0
     """Beta(alpha, alpha) mixing of input pairs and their targets; 0 turns it off."""
 
-    seed: int = 0
-    eval_every: PositiveInt | None = None
+    seed: Seed = 0
+    eval_every: Steps | None = None
     """Steps between evaluations (default: once per epoch, at most 50 evaluations)."""
-    log_every: PositiveInt = 10
+    log_every: Steps = 10
     """Steps between step metrics read from the device (a host sync)."""
-    diagnostics_every: PositiveInt | None = None
+    diagnostics_every: Steps | None = None
     """Steps between per-layer diagnostics (default: every evaluation that is at least 50 steps
     after the last diagnosis; always at step 0 and at the end)."""
     diverge_threshold: Annotated[float, Field(gt=0.0)] = 1e6
@@ -309,9 +340,9 @@ class TrainSpec(Strict):
     """`noise`: std of the gaussian noise added to every input value."""
     augment_scale: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
     """`scale`: each sample is multiplied by a factor drawn from U(1 - s, 1 + s)."""
-    augment_shift: Annotated[int, Field(ge=0)] = 2
+    augment_shift: Annotated[int, Field(ge=0, le=MAX_WIDTH)] = 2
     """`shift`: largest shift in steps (1-D signals) or pixels (images, in x and in y)."""
-    augment_cutout: PositiveInt = 4
+    augment_cutout: Width = 4
     """`cutout`: length of the zeroed segment (1-D) or side of the zeroed square (images)."""
     importance_weighting: bool = False
     """Covariate-shift correction (``engine.techniques.shift``): weight each training sample's loss by
@@ -325,18 +356,18 @@ class TrainSpec(Strict):
     (the same prediction for an input and a noisy copy of it)."""
     unlabeled_weight: Annotated[float, Field(ge=0.0)] = 1.0
     """Weight λ of the unlabeled term once ramped up."""
-    unlabeled_rampup: Annotated[int, Field(ge=0)] = 0
+    unlabeled_rampup: StepCount = 0
     """Steps over which λ grows linearly from 0 to `unlabeled_weight` (0: full weight at once)."""
     pseudo_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.95
     """`pseudo_label`: only predictions at least this confident become targets."""
-    unlabeled_batch_size: Annotated[int, Field(ge=0)] | None = None
+    unlabeled_batch_size: SampleCount | None = None
     """Unlabeled inputs per step (default: batch_size; 0: the whole pool)."""
     unlabeled_noise: Annotated[float, Field(gt=0.0)] = 0.1
     """`consistency`: std of the gaussian noise added to the unlabeled inputs."""
-    checkpoint_ensemble: Annotated[int, Field(ge=0)] = 0
+    checkpoint_ensemble: Annotated[int, Field(ge=0, le=1_000)] = 0
     """Average the predictions of the last K snapshots of the weights, one taken every
     `checkpoint_every` evaluations (``engine.techniques.ensembles``; metrics `ckpt_ensemble_*`); 0: off."""
-    checkpoint_every: PositiveInt = 1
+    checkpoint_every: Steps = 1
     """Evaluations between two checkpoint-ensemble snapshots."""
     gradcheck: bool = False
     """Instead of training, check the model's analytic gradients against centred differences
@@ -348,7 +379,7 @@ class TrainSpec(Strict):
     """`gradcheck`: the precision of the check (the notes insist on float64)."""
     gradcheck_h: Annotated[float, Field(gt=0.0)] | None = None
     """`gradcheck`: the step h of (L(w + h) − L(w − h)) / 2h (default 1e-6 in float64, 1e-3 in float32)."""
-    gradcheck_max_elements: PositiveInt = 200
+    gradcheck_max_elements: Samples = 200
     """`gradcheck`: check at most this many entries of each parameter tensor (a seeded random subset)."""
     solo: bool = False
     """Always train this run alone, never in a batched group: its timings (sec_per_step,

@@ -30,12 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.recipe.config import TrainSpec
+from engine.recipe.config import CLASSIFICATION_LOSSES, REGRESSION_LOSSES, TrainSpec
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
-CLASSIFICATION_LOSSES = ("cross_entropy", "mse_onehot", "mse_softmax", "hinge")
-REGRESSION_LOSSES = ("mse", "l1", "smooth_l1")
 TASKS = ("classification", "regression")
 
 

@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
@@ -49,12 +50,14 @@ class WorkUnit:
     `fast`: opt-in fast paths of the batched trainer (``engine.batched.accel.FastPaths``).
     `train_fn`: ``"package.module:function"`` (or a function) with the solo loop's signature,
     instead of dllab's trainers (tests, a user's own loop); such runs train one by one.
+    `resume`: the unit's one run goes on from its checkpoint (``engine.training.checkpoint``).
     """
 
     specs: tuple[RunSpec, ...]
     run_ids: tuple[str, ...]
     fast: str = ""
     train_fn: str | TrainFn | None = None
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if len(self.specs) != len(self.run_ids):
@@ -62,7 +65,7 @@ class WorkUnit:
 
     def one(self, k: int) -> WorkUnit:
         """The unit's `k`-th run as a unit of its own."""
-        return WorkUnit((self.specs[k],), (self.run_ids[k],), self.fast, self.train_fn)
+        return WorkUnit((self.specs[k],), (self.run_ids[k],), self.fast, self.train_fn, self.resume)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class Trainer:
     name: str
     fn: TrainFn
     group: bool
+    checkpoints: bool = False
+    """It takes ``checkpoint=`` and ``resume=`` (the solo loop)."""
 
 
 def resolve_train_fn(train_fn: str | TrainFn) -> TrainFn:
@@ -108,13 +113,16 @@ def trainer_for(unit: WorkUnit) -> Trainer:
     from engine.batched.plan import why_solo
 
     fast = FastPaths.parse(unit.fast)
-    if len(unit.specs) > 1 or (fast.any and why_solo(unit.specs[0]) is None):
+    if unit.resume:
+        if len(unit.specs) != 1:
+            raise ValueError("a resumed unit holds one run")
+    elif len(unit.specs) > 1 or (fast.any and why_solo(unit.specs[0]) is None):
         from engine.batched.train import train_batched
 
         return Trainer("batched", partial(train_batched, fast=fast), group=True)
     from engine.training.loop import train
 
-    return Trainer("network", train, group=False)
+    return Trainer("network", train, group=False, checkpoints=True)
 
 
 def train_one(spec: RunSpec, emit: Emit, should_stop: ShouldStop = lambda: False, *,
@@ -217,6 +225,17 @@ class _Books:
         self.end_open("failed", failure_reason(exc, device))
 
 
+def _checkpointing(trainer: Trainer, unit: WorkUnit, store: RunStore | None) -> dict[str, Any]:
+    """A solo run that writes to a store in a home checkpoints there (and resumes from there)."""
+    from engine.training.checkpoint import checkpoint_path, supported
+
+    if not trainer.checkpoints or store is None or supported(unit.specs[0]) is not None:
+        if unit.resume:
+            raise ValueError(supported(unit.specs[0]) or "a resumed run needs the store of its home")
+        return {}
+    return {"checkpoint": checkpoint_path(Path(store.path).parent, unit.run_ids[0]), "resume": unit.resume}
+
+
 def run_unit(unit: WorkUnit, send: Emit, should_stop: ShouldStop | Sequence[ShouldStop], *, device: str,
              store: RunStore | None = None) -> list[RunFinished]:
     """Train a unit; returns each run's RunFinished in the unit's order (see the module docstring).
@@ -244,7 +263,8 @@ def run_unit(unit: WorkUnit, send: Emit, should_stop: ShouldStop | Sequence[Shou
         if trainer.group:
             returned = trainer.fn(list(unit.specs), books.emit, stops, device=device, run_ids=list(unit.run_ids))
         else:
-            returned = trainer.fn(unit.specs[0], books.emit, stops[0], device=device, run_id=unit.run_ids[0])
+            returned = trainer.fn(unit.specs[0], books.emit, stops[0], device=device, run_id=unit.run_ids[0],
+                                  **_checkpointing(trainer, unit, store))
     except KeyboardInterrupt:
         books.end_open("cancelled", "interrupted")
         raise

@@ -164,6 +164,25 @@ def _limit_threads(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
+def _parent_watch(parent_pid: int) -> Callable[[], bool]:
+    """Whether the process that drives this worker's runs is alive: a spawned worker is its child
+    (its parent changes when it dies); a worker forked from a warm forkserver is the server's
+    child, so it asks the system about the driving process itself."""
+    if os.getppid() == parent_pid:
+        return lambda: os.getppid() == parent_pid
+
+    def alive() -> bool:
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    return alive
+
+
 def _worker_main(slot: int, specs: list[RunSpec], run_ids: list[str], device: str, store_path: str,
                  train_fn: str | TrainFn | None, threads: int, table: _Table, conn: Connection,
                  parent_pid: int, fast: str = "") -> None:
@@ -177,8 +196,7 @@ def _worker_main(slot: int, specs: list[RunSpec], run_ids: list[str], device: st
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENT_SIGNALS)  # blocked by the parent while spawning
     _limit_threads(threads)
 
-    def parent_alive() -> bool:
-        return os.getppid() == parent_pid
+    parent_alive = _parent_watch(parent_pid)
 
     sender = _Sender(conn)
     store = RunStore(store_path)
@@ -190,7 +208,7 @@ def _worker_main(slot: int, specs: list[RunSpec], run_ids: list[str], device: st
         stop = table.stop
         while parent_alive() and (unit := table.claim_unit(slot)) is not None:
             def should_stop(i: int) -> bool:
-                return stop[i] != 0 or os.getppid() != parent_pid
+                return stop[i] != 0 or not parent_alive()
 
             work = WorkUnit(tuple(specs[i] for i in unit), tuple(run_ids[i] for i in unit), fast, train_fn)
             run_unit(work, sender.send, [lambda i=i: should_stop(i) for i in unit], device=device, store=store)
@@ -232,6 +250,23 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, old if old is not None else signal.default_int_handler)
 
 
+WARM_MODULES = ["torch", "engine.training.loop", "engine.batched.train", "engine.runs.executor"]
+"""What a warm worker has imported before it is asked for (torch's import is most of a cold start)."""
+
+
+def warm_context() -> Any:
+    """A ``forkserver`` context whose server has imported torch and the trainers: a worker forked
+    from it starts in milliseconds instead of the seconds a fresh interpreter takes to import torch.
+    The server imports only (no tensor work), so its children start their own thread pools. The
+    server is started now, so the first comparison does not wait for it."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(WARM_MODULES)
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return ctx
+
+
 @dataclass
 class _Worker:
     slot: int
@@ -263,12 +298,14 @@ class Runner:
     def __init__(self, specs: list[RunSpec], *, device: str = "auto", workers: int | None = None,
                  store: RunStore | str | Path | None = None, train_fn: str | TrainFn | None = None,
                  threads: int | None = None, comparison: str | None = None, batch: bool = True,
-                 fast: str = "", run_ids: list[str] | None = None):
+                 fast: str = "", run_ids: list[str] | None = None, context: Any = None):
         """`batch`: runs that share an architecture train together as one batched model
         (``engine.batched``; others run solo). `fast`: opt-in fast paths, e.g. ``"bf16,compile"``
         (``engine.batched.accel.FastPaths``). `train_fn`: ``"module:function"`` with the solo
         loop's signature instead of dllab's trainers (no batching, no fast paths). `run_ids`: the
         runs' ids, chosen by the caller (a client of the runs service knows them before it submits).
+        `context`: the multiprocessing context workers start from (default ``spawn``; the runs service
+        passes a ``forkserver`` that has imported torch already: :func:`warm_context`).
         """
         from engine.runs.device import cpu_cores, resolve_device, threads_per_worker
 
@@ -319,7 +356,7 @@ class Runner:
 
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         self.train_fn = train_fn
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = context or multiprocessing.get_context("spawn")
         self._table = _Table(self._ctx, n, self.workers, [u for u in self.units if len(u) > 1])
         self._lock = threading.RLock()
         self._workers: dict[int, _Worker] = {}
@@ -345,6 +382,7 @@ class Runner:
         with self._lock:
             if self._started or self._closed:
                 return
+            self.store.check(write=True)  # a store that cannot be written: a StoreError, nothing started
             self._started = True
             if not _atexit_registered:  # registered after multiprocessing's own hook, so it runs first
                 atexit.register(_close_open_runners)

@@ -133,6 +133,8 @@ class Service:
         self.last_activity = time.monotonic()
         self.stopping = threading.Event()
         self.uid = os.getuid()
+        self.context: Any = None
+        """Where workers start from: a warm forkserver (torch imported) once it is up, else spawn."""
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -170,6 +172,7 @@ class Service:
             log.info("another runs service holds %s: this one (%d) exits", self.home / LOCK_NAME, os.getpid())
             return
         server = self.bind()
+        threading.Thread(target=self._warm_up, name="dllab-warm-up", daemon=True).start()
         log.info("runs service %d listening on %s (idle stop after %.0f s)", os.getpid(), self.socket_path,
                  self.idle_s)
         try:
@@ -185,6 +188,17 @@ class Service:
         finally:
             server.close()
             self.shutdown()
+
+    def _warm_up(self) -> None:
+        """Start the warm forkserver (a worker ready to fork, torch imported); spawn until it is up."""
+        from engine.runs.runner import warm_context
+
+        try:
+            started = time.monotonic()
+            self.context = warm_context()
+            log.info("warm workers ready in %.1f s", time.monotonic() - started)
+        except Exception:  # noqa: BLE001 - cold workers (spawn) still work
+            log.exception("no warm workers: comparisons start cold")
 
     def idle(self) -> bool:
         with self.lock:
@@ -283,7 +297,7 @@ class Service:
                         workers=int(workers) if workers else None, threads=int(threads) if threads else None,
                         store=self.home, comparison=request.get("comparison") or None,
                         batch=bool(request.get("batch", True)), fast=str(request.get("fast", "")),
-                        run_ids=[str(r) for r in run_ids] if run_ids else None)
+                        run_ids=[str(r) for r in run_ids] if run_ids else None, context=self.context)
         live = Live(runner.comparison, specs[0].preset, runner)
         with self.lock:
             if runner.comparison in self.live:

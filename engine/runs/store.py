@@ -9,13 +9,14 @@ worker processes write; each process opens its own connection, lazily.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,34 @@ def default_home() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("dllab"))
+
+
+class StoreError(RuntimeError):
+    """A run store that cannot be used (not a database, a home that is a file, no write access), with
+    a message fit to show a person: the file and what to do."""
+
+
+_ELSEWHERE = "or set DLLAB_HOME to another folder"
+
+
+def _store_problem(path: Path, exc: BaseException) -> str:
+    """One line for a store that cannot be opened or written: the file, what is wrong, what to do."""
+    words = str(exc).strip() or type(exc).__name__
+    low = words.lower()
+    if isinstance(exc, OSError) and exc.filename is not None and Path(exc.filename).is_file():
+        return f"{exc.filename}: a file, not a folder: the run store cannot go in it; {_ELSEWHERE[3:]}"
+    if path.is_dir():
+        return f"{path}: a folder, where the run store's file should be; move it away {_ELSEWHERE}"
+    if isinstance(exc, OSError):
+        return f"{path}: cannot create the run store's folder ({exc.strerror or words}); {_ELSEWHERE}"
+    if "not a database" in low or "malformed" in low:
+        return f"{path}: not a dllab run store ({words}); move the file away {_ELSEWHERE}"
+    if "readonly" in low or "read-only" in low:
+        return f"{path}: the run store is read-only ({words}); make it and its folder writable {_ELSEWHERE}"
+    if "unable to open" in low:
+        return (f"{path}: cannot open the run store ({words}); check that its folder exists and is writable"
+                f" {_ELSEWHERE}")
+    return f"{path}: the run store cannot be used ({words}); {_ELSEWHERE}"
 
 
 class RunNotFound(KeyError):
@@ -185,11 +214,12 @@ class RunStore:
     """Runs and their series in one SQLite file (WAL). Safe to share between threads of one process."""
 
     def __init__(self, path: str | Path | None = None):
-        if path is None:
-            path = default_home()
-        path = Path(path).expanduser()
-        if path.is_dir() or (not path.suffix and not path.exists()):
-            path = path / FILENAME
+        if path is None:  # the home is a folder: a file in its place is a StoreError, never the store
+            path = default_home().expanduser() / FILENAME
+        else:
+            path = Path(path).expanduser()
+            if path.is_dir() or (not path.suffix and not path.exists()):
+                path = path / FILENAME
         self.path = path
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
@@ -200,21 +230,55 @@ class RunStore:
 
     # -- connection -------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """SQLite's and the file system's errors about the store itself as a StoreError (what a
+        person can fix: the file, its folder, its permissions); other errors pass unchanged."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise StoreError(_store_problem(self.path, exc)) from exc
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:  # IntegrityError and the like: a bug, not the file
+                raise
+            raise StoreError(_store_problem(self.path, exc)) from exc
+
+    def check(self, *, write: bool = False) -> None:
+        """Open the store now (creating it if need be), and with `write` make sure it can be written:
+        a StoreError before any work starts, rather than in the middle of it. Writes nothing."""
+        with self._lock, self._guarded():
+            conn = self._connect()
+            if write:
+                conn.execute("BEGIN IMMEDIATE")
+                try:  # a read-only file opens and reads; setting a value (to itself) is refused
+                    conn.execute(f"PRAGMA user_version = {int(conn.execute('PRAGMA user_version').fetchone()[0])}")
+                finally:
+                    conn.execute("ROLLBACK")
+
     def _connect(self) -> sqlite3.Connection:
         """The process's connection, opened on first use (and again in a forked child)."""
         if self._conn is not None and self._pid == os.getpid():
             return self._conn
+        with self._guarded():
+            return self._open()
+
+    def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: could not switch the run store to WAL mode ({mode}); {_ELSEWHERE}")
+            conn.execute("PRAGMA synchronous = NORMAL")  # durable against process crashes; fast commits
+            self._migrate(conn)
+        except BaseException:
             conn.close()
-            raise sqlite3.OperationalError(f"{self.path}: could not switch the run store to WAL mode ({mode})")
-        conn.execute("PRAGMA synchronous = NORMAL")  # durable against process crashes; fast commits
-        self._migrate(conn)
+            raise
         self._conn, self._pid = conn, os.getpid()
         return conn
 
@@ -223,7 +287,7 @@ class RunStore:
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
+            raise StoreError(
                 f"{self.path} was written by a newer dllab (store schema v{version}; this one reads"
                 f" v{SCHEMA_VERSION}): upgrade dllab or set DLLAB_HOME to another folder"
             )
@@ -242,7 +306,7 @@ class RunStore:
             raise
 
     def _write(self, statements: Iterable[tuple[str, tuple]]) -> None:
-        with self._lock:
+        with self._lock, self._guarded():
             conn = self._connect()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -254,7 +318,7 @@ class RunStore:
                 raise
 
     def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, self._guarded():
             conn = self._connect()
             cursor = conn.execute(sql, params)
             cursor.row_factory = sqlite3.Row
@@ -352,7 +416,7 @@ class RunStore:
         if status not in FINAL_STATUSES:
             raise ValueError(f"not a final status: {status!r} (use one of {sorted(FINAL_STATUSES)})")
         now = time.time()
-        with self._lock:
+        with self._lock, self._guarded():
             conn = self._connect()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -380,7 +444,7 @@ class RunStore:
         ids = list(dict.fromkeys(run_ids))
         if not ids:
             return 0
-        with self._lock:
+        with self._lock, self._guarded():
             conn = self._connect()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -390,6 +454,23 @@ class RunStore:
                 count = conn.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids).rowcount
                 conn.execute("COMMIT")
                 return count
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def reopen(self, run_id: str, after: float, step: int) -> None:
+        """A run that goes on from a checkpoint (``dllab resume``): what was recorded after `after`
+        (the wall-clock time of the checkpoint) goes, and the run is running again at `step`."""
+        with self._lock, self._guarded():
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for table in _SERIES_TABLES:
+                    conn.execute(f"DELETE FROM {table} WHERE run_id = ? AND time > ?", (run_id, after))
+                conn.execute(
+                    "UPDATE runs SET status = 'running', reason = '', finished = NULL, wall_time = NULL, step = ?,"
+                    " final = '{}', best = '{}', summary = '{}' WHERE run_id = ?", (step, run_id))
+                conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,7 +37,7 @@ from engine.diagnostics.health import (
 )
 from engine.diagnostics.lr_find import lr_find_hook
 from engine.diagnostics.run_stats import RunStats
-from engine.events import Diagnostics, Event, RunFinished, StepMetrics
+from engine.events import Diagnostics, Event, Message, RunFinished, StepMetrics
 from engine.models import build_model, count_params
 from engine.recipe.config import RunSpec
 from engine.recipe.losses import accuracy, build_loss
@@ -48,6 +49,8 @@ from engine.techniques.ensembles import DROPOUT_SEED_OFFSET, build_ensembles
 from engine.techniques.pretrain import pretrain_body
 from engine.techniques.semisup import build_unlabeled_term
 from engine.techniques.shift import build_importance_weights
+from engine.training.checkpoint import Checkpointer, restore
+from engine.training.checkpoint import load as load_checkpoint
 from engine.training.metrics import extra_metrics
 from engine.training.runbook import (
     RunLedger,
@@ -115,20 +118,33 @@ def train(
     device: str | torch.device = "cpu",
     run_id: str | None = None,
     data: DataSplits | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
 ) -> RunFinished:
     """Train one network, emitting RunStarted first and RunFinished last; returns the RunFinished.
 
+    `checkpoint`: a file the run checkpoints to (:mod:`engine.training.checkpoint`: every few tens
+    of seconds at an evaluation, and when it is cancelled); `resume`: go on from that file's state.
     Runs that are not network training (2-D surfaces, gradient checks) go to their own trainers:
     :func:`engine.runs.executor.trainer_for` picks one."""
     run = SoloRun(spec, emit, device=device, run_id=run_id or uuid.uuid4().hex[:10], data=data)
+    saver = Checkpointer(Path(checkpoint)) if checkpoint is not None else None
+    if resume:
+        if saver is None or not saver.path.exists():
+            raise ValueError(f"run {run.run_id} has no checkpoint to resume from")
+        restore(run, load_checkpoint(saver.path))
+        emit(Message(run.run_id, f"resumed at step {run.step} from its checkpoint"))
     status, reason = "done", finished_reason(run.total)
     try:
-        run.loop(should_stop)
+        run.loop(should_stop, saver, resumed=resume)
     except _Stopped as stop:
         status, reason = stop.status, stop.reason
     except torch.cuda.OutOfMemoryError:
         status, reason = "failed", out_of_memory_reason(run.dev)
-    return run.end(status, reason)
+    finished = run.end(status, reason)
+    if saver is not None and status in ("done", "early-stopped", "diverged"):  # nothing left to resume
+        saver.path.unlink(missing_ok=True)
+    return finished
 
 
 class SoloRun:
@@ -191,15 +207,20 @@ class SoloRun:
 
     # -- the loop ----------------------------------------------------------------------------------
 
-    def loop(self, should_stop: Callable[[], bool]) -> None:
-        """Train until the budget is spent; a run that stops earlier raises :class:`_Stopped`."""
+    def loop(self, should_stop: Callable[[], bool], saver: Checkpointer | None = None, *,
+             resumed: bool = False) -> None:
+        """Train until the budget is spent; a run that stops earlier raises :class:`_Stopped`. A
+        resumed run starts where its checkpoint left it (its first evaluation is already stored)."""
         t = self.t
         self.model.train()
-        self.record_eval(0)
-        self.record_diagnostics(0, None)
-        self.stats.resume(0)
+        if not resumed:
+            self.record_eval(0)
+            self.record_diagnostics(0, None)
+        self.stats.resume(self.step)
         while self.step < self.total:
             if should_stop():
+                if saver is not None:  # a cancelled run can go on later (dllab resume)
+                    saver.write(self)
                 raise _Stopped("cancelled", cancelled_reason(self.step))
             diag_now = (self.step + 1) % self.diag_every == 0
             before = snapshot_weights(self.model) if diag_now else None
@@ -219,6 +240,8 @@ class SoloRun:
                     raise _Stopped("diverged", nonfinite_eval_reason(step))
                 if self.ledger.out_of_patience:
                     raise _Stopped("early-stopped", self.ledger.early_stop_reason())
+                if saver is not None and saver.due():
+                    saver.write(self)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """This step's batch (indices, inputs, targets): a slice of the epoch's permutation, augmented

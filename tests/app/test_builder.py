@@ -676,3 +676,31 @@ async def test_ctrl_o_opens_a_saved_recipe_by_typing_its_name_after_the_folder(m
         await pilot.press(*"mine", "enter")
         await wait_for(pilot, lambda: app.screen is screen and screen.draft.meta.get("technique") == "mine")
         assert screen.path == dllab_home / "presets" / "mine.toml"
+
+
+async def test_a_recipe_that_cannot_run_is_not_called_valid_and_does_not_start(make_app, dllab_home: Path):
+    """`loss = "l1"` on mnist1d: the Builder said "✔ valid", ctrl+r started it, and the run failed 17 s
+    later. The preflight's words are on the status line, the run does not start, saving still works."""
+    path = dllab_home / "l1.toml"
+    path.write_text('title = "L1"\ntechnique = "l1"\nchapter = "optimization"\nstep = "optimization"\n'
+                    'benefit = "optimization"\nsummary = "x"\nexplain = "x"\n[base.data]\nname = "mnist1d"\n'
+                    '[base.train]\nloss = "l1"\nsteps = 20\n[[variants]]\nname = "A"\n')
+    app = make_app(mode="builder")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.open_in_builder(load_preset(path))
+        await wait_for(pilot, lambda: isinstance(app.screen, BuilderScreen))
+        screen = app.screen
+        await _settle(pilot, screen)
+        status = _status(screen)
+        assert status.startswith("✘ cannot run: variant 'A': loss 'l1' is a regression loss"), status
+        assert "valid" not in status and screen.loaded is not None  # a valid recipe: it may be saved
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.3)
+        assert app.bridge.live is None and app.current_mode == "builder"  # nothing ran
+        assert any("cannot train mnist1d" in n.message for n in app._notifications)
+
+        await _tab(pilot, screen, "train")
+        screen.query_one("#f-train-loss", Select).value = "cross_entropy"
+        await _settle(pilot, screen)
+        assert _status(screen).startswith("✔ valid"), _status(screen)

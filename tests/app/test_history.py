@@ -381,3 +381,39 @@ async def test_a_rerun_of_a_stored_set_of_two_presets_keeps_their_labels_and_say
         fresh = app.bridge.live.comparison
         assert fresh.title.startswith("rerun of ") and "stored runs" in fresh.title, fresh.title
         assert sorted(r.label for r in fresh.runs) == sorted(stored), [r.label for r in fresh.runs]
+
+
+async def test_text_from_the_store_is_shown_without_its_control_characters(make_app, store):
+    """Runs an older version stored with control characters in their text (presets allowed them):
+    the History, the dashboard they open in and a toast show that text, never obey it (a title
+    that sets the terminal's title, a name that clears the screen)."""
+    import re
+
+    from engine.events import Message, RunFinished
+
+    control = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+    [run_id] = store_recorded_runs(store, [("SGD", 0)], preset="pre\x1b]0;pwned\x07set", comparison="cmp-x")
+    store.record(Message(run_id, "warn\x1b[2Jing\x9b", "warning"))
+    store.record(RunFinished(run_id, "failed", 10, "rea\x1b]0;x\x07son", {}, {}, 1.0))
+    app = make_app(mode="history")
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await _open_history(app, pilot)
+        table = screen.query_one(RunTable)
+        cells = table.row_cells(table.rows_all[0])
+        assert cells["preset"] == "pre]0;pwnedset" and not any(control.search(v) for v in cells.values())
+        assert not control.search(screen_text(app))
+        table.focus()
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        c = app.screen.comparison
+        await wait_for(pilot, lambda: c.finished and not app.screen.session.active)
+        shown = [c.title, *c.labels, *(r.reason for r in c.runs), *(m.text for m in c.messages)]
+        assert "rea]0;xson" in shown and "warn[2Jing" in shown, shown
+        assert not any(control.search(text) for text in shown), shown
+        await pilot.press("v")  # the Verdict: reasons and messages
+        await pilot.pause()
+        assert not control.search(screen_text(app))
+        app.notify("bad\x1b]0;pwned\x07 news", title="t\x1b[2J")
+        await pilot.pause()
+        note = list(app._notifications)[-1]
+        assert (note.title, note.message) == ("t[2J", "bad]0;pwned news")

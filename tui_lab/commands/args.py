@@ -11,7 +11,14 @@ import argparse
 import math
 from collections.abc import Callable
 
+from engine.recipe.config import MAX_SEED
 from tui_lab.tools.limits import LIMIT
+
+FAST_PATHS = ("bf16", "compile", "cuda_graphs")
+"""The names of ``engine.batched.accel.FAST_PATHS``, here so that checking `--fast` does not import
+torch (a test keeps the two the same)."""
+MAX_WORKERS = 1024
+"""More worker processes than any machine here runs usefully."""
 
 
 def integer(low: int | None = None, high: int | None = None, *, why: str = "") -> Callable[[str], int]:
@@ -21,12 +28,12 @@ def integer(low: int | None = None, high: int | None = None, *, why: str = "") -
         try:
             value = int(text.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text[:40]!r}") from None
         if low is not None and value < low:
             words = "above 0" if low == 1 else f"at least {low}"
-            raise argparse.ArgumentTypeError(f"must be {words}, got {value}" + (f" ({why})" if why else ""))
+            raise argparse.ArgumentTypeError(f"must be {words}, got {str(value)[:40]}" + (f" ({why})" if why else ""))
         if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {str(value)[:40]}")
         return value
 
     parse.__name__ = "integer"
@@ -53,10 +60,11 @@ def number(*, positive: bool = False, high: float | None = None) -> Callable[[st
     return parse
 
 
-positive_int = integer(1)
-"""A count: 1 or more."""
-non_negative_int = integer(0)
-"""0 or more (a seed, a number of extra rounds)."""
+positive_int = integer(1, MAX_SEED)
+"""A count: 1 or more (below 2**32, as every integer the engine and the store take)."""
+non_negative_int = integer(0, MAX_SEED)
+"""0 or more (a seed, a number of extra rounds), below 2**32: what numpy, torch and the run store
+all take as a seed (``engine.recipe.config.MAX_SEED``)."""
 positive_float = number(positive=True)
 """A finite number above 0 (a rate, a length, a step)."""
 finite_float = number()
@@ -66,15 +74,17 @@ steps = integer(1, LIMIT)
 
 
 def seeds(text: str) -> list[int]:
-    """Comma-separated distinct seeds, each 0 or more."""
+    """Comma-separated distinct seeds, each 0 or more and at most MAX_SEED (2**32 − 1)."""
     try:
         values = [int(s) for s in text.replace(" ", "").split(",") if s]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got {text[:80]!r}") from None
     if not values:
         raise argparse.ArgumentTypeError("give at least one seed")
     if any(s < 0 for s in values):
-        raise argparse.ArgumentTypeError(f"seeds are 0 or more, got {text!r}")
+        raise argparse.ArgumentTypeError(f"seeds are 0 or more, got {text[:80]!r}")
+    if too_big := [s for s in values if s > MAX_SEED]:
+        raise argparse.ArgumentTypeError(f"seeds are at most {MAX_SEED} (2**32 - 1), got {str(too_big[0])[:40]}")
     if len(set(values)) != len(values):
         raise argparse.ArgumentTypeError(f"a seed is given twice in {text!r} (each would train the same runs again)")
     return values
@@ -88,5 +98,18 @@ def workers(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
     if n < 0:
         raise argparse.ArgumentTypeError(f"must be 0 (train in this process) or more, got {n}")
+    if n > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_WORKERS}, got {str(n)[:40]}")
     return n
+
+
+def fast_paths(text: str) -> str:
+    """Comma-separated names of FAST_PATHS (`-` for `_` allowed), or empty: the text, checked
+    without importing torch (``engine.batched.accel.FastPaths.parse`` reads it in the run)."""
+    names = [n.strip().replace("-", "_") for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in FAST_PATHS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown fast path {', '.join(repr(n[:40]) for n in unknown)}; choose from {', '.join(FAST_PATHS)}")
+    return text
 

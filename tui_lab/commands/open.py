@@ -21,5 +21,12 @@ def run(args: argparse.Namespace) -> int:
     from tui_lab.app import run_app
 
     if args.command == "open":
+        from engine.catalogue.presets import load_preset
+        from tui_lab.commands.run import refuse_before_start
+
+        loaded = load_preset(args.preset)  # a bad preset: PresetError, exit 2, before the app opens
+        if (refused := refuse_before_start(loaded, quick=args.quick, seeds=args.seeds,
+                                           device=args.device)) is not None:
+            return refused
         return run_app(open_preset=args.preset, quick=args.quick, seeds=args.seeds, device=args.device)
     return run_app()

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tui_lab.commands import EXIT_OK, stdout_console
+from tui_lab.data.fmt import clean
 
 
 def register(subparsers) -> None:
@@ -47,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
             chapter = p.preset.chapter
             table.add_section()
             table.add_row(f"[bold]{chapter}[/]", *[""] * (len(cols) - 1))
-        cells = {"id": p.id, "title": Text(p.preset.title), "step": p.preset.step, "benefit": p.preset.benefit,
-                 "summary": Text(p.preset.summary)}
+        cells = {"id": Text(clean(p.id)), "title": Text(clean(p.preset.title)), "step": p.preset.step,
+                 "benefit": p.preset.benefit, "summary": Text(clean(p.preset.summary))}
         table.add_row(*(cells[c] for c in cols))
     console.print(table)
     return EXIT_OK
@@ -73,20 +74,21 @@ def _print_card(preset: str, as_json: bool) -> int:
         where = f" · saved recipe ({loaded.path})"
     elif loaded.path.parent == builtin_dir() and (hidden := saved_dir() / loaded.path.name).is_file():
         where = f" · catalogue (a saved recipe of this id, {hidden}, is run by its path)"
-    console.print(Text(p.title, style="bold"), Text(f"  {loaded.id} · {p.chapter}{where}", style="dim"))
+    # the preset's text, control characters removed (fmt.clean; validation refuses them already)
+    console.print(Text(clean(p.title), style="bold"), Text(clean(f"  {loaded.id} · {p.chapter}{where}"), style="dim"))
     console.print(Text(f"step it changes: {STEP_WORDS.get(p.step, p.step)}\n"
                        f"what it buys:    {BENEFIT_WORDS.get(p.benefit, p.benefit)}"))
-    console.print(Text(p.summary), "")
-    console.print(Markdown(p.explain))
+    console.print(Text(clean(p.summary)), "")
+    console.print(Markdown(clean(p.explain, lines=True)))
     seeds = ", ".join(map(str, p.default_seeds(False)))
     quick = ", ".join(map(str, p.default_seeds(True)))
     console.print(Text(f"\nVariants ({len(p.variants)}; seeds {seeds}, quick {quick})", style="bold"))
     for v in p.variants:
-        console.print(Text(f"  • {v.name}" + (f": {v.description}" if v.description else "")))
+        console.print(Text(f"  • {clean(v.name)}" + (f": {clean(v.description, lines=True)}" if v.description else "")))
     if p.claims:
         console.print(Text("\nClaims (checked when the runs end)", style="bold"))
         for c in p.claims:
-            console.print(Text(f"  • {c.text}"))
-    console.print(Text(f"\ndllab run {preset} --quick  ·  dllab check {preset} --quick  ·  "
-                       f"dllab open {preset}", style="dim"))
+            console.print(Text(f"  • {clean(c.text)}"))
+    console.print(Text(clean(f"\ndllab run {preset} --quick  ·  dllab check {preset} --quick  ·  "
+                             f"dllab open {preset}", lines=True), style="dim"))
     return EXIT_OK

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     store = RunStore()
     rows = store.list_runs(preset=args.preset, status=args.status, limit=args.limit)
     if not rows and args.preset and (problem := _unknown_preset(args.preset, store)):
-        print(f"dllab: {problem}", file=sys.stderr)
+        print(f"dllab: {fmt.clean(problem)}", file=sys.stderr)
         return EXIT_INVALID
     if args.json:
         print(json.dumps([row.__dict__ for row in rows], indent=2, default=str))
@@ -86,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
     if not rows and args.preset:
         known = sorted({r.preset for r in store.list_runs() if r.preset})
         with_status = f" with status {args.status!r}" if args.status else ""
-        print(f"dllab: no stored runs of preset {args.preset!r}{with_status}"
-              + (f"; the store has runs of: {', '.join(known)}" if known else "; the store is empty"), file=sys.stderr)
+        print(fmt.clean(f"dllab: no stored runs of preset {args.preset!r}{with_status}"
+                        + (f"; the store has runs of: {', '.join(known)}" if known else "; the store is empty")),
+              file=sys.stderr)
     console = stdout_console()
     narrow = console.width < 96  # an 80-column terminal: leave out the start time, keep every number whole
     import datetime as dt
@@ -95,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     cells = []
     for r in rows:
         started = dt.datetime.fromtimestamp(r.started).strftime("%m-%d %H:%M") if r.started else "–"
-        cells.append((
-            r.run_id, r.preset or "", r.variant or "", str(r.seed), r.status,
+        cells.append((  # text from the store, control characters removed (fmt.clean)
+            fmt.clean(r.run_id), fmt.clean(r.preset or ""), fmt.clean(r.variant or ""), str(r.seed), fmt.clean(r.status),
             fmt.pct(r.final.get("val_acc")),
             _compact(r.final.get("train_loss")),
             f"{r.wall_time:.1f}" if r.wall_time else "–",

@@ -42,6 +42,14 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _check_store() -> None:
+    """A run store that cannot be written: a StoreError (exit 2) before anything is printed or trained."""
+    from engine.runs.store import RunStore
+
+    with RunStore() as store:
+        store.check(write=True)
+
+
 def _executor(args: argparse.Namespace, console):
     from engine.catalogue.search import runner_executor, stored_inline_executor
 
@@ -64,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
     loaded = load_preset(args.preset)
+    _check_store()
     if not args.field:
         if loaded.preset.search is None:
             raise ValueError("give at least one --field SECTION.NAME=LOW:HIGH[:log|linear] "
@@ -155,16 +164,20 @@ def print_search(result, console, sort: str = "score") -> None:
 
 
 def _run_preset(loaded, args: argparse.Namespace, console, err) -> int:
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from engine.catalogue.claims import check_claims
     from engine.catalogue.search import run_search_preset
+    from tui_lab.data.fmt import clean
     from tui_lab.headless import claims_view
 
+    _check_store()
     seeds = args.seeds or None
 
     def progress(variant: str, seed: int, rep: int, res) -> None:
-        err.print(f"  {variant} (seed {seed}, search {rep + 1}): best {res.score} {res.best_score:.4g}")
+        err.print(f"  {escape(clean(variant))} (seed {seed}, search {rep + 1}): best {res.score} {res.best_score:.4g}")
 
     outcomes, results = run_search_preset(loaded, quick=args.quick, seeds=seeds,
                                           executor=_executor(args, err), progress=progress)
@@ -178,13 +191,13 @@ def _run_preset(loaded, args: argparse.Namespace, console, err) -> int:
         }, indent=2, default=str))
         return 0 if all(c.holds for c in claims) else 1
     settings = loaded.preset.search
-    table = Table(title=f"{loaded.preset.title}: best {settings.score} per search "
-                        f"({settings.budget} runs each)")
+    table = Table(title=escape(clean(f"{loaded.preset.title}: best {settings.score} per search "
+                                     f"({settings.budget} runs each)")))
     fields = [f.field for f in settings.fields]
     for col in ("variant", "seed", "best score", *[f"best {f}" for f in fields]):
         table.add_column(col, justify="left" if col == "variant" else "right")
     for o in outcomes:
-        table.add_row(o.variant, str(o.seed), f"{o.final['best_score']:.4g}",
+        table.add_row(Text(clean(o.variant)), str(o.seed), f"{o.final['best_score']:.4g}",
                       *[f"{o.final.get('best.' + f, math.nan):.3g}" for f in fields])
     console.print(table)
     first = next(iter(results.values()))[0]

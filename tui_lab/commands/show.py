@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tui_lab.commands import EXIT_INVALID, EXIT_OK, stdout_console
+from tui_lab.data.fmt import clean
 
 
 def register(subparsers) -> None:
@@ -57,7 +58,7 @@ def _eval_cell(key: str, value: object) -> str:
         from tui_lab.data import fmt
 
         return fmt.pct(value)
-    return f"{value:.4g}" if isinstance(value, float) else str("–" if value is None else value)
+    return f"{value:.4g}" if isinstance(value, float) else clean(escape(str("–" if value is None else value)))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,21 +73,22 @@ def run(args: argparse.Namespace) -> int:
 
         hint = (f"; {args.run!r} is a preset: `dllab presets {args.run}` reads its card, "
                 f"`dllab runs --preset {args.run}` lists its runs") if args.run in {*builtin_ids(), *saved_ids()} else ""
-        print(f"dllab: {exc.args[0]}{hint}", file=sys.stderr)
+        print(clean(f"dllab: {exc.args[0]}{hint}"), file=sys.stderr)
         return EXIT_INVALID
     evals = store.series(row.run_id).eval_rows()
     if args.json:
         print(json.dumps({"run": row.__dict__, "evals": evals}, indent=2, default=str))
         return EXIT_OK
     console = stdout_console()
-    console.print(f"[bold]{row.run_id}[/]  {escape(f'{row.preset} / {row.variant}')} (seed {row.seed})  "
-                  f"{escape(f'[{row.status}] {row.reason}')}")
+    # text from the store: control characters removed (clean), markup characters shown as written (escape)
+    console.print(f"[bold]{escape(clean(row.run_id))}[/]  {escape(clean(f'{row.preset} / {row.variant}'))} "
+                  f"(seed {row.seed})  {escape(clean(f'[{row.status}] {row.reason}'))}")
     recipe = row.spec.get("recipe", {})
     at_default = 0
     for section in ("data", "model", "train"):
         shown, rest = recipe_fields_shown(section, recipe.get(section, {}))
         at_default += rest
-        console.print(f"[bold]{section}[/]: " + escape(", ".join(f"{k}={v}" for k, v in shown.items())))
+        console.print(f"[bold]{section}[/]: " + escape(clean(", ".join(f"{k}={v}" for k, v in shown.items()))))
     if at_default:
         console.print(f"[dim]the other {at_default} fields are at their defaults (--json lists every field)[/]")
     table = Table(title="evaluations")
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     for e in evals[::stride] + ([evals[-1]] if evals and (len(evals) - 1) % stride else []):
         table.add_row(*[_eval_cell(k, e.get(k)) for k in keys])
     console.print(table)
-    console.print("final: " + ", ".join(f"{k}={_eval_cell(k, v)}" for k, v in row.final.items()
-                                        if isinstance(v, float)))
-    console.print("curves: " + diagnose(evals, row.status, row.reason).text)
+    console.print("final: " + escape(clean(", ".join(f"{k}={_eval_cell(k, v)}" for k, v in row.final.items()
+                                                    if isinstance(v, float)))))
+    console.print("curves: " + escape(clean(diagnose(evals, row.status, row.reason).text)))
     return EXIT_OK

@@ -7,6 +7,7 @@ of it at its own pace, redrawing when :attr:`Comparison.version` moved.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from engine.events import (
 from engine.recipe.config import RunSpec
 from engine.runs.outcomes import OutcomeCollector
 from tui_lab.data import series as S
+from tui_lab.data.fmt import clean
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,10 @@ class Comparison:
         read_only: bool = False,
         device: str = "auto",
     ) -> None:
-        self.title = title
+        self.title = clean(title)
+        """What the header shows. The text a comparison takes in from the store or the runs (its
+        title, run labels, reasons, messages) is shown, never obeyed: control characters removed
+        (``fmt.clean``)."""
         self.loaded = loaded
         self.quick = quick
         """The preset's quick (True) or full (False) form; None: runs that are neither, or either
@@ -206,6 +211,7 @@ class Comparison:
         return self.loaded.id if self.loaded is not None else ""
 
     def _add_run(self, variant: str, seed: int, label: str, preset: str = "", run_id: str | None = None) -> RunView:
+        label = clean(label)
         if label not in self.labels:
             self.labels.append(label)
         run = RunView(index=len(self.runs), variant=variant, seed=seed, label=label, preset=preset)
@@ -265,7 +271,7 @@ class Comparison:
         if run is None:
             if not isinstance(event, RunStarted):
                 if isinstance(event, Message):
-                    self.messages.append(event)
+                    self.messages.append(dataclasses.replace(event, text=clean(event.text, lines=True)))
                     self.version += 1
                 return
             run = self._match(event)
@@ -314,7 +320,7 @@ class Comparison:
             run.preset = event.preset or run.preset
         elif isinstance(event, RunFinished):
             run.status = event.status
-            run.reason = event.reason
+            run.reason = clean(event.reason)
             run.step = max(run.step, event.step)
             run.final = dict(event.final)
             run.best = dict(event.best)
@@ -322,6 +328,7 @@ class Comparison:
             run.wall_time = event.wall_time
             run.speed = None
         elif isinstance(event, Message):
+            event = dataclasses.replace(event, text=clean(event.text, lines=True))
             run.messages.append(event)
             self.messages.append(event)
         else:
@@ -340,7 +347,7 @@ class Comparison:
         """Close runs the runner never ended (it failed to start, or it died)."""
         for run in self.runs:
             if not run.finished:
-                run.status, run.reason = status, reason
+                run.status, run.reason = status, clean(reason)
                 if run.run_id is not None:
                     self.collector.add(RunFinished(run.run_id, status, run.step, reason, {}, {}, 0.0))  # type: ignore[arg-type]
         self.version += 1

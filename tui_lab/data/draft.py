@@ -174,6 +174,8 @@ def parse_overrides(text: str) -> dict[str, dict[str, Any]]:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw
+        except RecursionError:  # brackets a few hundred deep
+            raise ValueError(f"{name}: the value nests too deeply") from None
         try:
             value = f.parse(f.format(value) if not isinstance(value, str) else value)
         except ValueError as exc:

@@ -65,6 +65,8 @@ class FieldSpec:
                 value = tomllib.loads(f"v = {raw}")["v"]
             except tomllib.TOMLDecodeError as exc:
                 raise ValueError(f"not a TOML value ({exc})") from None
+            except RecursionError:  # brackets a few hundred deep
+                raise ValueError("the value nests too deeply") from None
             self.validate(value)
             return value  # plain data (what a preset file holds), checked against the field
         elif self.kind == "choice":

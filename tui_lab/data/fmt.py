@@ -1,8 +1,9 @@
-"""Formatting numbers, durations and progress for tables and panels."""
+"""Formatting numbers, durations and progress for tables and panels, and text fit to show."""
 
 from __future__ import annotations
 
 import math
+import re
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 STATUS_ICON = {
@@ -78,3 +79,23 @@ def status_text(status: str, frame: int = 0) -> str:
     """The status with its icon (a spinner frame while running)."""
     icon = SPINNER[frame % len(SPINNER)] if status == "running" else STATUS_ICON.get(status, "?")
     return f"{icon} {status}"
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Control characters but tab and newline: C0 (ESC among them), DEL and C1."""
+
+
+def clean(text: object, *, lines: bool = False) -> str:
+    """`text` fit to write to a terminal: its control characters removed, so that text from a
+    preset file or the run store (a title, a variant name, a reason, a run's message) can never
+    move the cursor, clear the screen or set the window's title. `lines`: text of several lines
+    (an explanation, a message) keeps its newlines and tabs; otherwise each becomes a space.
+    Every place that shows such text passes it through here (the app's widgets, the command line's
+    tables and lines); presets refuse control characters, but the store keeps what older versions
+    wrote."""
+    s = text if isinstance(text, str) else str(text)
+    if s.isascii() and s.isprintable():  # the usual case, at the cost of one scan
+        return s
+    if not lines:
+        s = s.replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
+    return _CONTROL.sub("", s)

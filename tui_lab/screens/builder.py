@@ -33,6 +33,7 @@ from textual.widgets import (
 )
 from textual.worker import Worker, WorkerState
 
+from engine.catalogue.preflight import preflight
 from engine.catalogue.presets import LoadedPreset, PresetError, builtin_dir, load_preset
 from tui_lab.data.draft import Draft, format_overrides, parse_overrides, preset_fields
 from tui_lab.data.fields import recipe_fields
@@ -140,6 +141,9 @@ class BuilderScreen(Screen):
         self.path: Path | None = None
         self.loaded: LoadedPreset | None = None
         self.problem = ""
+        self.cannot_run: dict[bool, list[str]] = {False: [], True: []}
+        """What would stop the runs of the full (False) and quick (True) form (``engine.catalogue.preflight``):
+        the recipe is valid and can be saved, but it does not run here."""
         self.field_errors: dict[str, str] = {}
         self._clean: dict | None = None
         """The recipe as loaded or last saved (None before the first load)."""
@@ -365,7 +369,13 @@ class BuilderScreen(Screen):
                 self.problem = ""
             except PresetError as exc:  # the command line's message, about this recipe, not a file
                 self.problem = re.sub(rf"^{re.escape(str(path))}:", "this recipe:", str(exc), flags=re.M)
-        if self.loaded is not None:
+        self.cannot_run = self._preflight(self.loaded)
+        stopped = self.cannot_run[False] or self.cannot_run[True]
+        if self.loaded is not None and stopped:
+            more = f" (and {len(stopped) - 1} more)" if len(stopped) > 1 else ""
+            status.update(Content.from_markup("[b $error]✘ cannot run:[/] $p$m", p=stopped[0], m=more))
+            status.add_class("-error")
+        elif self.loaded is not None:
             p = self.loaded.preset
             runs = len(p.variants) * len(p.seeds)
             quick = len(p.variants) * len(p.default_seeds(True))
@@ -381,6 +391,21 @@ class BuilderScreen(Screen):
         self._show_toml()
         self.preview_schedule()
         return self.loaded
+
+    def _preflight(self, loaded: LoadedPreset | None) -> dict[bool, list[str]]:
+        """The problems that would stop the runs of each form, found before any starts; a problem of
+        the quick form only says so."""
+        found: dict[bool, list[str]] = {False: [], True: []}
+        if loaded is None:
+            return found
+        device = getattr(self.app, "device", "auto")
+        for quick in (False, True):
+            try:
+                problems = preflight(loaded.expand(quick=quick), device=device)
+            except PresetError as exc:
+                problems = [str(exc)]
+            found[quick] = [p if p in found[False] else f"{p} (quick form)" for p in problems] if quick else problems
+        return found
 
     # -- the schedule preview ---------------------------------------------------------------
 
@@ -503,6 +528,10 @@ class BuilderScreen(Screen):
         loaded = self.validate()
         if loaded is None:
             self.notify(self.problem, title="Cannot run: the recipe is not valid", severity="error", timeout=8,
+                        markup=False)
+            return
+        if self.cannot_run[quick]:
+            self.notify("\n".join(self.cannot_run[quick]), title="Cannot run", severity="error", timeout=10,
                         markup=False)
             return
         self.app.start_preset(loaded, quick=quick)

@@ -10,6 +10,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
+from tui_lab.data.fmt import clean
 from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.lab_footer import LabFooter
 from tui_lab.widgets.mode_bar import ModeBar
@@ -65,7 +66,7 @@ class HistoryScreen(Screen):
                 if table.rows_all else "No stored runs yet: run a technique from the Library.")
         current = table.current_run_id()
         if current is not None and "run_id" not in table.widths:
-            text = f"run {current} · {text}"
+            text = f"run {clean(current)} · {text}"
         hint = " · space marks runs to open together, a all shown" if table.rows_all and not marked else ""
         if len(text) + len(hint) > self.size.width - 2:
             hint = ""
@@ -141,7 +142,7 @@ class HistoryScreen(Screen):
         by_id = {r.run_id: r for r in self.query_one(RunTable).rows_all}
         named = [run_name(by_id[i]) for i in ids[:3] if i in by_id]
         names = "; ".join(named) + ("; …" if len(ids) > len(named) else "")
-        what = f"run {ids[0]}" if len(ids) == 1 else f"{len(ids)} runs"
+        what = f"run {clean(ids[0])}" if len(ids) == 1 else f"{len(ids)} runs"
         its = "its" if len(ids) == 1 else "their"
         self.app.push_screen(ConfirmScreen(f"Delete {what} ({names}) and {its} metrics? This cannot be undone.",
                                            yes="Delete", no="Keep"), answered)
@@ -149,6 +150,7 @@ class HistoryScreen(Screen):
 
 def run_name(r) -> str:
     """A stored run as a person tells it apart: preset · variant · seed, status (the delete question
-    names them: at 100 columns the run id column is not shown)."""
+    names them: at 100 columns the run id column is not shown). Text from the store: control
+    characters removed (``fmt.clean``)."""
     seed = "" if r.seed is None else f" · seed {r.seed}"
-    return f"{r.preset or '–'} · {r.variant or '–'}{seed}, {r.status}"
+    return clean(f"{r.preset or '–'} · {r.variant or '–'}{seed}, {r.status}")

@@ -12,6 +12,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from engine.catalogue.presets import CHAPTERS, LoadedPreset
+from tui_lab.data.fmt import clean
 
 SAVED = "saved recipes"
 YOURS = " (yours)"
@@ -138,7 +139,7 @@ class CatalogueTree(Tree[LoadedPreset | None]):
     def _label(self, p: LoadedPreset, *, saved: bool) -> Text:
         """The title as plain Text (a str label is read as markup; titles are the user's too), a
         saved recipe that looks like a catalogue preset marked."""
-        label = Text(p.preset.title)
+        label = Text(clean(p.preset.title))
         if saved and looks_like(p, self.presets):
             label.append(YOURS, style="dim")
         return label

@@ -9,6 +9,7 @@ from textual.content import Content
 from textual.widgets import Markdown, Static
 
 from engine.catalogue.presets import LoadedPreset
+from tui_lab.data.fmt import clean
 from tui_lab.data.frame import BENEFIT_WORDS, STEP_WORDS
 
 
@@ -25,27 +26,30 @@ def hanging(lead: Content, body: Content, width: int | None) -> Content:
 def card(loaded: LoadedPreset, *, saved: bool = False, width: int | None = None) -> Content:
     """`saved`: a recipe saved from the Builder, which says so and where (it may share its id and title
     with the catalogue preset it was made from). `width`: the cells across, to indent the wrapped
-    lines of a bullet or a labelled line under its first (None: left to the widget to wrap)."""
+    lines of a bullet or a labelled line under its first (None: left to the widget to wrap). The
+    preset's text is shown through `clean` (no control characters; validation refuses them too)."""
     p = loaded.preset
     parts = [
-        Content.from_markup("[b]$t[/]  [$text-muted]$id · $ch[/]\n", t=p.title, id=loaded.id, ch=p.chapter),
-        *([Content.from_markup("[$warning]your recipe[/] [$text-muted]$path[/]\n", path=str(loaded.path))]
+        Content.from_markup("[b]$t[/]  [$text-muted]$id · $ch[/]\n", t=clean(p.title), id=clean(loaded.id),
+                            ch=p.chapter),
+        *([Content.from_markup("[$warning]your recipe[/] [$text-muted]$path[/]\n", path=clean(str(loaded.path)))]
           if saved else []),
         hanging(Content.from_markup("[$accent]step it changes[/] "), Content(STEP_WORDS.get(p.step, p.step)), width),
         hanging(Content.from_markup("[$accent]what it buys[/]    "), Content(BENEFIT_WORDS.get(p.benefit, p.benefit)),
                 width),
-        Content.from_markup("\n$s\n\n", s=p.summary),
+        Content.from_markup("\n$s\n\n", s=clean(p.summary)),
         Content.from_markup("[b]Variants[/] [$text-muted]($n; seeds $s, quick $q)[/]\n", n=str(len(p.variants)),
                             s=",".join(map(str, p.seeds)), q=",".join(map(str, p.default_seeds(True)))),
     ]
     bullet = Content("  • ")
     for v in p.variants:
         desc = " [$text-muted]— $d[/]" if v.description else ""
-        parts.append(hanging(bullet, Content.from_markup(f"$n{desc}", n=v.name, d=v.description), width))
+        parts.append(hanging(bullet, Content.from_markup(f"$n{desc}", n=clean(v.name),
+                                                         d=clean(v.description, lines=True)), width))
     if p.claims:
         parts.append(Content.from_markup("\n[b]Claims[/] [$text-muted](checked when a run ends)[/]\n"))
         for c in p.claims:
-            parts.append(hanging(bullet, Content(c.text), width))
+            parts.append(hanging(bullet, Content(clean(c.text)), width))
     keys = "\n[$text-muted]enter run quick · f run full · b open in Builder[/]"
     parts.append(Content.from_markup(keys))
     return Content("").join(parts)
@@ -118,4 +122,4 @@ class PresetDetails(VerticalScroll):
     def _explain(self, loaded: LoadedPreset) -> None:
         self._timer = None
         if self.shown is loaded:
-            self.query_one("#details-explain", Markdown).update(loaded.preset.explain)
+            self.query_one("#details-explain", Markdown).update(clean(loaded.preset.explain, lines=True))

@@ -222,11 +222,13 @@ class RunTable(DataTable):
     def row_cells(self, r: Any) -> dict[str, str]:
         """A run's cells, whole (`_render_rows` shortens the names that must give way). Plain text:
         `_render_rows` adds them as `Text`, since a str cell is read as markup and the names are the
-        user's ("lr [lr=0.1]" would lose its brackets, "[/b]" would raise)."""
+        user's ("lr [lr=0.1]" would lose its brackets, "[/b]" would raise). Text from the store loses
+        its control characters (`fmt.clean`: older versions stored what presets held)."""
         started = dt.datetime.fromtimestamp(r.started).strftime("%m-%d %H:%M") if r.started else "–"
         return {
-            "mark": "✓" if r.run_id in self.marked else " ", "run_id": r.run_id, "preset": r.preset or "–",
-            "variant": r.variant or "–", "seed": "–" if r.seed is None else str(r.seed), "status": r.status,
+            "mark": "✓" if r.run_id in self.marked else " ", "run_id": fmt.clean(r.run_id),
+            "preset": fmt.clean(r.preset or "–"), "variant": fmt.clean(r.variant or "–"),
+            "seed": "–" if r.seed is None else str(r.seed), "status": fmt.clean(r.status),
             "val_acc": fmt.pct(r.final.get("val_acc")), "train_loss": fmt.num(r.final.get("train_loss")),
             "step": str(r.step), "wall_time": fmt.duration(r.wall_time), "started": started,
         }

@@ -8,6 +8,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from tui_lab.data.comparison import Comparison
+from tui_lab.data.fmt import clean
 
 _LABEL_STYLE = {
     "normal": "$success",
@@ -43,7 +44,7 @@ def verdict_content(c: Comparison, width: int | None = None) -> Content:
     claims = c.claims()
     done = c.finished
     if c.error:
-        parts.append(Content.from_markup("[b $error]The runner could not run:[/] $e\n\n", e=c.error))
+        parts.append(Content.from_markup("[b $error]The runner could not run:[/] $e\n\n", e=clean(c.error, lines=True)))
     if claims:
         head = "Claims" if done else f"Claims (checked when every run has ended: {c.n_finished}/{len(c.runs)})"
         note = ""
