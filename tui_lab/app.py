@@ -275,7 +275,9 @@ class DllabApp(App):
         if not rows:
             self.notify(f"no stored runs of comparison {comparison_id}", severity="warning")
             return
-        comparison = Comparison(self._stored_title(rows), loaded=self._stored_preset(rows), device=self.device)
+        loaded = self._stored_preset(rows)
+        title = f"{loaded.preset.title if loaded else self._stored_title(rows)} · followed ({comparison_id})"
+        comparison = Comparison(title, loaded=loaded, device=self.device)
         self.bridge.follow(comparison, rows, self.store, self._service_cancel(comparison_id))
 
     def _service_cancel(self, comparison_id: str) -> Callable[[str | None], Any]:
