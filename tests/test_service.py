@@ -215,3 +215,56 @@ def test_run_detach_ps_and_cancel_from_the_command_line(home, tmp_path, capsys) 
                         and rows)
     assert {r.status for r in rows} == {"cancelled"}
     assert main(["cancel", "nosuch"]) == 2 and "no live comparison" in capsys.readouterr().err
+
+
+def test_a_killed_services_run_ends_with_a_reason_and_resumes_to_the_uninterrupted_numbers(home, capsys) -> None:
+    """kill -9 of the service mid-run: its worker stops the run and checkpoints it; `dllab resume`
+    finishes it with the final numbers of a run that never stopped (CPU, one thread both ways)."""
+    import torch
+
+    from engine.runs.inline import run_inline
+    from tui_lab.cli import main
+
+    spec = tiny("long", steps=4000, lr=0.05)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        (whole,) = run_inline([spec], device="cpu", store=home.parent / "whole")
+        client = connect(home)
+        comparison = client.submit([spec], device="cpu", workers=1, threads=1)["comparison"]
+        with RunStore(home) as store:
+            wait_for(lambda: any(r.step >= 200 for r in store.list_runs(comparison=comparison)))
+            os.kill(service_pid(home), signal.SIGKILL)
+            (row,) = wait_for(lambda: (rows := store.list_runs(comparison=comparison)) and rows[0].is_final
+                              and rows, 60)
+            assert row.status == "cancelled" and 0 < row.step < 4000
+        assert main(["resume", row.run_id]) == 0
+        assert f"went on from step {row.step}" in capsys.readouterr().out
+        with RunStore(home) as store:
+            resumed = store.get_run(row.run_id)
+        assert (resumed.status, resumed.step) == ("done", 4000) and resumed.final == whole.final
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_runs_whose_process_is_gone_are_settled_with_a_reason(tmp_path) -> None:
+    import engine.runs.store as store_module
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with RunStore(tmp_path) as store:
+        store.add_pending("alive1", {}, variant="a")  # this process: it is going
+        store.add_pending("gone1", {}, variant="g")
+        store.add_pending("reboot1", {}, variant="r")
+        store.add_pending("else1", {}, variant="e")
+        me = store_module.owner_id().split("|")
+        owners = {"gone1": f"the runs service|{dead.pid}|{me[2]}|{me[3]}",
+                  "reboot1": f"`dllab run`|{os.getpid()}|another-boot|{me[3]}",
+                  "else1": f"the app|{dead.pid}|{me[2]}|another-host"}
+        for run_id, owner in owners.items():
+            store._write([("UPDATE runs SET owner = ? WHERE run_id = ?", (owner, run_id))])
+        assert store.settle_orphans() == 2
+        status = {r.run_id: (r.status, r.reason) for r in store.list_runs()}
+    assert status["alive1"][0] == "pending" and status["else1"][0] == "pending"
+    assert status["gone1"] == ("cancelled", f"interrupted: the runs service (pid {dead.pid}) stopped without ending it")
+    assert status["reboot1"][1].startswith("interrupted: the machine restarted while `dllab run`")

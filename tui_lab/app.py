@@ -443,7 +443,9 @@ def run_app(open_preset: str | None = None, quick: bool = False, seeds: list[int
     from tui_lab.engine_bridge import ensure_resource_tracker
 
     loaded = load_preset(open_preset) if open_preset else None  # a bad preset: PresetError, exit 2
-    RunStore().check(write=True)  # a store that cannot be used: StoreError, exit 2, before the screen is taken
+    with RunStore() as store:
+        store.check(write=True)  # a store that cannot be used: StoreError, exit 2, before the screen is taken
+        store.settle_orphans()  # runs whose process is gone end with the reason, not "running" for ever
     ensure_resource_tracker()  # while sys.stderr is still the terminal (see its docstring)
     app = DllabApp(open_preset=loaded, quick=quick, seeds=seeds, device=device, follow=follow)
     try:

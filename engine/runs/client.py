@@ -70,10 +70,12 @@ class ServiceClient:
 
     # -- what clients ask --------------------------------------------------------------------------
 
-    def submit(self, specs: list[Any], *, device: str = "auto", workers: int | None = None, batch: bool = True,
-               fast: str = "", comparison: str | None = None) -> dict[str, Any]:
+    def submit(self, specs: list[Any], *, device: str = "auto", workers: int | None = None,
+               threads: int | None = None, batch: bool = True, fast: str = "", comparison: str | None = None,
+               run_ids: list[str] | None = None) -> dict[str, Any]:
         return self.request("submit", specs=[s.model_dump(mode="json") for s in specs], device=device,
-                            workers=workers, batch=batch, fast=fast, comparison=comparison)
+                            workers=workers, threads=threads, batch=batch, fast=fast, comparison=comparison,
+                            run_ids=run_ids)
 
     def ps(self) -> list[dict[str, Any]]:
         return list(self.request("ps")["comparisons"])
@@ -149,9 +151,8 @@ class ServiceRunner:
         self._started = True
         from engine.runs.follow import StoreFollower
 
-        answer = self.client.request("submit", specs=[s.model_dump(mode="json") for s in self.specs],
-                                     device=self.device, workers=self.workers, threads=self.threads,
-                                     comparison=self.comparison, run_ids=self.run_ids)
+        answer = self.client.submit(self.specs, device=self.device, workers=self.workers, threads=self.threads,
+                                    comparison=self.comparison, run_ids=self.run_ids)
         self.run_ids = list(answer["run_ids"])
         self._follower = StoreFollower(self.store, self.run_ids, self.cancel)
 

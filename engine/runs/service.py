@@ -350,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(filename=str(home / LOG_NAME), level=logging.INFO,
                         format="%(asctime)s %(process)d %(levelname)s %(message)s")
     os.environ["DLLAB_HOME"] = str(home)
+    import engine.runs.store as store
+
+    store.OWNER_KIND = "the runs service"  # the reason a run of a killed service gives
     Service(home).serve()
     return 0
 

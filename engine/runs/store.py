@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -36,7 +37,7 @@ from engine.events import (
     to_dict,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILENAME = "runs.sqlite"
 BUSY_TIMEOUT_S = 30.0
 
@@ -128,6 +129,42 @@ def _store_problem(path: Path, exc: BaseException) -> str:
         return (f"{path}: cannot open the run store ({words}); check that its folder exists and is writable"
                 f" {_ELSEWHERE}")
     return f"{path}: the run store cannot be used ({words}); {_ELSEWHERE}"
+
+
+OWNER_KIND = "the process that started it"
+"""How a run's driving process is named when it is gone (the runs service names itself)."""
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def owner_id() -> str:
+    """This process as the driver of runs: ``kind|pid|boot id|host`` (a reboot makes every pid stale)."""
+    return f"{OWNER_KIND}|{os.getpid()}|{_boot_id()}|{socket.gethostname()}"
+
+
+def orphan_reason(owner: str) -> str | None:
+    """Why a run driven by `owner` can no longer be going (None: it may be, or it is not ours to say)."""
+    try:
+        kind, pid_text, boot, host = owner.split("|")
+        pid = int(pid_text)
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None  # another machine's run: its own commands settle it
+    if boot and boot != _boot_id():
+        return f"interrupted: the machine restarted while {kind} (pid {pid}) ran it"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"interrupted: {kind} (pid {pid}) stopped without ending it"
+    except PermissionError:
+        return None
+    return None
 
 
 class RunNotFound(KeyError):
@@ -298,8 +335,11 @@ class RunStore:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            # Future migrations: `if version == 1: ...; version = 2`.
+                version = 1
+            if version == 1:  # v2: which process drives each run (settle_orphans)
+                conn.execute("ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+                version = 2
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -400,12 +440,27 @@ class RunStore:
 
     def add_pending(self, run_id: str, spec: dict[str, Any], *, variant: str = "", seed: int | None = None,
                     preset: str = "", comparison: str = "", device: str = "") -> None:
-        """Register a run that is queued but not started (status ``pending``)."""
+        """Register a run that is queued but not started (status ``pending``), owned by this process."""
         self._write([(
             "INSERT OR IGNORE INTO runs (run_id, comparison, preset, variant, seed, status, device, created,"
-            " spec) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-            (run_id, comparison, preset, variant, seed, device, time.time(), _dumps(spec)),
+            " spec, owner) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+            (run_id, comparison, preset, variant, seed, device, time.time(), _dumps(spec), owner_id()),
         )])
+
+    def settle_orphans(self) -> int:
+        """Runs still pending or running whose driving process is gone (killed, its machine
+        restarted) end ``cancelled`` with a reason that says so; returns how many. Called when a
+        command or the app opens the store, so nothing stays "running" forever."""
+        rows = self._query("SELECT run_id, owner FROM runs WHERE status IN ('pending', 'running') AND owner != ''")
+        settled = 0
+        for row in rows:
+            if (reason := orphan_reason(row["owner"])) is not None:
+                from engine.training.checkpoint import checkpoint_path
+
+                if checkpoint_path(self.path.parent, row["run_id"]).exists():
+                    reason += f"; it has a checkpoint: `dllab resume {row['run_id']}` goes on"
+                settled += self.mark(row["run_id"], "cancelled", reason)
+        return settled
 
     def mark(self, run_id: str, status: str, reason: str) -> bool:
         """Give a run that has no final status yet this one (a dead or cancelled worker's run).
@@ -469,7 +524,8 @@ class RunStore:
                     conn.execute(f"DELETE FROM {table} WHERE run_id = ? AND time > ?", (run_id, after))
                 conn.execute(
                     "UPDATE runs SET status = 'running', reason = '', finished = NULL, wall_time = NULL, step = ?,"
-                    " final = '{}', best = '{}', summary = '{}' WHERE run_id = ?", (step, run_id))
+                    " final = '{}', best = '{}', summary = '{}', owner = ? WHERE run_id = ?",
+                    (step, owner_id(), run_id))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

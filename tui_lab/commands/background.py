@@ -105,6 +105,7 @@ def attach(args: argparse.Namespace) -> int:
     home = _home()
     client = running_service(home)
     with RunStore(home) as store:
+        store.settle_orphans()
         comparison = resolve_comparison(store, args.id, client.ps() if client else [])
     if comparison is None:
         what = "no comparison is stored yet" if args.id == "latest" else f"no comparison or run {args.id!r}"

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     home = default_home()
     with RunStore(home) as store:
+        store.settle_orphans()
         try:
             row = store.get_run(args.run)
         except RunNotFound as exc:

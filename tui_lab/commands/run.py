@@ -62,6 +62,9 @@ def _run(args: argparse.Namespace, check: bool) -> int:
         return refused
     if getattr(args, "detach", False):
         return _detach(loaded, args)
+    import engine.runs.store as store
+
+    store.OWNER_KIND = "`dllab run`"  # the reason its runs give should it be killed
     from engine.batched.accel import FastPaths  # torch: only once the input is known to be good
     from tui_lab.headless import print_result, run_comparison
 

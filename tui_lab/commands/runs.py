@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from tui_lab.tables import clip_name, fit_names, longest
 
     store = RunStore()
+    store.settle_orphans()  # runs whose process is gone end here, with the reason
     rows = store.list_runs(preset=args.preset, status=args.status, limit=args.limit)
     if not rows and args.preset and (problem := _unknown_preset(args.preset, store)):
         print(f"dllab: {fmt.clean(problem)}", file=sys.stderr)

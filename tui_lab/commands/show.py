@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.runs.store import RunStore
 
     store = RunStore()
+    store.settle_orphans()
     try:
         row = store.get_run(args.run)
     except KeyError as exc:
