@@ -35,6 +35,7 @@ import torch
 
 from bench.baselines import dataloader_loop, slicing_loop
 from bench.rows import Row, measured_row, not_row
+from bench.service_latency import service_rows
 from bench.timing import Timing, interleaved, interleaved_marked, paired_ratio
 from engine.data import load_data
 from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
@@ -427,6 +428,7 @@ SECTIONS: dict[str, Callable[[str, bool, int], list[Row]]] = {
     "conv": conv_rows,
     "surfaces": surface_rows,
     "app": app_rows,
+    "service": service_rows,
     "fast": fast_rows,
 }
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-SECTIONS = ("loops", "batched", "runner", "presets", "vmap", "conv", "surfaces", "app", "fast")
+SECTIONS = ("loops", "batched", "runner", "presets", "vmap", "conv", "surfaces", "app", "service", "fast")
 
 
 def register(subparsers) -> None:
