@@ -268,3 +268,25 @@ def test_runs_whose_process_is_gone_are_settled_with_a_reason(tmp_path) -> None:
     assert status["alive1"][0] == "pending" and status["else1"][0] == "pending"
     assert status["gone1"] == ("cancelled", f"interrupted: the runs service (pid {dead.pid}) stopped without ending it")
     assert status["reboot1"][1].startswith("interrupted: the machine restarted while `dllab run`")
+
+
+def test_a_run_cancelled_in_the_service_resumes_there(home, capsys) -> None:
+    """Cancel through the service (the run checkpoints), then `dllab resume RUN --detach`: the
+    service goes on from the checkpoint; the run ends done at its full budget."""
+    from tui_lab.cli import main
+
+    client = connect(home)
+    answer = client.submit([tiny("long", steps=3000)], device="cpu", workers=1, threads=1)
+    run_id = answer["run_ids"][0]
+    with RunStore(home) as store:
+        wait_for(lambda: store.get_run(run_id).step >= 100)
+        client.cancel(run_id)
+        stopped = wait_for(lambda: (row := store.get_run(run_id)).is_final and row)
+        assert stopped.status == "cancelled" and stopped.step < 3000
+        assert main(["resume", run_id, "--detach"]) == 0
+        assert capsys.readouterr().out.strip() == answer["comparison"]
+        done = wait_for(lambda: (row := store.get_run(run_id)).is_final and row)
+    assert (done.status, done.step) == ("done", 3000)
+    with RunStore(home) as store:
+        messages = [m.text for m in store.series(run_id).messages]
+    assert any(text.startswith(f"resumed at step {stopped.step}") for text in messages)

@@ -83,6 +83,10 @@ class ServiceClient:
     def cancel(self, target: str) -> dict[str, Any]:
         return self.request("cancel", id=target)
 
+    def resume(self, run_id: str) -> dict[str, Any]:
+        """A stopped run goes on from its checkpoint in the service (``dllab resume RUN --detach``)."""
+        return self.request("resume", id=run_id)
+
     def stop(self) -> None:
         self.request("stop")
 

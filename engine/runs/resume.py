@@ -31,12 +31,23 @@ def resumable(row: RunRow, home: str | Path, live_runs: set[str] | frozenset[str
     """None when the run can go on from a checkpoint, else why it cannot (plain words)."""
     if row.status in ENDED:
         return f"run {row.run_id} has ended ({row.status}): there is nothing left to train"
-    if row.run_id in live_runs:
+    if row.run_id in live_runs and not row.is_final:
         return f"run {row.run_id} is still running (`dllab attach` follows it)"
     if not checkpoint_path(home, row.run_id).exists():
         return (f"run {row.run_id} has no checkpoint (a run checkpoints every 30 s and when it is cancelled; "
                 "batched runs, surfaces and ensembles do not yet)")
     return None
+
+
+def reopen(row: RunRow, store: RunStore, live_runs: set[str] | frozenset[str] = frozenset()) -> RunSpec:
+    """Check that the run can go on, drop what its store row holds after its checkpoint, and give
+    its spec: what every way of resuming does first (in this process, in the runs service)."""
+    home = Path(store.path).parent
+    if (why := resumable(row, home, live_runs)) is not None:
+        raise ValueError(why)
+    state = load(checkpoint_path(home, row.run_id))
+    store.reopen(row.run_id, float(state["time"]), int(state["step"]))
+    return stored_spec(row)
 
 
 def resume_inline(row: RunRow, store: RunStore, emit: Emit | None = None, should_stop: ShouldStop | None = None,
@@ -45,12 +56,8 @@ def resume_inline(row: RunRow, store: RunStore, emit: Emit | None = None, should
     checkpoint's step and time it went on from."""
     from engine.runs.device import resolve_device
 
-    home = Path(store.path).parent
-    if (why := resumable(row, home)) is not None:
-        raise ValueError(why)
-    spec = stored_spec(row)
-    state = load(checkpoint_path(home, row.run_id))
-    store.reopen(row.run_id, float(state["time"]), int(state["step"]))
+    state = load(checkpoint_path(Path(store.path).parent, row.run_id))
+    spec = reopen(row, store)
     dev = str(resolve_device(device or row.device or "auto"))
     unit = WorkUnit((spec,), (row.run_id,), resume=True)
     finished = run_unit(unit, emit or (lambda event: None), should_stop or (lambda: False), device=dev,

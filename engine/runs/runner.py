@@ -185,7 +185,7 @@ def _parent_watch(parent_pid: int) -> Callable[[], bool]:
 
 def _worker_main(slot: int, specs: list[RunSpec], run_ids: list[str], device: str, store_path: str,
                  train_fn: str | TrainFn | None, threads: int, table: _Table, conn: Connection,
-                 parent_pid: int, fast: str = "") -> None:
+                 parent_pid: int, fast: str = "", resume: bool = False) -> None:
     """A worker process: take units from the table and hand each to the executor, until none is
     left (or the parent is gone)."""
     # Ctrl+C is the parent's to handle; a terminal's hangup ends the parent, and the worker then
@@ -210,7 +210,7 @@ def _worker_main(slot: int, specs: list[RunSpec], run_ids: list[str], device: st
             def should_stop(i: int) -> bool:
                 return stop[i] != 0 or not parent_alive()
 
-            work = WorkUnit(tuple(specs[i] for i in unit), tuple(run_ids[i] for i in unit), fast, train_fn)
+            work = WorkUnit(tuple(specs[i] for i in unit), tuple(run_ids[i] for i in unit), fast, train_fn, resume)
             run_unit(work, sender.send, [lambda i=i: should_stop(i) for i in unit], device=device, store=store)
         if not parent_alive():  # orphaned: close the books on what nobody will run
             while (i := table.claim(slot)) is not None:
@@ -298,14 +298,15 @@ class Runner:
     def __init__(self, specs: list[RunSpec], *, device: str = "auto", workers: int | None = None,
                  store: RunStore | str | Path | None = None, train_fn: str | TrainFn | None = None,
                  threads: int | None = None, comparison: str | None = None, batch: bool = True,
-                 fast: str = "", run_ids: list[str] | None = None, context: Any = None):
+                 fast: str = "", run_ids: list[str] | None = None, context: Any = None, resume: bool = False):
         """`batch`: runs that share an architecture train together as one batched model
         (``engine.batched``; others run solo). `fast`: opt-in fast paths, e.g. ``"bf16,compile"``
         (``engine.batched.accel.FastPaths``). `train_fn`: ``"module:function"`` with the solo
         loop's signature instead of dllab's trainers (no batching, no fast paths). `run_ids`: the
         runs' ids, chosen by the caller (a client of the runs service knows them before it submits).
         `context`: the multiprocessing context workers start from (default ``spawn``; the runs service
-        passes a ``forkserver`` that has imported torch already: :func:`warm_context`).
+        passes a ``forkserver`` that has imported torch already: :func:`warm_context`). `resume`: each
+        run goes on from its checkpoint (``engine.runs.resume``: its store row reopened first).
         """
         from engine.runs.device import cpu_cores, resolve_device, threads_per_worker
 
@@ -357,6 +358,9 @@ class Runner:
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         self.train_fn = train_fn
         self._ctx = context or multiprocessing.get_context("spawn")
+        self.resume = resume
+        if resume and len(self.units) != len(self.specs):
+            raise ValueError("resumed runs go on one by one: pass batch=False")
         self._table = _Table(self._ctx, n, self.workers, [u for u in self.units if len(u) > 1])
         self._lock = threading.RLock()
         self._workers: dict[int, _Worker] = {}
@@ -397,7 +401,7 @@ class Runner:
         process = self._ctx.Process(
             target=_worker_main, name=f"dllab-worker-{slot}", daemon=False,
             args=(slot, self.specs, self.run_ids, self._slot_devices[slot], str(self.store.path),
-                  self.train_fn, self.threads, self._table, writer, os.getpid(), self.fast),
+                  self.train_fn, self.threads, self._table, writer, os.getpid(), self.fast, self.resume),
         )
         with _signals_blocked():
             try:

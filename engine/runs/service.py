@@ -104,7 +104,8 @@ def read_line(conn: socket.socket, limit: int = MAX_MESSAGE) -> bytes:
 class Live:
     """A comparison the service runs: its runner and the thread that drains it."""
 
-    comparison: str
+    key: str
+    """The comparison's id (a resumed run: the comparison's id and the run's)."""
     preset: str
     runner: Any
     thread: threading.Thread | None = None
@@ -115,7 +116,7 @@ class Live:
         runner = self.runner
         ended = sum(1 for run_id in runner.run_ids if runner.status(run_id) not in ("pending", "running"))
         running = sum(1 for run_id in runner.run_ids if runner.status(run_id) == "running")
-        return {"comparison": self.comparison, "preset": self.preset, "runs": len(runner.run_ids),
+        return {"comparison": runner.comparison, "preset": self.preset, "runs": len(runner.run_ids),
                 "ended": ended, "running": running, "started": self.started, "device": runner.device,
                 "run_ids": list(runner.run_ids)}
 
@@ -276,6 +277,8 @@ class Service:
                 return {"ok": True, "comparisons": [live.summary() for live in self.live.values()]}
         if op == "cancel":
             return self.cancel(str(request["id"]))
+        if op == "resume":
+            return self.resume(str(request["id"]))
         if op == "stop":
             self.stopping.set()
             return {"ok": True}
@@ -298,17 +301,35 @@ class Service:
                         store=self.home, comparison=request.get("comparison") or None,
                         batch=bool(request.get("batch", True)), fast=str(request.get("fast", "")),
                         run_ids=[str(r) for r in run_ids] if run_ids else None, context=self.context)
-        live = Live(runner.comparison, specs[0].preset, runner)
+        return self._start(Live(runner.comparison, specs[0].preset, runner), len(specs))
+
+    def _start(self, live: Live, n: int) -> dict[str, Any]:
+        runner = live.runner
         with self.lock:
-            if runner.comparison in self.live:
-                raise ValueError(f"comparison {runner.comparison} is already running")
-            self.live[runner.comparison] = live
+            if live.key in self.live:
+                raise ValueError(f"{live.key} is already running")
+            self.live[live.key] = live
         runner.start()
-        live.thread = threading.Thread(target=self._drain, args=(live,), name=f"dllab-{runner.comparison}",
-                                       daemon=True)
+        live.thread = threading.Thread(target=self._drain, args=(live,), name=f"dllab-{live.key}", daemon=True)
         live.thread.start()
-        log.info("comparison %s: %d runs of %s started", runner.comparison, len(specs), live.preset)
+        log.info("comparison %s: %d runs of %s started", live.key, n, live.preset)
         return {"ok": True, "comparison": runner.comparison, "run_ids": list(runner.run_ids)}
+
+    def resume(self, run_id: str) -> dict[str, Any]:
+        """A stopped run goes on from its checkpoint in this service's workers (``engine.runs.resume``)."""
+        from engine.runs.resume import reopen
+        from engine.runs.runner import Runner
+        from engine.runs.store import RunStore
+
+        with self.lock:
+            self._reap()
+            live_runs = {r for live in self.live.values() for r in live.runner.run_ids}
+        with RunStore(self.home) as store:
+            row = store.get_run(run_id)
+            spec = reopen(row, store, live_runs)
+        runner = Runner([spec], device=row.device or "auto", workers=1, store=self.home, comparison=row.comparison,
+                        batch=False, run_ids=[row.run_id], context=self.context, resume=True)
+        return self._start(Live(f"{row.comparison}:{row.run_id}", row.preset, runner), len([spec]))
 
     def _drain(self, live: Live) -> None:
         """Read the runner's events until every run ended (the workers already stored them)."""
@@ -317,28 +338,29 @@ class Service:
                 pass
         except Exception as exc:  # noqa: BLE001 - the runs end in the store either way
             live.error = str(exc)
-            log.exception("comparison %s", live.comparison)
+            log.exception("comparison %s", live.key)
         finally:
             with contextlib.suppress(Exception):
                 live.runner.close()
             self.last_activity = time.monotonic()
-            log.info("comparison %s ended", live.comparison)
+            log.info("comparison %s ended", live.key)
 
     def cancel(self, target: str) -> dict[str, Any]:
         """Cancel a comparison (by id or unique prefix) or one run of a live comparison."""
         with self.lock:
             lives = list(self.live.values())
         for live in lives:
-            if live.comparison == target:
+            comparison = live.runner.comparison
+            if comparison == target:
                 live.runner.cancel()
-                return {"ok": True, "cancelled": len(live.runner.run_ids), "comparison": live.comparison}
+                return {"ok": True, "cancelled": len(live.runner.run_ids), "comparison": comparison}
             if target in live.runner.run_ids:
                 live.runner.cancel(target)
-                return {"ok": True, "cancelled": 1, "comparison": live.comparison}
-        matches = [live for live in lives if target and live.comparison.startswith(target)]
+                return {"ok": True, "cancelled": 1, "comparison": comparison}
+        matches = [live for live in lives if target and live.runner.comparison.startswith(target)]
         if len(matches) == 1:
             matches[0].runner.cancel()
-            return {"ok": True, "cancelled": len(matches[0].runner.run_ids), "comparison": matches[0].comparison}
+            return {"ok": True, "cancelled": len(matches[0].runner.run_ids), "comparison": matches[0].runner.comparison}
         return {"ok": False, "error": f"no live comparison or run {target!r} in the runs service"}
 
 

@@ -14,6 +14,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("resume", help="go on with a stopped run from its checkpoint")
     p.add_argument("run", help="a run id (or a unique prefix)")
     p.add_argument("--device", help="where to train (default: the device it trained on)")
+    p.add_argument("--detach", action="store_true",
+                   help="go on in the background runs service and return at once (`dllab attach` follows it)")
     p.set_defaults(func=run)
 
 
@@ -40,6 +42,18 @@ def run(args: argparse.Namespace) -> int:
         if (why := resumable(row, home, live_runs)) is not None:
             print(f"dllab: {why}", file=sys.stderr)
             return EXIT_INVALID
+        if args.detach:
+            from engine.runs.client import ServiceError, connect
+
+            try:
+                answer = connect(home).resume(row.run_id)
+            except ServiceError as exc:
+                print(f"dllab: {exc}", file=sys.stderr)
+                return EXIT_INVALID
+            print(answer["comparison"])
+            print(f"{row.run_id} goes on in the background runs service; `dllab attach {row.run_id}` follows it",
+                  file=sys.stderr)
+            return EXIT_OK
         console = Console(stderr=True, highlight=False)
         line = Text(f"resuming {row.preset} · {row.variant} · seed {row.seed} ({row.run_id}) …")
         figures: dict[str, float] = {}
