@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,7 @@ def _run(args: argparse.Namespace, check: bool) -> int:
     import engine.runs.store as store
 
     store.OWNER_KIND = "`dllab run`"  # the reason its runs give should it be killed
+    _interrupt_on_hangup()
     from engine.batched.accel import FastPaths  # torch: only once the input is known to be good
     from tui_lab.headless import print_result, run_comparison
 
@@ -97,6 +99,18 @@ def _run(args: argparse.Namespace, check: bool) -> int:
             console.print(f"{held}/{len(result.claims)} claims hold{more}")
         return EXIT_OK if result.claims_hold and not result.any_failed else EXIT_FAILED
     return EXIT_FAILED if result.any_failed else EXIT_OK
+
+
+def _interrupt_on_hangup() -> None:
+    """SIGTERM and SIGHUP (a closed terminal, `kill`) end `dllab run` as Ctrl+C does: its runs
+    cancelled (and checkpointed), what they measured printed, exit 130."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), interrupt)
 
 
 def _detach(loaded: LoadedPreset, args: argparse.Namespace) -> int:
