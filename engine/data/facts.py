@@ -89,15 +89,21 @@ def describe(spec: DataSpec) -> DataFacts:
     return DataFacts(task, classes, seen, keep, n_train + n_val + n_test, tuple(shape))
 
 
+def toy_classes(spec: DataSpec) -> int:
+    """The classes of a generated set (0: a regression set); DatasetError when `n_classes` asks
+    another number of a set whose classes are fixed."""
+    toy = TOY_SETS[spec.name]
+    if toy.fixed_classes is None:
+        return spec.n_classes or toy.default_classes
+    if spec.n_classes is not None and spec.n_classes != toy.fixed_classes:
+        what = "is a regression set" if toy.fixed_classes == 0 else f"has {toy.fixed_classes} classes"
+        raise DatasetError(f"{spec.name} {what}; n_classes={spec.n_classes} does not apply")
+    return toy.fixed_classes
+
+
 def _toy(spec: DataSpec) -> tuple[str, int, tuple[int, ...], int, int]:
     toy = TOY_SETS[spec.name]
-    if toy.fixed_classes is not None:
-        if spec.n_classes is not None and spec.n_classes != toy.fixed_classes:
-            what = "is a regression set" if toy.fixed_classes == 0 else f"has {toy.fixed_classes} classes"
-            raise DatasetError(f"{spec.name} {what}; n_classes={spec.n_classes} does not apply")
-        k = toy.fixed_classes
-    else:
-        k = spec.n_classes or toy.default_classes
+    k = toy_classes(spec)
     dims = {"regression_outliers": 1, "random": spec.n_features or RANDOM_FEATURES}.get(spec.name, 2)
     return toy.task, k, (dims,), spec.n_samples or DEFAULT_SAMPLES, 0
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from engine.data.base import DatasetError, DataSplits
-from engine.data.facts import NO_NOISE, RANDOM_FEATURES
+from engine.data.facts import NO_NOISE, RANDOM_FEATURES, toy_classes
 from engine.data.images import Pool, load_cifar10_pool, load_digits_pool, load_idx_pool
 from engine.data.mnist1d_source import load_mnist1d_pool
 from engine.data.preprocess import InputPipeline, Preprocessor, scale_every_second
@@ -89,13 +89,7 @@ def _sizes(n: int, spec: DataSpec, with_test: bool = True) -> tuple[int, int, in
 
 def _generated(spec: DataSpec, data_seed: int) -> _Parts:
     toy = TOY_SETS[spec.name]
-    if toy.fixed_classes is not None:
-        if spec.n_classes is not None and spec.n_classes != toy.fixed_classes:
-            what = "is a regression set" if toy.fixed_classes == 0 else f"has {toy.fixed_classes} classes"
-            raise DatasetError(f"{spec.name} {what}; n_classes={spec.n_classes} does not apply")
-        k = toy.fixed_classes
-    else:
-        k = spec.n_classes or toy.default_classes
+    k = toy_classes(spec)
     noise = toy.default_noise if spec.noise is None else spec.noise
     n_features = (spec.n_features or RANDOM_FEATURES) if spec.name == "random" else 0
     n = spec.n_samples or DEFAULT_SAMPLES
