@@ -11,6 +11,7 @@ a live one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import sys
@@ -109,8 +110,9 @@ def interactive_runner(specs: Sequence[RunSpec], *, device: str = "auto", store:
         try:
             return ServiceRunner(list(specs), home=store.path.parent, store=store, device=device, workers=workers,
                                  threads=threads)
-        except ServiceError as exc:
-            print(f"dllab: {exc}; the runs train in the app's own workers", file=sys.__stderr__)
+        except ServiceError as exc:  # noted in the service's log (the terminal is the app's now)
+            with contextlib.suppress(OSError), open(store.path.parent / "service.log", "a") as log:
+                log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} app: {exc}; its runs train in the app's own workers\n")
     return local_runner(specs, device=device, store=store)
 
 

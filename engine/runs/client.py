@@ -111,7 +111,7 @@ def connect(home: Path, timeout: float = START_TIMEOUT_S) -> ServiceClient:
     with open(home / LOG_NAME, "ab") as log:
         subprocess.Popen([sys.executable, "-m", "engine.runs.service", "--home", str(home)],
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                         close_fds=True, cwd=str(home), env={**os.environ, "DLLAB_HOME": str(home)})
+                         close_fds=True, env={**os.environ, "DLLAB_HOME": str(home)})  # cwd kept: a relative PYTHONPATH works
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if client.socket_path.exists() and client.reachable():
