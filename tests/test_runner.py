@@ -334,6 +334,90 @@ def test_workers_of_a_killed_parent_stop_by_themselves(tmp_path: Path):
     assert reasons == ["cancelled", "cancelled", "the process that started it exited"]
 
 
+# -- nothing outlives the process that ran the runs ---------------------------------------------
+
+REAPER = textwrap.dedent("""
+    import ctypes, json, os, signal, subprocess, sys
+    # A subreaper: whatever the command leaves behind (a process still running, or one that ended but
+    # that its parent never waited for) becomes this process's child instead of init's, so it shows.
+    if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        sys.exit(3)
+    with open(sys.argv[1], "w") as err:
+        rc = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err).returncode
+    me, left = os.getpid(), {}
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{name}/cmdline") as f:
+                cmdline = f.read().replace(chr(0), " ").strip()
+        except OSError:
+            continue
+        if int(fields[1]) == me:
+            left[int(name)] = f"{fields[0]} {cmdline}"
+    print(json.dumps({"rc": rc, "left": list(left.values())}), flush=True)
+    for pid in left:  # leave nothing behind either
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+""")
+
+SCRIPT_EXIT = textwrap.dedent("""
+    import sys
+    from engine.recipe.config import DataSpec, Recipe, RunSpec
+    from engine.runs.runner import Runner
+    from tui_lab.cli import stop_resource_tracker_at_exit
+
+    if __name__ == "__main__":
+        stop_resource_tracker_at_exit()  # what `dllab` does first
+        specs = [RunSpec(recipe=Recipe(data=DataSpec(name="xor")), variant=f"ok-{k}") for k in range(2)]
+        with Runner(specs, workers=2, store=sys.argv[1], train_fn="fake_train:train", device="cpu") as runner:
+            assert [e.status for e in runner.events() if type(e).__name__ == "RunFinished"] == ["done"] * 2
+""")
+
+
+def left_behind(tmp_path: Path, command: list[str]) -> dict:
+    """Run `command` under a subreaper; its exit code and the processes it left (state, command line)."""
+    reaper = tmp_path / "reaper.py"
+    reaper.write_text(REAPER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent)])}
+    out = subprocess.run([sys.executable, str(reaper), str(tmp_path / "stderr.txt"), *command], env=env,
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode == 3:
+        pytest.skip("no PR_SET_CHILD_SUBREAPER here")
+    assert out.returncode == 0, out.stderr
+    return {**json.loads(out.stdout), "stderr": (tmp_path / "stderr.txt").read_text()}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a subreaper (prctl) is Linux's")
+def test_nothing_the_runner_started_outlives_the_process(tmp_path: Path):
+    """multiprocessing's resource tracker, started with the spawned workers, is stopped and reaped at
+    exit: left alone it would end only after the process, an orphan (a zombie under init for a moment)."""
+    script = tmp_path / "drive.py"
+    script.write_text(SCRIPT_EXIT)
+    out = left_behind(tmp_path, [sys.executable, str(script), str(tmp_path / "store")])
+    assert out["rc"] == 0, out["stderr"]
+    assert out["left"] == [], out["left"]
+    assert "leaked" not in out["stderr"], out["stderr"]  # the tracker ended with nothing to clean up
+
+
+@pytest.mark.slow  # three processes import torch: ~10 s of CPU; CI runs it
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a subreaper (prctl) is Linux's")
+def test_nothing_outlives_dllab_run(tmp_path: Path):
+    from tiny_presets import tiny_preset
+
+    preset = tmp_path / "tiny.toml"
+    preset.write_text(tiny_preset('[base.model]\nhidden = [8]\n[base.train]\nsteps = 20\n'
+                                  '[[variants]]\nname = "a"\n[[variants]]\nname = "b"\n[variants.train]\nlr = 0.01\n',
+                                  n_samples=100))
+    dllab = Path(sys.executable).with_name("dllab")
+    out = left_behind(tmp_path, [str(dllab), "run", str(preset), "--quick", "--workers", "2", "--solo"])
+    assert out["rc"] == 0, out["stderr"]
+    assert out["left"] == [], out["left"]
+
+
 # -- the real training loop through a worker ----------------------------------------------------
 
 

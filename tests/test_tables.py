@@ -15,6 +15,13 @@ def test_a_name_is_cut_in_the_middle_keeping_its_last_word():
     assert clip_name("early-stopping-with-a-long-preset", 8) == "early-s…"  # one word: cut at its end
 
 
+def test_a_tensor_name_keeps_its_last_part():
+    """The gradient check's tensors differ at their end (weight / bias) and in the middle (the block)."""
+    assert clip_name("blocks.0.linear.weight *", 20, ".") == "blocks.0.l….weight *"
+    assert clip_name("blocks.1.linear.bias", 16, ".") == "blocks.1.l….bias"
+    assert clip_name("head.weight", 8, ".") == "head.we…"  # no room for the last part beside a head
+
+
 def _table(names: list[str], numbers: list[str]):
     """A `build` for `fit_names`: a name column and a number column."""
     def build(lengths: dict[str, int]) -> Table:

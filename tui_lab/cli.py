@@ -8,8 +8,10 @@ claim does not hold), 2 invalid input, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from tui_lab.commands import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID
@@ -56,10 +58,48 @@ def _say(message: str) -> None:
     print(f"dllab: {clean(message, lines=True)}", file=sys.stderr)
 
 
+def _stop_resource_tracker() -> None:
+    """Stop multiprocessing's resource tracker if this process started it, and reap it.
+
+    A Runner's spawned workers start the tracker (a child process that unlinks leaked semaphores).
+    Left alone it outlives the command: it only sees its pipe close when this process is gone, then
+    exits as an orphan, a zombie under init for a moment. Closing the pipe ourselves and waiting
+    (a bounded wait: a process that still holds the pipe keeps it alive) ends it first.
+    """
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    pid, fd = getattr(tracker, "_pid", None), getattr(tracker, "_fd", None)
+    if pid is None or fd is None:  # not started, or started by another process (a worker)
+        return
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    tracker._fd = tracker._pid = None
+    deadline = time.monotonic() + 2.0
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+_tracker_stop_registered = False
+
+
+def stop_resource_tracker_at_exit() -> None:
+    """Stop the resource tracker as this process exits, after multiprocessing's own finalizers
+    (priority 0: the semaphores, unregistered from the tracker while it still runs). Once a process."""
+    global _tracker_stop_registered
+    from multiprocessing import util
+
+    if not _tracker_stop_registered:
+        util.Finalize(None, _stop_resource_tracker, exitpriority=-100)
+        _tracker_stop_registered = True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from engine.catalogue.presets import PresetError
     from engine.runs.store import StoreError
 
+    stop_resource_tracker_at_exit()  # nothing the command started outlives it
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:  # Ctrl+C while the parser starts: no traceback

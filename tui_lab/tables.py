@@ -25,16 +25,17 @@ _MEASURER = Console(file=io.StringIO(), width=UNLIMITED, color_system=None)
 """The console tables are measured on (it prints nothing)."""
 
 
-def clip_name(name: str, width: int) -> str:
+def clip_name(name: str, width: int, sep: str = " ") -> str:
     """A name in at most `width` cells, cut in the middle so that its last word stays whole (what
     tells runs apart is often there: "dropout 0.2" / "dropout 0.5", a search's "#12"):
-    "grid, random plac… #12". The app's tables cut names the same way. Control characters are
-    removed first (``fmt.clean``: a name from the store is shown, never obeyed)."""
+    "grid, random plac… #12". The app's tables cut names the same way. Words end at `sep`: "." keeps
+    a tensor's last part ("blocks.0.l….weight *"). Control characters are removed first
+    (``fmt.clean``: a name from the store is shown, never obeyed)."""
     name = clean(name)
     if cell_len(name) <= width:
         return name
-    head, _, last = name.rpartition(" ")
-    tail = " " + last if head and cell_len(last) + 1 <= width // 2 else ""
+    head, _, last = name.rpartition(sep)
+    tail = sep + last if head and cell_len(last) + cell_len(sep) <= width // 2 else ""
     t = Text(head if tail else name)  # the head never fits beside the tail (else the name would)
     t.truncate(max(1, width - cell_len(tail)), overflow="ellipsis")
     return t.plain + tail

@@ -210,6 +210,36 @@ async def test_the_header_counts_running_runs_apart_from_finished_ones(make_app,
         assert "cancelled 7/7" in screen_text(app).splitlines()[1]
 
 
+def test_the_header_says_a_run_waits_once_others_have_ended():
+    """With four runs ended and the fifth waiting for a worker the header read "starting · 4/5 ended"."""
+    from textual.content import Content
+
+    from engine.events import RunFinished, RunStarted
+    from engine.recipe.config import DataSpec, Recipe, RunSpec
+    from tui_lab.data.comparison import Comparison
+    from tui_lab.widgets.comparison_header import progress
+
+    c = Comparison("Five", quick=True)
+    c.add_specs([RunSpec(recipe=Recipe(data=DataSpec(name="xor")), variant=f"v{i}", preset="p") for i in range(5)])
+
+    def state() -> str:
+        return Content.from_markup(progress(c)).plain
+
+    assert state() == "starting · 0/5 ended"
+    c.attach([f"r{i}" for i in range(5)])
+    assert state() == "starting · 0/5 ended"  # no run has started or ended yet
+    for i in range(4):
+        c.add(RunStarted(f"r{i}", f"v{i}", 0, "p", "c", {}, "cpu", 10, 100, 10))
+    assert state() == "4 running · 0/5 ended"
+    for i in range(4):
+        c.add(RunFinished(f"r{i}", "done", 100, "finished", {}, {}, 1.0))
+    assert state() == "1 waiting · 4/5 ended"
+    c.add(RunStarted("r4", "v4", 0, "p", "c", {}, "cpu", 10, 100, 10))
+    assert state() == "1 running · 4/5 ended"
+    c.add(RunFinished("r4", "done", 100, "finished", {}, {}, 1.0))
+    assert state() == "finished 5/5"
+
+
 def _toasts(app) -> list[tuple[str, str]]:
     return [(n.title, n.message) for n in app._notifications]
 

@@ -144,7 +144,7 @@ def _whole(value: str, line: str) -> bool:
 
 
 async def test_at_80_columns_every_number_is_shown_whole_and_the_names_give_way(make_app, store):
-    from tui_lab.widgets.run_table import COLUMNS, NUMERIC
+    from tui_lab.widgets.run_table import COLUMNS, NUMERIC, short_start
 
     store_recorded_runs(store, [("SGD", 0), ("Momentum", 0), ("Adam", 0)], preset="a-rather-long-preset-name",
                         comparison="a-long-comparison-name")
@@ -170,7 +170,10 @@ async def test_at_80_columns_every_number_is_shown_whole_and_the_names_give_way(
             assert len(line.rstrip()) <= 80
             cut_names += "…" in line
         assert cut_names >= 3, "the long names should have given way"
-        assert "started" not in table.widths  # the start time goes first at 80 columns
+        # the start time stays (it went first): its hour for a run of today, else its day
+        assert table.widths.get("started") == 5 and _whole("start", header), (table.widths, header)
+        for run in table.shown:
+            assert any(_whole(short_start(run.started), line) for line in lines if "…" in line)
 
         await pilot.resize_terminal(140, 24)  # room again: names whole, the start time back
         await wait_for(pilot, lambda: "started" in table.widths)
@@ -220,7 +223,8 @@ async def test_at_80_columns_the_variant_names_stay_readable(make_app, store):
         for variant in SKIP_VARIANTS:
             assert any(variant[:14] in line for line in lines), f"{variant!r} is cut below 14 cells"
         row = next(line for line in lines if "residual, 20 layers"[:14] in line)  # every 5th run: diverged
-        assert STATUS_ICON["diverged"] in row and "35.2%" in row and "200" in row, row
+        assert STATUS_ICON["diverged"] in row and "35.2%" in row and "2.5s" in row, row
+        assert "started" in table.widths and "step" not in table.widths  # the steps go before the start time
         status = lines[-2]
         assert f"run {table.current_run_id()}" in status, status
         table.move_cursor(row=3)
@@ -251,8 +255,10 @@ async def test_a_new_sort_shows_the_top_of_the_table(make_app, store):
         await pilot.press("s")
         await pilot.pause()
         assert table.cursor_row == 0 and table.scroll_offset.y == 0
-        first = table.shown[0].run_id
-        assert first[:6] in screen_text(app).splitlines()[2 + table.header_height]  # the first row
+        first = table.shown[0]
+        lines = screen_text(app).splitlines()
+        assert first.variant in lines[2 + table.header_height]  # the first row
+        assert f"run {first.run_id}" in lines[-2] or first.run_id[:6] in lines[2 + table.header_height]
 
 
 NAMES_WITH_BRACKETS = [("[bold]x", "lr [lr=0.1]"), ("a [/b] c", "[red]y[/]")]
@@ -311,6 +317,57 @@ async def _rerun_header(make_app, store, quick: bool) -> str:
         await wait_for(pilot, lambda: app.screen.session is app.bridge.live)
         await pilot.pause(0.4)
         return screen_text(app).splitlines()[1]
+
+
+async def test_the_history_tells_quick_runs_from_full_ones_and_keeps_their_start_time(make_app, store):
+    """History did not say which form a run was (the stored spec tells it), and at 80 columns its
+    start-time column was the first to go."""
+    from tui_lab.widgets.run_table import short_start
+
+    _store_preset_runs(store, quick=True)
+    _store_preset_runs(store, quick=False)
+    store_recorded_runs(store, [("SGD", 0)], preset="gone-since", comparison="cmp-x")  # no preset to tell
+    app = make_app(mode="history")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open_history(app, pilot)
+        table = screen.query_one(RunTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        lines = screen_text(app).splitlines()
+        i_header, header = next((i, line) for i, line in enumerate(lines) if _whole("form", line))
+        assert _whole("start", header) or _whole("started", header), header
+        forms = {"q0": "quick", "q1": "quick", "f0": "full", "f1": "full", "cmp-x-sgd": "–"}
+        for k, run in enumerate(table.shown):
+            line = lines[i_header + table.header_height + k]
+            assert _whole(forms[run.run_id], line) and run.variant in line, line
+            assert _whole(short_start(run.started), line) or _whole(table.row_cells(run)["started"], line), line
+            assert len(line.rstrip()) <= 80
+        await pilot.press("slash", *"full", "enter")
+        assert sorted(r.run_id for r in table.shown) == ["f0", "f1"]  # the filter reads the form too
+
+
+def test_a_start_time_in_five_cells_is_its_hour_today_else_its_day():
+    import datetime as dt
+
+    from tui_lab.widgets.run_table import short_start
+
+    now = dt.datetime(2025, 12, 7, 19, 36).timestamp()
+    assert short_start(dt.datetime(2025, 12, 7, 8, 5).timestamp(), now) == "08:05"
+    assert short_start(dt.datetime(2025, 11, 30, 23, 59).timestamp(), now) == "11-30"
+    assert short_start(None, now) == "–"
+
+
+def test_stored_forms_reads_each_runs_form_from_its_spec():
+    from types import SimpleNamespace
+
+    from engine.catalogue.presets import load_preset
+    from tui_lab.data.comparison import stored_forms
+
+    quick, full = (load_preset("dropout").expand(quick=q, seeds=[1])[0] for q in (True, False))
+    rows = [SimpleNamespace(run_id="q", preset="dropout", spec=quick.model_dump(mode="json")),
+            SimpleNamespace(run_id="f", preset="dropout", spec=full.model_dump(mode="json")),
+            SimpleNamespace(run_id="gone", preset="no-such-preset", spec=full.model_dump(mode="json")),
+            SimpleNamespace(run_id="bare", preset="dropout", spec={})]
+    assert stored_forms(rows) == {"q": True, "f": False, "gone": None, "bare": None}
 
 
 async def test_a_rerun_of_stored_quick_runs_says_quick(make_app, store):

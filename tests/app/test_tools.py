@@ -317,6 +317,53 @@ async def test_sanity_checks_show_pass_fail_numbers_and_advice(make_app, tiny):
         assert "for 40 steps" in details and "advice:" in details
 
 
+def _visible_rows(app, table: DataTable) -> list[str]:
+    """The table's lines as the screen shows them (what the pane's edge leaves), header first."""
+    region = table.region
+    lines = screen_text(app).splitlines()
+    return [line[region.x:region.right] for line in lines[region.y:region.bottom]]
+
+
+async def test_at_80_columns_the_gradcheck_verdicts_and_the_sanity_numbers_are_whole(make_app, tiny):
+    """At 80×24 the gradient check's verdict column read "PASS ≤ 1" (it is ≤ 1e-7) and the sanity
+    table's measured numbers were cut by the pane's edge. Names are cut in the middle now (a tensor
+    keeps its last part, a check its last word), the numbers and the verdicts stay whole."""
+    app = make_app(catalogue=lambda: [tiny], mode="tools")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _tools(app, pilot)
+        await pilot.press("t", "t")
+        view = await _run(pilot, screen, "gradcheck")
+        await wait_for(pilot, lambda: len(view.query(DataTable)) == 2, what="the two tables")
+        await pilot.pause(0.2)
+        table = view.query_one("#gradcheck-table-0", DataTable)
+        shown = _visible_rows(app, table)
+        assert table.virtual_size.width <= table.size.width, shown  # nothing beyond the pane's edge
+        assert shown[0].split() == ["tensor", "rel.", "error", "verdict"], shown
+        names = ["blocks.0.linear.weight *", "blocks.0.linear.bias *", "blocks.1.linear.weight",
+                 "blocks.1.linear.bias", "head.weight", "head.bias"]
+        for line, name in zip(shown[1:], names, strict=True):
+            assert line.rstrip().endswith("PASS ≤ 1e-7"), shown
+            cut = line.split("  ")[0].strip()
+            assert cut == name or ("…" in cut and name.startswith(cut.split("…")[0])
+                                   and name.endswith(cut.split("…")[1]) and "." + name.split(".")[-1] in cut), shown
+        assert any("…" in line for line in shown), shown  # the long names were cut, not the numbers
+
+        screen.query_one("#tools-tabs", TabbedContent).active = "tab-sanity"
+        view = screen.view("sanity")
+        view.query_one("#sanity-steps", Input).value = "40"
+        view = await _run(pilot, screen, "sanity")
+        table = view.query_one("#sanity-table", DataTable)
+        shown = _visible_rows(app, table)
+        assert table.virtual_size.width <= table.size.width, shown
+        measured = [str(row[-1]) for row in _cells(table)]
+        assert " vs 1.099" in measured[0] and measured[2].startswith("loss ") and ", acc " in measured[2], measured
+        names = ["initial loss", "penalty raises the loss", "overfit a tiny subset"]
+        for line, numbers, name in zip(shown[1:], measured, names, strict=True):
+            assert line.rstrip().endswith(numbers), shown
+            cut = line.split("  ")[0].strip()
+            assert cut == name or ("…" in cut and cut.split()[-1] == name.split()[-1]), shown
+
+
 async def test_critical_points_of_the_two_weight_chain(make_app, tiny):
     app = make_app(catalogue=lambda: [tiny], mode="tools")
     async with app.run_test(size=(120, 40)) as pilot:

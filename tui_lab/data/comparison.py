@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -514,6 +514,36 @@ def stored_form(loaded: LoadedPreset | None, specs: Sequence[RunSpec]) -> bool |
         if all(expanded.get((s.variant, s.seed)) == s.key() for s in specs):
             forms.append(quick)
     return forms[0] if len(forms) == 1 else None
+
+
+def stored_forms(rows: Sequence[Any], load: Callable[[str], LoadedPreset] | None = None) -> dict[str, bool | None]:
+    """Each stored run's form (``RunRow``s, by run id): quick (True), full (False), or None where
+    `stored_form` could not tell it (no preset, one edited since, a search's trial, a preset whose
+    forms are the same recipes). Each preset is loaded (`load`, default ``load_preset``) and expanded
+    once for all its runs."""
+    if load is None:
+        from engine.catalogue.presets import load_preset as load
+    by_preset: dict[str, list[tuple[str, RunSpec]]] = {}
+    out: dict[str, bool | None] = {}
+    for r in rows:
+        out[r.run_id] = None
+        spec = _spec_from_json(r.spec) if isinstance(r.spec, dict) else None
+        if spec is not None and r.preset:
+            by_preset.setdefault(r.preset, []).append((r.run_id, spec))
+    for preset, runs in by_preset.items():
+        try:
+            loaded = load(preset)
+            seeds = sorted({spec.seed for _, spec in runs})
+            expanded = [{(s.variant, s.seed): s.key() for s in loaded.expand(quick=quick, seeds=seeds)}
+                        for quick in (True, False)]
+        except Exception:  # noqa: BLE001 - a preset gone, edited or unreadable: its runs' form is unknown
+            continue
+        for run_id, spec in runs:
+            key = spec.key()
+            forms = [quick for quick, keys in zip((True, False), expanded, strict=True)
+                     if keys.get((spec.variant, spec.seed)) == key]
+            out[run_id] = forms[0] if len(forms) == 1 else None
+    return out
 
 
 def _spec_from_json(data: dict[str, Any]) -> RunSpec | None:

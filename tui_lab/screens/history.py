@@ -10,6 +10,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
+from tui_lab.data.comparison import stored_forms
 from tui_lab.data.fmt import clean
 from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.lab_footer import LabFooter
@@ -32,7 +33,7 @@ class HistoryScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield ModeBar("history")
-        yield FieldInput(placeholder="/ filter: preset, variant, status or run id", id="history-filter", compact=True)
+        yield FieldInput(placeholder="/ filter: preset, variant, form, status or run id", id="history-filter", compact=True)
         yield RunTable(id="runs")
         yield Static("", id="history-status")
         yield LabFooter(keep=("toggle_mark", "mark_shown", "open", "filter", "delete", "toggle_help", "sort", "refresh"))
@@ -54,7 +55,7 @@ class HistoryScreen(Screen):
         except Exception as exc:  # noqa: BLE001 - an unreadable store is a message, not a crash
             self.notify(str(exc), title="Cannot read the run store", severity="error", timeout=10, markup=False)
             rows = []
-        self.query_one(RunTable).set_rows(rows)
+        self.query_one(RunTable).set_rows(rows, stored_forms(rows))
         self._status()
 
     def _status(self) -> None:

@@ -52,7 +52,8 @@ def progress(c: Comparison) -> str:
     The runs training are counted apart from the ended ones: "running 0/7" read as "none of 7
     running" while a batched group trained (its members end together). Cancelled runs are not
     finished ones: "cancelled 4/4" when all were, "finished 5/7 · 2 cancelled" when some were;
-    nor are failed ones (an error, out of memory): "failed 1/1", "finished 3/4 · 1 failed"."""
+    nor are failed ones (an error, out of memory): "failed 1/1", "finished 3/4 · 1 failed". While
+    none trains, "starting" before any has ended, then "1 waiting · 4/5 ended" (it read "starting")."""
     done, total = c.n_finished, len(c.runs)
     if c.finished and not c.read_only and not c.error:
         cancelled, failed = c.n_cancelled, c.n_failed
@@ -67,12 +68,15 @@ def progress(c: Comparison) -> str:
             parts.append(f"[$warning]{cancelled} cancelled[/]")
         return " · ".join(parts)
     running = sum(r.status == "running" for r in c.runs)
+    waiting = total - done - running  # runs no worker has taken yet
     if c.read_only:
         state = "[$text-muted]read-only[/]"
     elif c.error:
         state = "[b $error]runner failed[/]"
     elif running:
         state = f"[b $accent]{running} running[/]"
+    elif done:  # some ended, the rest wait for a worker: not "starting"
+        state = f"[$text-muted]{waiting} waiting[/]"
     else:
         state = "[$text-muted]starting[/]"
     return f"{state} · {done}/{total} ended"

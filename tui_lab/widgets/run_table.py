@@ -1,9 +1,11 @@
 """Stored runs as a table: filter by text, sort by a column, mark several to open or delete.
 
 The columns fit the table's width, as ``dllab runs`` does: a number is never cut. When the table is
-too narrow the start time goes first, then long preset names shorten, then the run id goes (the
-History's status line names the highlighted run), then the status shrinks to its icon, and last the
-preset and variant names shorten further (with an ellipsis)."""
+too narrow the form goes first if no run's form is known, then the start time shrinks to its hour (a
+run of today) or its day, the run id goes (the History's status line names the highlighted run), long
+preset names shorten, the status shrinks to its icon, the preset names shorten further, the steps go
+(the form tells a quick run from a full one), and last the preset and variant names shorten further
+(with an ellipsis). The start time stays: it used to be the first to go."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ COLUMNS = (
     ("run_id", "run"),
     ("preset", "preset"),
     ("variant", "variant"),
+    ("form", "form"),
     ("seed", "seed"),
     ("status", "status"),
     ("val_acc", "val acc"),
@@ -37,18 +40,23 @@ split, in eval mode: not the minibatch loss the Dashboard shows while a run trai
 NUMERIC = ("seed", "val_acc", "train_loss", "step", "wall_time")
 """Columns of numbers: always as wide as their widest value."""
 GIVE_WAY: tuple[tuple[tuple[str, ...], int | None], ...] = (
-    (("started",), None),
-    (("preset",), 12),
+    (("started",), 5),
     (("run_id",), None),
+    (("preset",), 12),
     (("status",), 1),
     (("preset",), 8),
+    (("step",), None),
     (("preset", "variant"), 6),
 )
 """What gives way when the table is too narrow, in this order: a column left out (None), or text
-columns shrunk down to a width (each group evenly, the widest first). The variant names, which tell
-the runs of one preset apart, keep their room longest."""
-ICONS = ("status",)
-"""Columns that shrink at once, to one cell: the status becomes its icon (✔ ✘ ■)."""
+columns shrunk down to a width (each group evenly, the widest first). Before these, the form when it
+is "–" for every run shown. The variant names, which tell the runs of one preset apart, keep their
+room longest."""
+ICONS = ("status", "started")
+"""Columns that shrink at once: the status to one cell, its icon (✔ ✘ ■); the start time to five,
+its hour for a run started today ("14:05"), else its day ("12-07")."""
+COMPACT_LABELS = {"started": "start"}
+"""The label of a column shrunk at once (none for the others)."""
 HEADER_HEIGHT = max(label.count("\n") + 1 for _, label in COLUMNS)
 SORTS: dict[str, tuple[str, bool]] = {
     "started": ("newest first", True),
@@ -122,8 +130,22 @@ def clip(text: str, width: int) -> str:
     return t.plain
 
 
-def row_matches(row: Any, query: str) -> bool:
-    text = " ".join(str(x) for x in (row.run_id, row.preset, row.variant, row.status, row.comparison)).lower()
+def form_text(form: bool | None) -> str:
+    """A stored run's form (`tui_lab.data.comparison.stored_forms`) in the table."""
+    return "–" if form is None else ("quick" if form else "full")
+
+
+def short_start(started: float | None, now: float | None = None) -> str:
+    """A start time in five cells: its hour for a run started today, else its day."""
+    if not started:
+        return "–"
+    when = dt.datetime.fromtimestamp(started)
+    today = dt.datetime.fromtimestamp(now).date() if now is not None else dt.date.today()
+    return when.strftime("%H:%M" if when.date() == today else "%m-%d")
+
+
+def row_matches(row: Any, query: str, form: str = "") -> bool:
+    text = " ".join(str(x) for x in (row.run_id, row.preset, row.variant, row.status, row.comparison, form)).lower()
     return all(word in text for word in query.lower().split())
 
 
@@ -146,6 +168,8 @@ class RunTable(DataTable):
         self.rows_all: list[Any] = []
         self.shown: list[Any] = []
         self.marked: list[str] = []
+        self.forms: dict[str, bool | None] = {}
+        """Each run's form by run id: quick (True), full (False), not known (None or missing)."""
         self.query_text = ""
         self.sort_key = "started"
         self.widths: dict[str, int] = {}
@@ -170,8 +194,10 @@ class RunTable(DataTable):
         scrollbar = self.styles.scrollbar_size_vertical if len(self.shown) > height - self.header_height else 0
         return width - scrollbar
 
-    def set_rows(self, rows: list[Any]) -> None:
+    def set_rows(self, rows: list[Any], forms: dict[str, bool | None] | None = None) -> None:
+        """The stored runs, and their forms (`tui_lab.data.comparison.stored_forms`) if known."""
         self.rows_all = list(rows)
+        self.forms = dict(forms or {})
         ids = {r.run_id for r in rows}
         self.marked = [m for m in self.marked if m in ids]
         self._render_rows()
@@ -195,23 +221,37 @@ class RunTable(DataTable):
         """Fill the table. The cursor stays on its run (a refresh, a filter), except after a new
         sort (`to_top`): then the table shows its top, the first runs of that order."""
         current = None if to_top else self.current_run_id()
-        rows = [r for r in self.rows_all if row_matches(r, self.query_text)]
+        rows = [r for r in self.rows_all if row_matches(r, self.query_text, form_text(self.forms.get(r.run_id)))]
         rows.sort(key=lambda r: _sort_value(r, self.sort_key), reverse=SORTS[self.sort_key][1])
         self.shown = rows
         cells = [self.row_cells(r) for r in rows]
         natural = {key: max([label_width(label), *(cell_len(c[key]) for c in cells)]) for key, label in COLUMNS}
         available = self._available()
         self._fitted_to = available
-        self.widths = fit_widths(natural, available, 2 * self.cell_padding) if available else natural
+        blank = ("form",) if all(c["form"] == "–" for c in cells) else ()
+        self.widths = (fit_widths(natural, available, 2 * self.cell_padding, give_way=((blank, None), *GIVE_WAY))
+                       if available else natural)
+        room = available - sum(self.widths.values()) - 2 * self.cell_padding * len(self.widths)
+        for key in ("variant", "preset"):  # a name shortened on the way gets back what is left over,
+            if room > 0 and key in self.widths and self.widths[key] < natural[key]:
+                extra = min(room, natural[key] - self.widths[key])
+                self.widths[key] += extra
+                room -= extra
+        for key in ("started", "status"):  # then a column shrunk at once, whole again if it fits
+            if key in self.widths and 0 < natural[key] - self.widths[key] <= room:
+                room -= natural[key] - self.widths[key]
+                self.widths[key] = natural[key]
         self.icons = {key for key in ICONS if key in self.widths and self.widths[key] < natural[key]}
         self.clear(columns=True)
         for key, label in COLUMNS:
             if key in self.widths:
-                self.add_column("" if key in self.icons else clip(label, self.widths[key]), width=self.widths[key],
-                                key=key)
+                shown = COMPACT_LABELS.get(key, "") if key in self.icons else label
+                self.add_column(clip(shown, self.widths[key]), width=self.widths[key], key=key)
         for r, c in zip(rows, cells, strict=True):
             if "status" in self.icons:
                 c["status"] = status_icon(r.status)
+            if "started" in self.icons:
+                c["started"] = short_start(r.started)
             self.add_row(*(Text(clip(c[key], w)) for key, w in self.widths.items()), key=r.run_id)
         if current is not None and any(r.run_id == current for r in rows):
             self.move_cursor(row=[r.run_id for r in rows].index(current))
@@ -228,6 +268,7 @@ class RunTable(DataTable):
         return {
             "mark": "✓" if r.run_id in self.marked else " ", "run_id": fmt.clean(r.run_id),
             "preset": fmt.clean(r.preset or "–"), "variant": fmt.clean(r.variant or "–"),
+            "form": form_text(self.forms.get(r.run_id)),
             "seed": "–" if r.seed is None else str(r.seed), "status": fmt.clean(r.status),
             "val_acc": fmt.pct(r.final.get("val_acc")), "train_loss": fmt.num(r.final.get("train_loss")),
             "step": str(r.step), "wall_time": fmt.duration(r.wall_time), "started": started,

@@ -14,16 +14,23 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import DataTable, Select, Static
+from textual.widgets import Select, Static
 
 from tui_lab.tools.limits import LIMIT
 from tui_lab.widgets.field_input import FieldInput
+from tui_lab.widgets.fitted_table import FittedTable
 from tui_lab.widgets.tool_view import ToolView, field_row, number
 
 DEMO = "demo"
 """The preset menu's first entry: the hand-written layer demo (no preset)."""
 ALL = "*"
 STATUS_STYLE = {"pass": "$success", "warn": "$warning", "fail": "$error"}
+COLUMNS = (("tensor", "tensor", 0), ("rel", "rel. error", 10), ("verdict", "verdict", 0), ("shape", "shape", 0),
+           ("checked", "checked", 0), ("worst", "worst entry", 0))
+"""(key, label, least width) of a result's table."""
+GIVE_WAY = ((("worst",), None), (("shape",), None), (("checked",), None), (("tensor",), 12))
+"""When the pane is narrow (80 columns): the details go, then the tensor names are cut in the middle;
+the relative error and the verdict ("PASS ≤ 1e-7") stay whole."""
 
 
 class GradcheckView(ToolView):
@@ -112,7 +119,8 @@ class GradcheckView(ToolView):
                 f"[b]$v[/]  {head}\n[$text-muted]$desc[/]", v=spec.variant,
                 desc=f"{m.kind} {m.hidden_sizes} {m.activation}, {spec.recipe.data.name}, {result.dtype}, "
                      f"h = {result.h:g}, loss {result.loss:.4g}"), classes="tool-summary"))
-            table = DataTable(id=f"gradcheck-table-{i}", cursor_type="row", zebra_stripes=True, classes="gradcheck-table")
+            table = FittedTable(COLUMNS, names={"tensor": "."}, give_way=GIVE_WAY, id=f"gradcheck-table-{i}",
+                                cursor_type="row", zebra_stripes=True, classes="gradcheck-table")
             widgets.append(table)
             notes = result_notes(result, replaced, t.gradcheck_layer)
             if notes:
@@ -122,21 +130,17 @@ class GradcheckView(ToolView):
             t="; ".join(words for _, words in THRESHOLDS)), classes="tool-note"))
         await box.mount_all(widgets)
         for i, (_spec, result, replaced) in enumerate(results):
-            table = box.query_one(f"#gradcheck-table-{i}", DataTable)
-            verdict_width = max((len(tc.status) + 1 + len(tc.words) for tc in result.tensors), default=8)
-            for key, label, width in (("tensor", "tensor", None), ("rel", "rel. error", 10),
-                                      ("verdict", "verdict", verdict_width), ("shape", "shape", None),
-                                      ("checked", "checked", None), ("worst", "worst entry", None)):
-                table.add_column(label, key=key, width=width)
+            rows = []
             for tc in result.tensors:
                 style = STATUS_STYLE.get(tc.status, "$text")
                 star = " *" if replaced and tc.name.startswith(replaced + ".") else ""
-                table.add_row(
-                    tc.name + star, Content.from_markup(f"[{style}]$r[/]", r=f"{tc.rel_error:.1e}"),
-                    Content.from_markup(f"[b {style}]$s[/] $w", s=tc.status.upper(), w=tc.words),
-                    "×".join(map(str, tc.shape)), f"{tc.n_checked}/{tc.n_total}", f"{tc.max_entry_rel:.0e}",
-                    key=tc.name,
-                )
+                rows.append((tc.name, {
+                    "tensor": tc.name + star, "rel": Content.from_markup(f"[{style}]$r[/]", r=f"{tc.rel_error:.1e}"),
+                    "verdict": Content.from_markup(f"[b {style}]$s[/] $w", s=tc.status.upper(), w=tc.words),
+                    "shape": Text("×".join(map(str, tc.shape))), "checked": Text(f"{tc.n_checked}/{tc.n_total}"),
+                    "worst": Text(f"{tc.max_entry_rel:.0e}"),
+                }))
+            box.query_one(f"#gradcheck-table-{i}", FittedTable).set_rows(rows)
 
     def show(self, result: list[tuple[Any, Any, str | None]]) -> None:
         self.call_later(self._show, result)

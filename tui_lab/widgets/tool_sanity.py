@@ -7,19 +7,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from tui_lab.data import fmt
 from tui_lab.tools.limits import LIMIT, MIN_SAMPLES
 from tui_lab.widgets.field_input import FieldInput
+from tui_lab.widgets.fitted_table import FittedTable
 from tui_lab.widgets.tool_lr_find import is_network_preset
 from tui_lab.widgets.tool_view import ToolView, field_row, number
 
 STATUS_STYLE = {"pass": "$success", "FAIL": "$error", "warn": "$warning", "skipped": "$warning"}
 STATUS_MARK = {"pass": "✔ pass", "FAIL": "✘ FAIL", "warn": "! warn", "skipped": "– skipped"}
+COLUMNS = (("check", "check", 0), ("result", "result", 9), ("numbers", "measured", 0))
+"""(key, label, least width) of the table."""
+GIVE_WAY = ((("check",), 16), (("result",), 1), (("check",), 8))
+"""When the pane is narrow (80 columns): the checks' names are cut in the middle, then the result
+shrinks to its mark (✔ ✘ ! –); the measured numbers stay whole."""
 
 
 def key_numbers(check: Any) -> str:
@@ -52,15 +59,14 @@ class SanityView(ToolView):
 
     def result(self) -> Iterable[Widget]:
         yield Static("", id="sanity-title", classes="tool-summary")
-        yield DataTable(id="sanity-table", cursor_type="row", zebra_stripes=True)
+        yield FittedTable(COLUMNS, names={"check": " "}, give_way=GIVE_WAY, icons=("result",), id="sanity-table",
+                          cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="sanity-details"):
             yield Static("", id="sanity-text")
 
     def on_mount(self) -> None:
         super().on_mount()
-        table = self.query_one("#sanity-table", DataTable)
-        for key, label, width in (("check", "check", None), ("result", "result", 9), ("numbers", "measured", None)):
-            table.add_column(label, key=key, width=width)
+        self.query_one("#sanity-table", FittedTable).set_rows([])  # the column heads before a run
 
     def accepts(self, loaded: Any) -> bool:
         return is_network_preset(loaded)
@@ -93,12 +99,12 @@ class SanityView(ToolView):
             verdict = "[b $success]every check passes[/]"
         self.query_one("#sanity-title", Static).update(Content.from_markup(
             f"[b]$id / $v[/]: {verdict}", id=loaded.id, v=spec.variant))
-        table = self.query_one("#sanity-table", DataTable)
-        table.clear()
+        rows = []
         for c in checks:
             style = STATUS_STYLE.get(c.status, "$text")
-            table.add_row(c.name, Content.from_markup(f"[b {style}]$s[/]", s=STATUS_MARK.get(c.status, c.status)),
-                          key_numbers(c), key=c.name)
+            rows.append((c.name, {"check": c.name, "numbers": Text(key_numbers(c)),
+                                  "result": Content.from_markup(f"[b {style}]$s[/]", s=STATUS_MARK.get(c.status, c.status))}))
+        self.query_one("#sanity-table", FittedTable).set_rows(rows)
         parts = []
         for c in checks:
             style = STATUS_STYLE.get(c.status, "$text")
