@@ -290,6 +290,30 @@ class DllabApp(App):
 
         return cancel
 
+    def resume_runs(self, rows: list[Any]) -> None:
+        """Stopped runs go on from their checkpoints in the runs service; the Dashboard follows
+        their comparison. A run that cannot (no checkpoint, finished, going) says why."""
+        from engine.runs.client import ServiceError, connect
+        from engine.runs.resume import resumable
+
+        home = self.store.path.parent
+        problems = [why for r in rows if (why := resumable(r, home)) is not None]
+        chosen = [r for r in rows if resumable(r, home) is None]
+        if problems:
+            self.notify("\n".join(problems[:4]), title="Cannot resume", severity="warning", timeout=10,
+                        markup=False)
+        if not chosen:
+            return
+        try:
+            client = connect(home)
+            for row in chosen:
+                client.resume(row.run_id)
+        except ServiceError as exc:
+            self.notify(str(exc), title="Cannot resume", severity="error", timeout=10, markup=False)
+            return
+        self.switch_mode("dashboard")
+        self.follow_comparison(chosen[0].comparison)
+
     def live_in_service(self, rows: list[Any]) -> str | None:
         """The comparison of `rows` when the runs service is training it now, else None."""
         comparisons = {r.comparison for r in rows if not r.is_final and r.comparison}

@@ -474,3 +474,34 @@ async def test_text_from_the_store_is_shown_without_its_control_characters(make_
         await pilot.pause()
         note = list(app._notifications)[-1]
         assert (note.title, note.message) == ("t[2J", "bad]0;pwned news")
+
+
+async def test_u_resumes_a_stopped_run_in_the_runs_service_and_follows_it(make_app, store, monkeypatch):
+    """A run with a checkpoint goes on in the service; one without says why it cannot."""
+    import engine.runs.client as client_module
+    from engine.training.checkpoint import checkpoint_path
+
+    store_recorded_runs(store, [("SGD", 0), ("Adam", 0)], comparison="cmp-r")
+    for run_id in ("cmp-r-sgd", "cmp-r-adam"):
+        store._write([("UPDATE runs SET status = 'cancelled', reason = 'cancelled at step 40' WHERE run_id = ?",
+                       (run_id,))])
+    path = checkpoint_path(store.path.parent, "cmp-r-sgd")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"a checkpoint")
+    asked: list[str] = []
+
+    class Service:
+        def resume(self, run_id: str) -> dict:
+            asked.append(run_id)
+            return {"ok": True, "comparison": "cmp-r", "run_ids": [run_id]}
+
+    monkeypatch.setattr(client_module, "connect", lambda home: Service())
+    app = make_app(mode="history")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_history(app, pilot)
+        table = screen.query_one(RunTable)
+        table.focus()
+        await pilot.press("a", "u")  # both chosen: SGD has a checkpoint, Adam has none
+        await wait_for(pilot, lambda: asked == ["cmp-r-sgd"], what="the service to be asked")
+        await wait_for(pilot, lambda: app.current_mode == "dashboard" and app.bridge.live is not None)
+        assert "followed (cmp-r)" in app.bridge.live.comparison.title

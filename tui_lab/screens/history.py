@@ -25,6 +25,7 @@ class HistoryScreen(Screen):
         Binding("slash", "filter", "Filter"),
         Binding("o", "open", "Open"),
         Binding("d,delete", "delete", "Delete"),
+        Binding("u", "resume", "Resume", tooltip="a stopped run goes on from its checkpoint, in the background"),
         Binding("s", "sort", "Sort"),
         Binding("R", "refresh", "Refresh"),
         Binding("escape", "leave_filter", "Back to list", show=False),
@@ -120,6 +121,16 @@ class HistoryScreen(Screen):
         order = {run_id: i for i, run_id in enumerate(ids)}
         rows.sort(key=lambda r: order[r.run_id])
         self.app.open_stored(rows)
+
+    def action_resume(self) -> None:
+        """The chosen stopped runs go on from their checkpoints in the runs service; the Dashboard
+        follows them (``engine.runs.resume``)."""
+        ids = self.query_one(RunTable).chosen()
+        rows = [r for r in self.query_one(RunTable).rows_all if r.run_id in ids]
+        if not rows:
+            self.notify("no run to resume", severity="warning")
+            return
+        self.app.resume_runs(rows)
 
     def action_delete(self) -> None:
         from tui_lab.screens.confirm import ConfirmScreen
