@@ -65,7 +65,10 @@ def raw_request(home: Path, payload: bytes) -> dict:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(30)
         conn.connect(str(home / SOCKET_NAME))
-        conn.sendall(payload)
+        try:
+            conn.sendall(payload)
+        except BrokenPipeError:  # refused before it read anything (another user): its answer is there
+            pass
         with conn.makefile("rb") as f:
             return json.loads(f.readline())
 

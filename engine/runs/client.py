@@ -53,7 +53,10 @@ class ServiceClient:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
                 conn.settimeout(REQUEST_TIMEOUT_S)
                 conn.connect(str(self.socket_path))
-                conn.sendall(message)
+                try:
+                    conn.sendall(message)
+                except BrokenPipeError:  # refused before it read the request: its answer says why
+                    pass
                 answer = json.loads(read_line(conn))
         except (OSError, ValueError) as exc:
             raise ServiceError(f"the runs service at {self.socket_path} did not answer ({exc})") from None
