@@ -271,14 +271,22 @@ def _validate_recipe(raw: dict[str, Any], loaded: LoadedPreset, variant: Variant
                                          _recipe_place(loaded.preset, variant, quick))) from None
 
 
-def _sets(override: dict[str, Any], loc: tuple) -> bool:
-    """Whether a partial recipe (``Override.as_dict()``) sets the field at `loc` (or a table above it)."""
-    node: Any = override
+_UNSET = object()
+
+
+def _at(layer: dict[str, Any], loc: tuple) -> Any:
+    """What a partial recipe (``Override.as_dict()``) holds at `loc` (``_UNSET``: nothing)."""
+    node: Any = layer
     for part in loc:
         if not isinstance(node, dict) or part not in node:
-            return False
+            return _UNSET
         node = node[part]
-    return bool(loc)
+    return node if loc else _UNSET
+
+
+def _sets(override: dict[str, Any], loc: tuple) -> bool:
+    """Whether a partial recipe (``Override.as_dict()``) sets the field at `loc` (or a table above it)."""
+    return _at(override, loc) is not _UNSET
 
 
 def _recipe_place(preset: Preset, variant: Variant, quick: bool) -> Callable[[tuple], tuple[str, str]]:
@@ -519,12 +527,8 @@ def _check_layers(loaded: LoadedPreset) -> None:
 
 def _sets_value(layer: dict[str, Any], loc: tuple) -> bool:
     """Whether `layer` sets the field at `loc` to a value (not a table of fields)."""
-    node: Any = layer
-    for part in loc:
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return bool(loc) and not isinstance(node, dict)
+    node = _at(layer, loc)
+    return node is not _UNSET and not isinstance(node, dict)
 
 
 def builtin_dir() -> Path:
