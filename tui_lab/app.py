@@ -276,7 +276,7 @@ class DllabApp(App):
             self.notify(f"no stored runs of comparison {comparison_id}", severity="warning")
             return
         loaded = self._stored_preset(rows)
-        title = f"{loaded.preset.title if loaded else self._stored_title(rows)} · followed ({comparison_id})"
+        title = f"{loaded.preset.title if loaded else self._stored_title(rows, None)} · followed ({comparison_id})"
         comparison = Comparison(title, loaded=loaded, device=self.device)
         self.bridge.follow(comparison, rows, self.store, self._service_cancel(comparison_id))
 
@@ -297,8 +297,9 @@ class DllabApp(App):
         from engine.runs.resume import resumable
 
         home = self.store.path.parent
-        problems = [why for r in rows if (why := resumable(r, home)) is not None]
-        chosen = [r for r in rows if resumable(r, home) is None]
+        reasons = {r.run_id: resumable(r, home) for r in rows}
+        problems = [why for why in reasons.values() if why is not None]
+        chosen = [r for r in rows if reasons[r.run_id] is None]
         if problems:
             self.notify("\n".join(problems[:4]), title="Cannot resume", severity="warning", timeout=10,
                         markup=False)
@@ -338,9 +339,9 @@ class DllabApp(App):
                 return None
         return None
 
-    @classmethod
-    def _stored_title(cls, rows: list[Any]) -> str:
-        loaded = cls._stored_preset(rows)
+    @staticmethod
+    def _stored_title(rows: list[Any], loaded: LoadedPreset | None) -> str:
+        """"Dropout · 4 stored runs", or the presets' ids when the runs are not of one loadable preset."""
         if loaded is not None:
             return f"{loaded.preset.title} · {len(rows)} stored run{'s' if len(rows) != 1 else ''}"
         presets = sorted({r.preset for r in rows if r.preset})
@@ -353,18 +354,8 @@ class DllabApp(App):
             self.switch_mode("dashboard")
             self.follow_comparison(live)
             return
-        presets = sorted({r.preset for r in rows if r.preset})
-        loaded = None
-        if len(presets) == 1:
-            try:
-                loaded = load_preset(presets[0])
-            except PresetError:
-                loaded = None
-        if loaded is not None:
-            title = f"{loaded.preset.title} · {len(rows)} stored run{'s' if len(rows) != 1 else ''}"
-        else:
-            title = f"{len(rows)} stored runs of {', '.join(presets) or 'unknown presets'}"
-        comparison = Comparison(title, loaded=loaded, read_only=True)
+        loaded = self._stored_preset(rows)
+        comparison = Comparison(self._stored_title(rows, loaded), loaded=loaded, read_only=True)
         session = self.bridge.replay(comparison, rows, self.store)
         self.push_screen(DashboardScreen(session, follow_live=False))
 

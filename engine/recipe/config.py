@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -425,6 +425,12 @@ class RunSpec(Strict):
         if self.recipe.data.name == "surface":
             return "surface"
         return "gradcheck" if self.recipe.train.gradcheck else "network"
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> RunSpec:
+        """The RunSpec a stored run was made from: its stored JSON also carries the library versions
+        and the data's description (``engine.training.runbook.run_started``), which are not fields."""
+        return cls.model_validate({k: v for k, v in data.items() if k in cls.model_fields})
 
     def key(self) -> str:
         """A short stable hash of the resolved recipe."""

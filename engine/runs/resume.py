@@ -22,11 +22,6 @@ ENDED = ("done", "early-stopped", "diverged")
 """Statuses of a run that has nothing left to train."""
 
 
-def stored_spec(row: RunRow) -> RunSpec:
-    """The RunSpec a stored run was made from (its JSON also carries versions and data info)."""
-    return RunSpec.model_validate({k: v for k, v in row.spec.items() if k in RunSpec.model_fields})
-
-
 def resumable(row: RunRow, home: str | Path, live_runs: set[str] | frozenset[str] = frozenset()) -> str | None:
     """None when the run can go on from a checkpoint, else why it cannot (plain words)."""
     if row.status in ENDED:
@@ -47,7 +42,7 @@ def reopen(row: RunRow, store: RunStore, live_runs: set[str] | frozenset[str] = 
         raise ValueError(why)
     state = load(checkpoint_path(home, row.run_id))
     store.reopen(row.run_id, float(state["time"]), int(state["step"]))
-    return stored_spec(row)
+    return RunSpec.from_stored(row.spec)
 
 
 def resume_inline(row: RunRow, store: RunStore, emit: Emit | None = None, should_stop: ShouldStop | None = None,

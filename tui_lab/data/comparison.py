@@ -547,9 +547,9 @@ def stored_forms(rows: Sequence[Any], load: Callable[[str], LoadedPreset] | None
 
 
 def _spec_from_json(data: dict[str, Any]) -> RunSpec | None:
-    """The RunSpec a stored run was made from (its JSON also carries versions and data info)."""
+    """The RunSpec a stored run was made from, or None when it no longer validates."""
     try:
-        return RunSpec.model_validate({k: v for k, v in data.items() if k in RunSpec.model_fields})
+        return RunSpec.from_stored(data)
     except ValueError:
         return None
 
