@@ -42,6 +42,7 @@ def first_point(home: Path, specs, device: str) -> float:
 def service_rows(device: str, quick: bool, repeats: int) -> list[Row]:
     from engine.catalogue.presets import load_preset
     from engine.runs.client import connect, service_pid
+    from engine.runs.store import pid_alive
 
     what = f"{PRESET} (quick), submit → first curve point in the store, warm service ÷ cold"
     if device != "cpu":
@@ -58,7 +59,7 @@ def service_rows(device: str, quick: bool, repeats: int) -> list[Row]:
             warm.wall.append(first_point(home, specs, device))
             client.stop()
             deadline = time.monotonic() + 20
-            while pid is not None and time.monotonic() < deadline and _alive(pid):
+            while pid is not None and time.monotonic() < deadline and pid_alive(pid):
                 time.sleep(0.05)
     ratios = [w / c for w, c in zip(warm.wall, cold.wall, strict=True)]
     ratio = sorted(ratios)[len(ratios) // 2]
@@ -68,12 +69,3 @@ def service_rows(device: str, quick: bool, repeats: int) -> list[Row]:
                 f"warm {w:.2f} s (target ≤ {TARGET_S:.0f} s: {'met' if w <= TARGET_S else 'not met'}), "
                 f"cold {c:.2f} s; medians of {len(warm.wall)}")]
 
-
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.runs.service import LOG_NAME, MAX_MESSAGE, PID_NAME, SOCKET_NAME, read_line, secure_home
+from engine.runs.store import pid_alive
 
 START_TIMEOUT_S = 20.0
 REQUEST_TIMEOUT_S = 30.0
@@ -25,16 +26,6 @@ REQUEST_TIMEOUT_S = 30.0
 
 class ServiceError(RuntimeError):
     """The runs service could not be reached, started, or refused a request (the text says which)."""
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive, not ours
-        return True
-    return True
 
 
 class ServiceClient:

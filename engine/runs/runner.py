@@ -45,7 +45,7 @@ from engine.events import Event, RunFinished
 from engine.recipe.config import RunSpec
 from engine.runs.comparison import NOT_STARTED, new_run_ids, register_pending, with_comparison
 from engine.runs.executor import TrainFn, WorkUnit, failure_reason, run_unit
-from engine.runs.store import RunStore
+from engine.runs.store import RunStore, pid_alive
 
 PENDING, CLAIMED, SKIPPED = 0, 1, 2
 """A run's state in the shared table: waiting, taken by a worker, or cancelled before it was taken."""
@@ -171,16 +171,7 @@ def _parent_watch(parent_pid: int) -> Callable[[], bool]:
     if os.getppid() == parent_pid:
         return lambda: os.getppid() == parent_pid
 
-    def alive() -> bool:
-        try:
-            os.kill(parent_pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
-    return alive
+    return lambda: pid_alive(parent_pid)
 
 
 def _worker_main(slot: int, specs: list[RunSpec], run_ids: list[str], device: str, store_path: str,

@@ -158,13 +158,18 @@ def orphan_reason(owner: str) -> str | None:
         return None  # another machine's run: its own commands settle it
     if boot and boot != _boot_id():
         return f"interrupted: the machine restarted while {kind} (pid {pid}) ran it"
+    return None if pid_alive(pid) else f"interrupted: {kind} (pid {pid}) stopped without ending it"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (someone else's process counts: it is alive, not ours)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return f"interrupted: {kind} (pid {pid}) stopped without ending it"
+        return False
     except PermissionError:
-        return None
-    return None
+        return True
+    return True
 
 
 class RunNotFound(KeyError):
