@@ -12,8 +12,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Status = Literal["pending", "running", "done", "early-stopped", "diverged", "failed", "cancelled"]
-FINAL_STATUSES: frozenset[str] = frozenset({"done", "early-stopped", "diverged", "failed", "cancelled"})
+Status = Literal["pending", "running", "done", "early-stopped", "diverged", "failed", "cancelled", "interrupted"]
+FINAL_STATUSES: frozenset[str] = frozenset({"done", "early-stopped", "diverged", "failed", "cancelled", "interrupted"})
+STOPPED: frozenset[str] = frozenset({"cancelled", "interrupted"})
+"""Runs stopped before their budget from outside: asked to (cancelled), or their process or terminal
+went away (interrupted). Either can go on from a checkpoint (``dllab resume``)."""
+ENDED: frozenset[str] = frozenset({"done", "early-stopped", "diverged"})
+"""Final statuses of a run that has nothing left to train (the others can be resumed from a checkpoint)."""
 
 
 def _now() -> float:

@@ -329,9 +329,11 @@ def test_workers_of_a_killed_parent_stop_by_themselves(tmp_path: Path):
         proc.communicate()
     with RunStore(tmp_path / "store") as store:
         rows = {r.run_id: r for r in store.list_runs()}
-    assert {rows[r].status for r in info["run_ids"]} == {"cancelled"}
-    reasons = sorted(rows[r].reason.split(" at step")[0] for r in info["run_ids"])
-    assert reasons == ["cancelled", "cancelled", "the process that started it exited"]
+    assert {rows[r].status for r in info["run_ids"]} == {"interrupted"}
+    reasons = sorted(rows[r].reason.split(": ", 1)[-1] for r in info["run_ids"])
+    gone = f"the process that started it (pid {proc.pid}) stopped"
+    assert reasons == [f"{gone} before it started (killed or crashed)",
+                       f"{gone} without ending it (killed or crashed)", f"{gone} without ending it (killed or crashed)"]
 
 
 # -- nothing outlives the process that ran the runs ---------------------------------------------

@@ -240,12 +240,49 @@ def test_a_killed_services_run_ends_with_a_reason_and_resumes_to_the_uninterrupt
             os.kill(service_pid(home), signal.SIGKILL)
             (row,) = wait_for(lambda: (rows := store.list_runs(comparison=comparison)) and rows[0].is_final
                               and rows, 60)
-            assert row.status == "cancelled" and 0 < row.step < 4000
+            assert row.status == "interrupted" and 0 < row.step < 4000
+            assert row.reason.startswith(f"interrupted at step {row.step}: the runs service (pid ")
+            assert row.reason.endswith(f"stopped without ending it (killed or crashed); `dllab resume {row.run_id}` "
+                                       "goes on from its checkpoint")
         assert main(["resume", row.run_id]) == 0
         assert f"went on from step {row.step}" in capsys.readouterr().out
         with RunStore(home) as store:
             resumed = store.get_run(row.run_id)
         assert (resumed.status, resumed.step) == ("done", 4000) and resumed.final == whole.final
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_killed_services_batched_group_resumes_whole_to_the_uninterrupted_numbers(home, capsys) -> None:
+    """kill -9 of the service while it trains a batched group: every run of the group ends
+    interrupted with its checkpoint; `dllab resume` of one of them takes the whole group on, and
+    every run ends with the numbers of a group that never stopped (CPU, one thread both ways)."""
+    import torch
+
+    from engine.runs.executor import WorkUnit, run_unit
+    from tui_lab.cli import main
+
+    specs = [tiny(f"lr {lr}", steps=4000, lr=lr) for lr in (0.02, 0.05, 0.1)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with RunStore(home.parent / "whole") as store:
+            whole = run_unit(WorkUnit(tuple(specs), ("w1", "w2", "w3")), lambda e: None, lambda: False,
+                             device="cpu", store=store)
+        client = connect(home)
+        answer = client.submit(specs, device="cpu", workers=1, threads=1)
+        with RunStore(home) as store:
+            wait_for(lambda: all(store.get_run(r).step >= 300 for r in answer["run_ids"]))
+            os.kill(service_pid(home), signal.SIGKILL)
+            rows = wait_for(lambda: (rows := [store.get_run(r) for r in answer["run_ids"]])
+                            and all(r.is_final for r in rows) and rows, 60)
+        assert {r.status for r in rows} == {"interrupted"} and len({r.step for r in rows}) == 1
+        assert all(r.reason.endswith(f"`dllab resume {r.run_id}` goes on from its checkpoint") for r in rows)
+        assert main(["resume", rows[1].run_id]) == 0
+        assert "its 3 runs went on together" in capsys.readouterr().err
+        with RunStore(home) as store:
+            resumed = [store.get_run(r) for r in answer["run_ids"]]
+        assert [(r.status, r.step, r.final) for r in resumed] == [("done", 4000, w.final) for w in whole]
     finally:
         torch.set_num_threads(threads)
 
@@ -269,8 +306,10 @@ def test_runs_whose_process_is_gone_are_settled_with_a_reason(tmp_path) -> None:
         assert store.settle_orphans() == 2
         status = {r.run_id: (r.status, r.reason) for r in store.list_runs()}
     assert status["alive1"][0] == "pending" and status["else1"][0] == "pending"
-    assert status["gone1"] == ("cancelled", f"interrupted: the runs service (pid {dead.pid}) stopped without ending it")
-    assert status["reboot1"][1].startswith("interrupted: the machine restarted while `dllab run`")
+    assert status["gone1"] == ("interrupted",
+                               f"the runs service (pid {dead.pid}) stopped without ending it (killed or crashed)")
+    assert status["reboot1"] == ("interrupted", "the machine restarted while `dllab run` (pid "
+                                 f"{os.getpid()}) ran it")
 
 
 def test_a_run_cancelled_in_the_service_resumes_there(home, capsys) -> None:

@@ -1,4 +1,4 @@
-"""SIGTERM and SIGHUP end a foreground `dllab run` as Ctrl+C does: runs cancelled, a summary, exit 130."""
+"""SIGTERM and SIGHUP end a foreground `dllab run` as Ctrl+C does: runs stopped (interrupted, naming the signal), a summary, exit 130."""
 
 from __future__ import annotations
 
@@ -43,4 +43,5 @@ def test_a_signal_ends_dllab_run_like_ctrl_c(tmp_path: Path, sig) -> None:
     assert "Traceback" not in err and "interrupted" in out + err
     with RunStore(home) as store:
         (row,) = store.list_runs()
-    assert row.status == "cancelled" and row.step > 0
+    assert row.status == "interrupted" and row.step > 0, row.reason
+    assert row.reason.startswith(f"interrupted at step {row.step}: ") and f"({sig.name})" in row.reason

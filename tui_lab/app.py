@@ -305,10 +305,12 @@ class DllabApp(App):
                         markup=False)
         if not chosen:
             return
+        going: set[str] = set()
         try:
             client = connect(home)
             for row in chosen:
-                client.resume(row.run_id)
+                if row.run_id not in going:  # a batched group goes on as a whole from any of its runs
+                    going.update(client.resume(row.run_id).get("run_ids", []))
         except ServiceError as exc:
             self.notify(str(exc), title="Cannot resume", severity="error", timeout=10, markup=False)
             return

@@ -20,12 +20,12 @@ from rich.text import Text
 from engine.catalogue.claims import ClaimResult, check_claims
 from engine.catalogue.presets import LoadedPreset
 from engine.diagnostics.curves import diagnose
-from engine.events import Event
+from engine.events import STOPPED, Event
 from engine.recipe.config import RunSpec
 from engine.runs.comparison import new_run_id
 from engine.runs.inline import run_inline
 from engine.runs.outcomes import OutcomeCollector, RunOutcome
-from engine.runs.runner import Runner
+from engine.runs.runner import STOP_CODES, STOP_WORDS, Runner
 from engine.runs.store import RunStore
 from tui_lab.data import fmt
 from tui_lab.tables import clip_name, fit_names, fits, longest
@@ -36,6 +36,7 @@ STATUS_STYLE = {
     "diverged": "red",
     "failed": "bold red",
     "cancelled": "yellow",
+    "interrupted": "yellow",
     "running": "blue",
     "pending": "dim",
 }
@@ -50,6 +51,8 @@ class ComparisonResult:
     interrupted: bool = False
     wall_time: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    stopped_by: str | None = None
+    """The signal that interrupted the comparison ("SIGHUP", "SIGTERM"; None: Ctrl+C or nothing)."""
 
     @property
     def any_failed(self) -> bool:
@@ -171,6 +174,7 @@ def run_comparison(
     console = console or Console(stderr=True)
     t0 = time.perf_counter()
     interrupted = False
+    signal_name: str | None = None
     if workers == 0:  # in this process, one run after another (debugging, profiling)
         run_ids = [new_run_id() for _ in specs]
         for run_id, spec in zip(run_ids, specs, strict=True):
@@ -178,10 +182,10 @@ def run_comparison(
         try:
             run_inline(specs, emit=collector.add, device=device, store=store, fast=fast, batch=batch,
                        run_ids=run_ids)
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as exc:
+            interrupted, signal_name = True, getattr(exc, "signal_name", None)
             _settle_from_store(collector, store)
-        return _result(loaded, quick, collector, interrupted, t0)
+        return _result(loaded, quick, collector, interrupted, t0, signal_name)
     runner = Runner(specs, device=device, workers=workers, store=store, fast=fast, batch=batch)
     for run_id, spec in zip(runner.run_ids, specs, strict=True):
         collector.register(run_id, spec.variant, spec.seed)
@@ -196,8 +200,9 @@ def run_comparison(
             for event in runner.events():
                 collector.add(event)
                 progress.note(event)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:  # Ctrl+C, or a signal (SignalStop): the runs stop and say which
+        interrupted, signal_name = True, getattr(exc, "signal_name", None)
+        runner.cancel(signal_name=signal_name)
     finally:
         runner.close()
     if interrupted:
@@ -206,7 +211,7 @@ def run_comparison(
         # figures the store keeps, so they are the ones to print
         for event in runner.poll(0):
             collector.add(event)
-    return _result(loaded, quick, collector, interrupted, t0)
+    return _result(loaded, quick, collector, interrupted, t0, signal_name)
 
 
 def _settle_from_store(collector: OutcomeCollector, store: str | None) -> None:
@@ -223,14 +228,16 @@ def _settle_from_store(collector: OutcomeCollector, store: str | None) -> None:
 
 
 def _result(loaded: LoadedPreset, quick: bool, collector: OutcomeCollector, interrupted: bool,
-            t0: float) -> ComparisonResult:
+            t0: float, signal_name: str | None = None) -> ComparisonResult:
     if interrupted:
         for o in collector.outcomes():
             if not o.finished:
-                o.status, o.reason = "cancelled", "interrupted (Ctrl+C)"
+                o.status, o.reason = (("interrupted", STOP_WORDS[STOP_CODES[signal_name]]) if signal_name
+                                      else ("cancelled", "interrupted (Ctrl+C)"))
     outcomes = collector.outcomes()
     claims = check_claims(loaded.preset.claims, outcomes)
-    return ComparisonResult(loaded, quick, outcomes, claims, interrupted, time.perf_counter() - t0)
+    return ComparisonResult(loaded, quick, outcomes, claims, interrupted, time.perf_counter() - t0,
+                            stopped_by=signal_name)
 
 
 def results_table(result: ComparisonResult, width: int | None = None) -> Table:
@@ -294,12 +301,12 @@ def print_result(result: ComparisonResult, console: Console, as_json: bool = Fal
         return
     console.print(results_table(result, console.width))
     for o in result.outcomes:
-        if o.status in ("failed", "diverged", "cancelled"):
+        if o.status in ("failed", "diverged", *STOPPED):
             console.print(f"[bold]{escape(fmt.clean(o.variant))}[/] (seed {o.seed}): {o.status}: "
                           f"{escape(fmt.clean(o.reason))}")
     # the curves of the runs that ended on their own (a cancelled or failed run's line is above)
     diagnoses = {(o.variant, o.seed): diagnose(o.evals, o.status, o.reason) for o in result.outcomes
-                 if o.status not in ("failed", "cancelled")}
+                 if o.status != "failed" and o.status not in STOPPED}
     if diagnoses:
         console.print("[bold]Curves[/]")
     for (variant, seed), d in diagnoses.items():

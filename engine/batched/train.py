@@ -42,12 +42,16 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from engine.batched.accel import FastPaths, StepGraph, autocast, maybe_compile, tune_allocator
+from engine.batched.checkpoint import KIND as CHECKPOINT_KIND
+from engine.batched.checkpoint import GroupCheckpointer, group_specs
+from engine.batched.checkpoint import restore as restore_group
 from engine.batched.diagnostics import (
     HealthPath,
     MemberModel,
@@ -72,12 +76,13 @@ from engine.diagnostics.health import (
     weight_layers,
 )
 from engine.diagnostics.run_stats import RunStats
-from engine.events import Diagnostics, Event, Message, RunFinished, StepMetrics
+from engine.events import ENDED, Diagnostics, Event, Message, RunFinished, StepMetrics
 from engine.models import build_model, count_params
 from engine.recipe.config import DataSpec, RunSpec
 from engine.recipe.losses import build_loss
 from engine.recipe.schedules import LRSchedule
 from engine.techniques.augment import Augmenter, build_augmenter
+from engine.training.checkpoint import load as load_checkpoint
 from engine.training.loop import MAX_EVAL_TRAIN, PROBE_SIZE, eval_chunk, widest_layer
 from engine.training.metrics import extra_metrics
 from engine.training.runbook import (
@@ -189,16 +194,62 @@ def train_batched(
     run_ids: Sequence[str] | None = None,
     data: Mapping[int, DataSplits] | None = None,
     fast: FastPaths | None = None,
+    checkpoints: str | Path | None = None,
+    resume: bool = False,
 ) -> list[RunFinished]:
     """Train `specs` (one batchable group) together; returns each run's RunFinished in spec order.
 
     `should_stop` is one function for the whole group or one per spec. `data` optionally gives
     the loaded DataSplits by seed (as ``load_data(spec.recipe.data, seed)`` would build them).
     `fast` turns on opt-in speed switches (:class:`engine.batched.accel.FastPaths`).
+    `checkpoints`: the folder the group checkpoints into (:mod:`engine.batched.checkpoint`: every
+    few tens of seconds at an evaluation, and when it is cancelled); `resume`: `run_ids` go on from
+    their group's checkpoint there (they are the runs it had training; `specs` are theirs).
     """
+    saver = GroupCheckpointer(checkpoints) if checkpoints is not None else None
+    if resume:
+        return _resume(specs, emit, should_stop, device=device, run_ids=run_ids, fast=fast, saver=saver)
     _check_group(specs)
     tune_allocator()
-    return BatchedRun(specs, emit, should_stop, device=device, run_ids=run_ids, data=data, fast=fast).run()
+    return BatchedRun(specs, emit, should_stop, device=device, run_ids=run_ids, data=data, fast=fast,
+                      saver=saver).run()
+
+
+def _resume(specs: Sequence[RunSpec], emit: Callable[[Event], None], should_stop: StopFn | Sequence[StopFn], *,
+            device: str | torch.device, run_ids: Sequence[str] | None, fast: FastPaths | None,
+            saver: GroupCheckpointer | None) -> list[RunFinished]:
+    """Rebuild the group a checkpoint was taken of (every run it had, in its order), put it back
+    where the checkpoint left it and train `run_ids` on; the runs that had ended stay silent."""
+    if saver is None or not run_ids:
+        raise ValueError("a resumed group needs its checkpoint folder and its run ids")
+    ids = list(run_ids)
+    path = saver.path(ids[0])
+    if not path.exists():
+        raise ValueError(f"run {ids[0]} has no checkpoint to resume from")
+    state = load_checkpoint(path)
+    if state.get("kind") != CHECKPOINT_KIND:
+        raise ValueError(f"run {ids[0]}'s checkpoint is not a batched group's")
+    group_ids = list(state["run_ids"])
+    training = [group_ids[i] for i in state["active"]]
+    if sorted(training) != sorted(ids):
+        raise ValueError(f"the group's checkpoint goes on with runs {', '.join(training)}, not {', '.join(ids)}")
+    own_stops = dict(zip(ids, _stops(should_stop, len(ids)), strict=True))
+    stops = [own_stops.get(run_id, lambda: False) for run_id in group_ids]
+    group = [RunSpec.from_stored(data) for data in group_specs(state)]
+    mine = set(ids)
+
+    def emit_mine(event: Event) -> None:  # the runs that had ended said their last word already
+        if event.run_id in mine:
+            emit(event)
+
+    tune_allocator()
+    run = BatchedRun(group, emit_mine, stops, device=device, run_ids=group_ids, data=None, fast=fast, saver=saver)
+    restore_group(run, state)
+    for m in run.active:
+        emit(Message(m.run_id, f"resumed at step {run.step} from its group's checkpoint"))
+    finished = run.run(resumed=True)
+    by_id = {f.run_id: f for f in finished if f is not None}
+    return [by_id[run_id] for run_id in ids]
 
 
 class BatchedRun:
@@ -218,8 +269,9 @@ class BatchedRun:
     def __init__(self, specs: Sequence[RunSpec], emit: Callable[[Event], None],
                  should_stop: StopFn | Sequence[StopFn], *, device: str | torch.device,
                  run_ids: Sequence[str] | None, data: Mapping[int, DataSplits] | None,
-                 fast: FastPaths | None) -> None:
+                 fast: FastPaths | None, saver: GroupCheckpointer | None = None) -> None:
         self.emit = emit
+        self.saver = saver
         self.fast = fast or FastPaths()
         self.t0 = time.perf_counter()
         n = len(specs)
@@ -243,6 +295,7 @@ class BatchedRun:
         self.last_read = (0, time.perf_counter())
         self.perm = torch.empty(0, dtype=torch.long, device=self.dev)
         self.active = list(self.members)  # the members still training
+        self.stacked = list(self.members)  # the members with a row in the stack, in row order
         self._prepare_diagnostics()
 
         self.objective = maybe_compile(self.forward_loss, self.fast.compile)
@@ -598,15 +651,18 @@ class BatchedRun:
             m.best_state = None
             self.optimizer.reset_rows(m.row)
             self.alive[m.row] = 0.0
+        if self.saver is not None and (status in ENDED or self.active):  # nothing left to resume for them
+            self.saver.drop(group)
         if (self.active and len(self.active) <= self.M // 2 and not self.use_graphs
                 and self.total - step >= max(1, self.total // 10)):
             self.compact()
 
-    def compact(self) -> None:
+    def compact(self, keep: list[_Member] | None = None) -> None:
         """Drop the finished members' rows (``StackedMLP.keep``): half the stack or more had
         finished, and their zeroed rows would go on costing FLOPs until the end. Every per-member
-        column, the optimizer and the manual step are replaced by their kept rows."""
-        active, dev = self.active, self.dev
+        column, the optimizer and the manual step are replaced by their kept rows. `keep`: the
+        members to keep (default: those still training; a resumed group keeps the rows it had)."""
+        active, dev = (self.active if keep is None else keep), self.dev
         rows = [m.row for m in active]
         index = torch.tensor(rows, dtype=torch.long, device=dev)
 
@@ -625,6 +681,7 @@ class BatchedRun:
         for new, m in enumerate(active):
             m.row = new
             m.proxy.moved(new)  # type: ignore[union-attr]
+        self.stacked = list(active)
         self.member_data = torch.tensor([m.data for m in active], device=dev)
         self.same_order = not self.one_dataset and [m.data for m in active] == list(range(len(self.splits)))
         self.M = len(rows)
@@ -646,11 +703,19 @@ class BatchedRun:
         self.finish(group, "early-stopped", reasons, step)
 
     def cancel_stopped(self) -> None:
-        """Finish the members whose stop function says so (the group's one function, asked once)."""
+        """Finish the members whose stop function says so (the group's one function, asked once).
+        When the whole group stops, its checkpoint is written first: ``dllab resume`` goes on from
+        here. A run cancelled on its own ends for good (the group trains on past it)."""
         if self.stop_all is not None:
             cancelled = list(self.active) if self.stop_all() else []
         else:
             cancelled = [m for m in self.active if m.stop()]
+            if cancelled and len(cancelled) < len(self.active):  # a stop for all that came in mid-way
+                cancelled = [m for m in self.active if m in cancelled or m.stop()]
+        if not cancelled:
+            return
+        if self.saver is not None and len(cancelled) == len(self.active):
+            self.saver.write(self)
         step = self.step
         self.finish(cancelled, "cancelled", {m.row: cancelled_reason(step) for m in cancelled}, step)
 
@@ -756,12 +821,15 @@ class BatchedRun:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def run(self) -> list[RunFinished]:
-        """Train until every member has finished; each member's RunFinished, in the caller's order."""
+    def run(self, resumed: bool = False) -> list[RunFinished]:
+        """Train until every member has finished; each member's RunFinished, in the caller's order.
+        A resumed group starts where its checkpoint left it (its first evaluation is stored already)."""
         try:
-            self.record_eval(self.active, 0, diagnostics=True)
+            if not resumed:
+                self.record_eval(self.active, 0, diagnostics=True)
+            self.last_read = (self.step, time.perf_counter())
             for m in self.active:
-                m.stats.resume(0)
+                m.stats.resume(self.step)
             while self.step < self.total and self.active:
                 self.cancel_stopped()
                 if self.active:
@@ -802,3 +870,5 @@ class BatchedRun:
         patience_out = [m for m in group if m not in bad and m.ledger.out_of_patience]
         self.finish(bad, "diverged", {m.row: nonfinite_eval_reason(step) for m in bad}, step)
         self.stop_early(patience_out, step)  # rows may have moved: the lists hold the members
+        if self.saver is not None and self.active and self.saver.due():
+            self.saver.write(self)

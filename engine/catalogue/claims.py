@@ -127,7 +127,7 @@ def check_claim(claim: Claim, outcomes: list[RunOutcome]) -> ClaimResult:
     missing = [n for n in names if n not in by_variant]
     if missing:
         return ClaimResult(claim, False, problem=f"no runs of {', '.join(missing)}")
-    unfinished = [r for n in names for r in by_variant[n].values() if r.status in ("cancelled", "failed", "running", "pending")]
+    unfinished = [r for n in names for r in by_variant[n].values() if r.status in ("cancelled", "interrupted", "failed", "running", "pending")]
     if unfinished:
         r = unfinished[0]
         return ClaimResult(claim, False, problem=f"{r.variant} (seed {r.seed}) is {r.status}: not checked")

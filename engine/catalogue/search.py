@@ -305,7 +305,7 @@ def runner_executor(*, device: str = "auto", workers: int | None = None, store: 
 
 
 def _score(outcome: RunOutcome, metric: str, at: str, minimize: bool) -> float:
-    if outcome.status in ("failed", "cancelled", "pending", "running"):
+    if outcome.status in ("failed", "cancelled", "interrupted", "pending", "running"):
         return math.nan
     try:
         value = float(outcome.value(metric, at))

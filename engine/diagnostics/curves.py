@@ -57,7 +57,7 @@ def diagnose(evals: list[dict[str, float]], status: str = "done", reason: str = 
     that was cancelled or failed is read as far as it got, and the text says so ("cancelled; so
     far: normal: ...")."""
     d = _diagnose(evals, status, reason)
-    if status in ("cancelled", "failed") and not d.text.startswith("too few"):
+    if status in ("cancelled", "interrupted", "failed") and not d.text.startswith("too few"):
         return Diagnosis(d.label, f"{status}; so far: {d.text}", d.remedies)
     return d
 

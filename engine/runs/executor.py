@@ -19,6 +19,7 @@ picklable, so that another backend (a background service, a Ray task) can execut
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import re
 import sys
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.events import Diagnostics, EvalMetrics, Event, Message, RunFinished, RunStarted, StepMetrics
 from engine.recipe.config import RunSpec
-from engine.training.runbook import out_of_memory_reason
+from engine.training.runbook import interrupted_reason, out_of_memory_reason
 
 if TYPE_CHECKING:
     from engine.runs.store import RunStore
@@ -40,7 +41,9 @@ if TYPE_CHECKING:
 TrainFn = Callable[..., Any]
 Emit = Callable[[Event], None]
 ShouldStop = Callable[[], bool]
+Interrupted = Callable[[], "str | None"]
 RETURNED_WITHOUT_END = "the train function returned without a RunFinished event"
+RESUMES = ("", "run", "group")
 
 
 @dataclass(frozen=True)
@@ -50,18 +53,24 @@ class WorkUnit:
     `fast`: opt-in fast paths of the batched trainer (``engine.batched.accel.FastPaths``).
     `train_fn`: ``"package.module:function"`` (or a function) with the solo loop's signature,
     instead of dllab's trainers (tests, a user's own loop); such runs train one by one.
-    `resume`: the unit's one run goes on from its checkpoint (``engine.training.checkpoint``).
+    `resume`: ``"run"``: the unit's one run goes on from its checkpoint
+    (``engine.training.checkpoint``); ``"group"``: the unit's runs go on from their batched group's
+    checkpoint (``engine.batched.checkpoint``); ``""``: they start from step 0.
     """
 
     specs: tuple[RunSpec, ...]
     run_ids: tuple[str, ...]
     fast: str = ""
     train_fn: str | TrainFn | None = None
-    resume: bool = False
+    resume: str = ""
 
     def __post_init__(self) -> None:
         if len(self.specs) != len(self.run_ids):
             raise ValueError(f"{len(self.run_ids)} run ids for {len(self.specs)} specs")
+        if self.resume not in RESUMES:
+            raise ValueError(f"resume must be one of {RESUMES}, got {self.resume!r}")
+        if self.resume == "run" and len(self.specs) != 1:
+            raise ValueError("a run resumed from its own checkpoint is a unit of its own")
 
     def one(self, k: int) -> WorkUnit:
         """The unit's `k`-th run as a unit of its own."""
@@ -78,7 +87,8 @@ class Trainer:
     fn: TrainFn
     group: bool
     checkpoints: bool = False
-    """It takes ``checkpoint=`` and ``resume=`` (the solo loop)."""
+    """It takes ``checkpoint=`` (a file: the solo loop) or ``checkpoints=`` (a folder: a batched
+    group), and ``resume=``."""
 
 
 def resolve_train_fn(train_fn: str | TrainFn) -> TrainFn:
@@ -113,13 +123,11 @@ def trainer_for(unit: WorkUnit) -> Trainer:
     from engine.batched.plan import why_solo
 
     fast = FastPaths.parse(unit.fast)
-    if unit.resume:
-        if len(unit.specs) != 1:
-            raise ValueError("a resumed unit holds one run")
-    elif len(unit.specs) > 1 or (fast.any and why_solo(unit.specs[0]) is None):
+    if unit.resume == "group" or (not unit.resume and (
+            len(unit.specs) > 1 or (fast.any and why_solo(unit.specs[0]) is None))):
         from engine.batched.train import train_batched
 
-        return Trainer("batched", partial(train_batched, fast=fast), group=True)
+        return Trainer("batched", partial(train_batched, fast=fast), group=True, checkpoints=True)
     from engine.training.loop import train
 
     return Trainer("network", train, group=False, checkpoints=True)
@@ -167,9 +175,11 @@ def free_accelerator_memory() -> None:
 class _Books:
     """Record, then send; remember each run's start, last step and end; end what is left open."""
 
-    def __init__(self, unit: WorkUnit, send: Emit, store: RunStore | None) -> None:
+    def __init__(self, unit: WorkUnit, send: Emit, store: RunStore | None,
+                 interrupted: Interrupted | None = None) -> None:
         self.run_ids = unit.run_ids
         self.send, self.store = send, store
+        self.interrupted = interrupted
         self.started = time.time()
         self.began: set[str] = set()
         self.last_step: dict[str, int] = {}
@@ -179,6 +189,12 @@ class _Books:
         run_id = event.run_id
         if run_id in self.finished:
             return  # nothing after a run's end
+        if (isinstance(event, RunFinished) and event.status == "cancelled" and self.interrupted is not None
+                and (why := self.interrupted()) is not None):  # not a user's cancel: say what went away
+            from engine.training.checkpoint import resume_hint
+
+            hint = resume_hint(Path(self.store.path).parent, run_id) if self.store is not None else ""
+            event = dataclasses.replace(event, status="interrupted", reason=interrupted_reason(event.step, why) + hint)
         if self.store is not None:
             self.store.record(event)
         self.send(event)
@@ -226,29 +242,36 @@ class _Books:
 
 
 def _checkpointing(trainer: Trainer, unit: WorkUnit, store: RunStore | None) -> dict[str, Any]:
-    """A solo run that writes to a store in a home checkpoints there (and resumes from there)."""
+    """Network runs that write to a store in a home checkpoint there (and resume from there): a solo
+    run into its own file, a batched group into the folder (one file, a name per run)."""
     from engine.training.checkpoint import checkpoint_path, supported
 
-    if not trainer.checkpoints or store is None or supported(unit.specs[0]) is not None:
+    why = next((why for spec in unit.specs if (why := supported(spec)) is not None), None)
+    if not trainer.checkpoints or store is None or why is not None:
         if unit.resume:
-            raise ValueError(supported(unit.specs[0]) or "a resumed run needs the store of its home")
+            raise ValueError(why or "a resumed run needs the store of its home")
         return {}
-    return {"checkpoint": checkpoint_path(Path(store.path).parent, unit.run_ids[0]), "resume": unit.resume}
+    path = checkpoint_path(Path(store.path).parent, unit.run_ids[0])
+    if trainer.group:
+        return {"checkpoints": path.parent, "resume": bool(unit.resume)}
+    return {"checkpoint": path, "resume": bool(unit.resume)}
 
 
 def run_unit(unit: WorkUnit, send: Emit, should_stop: ShouldStop | Sequence[ShouldStop], *, device: str,
-             store: RunStore | None = None) -> list[RunFinished]:
+             store: RunStore | None = None, interrupted: Interrupted | None = None) -> list[RunFinished]:
     """Train a unit; returns each run's RunFinished in the unit's order (see the module docstring).
 
     `should_stop`: one function for the whole unit, or one per run. A group that cannot start (a
     setup error, data that do not stack) trains its runs one by one instead, so each gets the
     error message it would get alone. KeyboardInterrupt ends the open runs ``cancelled`` and is
-    raised again.
+    raised again. `interrupted`: asked when a run ends cancelled, it says why when nobody asked
+    for that (the process driving the runs went away, the terminal closed): the run then ends
+    ``interrupted`` with those words.
     """
     stops = [should_stop] * len(unit.specs) if callable(should_stop) else list(should_stop)
     if len(stops) != len(unit.specs):
         raise ValueError(f"{len(stops)} should_stop functions for {len(unit.specs)} runs")
-    books = _Books(unit, send, store)
+    books = _Books(unit, send, store, interrupted)
     try:
         trainer = trainer_for(unit)
     except Exception as exc:  # noqa: BLE001 - a train function that cannot load fails every run
@@ -256,12 +279,13 @@ def run_unit(unit: WorkUnit, send: Emit, should_stop: ShouldStop | Sequence[Shou
         books.end_open("failed", f"could not load train function {name!r}: {failure_reason(exc, device)}")
         return [books.finished[run_id] for run_id in unit.run_ids]
     if not trainer.group and len(unit.specs) > 1:  # solo trainers: one run after another
-        return [run_unit(unit.one(k), send, stops[k], device=device, store=store)[0]
+        return [run_unit(unit.one(k), send, stops[k], device=device, store=store, interrupted=interrupted)[0]
                 for k in range(len(unit.specs))]
     crashed = False
     try:
         if trainer.group:
-            returned = trainer.fn(list(unit.specs), books.emit, stops, device=device, run_ids=list(unit.run_ids))
+            returned = trainer.fn(list(unit.specs), books.emit, stops, device=device, run_ids=list(unit.run_ids),
+                                  **_checkpointing(trainer, unit, store))
         else:
             returned = trainer.fn(unit.specs[0], books.emit, stops[0], device=device, run_id=unit.run_ids[0],
                                   **_checkpointing(trainer, unit, store))
@@ -270,10 +294,10 @@ def run_unit(unit: WorkUnit, send: Emit, should_stop: ShouldStop | Sequence[Shou
         raise
     except BaseException as exc:  # noqa: BLE001 - a run's failure must never take its executor down
         crashed = True
-        if trainer.name == "batched" and not books.began:  # could not start: each run alone, its own errors
+        if trainer.name == "batched" and not books.began and not unit.resume:  # could not start: each run alone
             for k in range(len(unit.specs)):
                 books.finished[unit.run_ids[k]] = run_unit(unit.one(k), send, stops[k], device=device,
-                                                           store=store)[0]
+                                                           store=store, interrupted=interrupted)[0]
         else:
             books.failed(exc, device, trainer.group and len(unit.specs) > 1)
     else:

@@ -43,6 +43,7 @@ from typing import Any
 
 from engine.events import Event, RunFinished
 from engine.recipe.config import RunSpec
+from engine.runs import store as store_module
 from engine.runs.comparison import NOT_STARTED, new_run_ids, register_pending, with_comparison
 from engine.runs.executor import TrainFn, WorkUnit, failure_reason, run_unit
 from engine.runs.store import RunStore, pid_alive
@@ -52,6 +53,18 @@ PENDING, CLAIMED, SKIPPED = 0, 1, 2
 MAX_START_FAILURES = 3
 """Workers that die before taking a run, in a row, before the remaining runs are failed."""
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+class SignalStop(KeyboardInterrupt):
+    """Raised by a command's SIGHUP or SIGTERM handler: stop as Ctrl+C does, but say that a signal,
+    not a person, stopped the runs (``Runner.cancel(signal_name=...)``)."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+STOP_CODES = {"SIGHUP": 2, "SIGTERM": 3}
+"""The byte "stop every run" holds when a signal, not a person, stopped them (1: cancelled)."""
+STOP_WORDS = {2: "the terminal closed (SIGHUP)", 3: "dllab was told to stop (SIGTERM)"}
 _PARENT_SIGNALS = {signal.SIGINT} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
 """Signals a worker ignores: they are meant for the process that drives the runs."""
 
@@ -83,6 +96,7 @@ class _Table:
         self.lock = ctx.Lock()
         self.state = ctx.RawArray("b", max(1, n_runs))
         self.stop = ctx.RawArray("b", max(1, n_runs))
+        self.stop_all = ctx.RawArray("b", 1)  # one byte for "cancel everything": a group sees it at once
         self.current = ctx.RawArray("i", [-1] * max(1, n_slots))
         self.n_runs = n_runs
         # Batched groups (engine.batched): the unit each run belongs to, and the slot that took it.
@@ -176,7 +190,8 @@ def _parent_watch(parent_pid: int) -> Callable[[], bool]:
 
 def _worker_main(slot: int, specs: list[RunSpec], run_ids: list[str], device: str, store_path: str,
                  train_fn: str | TrainFn | None, threads: int, table: _Table, conn: Connection,
-                 parent_pid: int, fast: str = "", resume: bool = False) -> None:
+                 parent_pid: int, fast: str = "", resume: str = "", driver: str = "the process that started it"
+                 ) -> None:
     """A worker process: take units from the table and hand each to the executor, until none is
     left (or the parent is gone)."""
     # Ctrl+C is the parent's to handle; a terminal's hangup ends the parent, and the worker then
@@ -196,16 +211,23 @@ def _worker_main(slot: int, specs: list[RunSpec], run_ids: list[str], device: st
             import torch
 
             torch.set_num_threads(threads)
-        stop = table.stop
+        stop, stop_all = table.stop, table.stop_all
+
+        def interrupted() -> str | None:  # why the runs stopped, when nobody asked them to
+            if not parent_alive():
+                return f"{driver} (pid {parent_pid}) stopped without ending it (killed or crashed)"
+            return STOP_WORDS.get(stop_all[0])
         while parent_alive() and (unit := table.claim_unit(slot)) is not None:
             def should_stop(i: int) -> bool:
-                return stop[i] != 0 or not parent_alive()
+                return stop[i] != 0 or stop_all[0] != 0 or not parent_alive()
 
             work = WorkUnit(tuple(specs[i] for i in unit), tuple(run_ids[i] for i in unit), fast, train_fn, resume)
-            run_unit(work, sender.send, [lambda i=i: should_stop(i) for i in unit], device=device, store=store)
+            run_unit(work, sender.send, [lambda i=i: should_stop(i) for i in unit], device=device, store=store,
+                     interrupted=interrupted)
         if not parent_alive():  # orphaned: close the books on what nobody will run
             while (i := table.claim(slot)) is not None:
-                store.mark(run_ids[i], "cancelled", "the process that started it exited")
+                store.mark(run_ids[i], "interrupted",
+                           f"{driver} (pid {parent_pid}) stopped before it started (killed or crashed)")
     finally:
         sender.close(parent_alive)
         store.close()
@@ -289,15 +311,16 @@ class Runner:
     def __init__(self, specs: list[RunSpec], *, device: str = "auto", workers: int | None = None,
                  store: RunStore | str | Path | None = None, train_fn: str | TrainFn | None = None,
                  threads: int | None = None, comparison: str | None = None, batch: bool = True,
-                 fast: str = "", run_ids: list[str] | None = None, context: Any = None, resume: bool = False):
+                 fast: str = "", run_ids: list[str] | None = None, context: Any = None, resume: str = ""):
         """`batch`: runs that share an architecture train together as one batched model
         (``engine.batched``; others run solo). `fast`: opt-in fast paths, e.g. ``"bf16,compile"``
         (``engine.batched.accel.FastPaths``). `train_fn`: ``"module:function"`` with the solo
         loop's signature instead of dllab's trainers (no batching, no fast paths). `run_ids`: the
         runs' ids, chosen by the caller (a client of the runs service knows them before it submits).
         `context`: the multiprocessing context workers start from (default ``spawn``; the runs service
-        passes a ``forkserver`` that has imported torch already: :func:`warm_context`). `resume`: each
-        run goes on from its checkpoint (``engine.runs.resume``: its store row reopened first).
+        passes a ``forkserver`` that has imported torch already: :func:`warm_context`). `resume`: the
+        runs go on from a checkpoint (``engine.runs.resume.reopen`` gives them, their store rows
+        reopened): ``"run"`` one run from its own, ``"group"`` a batched group's runs from theirs.
         """
         from engine.runs.device import cpu_cores, resolve_device, threads_per_worker
 
@@ -338,7 +361,12 @@ class Runner:
             work_units,  # imports torch: not in a worker before its threads are set
         )
 
-        self.units = work_units(self.specs, workers, batch=batch and default_fn)
+        if resume:  # the unit the checkpoint was taken of: one run, or its whole group
+            self.units = [list(range(n))]
+            if resume == "run" and n != 1:
+                raise ValueError("a run resumed from its own checkpoint goes on alone")
+        else:
+            self.units = work_units(self.specs, workers, batch=batch and default_fn)
         self.workers = max(1, min(workers, len(self.units)))
         self.threads = threads or threads_per_worker(self.workers, dev)
         self._slot_devices = [
@@ -350,8 +378,6 @@ class Runner:
         self.train_fn = train_fn
         self._ctx = context or multiprocessing.get_context("spawn")
         self.resume = resume
-        if resume and len(self.units) != len(self.specs):
-            raise ValueError("resumed runs go on one by one: pass batch=False")
         self._table = _Table(self._ctx, n, self.workers, [u for u in self.units if len(u) > 1])
         self._lock = threading.RLock()
         self._workers: dict[int, _Worker] = {}
@@ -392,7 +418,8 @@ class Runner:
         process = self._ctx.Process(
             target=_worker_main, name=f"dllab-worker-{slot}", daemon=False,
             args=(slot, self.specs, self.run_ids, self._slot_devices[slot], str(self.store.path),
-                  self.train_fn, self.threads, self._table, writer, os.getpid(), self.fast, self.resume),
+                  self.train_fn, self.threads, self._table, writer, os.getpid(), self.fast, self.resume,
+                  store_module.OWNER_KIND),
         )
         with _signals_blocked():
             try:
@@ -461,12 +488,15 @@ class Runner:
 
     # -- control --------------------------------------------------------------------------
 
-    def cancel(self, run_id: str | None = None) -> None:
+    def cancel(self, run_id: str | None = None, *, signal_name: str | None = None) -> None:
         """Stop one run (or all): a running one ends ``cancelled`` at its next step, a pending one
-        is marked ``cancelled`` now and never starts."""
+        is marked ``cancelled`` now and never starts. `signal_name` ("SIGHUP", "SIGTERM"): nobody
+        asked, the process was told to stop; every run ends ``interrupted``, saying so."""
         with self._lock:
             if run_id is None:
                 self._cancel_all = True
+                # a signal's code stays when close() cancels what is left after it
+                self._table.stop_all[0] = max(self._table.stop_all[0], STOP_CODES.get(signal_name or "", 1))
                 indices = range(len(self.specs))
             else:
                 if run_id not in self._index:

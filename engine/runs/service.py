@@ -316,7 +316,8 @@ class Service:
         return {"ok": True, "comparison": runner.comparison, "run_ids": list(runner.run_ids)}
 
     def resume(self, run_id: str) -> dict[str, Any]:
-        """A stopped run goes on from its checkpoint in this service's workers (``engine.runs.resume``)."""
+        """A stopped run (with its batched group, when it trained in one) goes on from its checkpoint
+        in this service's workers (``engine.runs.resume``)."""
         from engine.runs.resume import reopen
         from engine.runs.runner import Runner
         from engine.runs.store import RunStore
@@ -326,10 +327,11 @@ class Service:
             live_runs = {r for live in self.live.values() for r in live.runner.run_ids}
         with RunStore(self.home) as store:
             row = store.get_run(run_id)
-            spec = reopen(row, store, live_runs)
-        runner = Runner([spec], device=row.device or "auto", workers=1, store=self.home, comparison=row.comparison,
-                        batch=False, run_ids=[row.run_id], context=self.context, resume=True)
-        return self._start(Live(f"{row.comparison}:{row.run_id}", row.preset, runner), len([spec]))
+            unit = reopen(row, store, live_runs)
+        runner = Runner(list(unit.specs), device=row.device or "auto", workers=1, store=self.home,
+                        comparison=row.comparison, run_ids=list(unit.run_ids), context=self.context,
+                        resume=unit.resume)
+        return self._start(Live(f"{row.comparison}:{row.run_id}", row.preset, runner), len(unit.specs))
 
     def _drain(self, live: Live) -> None:
         """Read the runner's events until every run ended (the workers already stored them)."""

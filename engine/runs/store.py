@@ -157,8 +157,8 @@ def orphan_reason(owner: str) -> str | None:
     if host != socket.gethostname():
         return None  # another machine's run: its own commands settle it
     if boot and boot != _boot_id():
-        return f"interrupted: the machine restarted while {kind} (pid {pid}) ran it"
-    return None if pid_alive(pid) else f"interrupted: {kind} (pid {pid}) stopped without ending it"
+        return f"the machine restarted while {kind} (pid {pid}) ran it"
+    return None if pid_alive(pid) else f"{kind} (pid {pid}) stopped without ending it (killed or crashed)"
 
 
 def pid_alive(pid: int) -> bool:
@@ -454,17 +454,15 @@ class RunStore:
 
     def settle_orphans(self) -> int:
         """Runs still pending or running whose driving process is gone (killed, its machine
-        restarted) end ``cancelled`` with a reason that says so; returns how many. Called when a
+        restarted) end ``interrupted`` with a reason that says so; returns how many. Called when a
         command or the app opens the store, so nothing stays "running" forever."""
         rows = self._query("SELECT run_id, owner FROM runs WHERE status IN ('pending', 'running') AND owner != ''")
         settled = 0
         for row in rows:
             if (reason := orphan_reason(row["owner"])) is not None:
-                from engine.training.checkpoint import checkpoint_path
+                from engine.training.checkpoint import resume_hint
 
-                if checkpoint_path(self.path.parent, row["run_id"]).exists():
-                    reason += f"; it has a checkpoint: `dllab resume {row['run_id']}` goes on"
-                settled += self.mark(row["run_id"], "cancelled", reason)
+                settled += self.mark(row["run_id"], "interrupted", reason + resume_hint(self.path.parent, row["run_id"]))
         return settled
 
     def mark(self, run_id: str, status: str, reason: str) -> bool:

@@ -15,7 +15,9 @@ every :data:`EVERY_S` seconds at an evaluation and when the run is cancelled, an
 ``torch.load(weights_only=True)``: tensors, numbers, strings, lists and dicts only.
 
 Runs with extra ensemble members are not checkpointed (their members' states are not captured yet):
-:func:`supported` says why, and such a run cannot be resumed.
+:func:`supported` says why, and such a run cannot be resumed. A batched group's checkpoint
+(``engine.batched.checkpoint``) is built from the same parts (:func:`ledger_state`,
+:func:`stats_state`, :func:`write_atomic`): one file, linked under each of its runs' names.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
+    from engine.diagnostics.run_stats import RunStats
     from engine.recipe.config import RunSpec
     from engine.training.loop import SoloRun
+    from engine.training.runbook import RunLedger
 
 EVERY_S = 30.0
 """Seconds between checkpoints of a running run (taken at the first evaluation after that)."""
@@ -40,6 +44,11 @@ DIRNAME = "checkpoints"
 
 def checkpoint_path(home: str | Path, run_id: str) -> Path:
     return Path(home) / DIRNAME / f"{run_id}.pt"
+
+
+def resume_hint(home: str | Path, run_id: str) -> str:
+    """What a stopped run's reason adds when it can go on: the command that does it."""
+    return f"; `dllab resume {run_id}` goes on from its checkpoint" if checkpoint_path(home, run_id).exists() else ""
 
 
 def supported(spec: RunSpec) -> str | None:
@@ -63,13 +72,25 @@ class Checkpointer:
         return time.monotonic() - self.last >= self.every_s
 
     def write(self, run: SoloRun) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            os.chmod(self.path.parent, 0o700)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save(capture(run), tmp)
-        os.replace(tmp, self.path)
+        write_atomic(capture(run), [self.path])
         self.last = time.monotonic()
+
+
+def write_atomic(state: dict[str, Any], paths: list[Path]) -> None:
+    """Save `state` once and put it at every one of `paths` (hard links: one file, several names),
+    each name replaced atomically: a reader finds the old checkpoint or the new one, never half."""
+    first = paths[0]
+    first.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        os.chmod(first.parent, 0o700)
+    tmp = first.with_name(first.name + ".tmp")
+    torch.save(state, tmp)
+    for path in paths[1:]:
+        link = path.with_name(path.name + ".tmp")
+        link.unlink(missing_ok=True)
+        os.link(tmp, link)
+        os.replace(link, path)
+    os.replace(tmp, first)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -88,6 +109,7 @@ def capture(run: SoloRun) -> dict[str, Any]:
     ledger, stats = run.ledger, run.stats
     return {
         "format": FORMAT,
+        "kind": "run",
         "run_id": run.run_id,
         "time": time.time(),
         "step": run.step,
@@ -104,14 +126,55 @@ def capture(run: SoloRun) -> dict[str, Any]:
             "noise": _generator(run.noise),
             "augment": _generator(getattr(run.augmenter, "generator", None)),
             "unlabeled": _generator(getattr(run.unlabeled, "generator", None)),
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state(run.dev) if run.dev.type == "cuda" else None,
+            **global_rng(run.dev),
         },
-        "ledger": {"history": ledger.history, "best": ledger.best, "summary": _plain(ledger.summary),
-                   "evals_since_best": ledger.evals_since_best, "diagnosed_at": ledger.diagnosed_at},
-        "stats": {"last": stats._last, "n": stats._n, "sum": stats._sum, "sum_sq": stats._sum_sq,
-                  "train_seconds": stats.train_seconds, "timed_steps": stats.timed_steps},
+        "ledger": ledger_state(ledger),
+        "stats": stats_state(stats),
     }
+
+
+def ledger_state(ledger: RunLedger) -> dict[str, Any]:
+    """What a run has reported so far: its history, best figures, patience and summary."""
+    return {"history": ledger.history, "best": ledger.best, "summary": _plain(ledger.summary),
+            "evals_since_best": ledger.evals_since_best, "diagnosed_at": ledger.diagnosed_at}
+
+
+def restore_ledger(ledger: RunLedger, saved: dict[str, Any]) -> None:
+    ledger.history = list(saved["history"])
+    ledger.best = dict(saved["best"])
+    ledger.summary.update(saved["summary"])
+    ledger.evals_since_best = int(saved["evals_since_best"])
+    ledger.diagnosed_at = int(saved["diagnosed_at"])
+
+
+def stats_state(stats: RunStats) -> dict[str, Any]:
+    """The whole-run figures gathered so far."""
+    return {"last": stats._last, "n": stats._n, "sum": stats._sum, "sum_sq": stats._sum_sq,
+            "train_seconds": stats.train_seconds, "timed_steps": stats.timed_steps}
+
+
+def restore_stats(stats: RunStats, saved: dict[str, Any]) -> None:
+    stats._last, stats._n = saved["last"], int(saved["n"])
+    stats._sum, stats._sum_sq = float(saved["sum"]), float(saved["sum_sq"])
+    stats.train_seconds, stats.timed_steps = float(saved["train_seconds"]), int(saved["timed_steps"])
+
+
+def set_threads(state: dict[str, Any], dev: torch.device) -> None:
+    """A CPU's sums depend on how many threads share them: a resumed run uses as many as before."""
+    if dev.type == "cpu":
+        torch.set_num_threads(int(state["threads"]))
+
+
+def global_rng(dev: torch.device) -> dict[str, Any]:
+    """torch's global random streams (the CPU's, and the device's on CUDA)."""
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
+
+
+def restore_global_rng(rng: dict[str, Any], dev: torch.device) -> None:
+    torch.set_rng_state(rng["torch"])
+    if rng.get("cuda") is not None and dev.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"], dev)
 
 
 def _plain(summary: dict[str, Any]) -> dict[str, Any]:
@@ -122,8 +185,7 @@ def _plain(summary: dict[str, Any]) -> dict[str, Any]:
 def restore(run: SoloRun, state: dict[str, Any]) -> None:
     """Put a run built from the same spec back where the checkpoint left it."""
     dev = run.dev
-    if dev.type == "cpu":  # a CPU's sums depend on how many threads share them: the same as before
-        torch.set_num_threads(int(state["threads"]))
+    set_threads(state, dev)
     run.step = int(state["step"])
     run.perm = state["perm"].to(dev)
     run.model.load_state_dict(state["model"])
@@ -139,16 +201,6 @@ def restore(run: SoloRun, state: dict[str, Any]) -> None:
                        (getattr(run.unlabeled, "generator", None), rng["unlabeled"])):
         if gen is not None and saved is not None:
             gen.set_state(saved)
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] is not None and dev.type == "cuda":
-        torch.cuda.set_rng_state(rng["cuda"], dev)
-    ledger, saved_ledger = run.ledger, state["ledger"]
-    ledger.history = list(saved_ledger["history"])
-    ledger.best = dict(saved_ledger["best"])
-    ledger.summary.update(saved_ledger["summary"])
-    ledger.evals_since_best = int(saved_ledger["evals_since_best"])
-    ledger.diagnosed_at = int(saved_ledger["diagnosed_at"])
-    stats, saved_stats = run.stats, state["stats"]
-    stats._last, stats._n = saved_stats["last"], int(saved_stats["n"])
-    stats._sum, stats._sum_sq = float(saved_stats["sum"]), float(saved_stats["sum_sq"])
-    stats.train_seconds, stats.timed_steps = float(saved_stats["train_seconds"]), int(saved_stats["timed_steps"])
+    restore_global_rng(rng, dev)
+    restore_ledger(run.ledger, state["ledger"])
+    restore_stats(run.stats, state["stats"])

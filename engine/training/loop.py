@@ -37,7 +37,7 @@ from engine.diagnostics.health import (
 )
 from engine.diagnostics.lr_find import lr_find_hook
 from engine.diagnostics.run_stats import RunStats
-from engine.events import Diagnostics, Event, Message, RunFinished, StepMetrics
+from engine.events import ENDED, Diagnostics, Event, Message, RunFinished, StepMetrics
 from engine.models import build_model, count_params
 from engine.recipe.config import RunSpec
 from engine.recipe.losses import accuracy, build_loss
@@ -142,7 +142,7 @@ def train(
     except torch.cuda.OutOfMemoryError:
         status, reason = "failed", out_of_memory_reason(run.dev)
     finished = run.end(status, reason)
-    if saver is not None and status in ("done", "early-stopped", "diverged"):  # nothing left to resume
+    if saver is not None and status in ENDED:  # nothing left to resume
         saver.path.unlink(missing_ok=True)
     return finished
 

@@ -80,6 +80,11 @@ def cancelled_reason(step: int) -> str:
     return f"cancelled at step {step}"
 
 
+def interrupted_reason(step: int, why: str) -> str:
+    """A run stopped because what drove it went away (`why`: "the terminal closed (SIGHUP)", ...)."""
+    return f"interrupted at step {step}: {why}"
+
+
 def diverged_reason(value: float, step: int) -> str:
     return f"loss became {value:.3g} at step {step}"
 

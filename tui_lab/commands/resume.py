@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
         line = Text(f"resuming {row.preset} · {row.variant} · seed {row.seed} ({row.run_id}) …")
         figures: dict[str, float] = {}
 
-        def note(event) -> None:
+        def note(event) -> None:  # the line follows the run asked for (its group trains beside it)
+            if event.run_id != row.run_id:
+                return
             if isinstance(event, StepMetrics):
                 figures["step"], figures["loss"] = event.step, event.train_loss
             elif isinstance(event, EvalMetrics) and "val_acc" in event.metrics:
@@ -77,19 +79,28 @@ def run(args: argparse.Namespace) -> int:
         previous = signal.signal(signal.SIGINT, first_ctrl_c)
         try:
             with Live(line, console=console, refresh_per_second=4, transient=False):
-                finished, start = resume_inline(row, store, note, stop.is_set, device=args.device)
+                everything, start = resume_inline(row, store, note, stop.is_set, device=args.device)
+        except ValueError as exc:  # its group cannot go on (a run of it is going elsewhere)
+            print(f"dllab: {exc}", file=sys.stderr)
+            return EXIT_INVALID
         except KeyboardInterrupt:
             print("dllab: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
         finally:
             signal.signal(signal.SIGINT, previous)
         if stop.is_set():
-            print(f"dllab: interrupted at step {finished.step}; the run checkpointed there "
-                  f"(`dllab resume {row.run_id}` goes on)", file=sys.stderr)
+            step = min(f.step for f in everything)
+            print(f"dllab: interrupted at step {step}; the {'runs' if len(everything) > 1 else 'run'} "
+                  f"checkpointed there (`dllab resume {row.run_id}` goes on)", file=sys.stderr)
             return EXIT_INTERRUPTED
-    final = finished.final
-    acc = f", val acc {final['val_acc']:.1%}" if "val_acc" in final else ""
-    loss = f", train loss {final['train_loss']:.4g}" if "train_loss" in final else ""
-    print(f"{row.run_id}: {finished.status} at step {finished.step} (went on from step {start['step']}): "
-          f"{finished.reason}{loss}{acc}")
-    return EXIT_OK if finished.status in ("done", "early-stopped") else EXIT_FAILED
+    if len(everything) > 1:
+        print(f"{row.run_id} trained in a batched group: its {len(everything)} runs went on together",
+              file=sys.stderr)
+    for finished in everything:
+        final = finished.final
+        acc = f", val acc {final['val_acc']:.1%}" if "val_acc" in final else ""
+        loss = f", train loss {final['train_loss']:.4g}" if "train_loss" in final else ""
+        print(f"{finished.run_id}: {finished.status} at step {finished.step} (went on from step {start['step']}): "
+              f"{finished.reason}{loss}{acc}")
+    good = all(f.status in ("done", "early-stopped") for f in everything)
+    return EXIT_OK if good else EXIT_FAILED

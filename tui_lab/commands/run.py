@@ -89,7 +89,8 @@ def _run(args: argparse.Namespace, check: bool) -> int:
     print_result(result, console, as_json=args.json)
     if result.interrupted:
         if not args.json:
-            console.print("[yellow]interrupted: unfinished runs were marked cancelled[/]")
+            console.print(f"[yellow]interrupted: unfinished runs were marked "
+                          f"{'interrupted' if result.stopped_by else 'cancelled'}[/]")
         return EXIT_INTERRUPTED
     if check:
         if not args.json:
@@ -103,10 +104,13 @@ def _run(args: argparse.Namespace, check: bool) -> int:
 
 def _interrupt_on_hangup() -> None:
     """SIGTERM and SIGHUP (a closed terminal, `kill`) end `dllab run` as Ctrl+C does: its runs
-    cancelled (and checkpointed), what they measured printed, exit 130."""
+    stopped (and checkpointed: they end ``interrupted``, saying which signal), what they measured
+    printed, exit 130."""
+
+    from engine.runs.runner import SignalStop
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        raise SignalStop(signal.Signals(signum).name)
 
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):

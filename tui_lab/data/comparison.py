@@ -18,6 +18,7 @@ from engine.catalogue.presets import LoadedPreset
 from engine.diagnostics.curves import Diagnosis, diagnose
 from engine.events import (
     FINAL_STATUSES,
+    STOPPED,
     Diagnostics,
     EvalMetrics,
     Event,
@@ -364,7 +365,8 @@ class Comparison:
 
     @property
     def n_cancelled(self) -> int:
-        return sum(r.status == "cancelled" for r in self.runs)
+        """Runs stopped from outside: cancelled, or interrupted (their process or terminal went away)."""
+        return sum(r.status in STOPPED for r in self.runs)
 
     @property
     def n_failed(self) -> int:
@@ -380,7 +382,7 @@ class Comparison:
     def claims_on_cancelled(self, claims: list[ClaimResult]) -> list[ClaimResult]:
         """Those of the checked `claims` (``claims()``) not checked because a run they compare was
         cancelled."""
-        cancelled = {r.variant for r in self.runs if r.status == "cancelled"}
+        cancelled = {r.variant for r in self.runs if r.status in STOPPED}
         return [r for r in claims if r.problem and cancelled & set(r.claim.variants)]
 
     @property
@@ -467,13 +469,15 @@ def finish_note(c: Comparison) -> tuple[str, str]:
     compare them were not checked."""
     claims = c.claims()
     n, cancelled = len(c.runs), c.n_cancelled
+    kinds = {r.status for r in c.runs if r.status in STOPPED}
+    word = kinds.pop() if len(kinds) == 1 else "stopped"  # cancelled, interrupted, or some of each
     if c.all_cancelled:
         runs = f"all {n} runs" if n > 1 else "the run"
         unchecked = " — claims not checked" if claims else ""
-        return f"{c.title}: cancelled", f"{runs} cancelled{unchecked} · r runs {'them' if n > 1 else 'it'} again"
+        return f"{c.title}: {word}", f"{runs} {word}{unchecked} · r runs {'them' if n > 1 else 'it'} again"
     parts = []
     if cancelled:
-        parts.append(f"{cancelled} of {n} runs cancelled")
+        parts.append(f"{cancelled} of {n} runs {word}")
     if claims:
         held, unchecked = sum(r.holds for r in claims), sum(bool(r.problem) for r in claims)
         on_cancelled = len(c.claims_on_cancelled(claims))
@@ -483,7 +487,7 @@ def finish_note(c: Comparison) -> tuple[str, str]:
             parts.append(f"{held}/{len(claims) - unchecked} checked claims hold")
         if on_cancelled:
             needs = "it needs" if on_cancelled == 1 else "they need"
-            parts.append(f"{on_cancelled} not checked: {needs} the cancelled run{'s' if cancelled > 1 else ''}")
+            parts.append(f"{on_cancelled} not checked: {needs} the {word} run{'s' if cancelled > 1 else ''}")
         if unchecked > on_cancelled:
             parts.append(f"{unchecked - on_cancelled} {'more ' if on_cancelled else ''}not checked")
     failed = [r for r in c.runs if r.status == "failed"]
@@ -493,7 +497,7 @@ def finish_note(c: Comparison) -> tuple[str, str]:
     if diverged := sum(r.status == "diverged" for r in c.runs):
         parts.append(f"{diverged} diverged")
     parts.append("the numbers: the Dashboard's Verdict tab (v)")
-    title = f"{c.title}: " + ("failed" if len(failed) == n else "finished") + (f", {cancelled} cancelled" if cancelled else "")
+    title = f"{c.title}: " + ("failed" if len(failed) == n else "finished") + (f", {cancelled} {word}" if cancelled else "")
     return title, " · ".join(parts)
 
 

@@ -14,6 +14,7 @@ STATUS_ICON = {
     "diverged": "✘",
     "failed": "✘",
     "cancelled": "■",
+    "interrupted": "■",
 }
 
 

@@ -139,7 +139,7 @@ class SearchComparison(Comparison):
 
     def trial_score(self, run: RunView) -> float:
         """The run's score as its search ranks it (NaN while it runs or when it failed)."""
-        if run.run_id is None or not run.finished or run.status in ("failed", "cancelled"):
+        if run.run_id is None or not run.finished or run.status in ("failed", "cancelled", "interrupted"):
             return math.nan
         outcome = self.collector.runs.get(run.run_id)
         settings = self.settings.get(run.label)

@@ -72,8 +72,8 @@ def layers_empty(c: Comparison, run: RunView) -> str:
     if run.finished:
         if c.finished and not any(r.diagnostics for r in c.runs):
             return "No diagnostics were recorded in these runs."
-        if run.status == "cancelled":
-            return "This run was cancelled before its first diagnostics."
+        if run.status in ("cancelled", "interrupted"):
+            return f"This run was {run.status} before its first diagnostics."
         if run.status == "failed" and run.reason:
             return f"No diagnostics were recorded in this run: it failed ({run.reason})."
         return f"No diagnostics were recorded in this run (it ended {run.status})."

@@ -82,7 +82,7 @@ def verdict_content(c: Comparison, width: int | None = None) -> Content:
         name = c.run_title(run)
         parts.append(hanging(Content.from_markup(f"[{style}]$text[/]", text=d.text),
                              Content.from_markup("[b]$name[/] ", name=name + ":"), width))
-        if run.status in ("failed", "cancelled") and run.reason:
+        if run.status in ("failed", "cancelled", "interrupted") and run.reason:
             parts.append(hanging(Content.from_markup("[$text-muted]$r[/]", r=run.reason), 4, width))
         if d.remedies:
             remedies.setdefault(d.label, ([], d.remedies))[0].append(name)
