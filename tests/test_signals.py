@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -45,3 +46,66 @@ def test_a_signal_ends_dllab_run_like_ctrl_c(tmp_path: Path, sig) -> None:
         (row,) = store.list_runs()
     assert row.status == "interrupted" and row.step > 0, row.reason
     assert row.reason.startswith(f"interrupted at step {row.step}: ") and f"({sig.name})" in row.reason
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_ends_the_app_like_quitting_and_gives_the_terminal_back(tmp_path: Path, sig) -> None:
+    """The app in a terminal of its own (a pty), training with its own workers: SIGTERM or SIGHUP
+    ends it with 128 + the signal, its runs end interrupted naming the signal, and its last output
+    leaves the alternate screen and turns mouse reporting off."""
+    import pty
+    import select
+
+    preset = tmp_path / "long.toml"
+    preset.write_text(tiny_preset('[base.train]\nsteps = 100000\nlog_every = 50\n\n[[variants]]\nname = "A"\n'))
+    home = tmp_path / "home"
+    env = {**os.environ, "DLLAB_HOME": str(home), "DLLAB_SERVICE": "off", "TERM": "xterm-256color",
+           "COLUMNS": "100", "LINES": "30"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the app in the pty
+        os.execve(sys.executable, [sys.executable, "-m", "tui_lab.cli", "open", str(preset), "--device", "cpu"], env)
+    output = bytearray()
+
+    def read(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # the child closed the pty
+                    return
+                if not chunk:
+                    return
+                output.extend(chunk)
+
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            read(0.3)
+            if (home / "runs.sqlite").exists():
+                with RunStore(home) as store:
+                    if any(r.step > 0 for r in store.list_runs()):
+                        break
+        os.kill(pid, sig)
+        end = time.monotonic() + 30
+        status = None
+        while time.monotonic() < end:
+            read(0.2)
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+        read(0.5)
+    finally:
+        if status is None or not os.WIFEXITED(status):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        os.close(fd)
+    assert status is not None and os.WIFEXITED(status), "the app did not exit"
+    assert os.WEXITSTATUS(status) == 128 + sig
+    tail = bytes(output[-4000:])
+    assert b"\x1b[?1049l" in tail and b"\x1b[?1000l" in tail  # the screen and the mouse given back
+    assert b"Traceback" not in output
+    with RunStore(home) as store:
+        (row,) = store.list_runs()
+    assert row.status == "interrupted" and f"({sig.name})" in row.reason

@@ -6,6 +6,9 @@ and starts it. Tests build ``DllabApp(runner_factory=FakeRunner, store=..., froz
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,6 +80,8 @@ class DllabApp(App):
         """Tests: no spinner animation (deterministic snapshots)."""
         self._open = (open_preset, quick, seeds)
         self._follow = follow
+        self._stopping_for: str | None = None
+        """The signal the app is going away for (SIGTERM, SIGHUP), once one came."""
         """A comparison to open at start and follow to its end (``dllab attach``)."""
         self._first_mode = mode if mode in self.MODES else "library"
         self.pending_draft: tuple[Any, Path | None] | None = None
@@ -90,6 +95,7 @@ class DllabApp(App):
         engine's in-process executor, in the search's thread). Tests pass a fake."""
 
     def on_mount(self) -> None:
+        self._catch_signals()
         loaded, quick, seeds = self._open
         if self._follow is not None:
             self.switch_mode("dashboard")
@@ -102,6 +108,28 @@ class DllabApp(App):
 
     def on_unmount(self) -> None:
         self.bridge.stop_all()  # drain threads close their runners; the loop waits for them
+
+    def _catch_signals(self) -> None:
+        """SIGTERM and SIGHUP (a closed terminal, `kill`) end the app as quitting does: runs that
+        the runs service trains go on, its own workers' runs stop ``interrupted`` (checkpointed),
+        and the terminal is given back as it was (no alternate screen or mouse mode left on)."""
+        loop = asyncio.get_running_loop()
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                    loop.add_signal_handler(getattr(signal, name), self._signalled, name)
+
+    def _signalled(self, name: str) -> None:
+        if self._stopping_for is not None:
+            return
+        self._stopping_for = name
+        self.bridge.interrupt(name)
+
+        async def leave() -> None:
+            await self.bridge.shutdown()
+            self.exit(return_code=128 + getattr(signal, name))
+
+        self.run_worker(leave(), exclusive=True, group="signal-exit")
 
     def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
         """Every toast (the screens' and widgets' too): its text may quote a preset file, the store

@@ -371,6 +371,15 @@ class EngineBridge:
                 break
             await asyncio.sleep(0.05)
 
+    def interrupt(self, signal_name: str) -> None:
+        """The app was signalled (SIGHUP: its terminal closed; SIGTERM): runs its own workers train
+        stop ``interrupted``, naming the signal; runs the runs service trains go on."""
+        for session in self.sessions.values():
+            runner = session.runner
+            if runner is not None and not session.detached and hasattr(runner, "interrupt"):
+                with contextlib.suppress(Exception):
+                    runner.interrupt(signal_name)
+
     def stop_all(self) -> None:
         """Tell every drain thread to cancel and close its runner (the app is going away)."""
         for session in self.sessions.values():

@@ -488,6 +488,11 @@ class Runner:
 
     # -- control --------------------------------------------------------------------------
 
+    def interrupt(self, signal_name: str) -> None:
+        """Stop every run because the process was signalled ("SIGHUP", "SIGTERM"): they end
+        ``interrupted``, naming the signal (checkpointed, so ``dllab resume`` goes on)."""
+        self.cancel(signal_name=signal_name)
+
     def cancel(self, run_id: str | None = None, *, signal_name: str | None = None) -> None:
         """Stop one run (or all): a running one ends ``cancelled`` at its next step, a pending one
         is marked ``cancelled`` now and never starts. `signal_name` ("SIGHUP", "SIGTERM"): nobody
