@@ -80,6 +80,9 @@ class DllabApp(App):
         """Tests: no spinner animation (deterministic snapshots)."""
         self._open = (open_preset, quick, seeds)
         self._follow = follow
+        self.catch_signals = False
+        """SIGTERM and SIGHUP end the app as quitting does (``run_app`` sets it; tests leave the
+        test process's signals alone)."""
         self._stopping_for: str | None = None
         """The signal the app is going away for (SIGTERM, SIGHUP), once one came."""
         """A comparison to open at start and follow to its end (``dllab attach``)."""
@@ -95,7 +98,8 @@ class DllabApp(App):
         engine's in-process executor, in the search's thread). Tests pass a fake."""
 
     def on_mount(self) -> None:
-        self._catch_signals()
+        if self.catch_signals:
+            self._catch_signals()
         loaded, quick, seeds = self._open
         if self._follow is not None:
             self.switch_mode("dashboard")
@@ -493,6 +497,7 @@ def run_app(open_preset: str | None = None, quick: bool = False, seeds: list[int
         store.settle_orphans()  # runs whose process is gone end with the reason, not "running" for ever
     ensure_resource_tracker()  # while sys.stderr is still the terminal (see its docstring)
     app = DllabApp(open_preset=loaded, quick=quick, seeds=seeds, device=device, follow=follow)
+    app.catch_signals = True
     try:
         app.run()
     finally:
