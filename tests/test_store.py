@@ -234,3 +234,27 @@ def test_one_store_shared_by_threads(store: RunStore):
     for t in threads:
         t.join()
     assert len(store.list_runs(status="done")) == 4
+
+
+def test_a_follower_reads_only_what_is_new_and_ends_with_the_stored_stream(store: RunStore):
+    """A follower's first poll is the run so far; each later poll reads only the rows written
+    since (``series(after=marks)``), and what it returned in all is the stored event stream."""
+    from engine.runs.follow import StoreFollower
+
+    events = run_events("r1")
+    follower = StoreFollower(store, ["r1"])
+    assert follower.poll(0) == []  # not registered yet
+    got: list = []
+    record_all(store, events[:4])
+    got += follower.poll(0)
+    assert [type(e).__name__ for e in got] == ["RunStarted", "StepMetrics", "EvalMetrics", "Diagnostics"]
+    marks = store.series("r1").marks
+    assert store.series("r1", after=marks).steps == [] and follower.poll(0) == []  # nothing new: nothing read
+    record_all(store, events[4:7])
+    new = store.series("r1", after=marks)
+    assert [(e.step, e.train_loss) for e in new.steps] == [(20, 0.25)] and len(new.messages) == 1
+    got += follower.poll(0)
+    assert not follower.finished
+    record_all(store, events[7:])
+    got += follower.poll(0)
+    assert follower.finished and got == store.events("r1")

@@ -4,7 +4,8 @@ The runs service's workers write every event to the store as it happens, so a cl
 comparison by reading it: :class:`StoreFollower` is runner-shaped (``start``, ``poll``, ``cancel``,
 ``close``, ``finished``), the same shape as the Runner the app drains, so a followed comparison is
 drawn by the same code as one the app runs itself. Its first poll returns everything stored so far
-(the curves up to now); later polls return what the workers wrote since. Any number of clients may
+(the curves up to now); later polls read only the rows the workers wrote since (the store's row
+numbers mark where each read stopped), so a long run costs no more to follow than a short one. Any number of clients may
 follow one comparison: each only reads. ``cancel`` asks the service (when one runs the
 comparison); ``close`` only stops following: the runs go on.
 """
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine.events import Event, RunFinished, RunStarted
+from engine.events import Event
 
 
 class StoreFollower:
@@ -31,7 +32,8 @@ class StoreFollower:
         self._cancel = cancel
         self.idle_s = idle_s
         self._sent_start: set[str] = set()
-        self._sent_body: dict[str, int] = {}
+        self._marks: dict[str, dict[str, int]] = {}
+        """Per run, the last row number read from each series table."""
         self._ended: set[str] = set()
         self._closed = False
 
@@ -50,22 +52,24 @@ class StoreFollower:
         return events
 
     def _read(self) -> list[Event]:
+        """Each open run's new rows: its row first (has it started, has it ended), then the series
+        rows added since the last read (every event is stored before the run's end is)."""
         out: list[Event] = []
         for run_id in self.run_ids:
             if run_id in self._ended:
                 continue
-            stored = self.store.events(run_id)
-            start = [e for e in stored if isinstance(e, RunStarted)]
-            end = [e for e in stored if isinstance(e, RunFinished)]
-            body = [e for e in stored if not isinstance(e, RunStarted | RunFinished)]
-            if start and run_id not in self._sent_start:
-                out.append(start[0])
+            try:
+                row = self.store.get_run(run_id)
+            except KeyError:  # not registered yet
+                continue
+            if row.started is not None and run_id not in self._sent_start:
+                out.append(self.store.started_event(row))
                 self._sent_start.add(run_id)
-            seen = self._sent_body.get(run_id, 0)
-            out.extend(body[seen:])  # events come in emission order, each run's new ones last
-            self._sent_body[run_id] = len(body)
-            if end:
-                out.append(end[0])
+            series = self.store.series(run_id, after=self._marks.get(run_id))
+            self._marks[run_id] = series.marks
+            out.extend(series.in_time_order())
+            if row.is_final:
+                out.append(self.store.finished_event(row))
                 self._ended.add(run_id)
         return out
 

@@ -17,7 +17,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,6 +220,15 @@ class RunSeries:
     messages: list[Message] = field(default_factory=list)
     other: list[Event] = field(default_factory=list)
     """Every other event type (Boundary, ...), in time order."""
+    marks: dict[str, int] = field(default_factory=dict)
+    """The last row number read from each table (``RunStore.series(after=marks)`` reads on from there)."""
+
+    def in_time_order(self) -> list[Event]:
+        """Every event, as they were emitted: by time (a stable sort: at equal times, steps, then
+        evaluations, diagnostics, messages, the rest)."""
+        body: list[Event] = [*self.steps, *self.evals, *self.diagnostics, *self.messages, *self.other]
+        body.sort(key=lambda e: e.time)
+        return body
 
     @property
     def boundaries(self) -> list[Boundary]:
@@ -582,26 +591,36 @@ class RunStore:
             raise RunNotFound(f"{key!r} is ambiguous: it matches runs {shown}; give more characters")
         return self._row(rows[0])
 
-    def series(self, run_id: str) -> RunSeries:
-        """Everything a dashboard draws for one run, in step order."""
+    def series(self, run_id: str, after: Mapping[str, int] | None = None) -> RunSeries:
+        """Everything a dashboard draws for one run, in step order. `after`: only the rows added
+        since an earlier read (its ``marks``: the last row number it read in each table), so a
+        follower reads what is new, not the whole run again at every poll."""
+        after = after or {}
         out = RunSeries(run_id)
-        for r in self._query("SELECT * FROM step_metrics WHERE run_id = ? ORDER BY step, rowid", (run_id,)):
+
+        def rows(table: str, order: str, columns: str = "*") -> list[sqlite3.Row]:
+            seen = after.get(table, 0)
+            got = self._query(f"SELECT rowid AS row_number, {columns} FROM {table} WHERE run_id = ? AND rowid > ?"
+                              f" ORDER BY {order}", (run_id, seen))
+            out.marks[table] = max([seen, *(r["row_number"] for r in got)])
+            return got
+
+        for r in rows("step_metrics", "step, rowid"):
             out.steps.append(StepMetrics(
                 run_id=run_id, step=r["step"], epoch=_real(r["epoch"]), train_loss=_real(r["train_loss"]),
                 lr=_real(r["lr"]), elapsed=_real(r["elapsed"]), steps_per_sec=_real(r["steps_per_sec"]),
                 time=r["time"]))
-        for r in self._query("SELECT * FROM eval_metrics WHERE run_id = ? ORDER BY step, rowid", (run_id,)):
+        for r in rows("eval_metrics", "step, rowid"):
             out.evals.append(EvalMetrics(
                 run_id=run_id, step=r["step"], epoch=_real(r["epoch"]), metrics=_loads(r["metrics"]),
                 elapsed=_real(r["elapsed"]), time=r["time"]))
-        for r in self._query("SELECT * FROM diagnostics WHERE run_id = ? ORDER BY step, rowid", (run_id,)):
+        for r in rows("diagnostics", "step, rowid"):
             out.diagnostics.append(Diagnostics(
                 run_id=run_id, step=r["step"], layers=_loads(r["layers"]), summary=_loads(r["summary"]),
                 time=r["time"]))
-        for r in self._query("SELECT * FROM messages WHERE run_id = ? ORDER BY time, rowid", (run_id,)):
+        for r in rows("messages", "time, rowid"):
             out.messages.append(Message(run_id=run_id, text=r["text"], level=r["level"], time=r["time"]))
-        for r in self._query("SELECT type, data FROM other_events WHERE run_id = ? ORDER BY time, rowid",
-                             (run_id,)):
+        for r in rows("other_events", "time, rowid", "type, data"):
             if r["type"] in EVENT_TYPES:  # a type this version does not know is left out
                 out.other.append(from_dict(json.loads(r["data"])))
         return out
@@ -615,19 +634,20 @@ class RunStore:
         run = self.get_run(run_id)
         out: list[Event] = []
         if run.started is not None:
-            out.append(RunStarted(
-                run_id=run.run_id, variant=run.variant, seed=run.seed if run.seed is not None else 0,
-                preset=run.preset, comparison=run.comparison, spec=run.spec, device=run.device,
-                n_params=run.n_params or 0, total_steps=run.total_steps or 0,
-                steps_per_epoch=run.steps_per_epoch or 0, time=run.started))
-        s = self.series(run.run_id)
-        body: list[Event] = [*s.steps, *s.evals, *s.diagnostics, *s.messages, *s.other]
-        # Emission order: by time (a stable sort: at equal times, in the order of the list above).
-        body.sort(key=lambda e: e.time)
-        out.extend(body)
+            out.append(self.started_event(run))
+        out.extend(self.series(run.run_id).in_time_order())
         if run.is_final:
             out.append(self.finished_event(run))
         return out
+
+    @staticmethod
+    def started_event(run: RunRow) -> RunStarted:
+        """The RunStarted event that a started row stands for."""
+        return RunStarted(
+            run_id=run.run_id, variant=run.variant, seed=run.seed if run.seed is not None else 0,
+            preset=run.preset, comparison=run.comparison, spec=run.spec, device=run.device,
+            n_params=run.n_params or 0, total_steps=run.total_steps or 0,
+            steps_per_epoch=run.steps_per_epoch or 0, time=run.started or run.created)
 
     @staticmethod
     def finished_event(run: RunRow) -> RunFinished:
