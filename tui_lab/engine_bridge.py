@@ -167,6 +167,7 @@ class Session:
         self.error = ""
         self.ended = False
         self.started_at = time.monotonic()
+        self.started_wall = time.time()
         self.ended_at: float | None = None
         self.finished_at: float | None = None
         """When the comparison's last run ended (as its event arrived): the clock stops there, not
@@ -175,9 +176,12 @@ class Session:
 
     def elapsed(self) -> float:
         """Seconds since the session started until its last run ended (or the session did): what
-        the person waited for the runs."""
+        the person waited for the runs. A comparison followed after it began (`dllab attach`,
+        History) counts from its first run's start, not from when this session joined it."""
         end = next((t for t in (self.finished_at, self.ended_at) if t is not None), time.monotonic())
-        return end - self.started_at
+        starts = [r.started for r in self.comparison.runs if r.started]
+        before = max(0.0, self.started_wall - min(starts)) if starts else 0.0
+        return end - self.started_at + before
 
     @property
     def active(self) -> bool:

@@ -278,3 +278,24 @@ def test_the_data_layer_imports_no_textual():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_followed_comparisons_clock_counts_from_its_first_runs_start():
+    """`dllab attach` to a comparison that began 100 s ago: the header's clock says 100 s and on,
+    not the seconds since the app attached; one the session itself started counts from Enter."""
+    import time
+
+    from engine.events import RunStarted
+    from tui_lab.engine_bridge import Session
+
+    def started(at: float) -> Comparison:
+        c = Comparison("followed")
+        c.add(RunStarted(run_id="r1", variant="A", seed=0, preset="p", comparison="c1", spec={}, device="cpu",
+                         n_params=1, total_steps=10, steps_per_epoch=5, time=at))
+        return c
+
+    late = Session(started(time.time() - 100.0), lambda: None, detached=True)
+    assert 100.0 <= late.elapsed() < 105.0
+    fresh = Session(Comparison("mine"), lambda: None)
+    fresh.comparison = started(time.time() + 2.0)  # its runs started after the session did
+    assert fresh.elapsed() < 1.0

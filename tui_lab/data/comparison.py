@@ -101,6 +101,8 @@ class RunView:
     step: int = 0
     epoch: float = 0.0
     elapsed: float = 0.0
+    started: float | None = None
+    """When the run started (wall clock, its RunStarted's time)."""
     speed: float | None = None
     wall_time: float | None = None
     steps: dict[str, list[float]] = field(
@@ -314,6 +316,7 @@ class Comparison:
             run.diag_summary = dict(event.summary)
         elif isinstance(event, RunStarted):
             run.status = "running"
+            run.started = event.time
             run.device = event.device
             run.n_params = event.n_params
             run.total_steps = event.total_steps
