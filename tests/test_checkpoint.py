@@ -68,6 +68,8 @@ def test_a_cancelled_run_resumed_equals_one_that_never_stopped(name: str, tmp_pa
     rest: list = []
     resumed = train(spec(name), rest.append, run_id="r", checkpoint=path, resume=True)
     assert series(first) + series(rest) == series(whole)
+    clock = [e.elapsed for e in first + rest if isinstance(e, StepMetrics)]
+    assert clock == sorted(clock) and resumed.wall_time >= stopped.wall_time  # its clock goes on
     assert (resumed.status, resumed.step, resumed.reason) == (fin.status, fin.step, fin.reason)
     assert resumed.final == fin.final and resumed.best == fin.best
     assert not path.exists()  # a finished run leaves no checkpoint behind

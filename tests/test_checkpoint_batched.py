@@ -94,6 +94,8 @@ def test_a_cancelled_group_resumed_equals_one_that_never_stopped(tmp_path: Path)
                             rest.append, run_ids=training, checkpoints=folder(tmp_path), resume=True)
     assert [f.run_id for f in resumed] == training
     assert {e.run_id for e in rest} == set(training)  # the diverged run says nothing more
+    clock = [e.elapsed for e in first + rest if isinstance(e, StepMetrics) and e.run_id == "a"]
+    assert clock == sorted(clock)  # the runs' clock goes on where it stopped (the time axis, the wall time)
     for f in resumed:
         assert series(first, f.run_id) + series(rest, f.run_id) == series(whole, f.run_id), f.run_id
         fin = fins[f.run_id]

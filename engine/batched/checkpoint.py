@@ -90,6 +90,7 @@ def capture(run: BatchedRun) -> dict[str, Any]:
         "kind": KIND,
         "time": time.time(),
         "step": run.step,
+        "elapsed": time.perf_counter() - run.t0,
         "threads": torch.get_num_threads(),
         "specs": [json.dumps(m.spec.model_dump(mode="json")) for m in sorted(run.members, key=lambda m: m.index)],
         "run_ids": [m.run_id for m in sorted(run.members, key=lambda m: m.index)],
@@ -154,6 +155,7 @@ def restore(run: BatchedRun, state: dict[str, Any]) -> None:
     for block, saved in zip(optimizer.blocks, saved_opt["blocks"], strict=True):
         block.state = {k: v.to(dev) for k, v in saved.items()}
     run.step = int(state["step"])
+    run.t0 = time.perf_counter() - float(state.get("elapsed", 0.0))  # the runs' clock goes on where it stopped
     run.perm = state["perm"].to(dev)
     run.window = [] if state["window"] is None else [w.to(dev) for w in state["window"].unbind(0)]
     rng = state["rng"]

@@ -113,6 +113,7 @@ def capture(run: SoloRun) -> dict[str, Any]:
         "run_id": run.run_id,
         "time": time.time(),
         "step": run.step,
+        "elapsed": time.perf_counter() - run.t0,
         "threads": torch.get_num_threads(),
         "perm": run.perm.cpu(),
         "model": run.model.state_dict(),
@@ -187,6 +188,7 @@ def restore(run: SoloRun, state: dict[str, Any]) -> None:
     dev = run.dev
     set_threads(state, dev)
     run.step = int(state["step"])
+    run.t0 = time.perf_counter() - float(state.get("elapsed", 0.0))  # its clock goes on where it stopped
     run.perm = state["perm"].to(dev)
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])

@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             with Live(line, console=console, refresh_per_second=4, transient=False):
                 everything, start = resume_inline(row, store, note, stop.is_set, device=args.device)
+            if not console.is_terminal:  # Live ends its line only in a terminal
+                console.line()
         except ValueError as exc:  # its group cannot go on (a run of it is going elsewhere)
             print(f"dllab: {exc}", file=sys.stderr)
             return EXIT_INVALID
