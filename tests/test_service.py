@@ -164,6 +164,43 @@ def test_a_killed_service_is_replaced_and_an_idle_one_stops_by_itself(home, monk
     assert not (home / SOCKET_NAME).exists()
 
 
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (children, their children, ...), from /proc."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in map(int, children):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_no_process_outlives_the_services_idle_stop(home, monkeypatch) -> None:
+    """The service's warm forkserver, its resource tracker and its workers all go when it stops."""
+    monkeypatch.setenv("DLLAB_SERVICE_IDLE", "10")
+    client = connect(home)
+    pid = service_pid(home)
+    answer = client.submit([tiny("a"), tiny("b", lr=0.1)], device="cpu", workers=2, threads=1)
+    seen: set[int] = set()
+    with RunStore(home) as store:
+        def ended() -> bool:
+            seen.update(descendants(pid))
+            return all(store.get_run(r).is_final for r in answer["run_ids"])
+
+        wait_for(ended, every=0.05)
+    assert seen  # the forkserver at least
+    wait_for(lambda: not alive(pid), 60)  # idle: it stopped by itself
+    wait_for(lambda: not [p for p in seen if alive(p)], 15)
+
+
 def test_two_services_started_at_once_leave_one(home) -> None:
     procs = [subprocess.Popen([sys.executable, "-m", "engine.runs.service", "--home", str(home)],
                               start_new_session=True) for _ in range(2)]

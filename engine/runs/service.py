@@ -129,6 +129,8 @@ class Service:
         self.socket_path = self.home / SOCKET_NAME
         self.pid_path = self.home / PID_NAME
         self.idle_s = idle_seconds() if idle_s is None else idle_s
+        self.handling = 0
+        """Requests being answered now (a slow one, a first submit that imports torch, keeps it up)."""
         self.live: dict[str, Live] = {}
         self.lock = threading.Lock()
         self.last_activity = time.monotonic()
@@ -197,6 +199,8 @@ class Service:
         try:
             started = time.monotonic()
             self.context = warm_context()
+            import engine.batched.plan  # noqa: F401 - torch: the first comparison's plan does not wait for it
+
             log.info("warm workers ready in %.1f s", time.monotonic() - started)
         except Exception:  # noqa: BLE001 - cold workers (spawn) still work
             log.exception("no warm workers: comparisons start cold")
@@ -204,7 +208,7 @@ class Service:
     def idle(self) -> bool:
         with self.lock:
             self._reap()
-            busy = bool(self.live)
+            busy = bool(self.live) or self.handling > 0  # a request being answered is not idleness
         return not busy and time.monotonic() - self.last_activity > self.idle_s
 
     def shutdown(self) -> None:
@@ -230,6 +234,16 @@ class Service:
     # -- one connection --------------------------------------------------------------------------
 
     def handle(self, conn: socket.socket) -> None:
+        with self.lock:
+            self.handling += 1
+        try:
+            self._handle(conn)
+        finally:
+            with self.lock:
+                self.handling -= 1
+            self.last_activity = time.monotonic()
+
+    def _handle(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(READ_TIMEOUT_S)
             try:
