@@ -12,7 +12,7 @@ from tui_lab.cli import main
 
 STATUSES = {"measured", "not measured", "not available"}
 SECTION_IDS = ("presets/", "engine/dataloader.", "engine/slicing.", "batched/sequential.", "batched8/single.", "fast/plain.",
-               "vmap/baddbmm.", "conv/sequential.", "surfaces/sequential.", "app/headless", "service/first-point")
+               "vmap/baddbmm.", "conv/sequential.", "surfaces/sequential.", "app/headless", "service/")
 
 
 def _bench(capsys, *args: str) -> dict:
