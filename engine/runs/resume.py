@@ -30,7 +30,7 @@ def resumable(row: RunRow, home: str | Path, live_runs: set[str] | frozenset[str
         return f"run {row.run_id} is still running (`dllab attach` follows it)"
     if not checkpoint_path(home, row.run_id).exists():
         return (f"run {row.run_id} has no checkpoint (a run checkpoints every 30 s and when it is cancelled; "
-                "surfaces, ensembles and a run cancelled alone out of a batched group do not)")
+                "2-D surfaces and a run cancelled alone out of a batched group do not)")
     return None
 
 

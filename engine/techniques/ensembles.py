@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -123,6 +124,18 @@ class Members:
             self.states[k] = self.rng.get()
             self.rng.set(saved)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Every member's weights, optimizer and dropout stream (for a run's checkpoint)."""
+        return {"models": [m.state_dict() for m in self.models], "optimizers": [o.state_dict() for o in self.optimizers],
+                "rng": [list(state) for state in self.states]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for model, saved in zip(self.models, state["models"], strict=True):
+            model.load_state_dict(saved)
+        for opt, saved in zip(self.optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(saved)
+        self.states = [(cpu, device) for cpu, device in state["rng"]]
+
     def step(self, xb: Tensor, yb: Tensor, step: int) -> None:
         """One optimizer step of every member on the batch (xb, yb)."""
         t = self.train_spec
@@ -163,6 +176,16 @@ class Checkpoints:
         if self.n_evals % self.every == 0:
             self.snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
             self.steps.append(step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"snapshots": list(self.snapshots), "steps": list(self.steps), "n_evals": self.n_evals}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        self.snapshots.clear()
+        self.snapshots.extend({k: v.to(device) for k, v in snap.items()} for snap in state["snapshots"])
+        self.steps.clear()
+        self.steps.extend(int(step) for step in state["steps"])
+        self.n_evals = int(state["n_evals"])
 
     def predictors(self, model: nn.Module) -> list[Predict]:
         return [lambda x, s=s: torch.func.functional_call(model, s, (x,)) for s in self.snapshots]
@@ -210,6 +233,17 @@ class Ensembles:
 
     def __init__(self, members: Members | None, checkpoints: Checkpoints | None, loss_fn: LossFn) -> None:
         self.members, self.checkpoints, self.loss_fn = members, checkpoints, loss_fn
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a run's checkpoint keeps of its ensembles: the members and the kept snapshots."""
+        return {"members": None if self.members is None else self.members.state_dict(),
+                "checkpoints": None if self.checkpoints is None else self.checkpoints.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        if self.members is not None and state["members"] is not None:
+            self.members.load_state_dict(state["members"])
+        if self.checkpoints is not None and state["checkpoints"] is not None:
+            self.checkpoints.load_state_dict(state["checkpoints"], device)
 
     def train_step(self, xb: Tensor, yb: Tensor, step: int) -> None:
         if self.members is not None:

@@ -14,8 +14,9 @@ It is written atomically (a temporary file, then a rename) to ``$DLLAB_HOME/chec
 every :data:`EVERY_S` seconds at an evaluation and when the run is cancelled, and read back with
 ``torch.load(weights_only=True)``: tensors, numbers, strings, lists and dicts only.
 
-Runs with extra ensemble members are not checkpointed (their members' states are not captured yet):
-:func:`supported` says why, and such a run cannot be resumed. A batched group's checkpoint
+An ensemble's extra members (weights, optimizers, dropout streams) and its kept snapshots are in
+it too. Runs that are not network training (2-D surfaces, gradient checks: a few seconds each)
+are not checkpointed: :func:`supported` says why. A batched group's checkpoint
 (``engine.batched.checkpoint``) is built from the same parts (:func:`ledger_state`,
 :func:`stats_state`, :func:`write_atomic`): one file, linked under each of its runs' names.
 """
@@ -55,8 +56,6 @@ def supported(spec: RunSpec) -> str | None:
     """None when a run of `spec` can be checkpointed and resumed, else the reason it cannot."""
     if spec.kind != "network":
         return "only network training is checkpointed"
-    if spec.recipe.model.ensemble > 1 or spec.recipe.train.checkpoint_ensemble:
-        return "runs with ensemble members are not checkpointed yet"
     return None
 
 
@@ -120,6 +119,7 @@ def capture(run: SoloRun) -> dict[str, Any]:
         "optimizer": run.optimizer.state_dict(),
         "schedule": run.schedule.state_dict(),
         "ema": None if run.ema is None else run.ema.state_dict(),
+        "ensembles": None if run.ensembles is None else run.ensembles.state_dict(),
         "best_state": run.best_state,
         "window": [float(v) for v in torch.stack(run.window).tolist()] if run.window else [],
         "rng": {
@@ -195,6 +195,8 @@ def restore(run: SoloRun, state: dict[str, Any]) -> None:
     run.schedule.load_state_dict(state["schedule"])
     if run.ema is not None and state["ema"] is not None:
         run.ema.load_state_dict(state["ema"])
+    if run.ensembles is not None and state.get("ensembles") is not None:
+        run.ensembles.load_state_dict(state["ensembles"], dev)
     run.best_state = None if state["best_state"] is None else {k: v.to(dev) for k, v in state["best_state"].items()}
     run.window = [torch.tensor(v, device=dev) for v in state["window"]]
     rng = state["rng"]
