@@ -487,6 +487,7 @@ def parse_preset(source: str, path: Path, preset_id: str | None = None) -> Loade
         raise PresetError(f"{path}: the file nests too deeply (more than {MAX_DEPTH} levels of tables or "
                           "arrays); a preset needs a few") from None
     _check_shape(raw, path, source)
+    _resolve_data_paths(raw, path.parent)
     try:
         preset = Preset.model_validate(raw)
     except ValidationError as exc:
@@ -501,6 +502,23 @@ def parse_preset(source: str, path: Path, preset_id: str | None = None) -> Loade
         for variant in preset.variants:
             _validate_recipe(preset.recipe_dict(variant, quick), loaded, variant, quick)
     return loaded
+
+
+def _resolve_data_paths(raw: dict[str, Any], folder: Path) -> None:
+    """A user's own data named by a relative path (``data.path``, ``data.targets``) is found beside
+    the preset file, wherever the command (or the runs service) runs: the path becomes absolute."""
+    tables = [raw.get("base"), raw.get("quick")]
+    for variant in raw.get("variants") or []:
+        if isinstance(variant, dict):
+            tables += [variant, variant.get("quick")]
+    for table in tables:
+        data = table.get("data") if isinstance(table, dict) else None
+        if not isinstance(data, dict):
+            continue
+        for key in ("path", "targets"):
+            value = data.get(key)
+            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+                data[key] = str(folder.resolve() / value)
 
 
 def _check_layers(loaded: LoadedPreset) -> None:

@@ -2,7 +2,8 @@
 shape the model sees and the sample counts, for the checks made before any run starts
 (``engine.catalogue.preflight``).
 
-Cheap and torch-free: nothing is generated, downloaded or read beyond a file's header. The toy
+Cheap and torch-free: nothing is generated, downloaded or read beyond a file's header, but a
+user's own data (``name = "file"``), which is read and checked whole (``engine.data.files``). The toy
 sets follow their generators' rules (2-D inputs, 1-D for ``regression_outliers``, ``n_features``
 for ``random``); digits, mnist1d and CIFAR-10 have their published sizes; MNIST and Fashion-MNIST
 read the header of their training images. A data folder without the files is found here by the
@@ -17,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 from engine.data.base import DatasetError
+from engine.data.files import read_file_data
 from engine.data.images import find_cifar10_folder, find_idx_files, idx_dims
 from engine.data.splits import count
 from engine.data.toy import DEFAULT_SAMPLES, TOY_SETS
@@ -64,6 +66,8 @@ def describe(spec: DataSpec) -> DataFacts:
         task, classes, shape, n, n_test = _toy(spec)
     elif spec.name in FILE_SIZES or spec.name in ("mnist", "fashion_mnist"):
         task, classes, shape, n, n_test = _file_set(spec)
+    elif spec.name == "file":
+        task, classes, shape, n, n_test = _own_file(spec)
     else:
         raise DatasetError(f"{spec.name!r} runs have no data set")
     official = n_test > 0  # the set's own test split: val is a share of the rest
@@ -106,6 +110,16 @@ def _toy(spec: DataSpec) -> tuple[str, int, tuple[int, ...], int, int]:
     k = toy_classes(spec)
     dims = {"regression_outliers": 1, "random": spec.n_features or RANDOM_FEATURES}.get(spec.name, 2)
     return toy.task, k, (dims,), spec.n_samples or DEFAULT_SAMPLES, 0
+
+
+def _own_file(spec: DataSpec) -> tuple[str, int, tuple[int, ...], int, int]:
+    """A user's own data is read (and checked) whole: its problems are found here, before any run."""
+    if spec.shift > 0 or spec.noise is not None:
+        raise DatasetError("shift and noise apply to the generated sets, not to your own data")
+    data = read_file_data(spec)
+    if spec.n_samples is not None and spec.n_samples > len(data.y):
+        raise DatasetError(f"n_samples={spec.n_samples} exceeds the {len(data.y)} samples of {spec.path}")
+    return data.task, data.n_classes, data.input_shape, spec.n_samples or len(data.y), 0
 
 
 def _file_set(spec: DataSpec) -> tuple[str, int, tuple[int, ...], int, int]:

@@ -25,6 +25,7 @@ import torch
 
 from engine.data.base import DatasetError, DataSplits
 from engine.data.facts import NO_NOISE, RANDOM_FEATURES, toy_classes
+from engine.data.files import read_file_data
 from engine.data.images import Pool, load_cifar10_pool, load_digits_pool, load_idx_pool
 from engine.data.mnist1d_source import load_mnist1d_pool
 from engine.data.preprocess import InputPipeline, Preprocessor, scale_every_second
@@ -44,6 +45,7 @@ FILE_SETS = {
 def available_datasets() -> dict[str, str]:
     """Dataset name → one-line description, for menus and ``--help``."""
     return {**{name: toy.summary for name, toy in TOY_SETS.items()}, **FILE_SETS,
+            "file": "your own data: a .csv / .tsv table, a .npz, .npy arrays or a folder of images (data.path)",
             "surface": "no data: a 2-D test function whose point is trained (engine.surfaces)"}
 
 
@@ -68,6 +70,8 @@ def load_data(spec: DataSpec, seed: int, device: str | torch.device = "cpu") -> 
         parts = _generated(spec, data_seed)
     elif spec.name in FILE_SETS:
         parts = _from_pool(spec, data_seed, _pool(spec))
+    elif spec.name == "file":
+        parts = _from_file(spec, data_seed)
     else:
         raise DatasetError(f"unknown dataset {spec.name!r}; choose one of {', '.join(available_datasets())}")
     parts.info.update(name=spec.name, task=parts.task, run_seed=seed, data_seed=data_seed,
@@ -167,6 +171,31 @@ def _from_pool(spec: DataSpec, data_seed: int, pool: Pool) -> _Parts:
                       "test_fraction": None if official else spec.test_fraction}}
     return _Parts("classification", pool.n_classes, pool.input_shape, (pool.x[train], pool.y[train]),
                   (pool.x[val], pool.y[val]), test_xy, divisor=pool.divisor, info=info)
+
+
+def _from_file(spec: DataSpec, data_seed: int) -> _Parts:
+    """A user's own data (``engine.data.files``): split as a file set without an official test split
+    (stratified for classes, random for a regression target)."""
+    if spec.shift > 0 or spec.noise is not None:
+        raise DatasetError("shift and noise apply to the generated sets, not to your own data")
+    data = read_file_data(spec)
+    classification = data.task == "classification"
+    order = stratified_order(data.y, rng_for(data_seed, Stream.SPLIT), classification)
+    notes = list(data.notes)
+    if spec.n_samples is not None:
+        if spec.n_samples > len(order):
+            raise DatasetError(f"n_samples={spec.n_samples} exceeds the {len(order)} samples of {spec.path}")
+        order = order[: spec.n_samples]
+        notes.append(f"a {'stratified ' if classification else ''}subsample of {spec.n_samples} of the "
+                     f"{len(data.y)} samples")
+    n_train, n_val, n_test = _sizes(len(order), spec)
+    test, val, train = np.split(order, [n_test, n_test + n_val])
+    info = {"source": data.source, "notes": notes, "class_names": list(data.class_names),
+            "split": {"method": "stratified" if classification else "random", "test": "held out",
+                      "val_fraction": spec.val_fraction, "test_fraction": spec.test_fraction}}
+    x, y = data.x, data.y
+    return _Parts(data.task, data.n_classes, data.input_shape, (x[train], y[train]), (x[val], y[val]),
+                  (x[test], y[test]), divisor=data.divisor, info=info)
 
 
 # --- step 3 and 4: the training split, feature scaling, preprocessing -------------------------

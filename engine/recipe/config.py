@@ -68,12 +68,15 @@ DATASETS = (
     "fashion_mnist",
     "cifar10",
     "random",
+    "file",
     "surface",
 )
 SURFACE_FUNCTIONS = (
     "rosenbrock", "rastrigin", "beale", "himmelblau", "saddle", "quadratic", "cliff", "tiny_net",
 )
 """The 2-D test functions of `surface` runs (``engine.surfaces``: formulas, minima, windows)."""
+FILE_FIELDS = ("path", "targets", "label", "features", "task", "image_size")
+"""The DataSpec fields of a user's own data (``name = "file"``)."""
 Preprocess = Literal["none", "center", "standardize", "minmax", "pca", "pca_whiten", "zca_whiten"]
 
 
@@ -131,11 +134,34 @@ class DataSpec(Strict):
     escape_step: Annotated[float, Field(gt=0.0)] | None = None
     """`surface` runs: where the gradient vanishes (‖∇f‖ < 1e-8) but the Hessian has a negative
     eigenvalue, move this far along that eigenvector before the next step (a saddle escape)."""
+    path: str | None = None
+    """`file` data: a .csv / .tsv table with a header, a .npz holding `x` and `y`, a .npy of inputs
+    (with `targets`), or a folder of images with one subfolder per class (``engine.data.files``). A
+    relative path is relative to the preset file."""
+    targets: str | None = None
+    """`file` data from a .npy of inputs: the .npy of their targets."""
+    label: str | None = None
+    """`file` tables: the label column (default: one named label, target, y or class)."""
+    features: Annotated[list[str], Field(min_length=1, max_length=100_000)] | None = None
+    """`file` tables: the feature columns (default: every column but the label)."""
+    task: Literal["classification", "regression"] | None = None
+    """`file` data: what the targets are (default: inferred: text or few whole numbers are classes)."""
+    image_size: Annotated[list[Annotated[int, Field(gt=0, le=4096)]], Field(min_length=2, max_length=2)] | None = None
+    """`file` folders of images: resize every image to [height, width] (default: all the same size)."""
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> DataSpec:
         if self.val_fraction + self.test_fraction >= 0.9:
             raise ValueError("val_fraction + test_fraction must leave at least 10% for training")
+        return self
+
+    @model_validator(mode="after")
+    def _file_fields(self) -> DataSpec:
+        if self.name == "file" and not self.path:
+            raise ValueError("name = 'file' needs a `path`: a .csv / .tsv, a .npz, a .npy or a folder of images")
+        given = [f for f in FILE_FIELDS if getattr(self, f) is not None]
+        if self.name != "file" and given:
+            raise ValueError(f"`{given[0]}` is only used with name = 'file' (your own data)")
         return self
 
     @model_validator(mode="after")
