@@ -103,4 +103,28 @@ def run(args: argparse.Namespace) -> int:
     console.print("final: " + escape(clean(", ".join(f"{k}={_eval_cell(k, v)}" for k, v in row.final.items()
                                                     if isinstance(v, float)))))
     console.print("curves: " + escape(clean(diagnose(evals, row.status, row.reason).text)))
+    if row.spec.get("kind", "network") == "network" and recipe:
+        _print_architecture(console, row.spec)
     return EXIT_OK
+
+
+def _print_architecture(console, stored_spec: dict) -> None:
+    """The run's model: its layers, their output shapes and parameters, and the totals."""
+    from engine.data.base import DatasetError
+    from engine.diagnostics.architecture import architecture_of
+    from engine.recipe.config import RunSpec
+    from engine.recipe.footprint import size as size_bytes
+
+    try:
+        arch = architecture_of(RunSpec.from_stored(stored_spec))
+    except (DatasetError, ValueError) as exc:  # its data is gone (a file moved), or a recipe of another version
+        console.print(f"[dim]model: not shown ({escape(clean(str(exc)))})[/]")
+        return
+    table = Table(title=f"model: {arch.params:,} parameters ({size_bytes(arch.param_bytes)}), "
+                        f"{size_bytes(arch.activation_bytes)} of activations per sample")
+    for name, justify in (("layer", "left"), ("type", "left"), ("output", "right"), ("parameters", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for layer in arch.layers:
+        table.add_row(escape(layer.name), escape(layer.kind), "×".join(map(str, layer.output_shape)) or "–",
+                      f"{layer.params:,}" if layer.params else "–")
+    console.print(table)
