@@ -24,8 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from tui_lab.commands import open as open_lab
     from tui_lab.commands import register_all
+    from tui_lab.commands.args import allow_code_option
 
     parser.set_defaults(func=open_lab.run)  # `dllab` alone opens the lab
+    allow_code_option(parser)  # `dllab --allow-code`: the lab may run recipes with your own model
     sub = parser.add_subparsers(dest="command")
     register_all(sub)
     _plugin_commands(sub)
@@ -105,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl+C while the parser starts: no traceback
         print("dllab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if getattr(args, "allow_code", False):  # --allow-code: this process and what it starts may import model code
+        from tui_lab.commands.args import ALLOW_CODE_ENV
+
+        os.environ[ALLOW_CODE_ENV] = "1"
     try:
         return args.func(args)
     except (PresetError, StoreError) as exc:  # a preset or a run store that cannot be used: before any work

@@ -91,12 +91,30 @@ def check_recipe(recipe: Recipe) -> tuple[list[str], Footprint | None]:
     except DatasetError as exc:
         return [str(exc)], None
     problems = _settings(recipe) + _against_data(recipe, facts)
+    if recipe.model.kind == "custom":
+        return [*problems, *_custom_model(recipe, facts)], None
     try:
         footprint = estimate(recipe, facts.input_shape, facts.n_outputs, n_train=facts.n_train,
                              raw_values=facts.n_total * math.prod(facts.raw_shape), features=math.prod(facts.raw_shape))
     except ValueError as exc:
         return [*problems, str(exc)], None
     return problems, footprint
+
+
+def _custom_model(recipe: Recipe, facts: DataFacts) -> list[str]:
+    """Your own model: allowed by the person (``--allow-code``), importable, and of the right shape
+    for this data (built once here, on the CPU; its memory is not estimated)."""
+    from engine.models.custom import HOW_TO_ALLOW, CustomModelError, build_custom, code_allowed
+
+    factory = recipe.model.factory or ""
+    if not code_allowed():
+        return [f"model.factory {factory!r} is code of your own, and dllab imports code only when you allow it: "
+                f"{HOW_TO_ALLOW}"]
+    try:
+        build_custom(factory, facts.input_shape, facts.n_outputs)
+    except CustomModelError as exc:
+        return [str(exc)]
+    return []
 
 
 def _against_data(recipe: Recipe, facts: DataFacts) -> list[str]:

@@ -501,7 +501,20 @@ def parse_preset(source: str, path: Path, preset_id: str | None = None) -> Loade
     for quick in (False, True):
         for variant in preset.variants:
             _validate_recipe(preset.recipe_dict(variant, quick), loaded, variant, quick)
+    _no_code_in_catalogue(loaded)
     return loaded
+
+
+def _no_code_in_catalogue(loaded: LoadedPreset) -> None:
+    """A shipped preset never names code to import (``model.factory``): only a person's own
+    recipe can, and only with their opt-in (``engine.models.custom``)."""
+    if loaded.path.parent.resolve() != builtin_dir().resolve():
+        return
+    for quick in (False, True):
+        for variant in loaded.preset.variants:
+            if loaded.preset.recipe_dict(variant, quick).get("model", {}).get("kind") == "custom":
+                raise PresetError(f"{loaded.path}: variant {variant.name!r}: a catalogue preset cannot use "
+                                  "model.kind = 'custom' (it would import code)")
 
 
 def _resolve_data_paths(raw: dict[str, Any], folder: Path) -> None:

@@ -23,7 +23,11 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int) -
         raise ValueError(f"input_shape must be non-empty and positive, got {input_shape}")
     if n_outputs < 1:
         raise ValueError(f"n_outputs must be at least 1, got {n_outputs}")
-    if spec.kind == "cnn":
+    if spec.kind == "custom":
+        from engine.models.custom import build_custom
+
+        model = build_custom(spec.factory or "", input_shape, n_outputs)
+    elif spec.kind == "cnn":
         model = build_cnn(spec, input_shape, n_outputs)
     else:
         model = build_mlp(spec, input_shape, n_outputs)

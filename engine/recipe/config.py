@@ -75,6 +75,8 @@ SURFACE_FUNCTIONS = (
     "rosenbrock", "rastrigin", "beale", "himmelblau", "saddle", "quadratic", "cliff", "tiny_net",
 )
 """The 2-D test functions of `surface` runs (``engine.surfaces``: formulas, minima, windows)."""
+FACTORY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"
+"""A custom model's factory: a module path, a colon, a function (``mypkg.models:make_net``)."""
 FILE_FIELDS = ("path", "targets", "label", "features", "task", "image_size")
 """The DataSpec fields of a user's own data (``name = "file"``)."""
 Preprocess = Literal["none", "center", "standardize", "minmax", "pca", "pca_whiten", "zca_whiten"]
@@ -193,7 +195,11 @@ Init = Literal[
 class ModelSpec(Strict):
     """The network: an MLP or CNN body, its activation, normalization, noise and initial weights."""
 
-    kind: Literal["mlp", "cnn", "linear"] = "mlp"
+    kind: Literal["mlp", "cnn", "linear", "custom"] = "mlp"
+    factory: Annotated[str, Field(pattern=FACTORY_PATTERN, max_length=200)] | None = None
+    """`custom`: your own model, ``"package.module:function"``; the function takes the input shape and
+    the number of outputs and returns an ``nn.Module`` (``engine.models.custom``). dllab imports it
+    only when you allow it (``--allow-code`` or ``DLLAB_ALLOW_CODE=1``)."""
     hidden: Annotated[list[Width], Field(max_length=MAX_LAYERS)] = Field(default_factory=lambda: [100, 100])
     """Hidden widths of the MLP (or of the CNN's dense head)."""
     depth: Annotated[int, Field(gt=0, le=MAX_LAYERS)] | None = None
@@ -237,6 +243,14 @@ class ModelSpec(Strict):
         if self.depth is not None or self.width is not None:
             return [self.width or 100] * (self.depth if self.depth is not None else 2)
         return list(self.hidden)
+
+    @model_validator(mode="after")
+    def _custom_factory(self) -> ModelSpec:
+        if self.kind == "custom" and self.factory is None:
+            raise ValueError("kind = 'custom' needs a `factory`: \"package.module:function\" returning an nn.Module")
+        if self.kind != "custom" and self.factory is not None:
+            raise ValueError("`factory` is only used with kind = 'custom' (your own model)")
+        return self
 
     @model_validator(mode="after")
     def _one_kernel_per_conv(self) -> ModelSpec:

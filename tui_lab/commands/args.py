@@ -113,3 +113,14 @@ def fast_paths(text: str) -> str:
             f"unknown fast path {', '.join(repr(n[:40]) for n in unknown)}; choose from {', '.join(FAST_PATHS)}")
     return text
 
+
+
+ALLOW_CODE_ENV = "DLLAB_ALLOW_CODE"
+"""The opt-in's environment variable (``engine.models.custom.ALLOW_ENV``; set here without importing torch)."""
+
+
+def allow_code_option(p: argparse.ArgumentParser) -> None:
+    """`--allow-code`: the person's opt-in to import their own model code (``engine.models.custom``);
+    ``tui_lab.cli.main`` acts on it before the command runs (the runs it starts inherit it)."""
+    p.add_argument("--allow-code", action="store_true", default=argparse.SUPPRESS,
+                   help='allow your own model code (model.kind = "custom", model.factory) to be imported and run')

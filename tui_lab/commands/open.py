@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tui_lab.commands.args import seeds
+from tui_lab.commands.args import allow_code_option, seeds
 
 
 def register(subparsers) -> None:
@@ -13,6 +13,7 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--seeds", type=seeds)
     p.add_argument("--device", default="auto")
+    allow_code_option(p)
     p.set_defaults(func=run)
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from tui_lab.commands import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, stdout_console
-from tui_lab.commands.args import fast_paths, seeds, workers
+from tui_lab.commands.args import allow_code_option, fast_paths, seeds, workers
 
 if TYPE_CHECKING:
     from engine.catalogue.presets import LoadedPreset
@@ -53,6 +53,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="train every run on its own, not in batched groups: slower, but a run's numbers then "
                         "do not depend on which runs shared its group (float sums in another order)")
     p.add_argument("--json", action="store_true", help="print results and claims as JSON on stdout")
+    allow_code_option(p)
 
 
 def _run(args: argparse.Namespace, check: bool) -> int:
