@@ -29,6 +29,10 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int) -
         model = build_custom(spec.factory or "", input_shape, n_outputs)
     elif spec.kind == "cnn":
         model = build_cnn(spec, input_shape, n_outputs)
+    elif spec.kind == "gru":
+        from engine.models.recurrent import build_gru
+
+        model = build_gru(spec, input_shape, n_outputs)
     else:
         model = build_mlp(spec, input_shape, n_outputs)
     initialize(model, spec)

@@ -193,9 +193,10 @@ Init = Literal[
 
 
 class ModelSpec(Strict):
-    """The network: an MLP or CNN body, its activation, normalization, noise and initial weights."""
+    """The network: an MLP, CNN or GRU body (or your own), its activation, normalization, noise and
+    initial weights. A `gru` has len(hidden) layers of hidden[0] units (``engine.models.recurrent``)."""
 
-    kind: Literal["mlp", "cnn", "linear", "custom"] = "mlp"
+    kind: Literal["mlp", "cnn", "linear", "gru", "custom"] = "mlp"
     factory: Annotated[str, Field(pattern=FACTORY_PATTERN, max_length=200)] | None = None
     """`custom`: your own model, ``"package.module:function"``; the function takes the input shape and
     the number of outputs and returns an ``nn.Module`` (``engine.models.custom``). dllab imports it

@@ -80,6 +80,17 @@ def conv_out(length: int, kernel: int, stride: int, padding: int) -> int:
     return (length + 2 * padding - kernel) // stride + 1
 
 
+def sequence_shape(input_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(steps, values per step) of an input read as a sequence."""
+    if len(input_shape) == 1:
+        return input_shape[0], 1
+    if len(input_shape) == 2:
+        return input_shape[1], input_shape[0]
+    if len(input_shape) == 3:
+        return input_shape[1], input_shape[0] * input_shape[2]
+    raise ValueError(f"gru needs an input shape (L,), (C, L) or (C, H, W), got {tuple(input_shape)}")
+
+
 def layers(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int) -> list[tuple[int, int]]:
     """(parameters, outputs per sample) of each layer the network would have, in order: hidden
     blocks (their weight layer's outputs, before Maxout pools them), then the head.
@@ -109,7 +120,14 @@ def layers(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int) -> lis
             out.append((in_ch * units * k ** len(spatial) + units + norm * units, units * math.prod(new)))
             in_ch, spatial = ch, new
         width = in_ch * math.prod(spatial)
-    if spec.kind != "linear":
+    if spec.kind == "gru":
+        steps, values = sequence_shape(tuple(input_shape))
+        units = (spec.hidden_sizes or [64])[0]
+        for k in range(len(spec.hidden_sizes or [64])):
+            fan_in = values if k == 0 else units
+            out.append((3 * (fan_in * units + units * units + 2 * units), steps * units))
+        width = units
+    elif spec.kind != "linear":
         for units in spec.hidden_sizes:
             out.append((width * units * m + units * m + norm * units * m, units * m))
             width = units
