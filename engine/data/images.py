@@ -1,18 +1,19 @@
-"""Image sets read from disk (never downloaded): digits (bundled with sklearn), MNIST and
+"""Image sets read from disk (a run never downloads): digits (bundled with sklearn), MNIST and
 Fashion-MNIST (IDX files, plain or .gz), CIFAR-10 (the python pickle batches).
 
 Each loader returns a ``Pool``: the raw arrays (uint8 pixels stay uint8 until the split picks
 its samples) plus the official test split when the dataset has one. Files are looked up under
-``DataSpec.root`` or ``$DLLAB_DATA``; parsed arrays are cached per process, keyed by path, size
-and modification time.
+``DataSpec.root``, else the data folder (``$DLLAB_DATA``, else ``$DLLAB_HOME/data``: where
+`dllab data get` puts them, ``engine.data.fetch``); parsed arrays are cached per process, keyed by
+path, size and modification time.
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
-import os
 import pickle
+import shlex
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.base import DatasetError
+from engine.paths import DATA_ENV, default_data_folder
 
-ENV_ROOT = "DLLAB_DATA"
+ENV_ROOT = DATA_ENV
 
 
 @dataclass
@@ -69,9 +71,9 @@ def load_digits_pool() -> Pool:
 
 
 def data_roots(root: str | None) -> list[Path]:
-    """The folders to search: ``root`` if given, else ``$DLLAB_DATA`` if set (may be empty)."""
-    base = root if root is not None else os.environ.get(ENV_ROOT)
-    return [Path(base).expanduser()] if base else []
+    """The folders to search: ``root`` if given, else the data folder (``$DLLAB_DATA`` if set, else
+    ``data`` in the dllab home: ``engine.paths.default_data_folder``)."""
+    return [Path(root).expanduser() if root else default_data_folder()]
 
 
 def _candidates(roots: list[Path], subdirs: tuple[str, ...]) -> list[Path]:
@@ -94,13 +96,12 @@ def _stamp(path: Path) -> tuple[str, int, int]:
     return str(path.resolve()), st.st_size, st.st_mtime_ns
 
 
-def _missing(dataset: str, roots: list[Path], folders: list[Path], expected: str) -> DatasetError:
-    if not roots:
-        where = f"no data folder is set: give data.root in the recipe or set ${ENV_ROOT}"
-    else:
-        where = "looked in " + ", ".join(str(f) for f in folders)
-    return DatasetError(f"{dataset} needs files under a data folder ({where}): expected {expected}; "
-                        "dllab never downloads, place the files there yourself")
+def _missing(dataset: str, root: str | None, folders: list[Path], expected: str) -> DatasetError:
+    where = ", ".join(str(f) for f in folders)
+    get = f"dllab data get {dataset.replace('_', '-')}" + (f" --root {shlex.quote(root)}" if root else "")
+    other = "" if root else f"; ${ENV_ROOT} or data.root in the recipe picks another data folder"
+    return DatasetError(f"{dataset} needs files under a data folder (looked in {where}): expected {expected}; "
+                        f"a run never downloads: `{get}` fetches them, or place them there yourself{other}")
 
 
 # --- MNIST / Fashion-MNIST (IDX) --------------------------------------------------------------
@@ -161,7 +162,7 @@ def find_idx_files(name: str, root: str | None) -> tuple[Path, dict[str, Path]]:
         if all(paths.values()):
             return folder, {key: p for key, p in paths.items() if p is not None}
     expected = ", ".join(f"{stem}(.gz)" for stem in IDX_FILES.values())
-    raise _missing(name, roots, folders, expected)
+    raise _missing(name, root, folders, expected)
 
 
 def idx_dims(path: Path) -> tuple[int, ...]:
@@ -254,7 +255,7 @@ def find_cifar10_folder(root: str | None) -> Path:
     for folder in folders:
         if all((folder / n).is_file() for n in names):
             return folder
-    raise _missing("cifar10", roots, folders, f"{CIFAR_DIR}/" + ", ".join(names))
+    raise _missing("cifar10", root, folders, f"{CIFAR_DIR}/" + ", ".join(names))
 
 
 def load_cifar10_pool(root: str | None) -> Pool:

@@ -36,6 +36,7 @@ from engine.events import (
     from_dict,
     to_dict,
 )
+from engine.paths import default_home  # moved there; still importable from here
 
 SCHEMA_VERSION = 2
 FILENAME = "runs.sqlite"
@@ -91,16 +92,6 @@ CREATE TABLE IF NOT EXISTS other_events (
 CREATE INDEX IF NOT EXISTS other_events_run ON other_events (run_id);
 """
 _SERIES_TABLES = ("step_metrics", "eval_metrics", "diagnostics", "messages", "other_events")
-
-
-def default_home() -> Path:
-    """``$DLLAB_HOME`` if set, else the platform's user data directory for dllab."""
-    env = os.environ.get("DLLAB_HOME")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("dllab"))
 
 
 class StoreError(RuntimeError):
