@@ -224,10 +224,10 @@ def test_the_line_of_a_field_set_in_several_places_is_in_the_table_that_failed()
 
 
 def test_every_missing_or_invalid_top_level_field_is_reported_at_once():
-    text = (MINIMAL.replace('explain = "e"\n', "").replace('summary = "s"\n', "")
+    text = (MINIMAL.replace('benefit = "optimization"\n', "").replace('summary = "s"\n', "")
             .replace('chapter = "optimization"', 'chapter = "nope"'))
     lines = _error(text).splitlines()
     assert len(lines) == 3, lines
-    assert any("explain: Field required" in line for line in lines)
+    assert any("benefit: Field required" in line for line in lines)
     assert any("summary: Field required" in line for line in lines)
     assert any("chapter (line 4)" in line and "'nope'" in line for line in lines)

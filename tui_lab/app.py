@@ -305,7 +305,7 @@ class DllabApp(App):
         (``dllab attach``), or it has ended and replays whole."""
         rows = sorted(self.store.list_runs(comparison=comparison_id), key=lambda r: (r.created, r.run_id))
         if not rows:
-            self.notify(f"no stored runs of comparison {comparison_id}", severity="warning")
+            self.notify(f"no stored runs of comparison {comparison_id}", severity="warning", markup=False)
             return
         loaded = self._stored_preset(rows)
         title = f"{loaded.preset.title if loaded else self._stored_title(rows, None)} · followed ({comparison_id})"

@@ -22,7 +22,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from engine.recipe.config import Recipe, RunSpec, Seed, Strict, close_fields, deep_merge, section_fields
+from engine.recipe.config import (
+    FACTORY_PATTERN,
+    Recipe,
+    RunSpec,
+    Seed,
+    Strict,
+    close_fields,
+    deep_merge,
+    section_fields,
+)
 
 Chapter = Literal[
     "data",
@@ -88,7 +97,20 @@ class Variant(Override):
     """Presets with a ``[search]`` table only: this variant's changes to it (e.g. ``method``)."""
 
 
-ClaimMetric = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_.]*$", max_length=80)]
+TECHNIQUE_PATTERN = r"^[a-z0-9-]+$"
+METRIC_PATTERN = r"^[a-z_][a-z0-9_.]*$"
+FIELD_PATTERN = r"^(data|model|train)\.[a-z_][a-z0-9_]*$"
+PATTERN_WORDS = {
+    TECHNIQUE_PATTERN: "a technique id holds only lowercase letters, digits and hyphens, like adam-vs-sgd",
+    METRIC_PATTERN: "a metric's name holds only lowercase letters, digits, _ and . and starts with a letter or "
+                    "_, like val_loss",
+    FIELD_PATTERN: "a field is its section (data, model or train), a dot and the field's name, like train.lr",
+    FACTORY_PATTERN: "a factory is a module's dotted path, a colon and a function's name, like "
+                     "mypkg.models:make_net",
+}
+"""What a text field with a pattern may hold, in words: an error message says this, not the regex."""
+
+ClaimMetric = Annotated[str, Field(pattern=METRIC_PATTERN, max_length=80)]
 
 
 class Claim(Strict):
@@ -135,7 +157,7 @@ class Claim(Strict):
 class SearchFieldSpec(Strict):
     """One searched field of a ``[search]`` table."""
 
-    field: Annotated[str, Field(pattern=r"^(data|model|train)\.[a-z_][a-z0-9_]*$")]
+    field: Annotated[str, Field(pattern=FIELD_PATTERN)]
     low: float
     high: float
     scale: Literal["log", "linear"] = "log"
@@ -168,12 +190,13 @@ class SearchSpec(Strict):
 
 class Preset(Strict):
     title: str
-    technique: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]
+    technique: Annotated[str, Field(pattern=TECHNIQUE_PATTERN)]
     chapter: Chapter
     step: Step
     benefit: Benefit
     summary: Annotated[str, Field(max_length=160)]
-    explain: str
+    explain: str = ""
+    """The explanation, in Markdown (the Library's card and `dllab presets ID` show it); optional."""
     view: Literal["curves", "boundary", "surface", "regression"] = "curves"
     """The extra dashboard view that suits this comparison."""
     seeds: list[Seed] = Field(default_factory=lambda: [0])
@@ -206,7 +229,8 @@ class Preset(Strict):
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err["loc"])
-            raise ValueError(f"variant {variant.name!r}: search.{loc}: {err['msg']}") from None
+            msg = pattern_words(err) if err["type"] == "string_pattern_mismatch" else err["msg"]
+            raise ValueError(f"variant {variant.name!r}: search.{loc}: {msg}") from None
 
     @model_validator(mode="after")
     def _names(self) -> Preset:
@@ -339,6 +363,8 @@ def _format_errors(exc: ValidationError | list[Any], path: Path, source: str,
                 msg += f" (allowed: {', '.join(allowed)})"
         elif err["type"] == "literal_error":
             msg = f"{msg}, got {_quote(err.get('input'))}"
+        elif err["type"] == "string_pattern_mismatch":
+            msg = f"{pattern_words(err)} (got {_quote(err.get('input'))})"
         elif "input" in err and not isinstance(err["input"], dict):
             msg = f"{msg} (got {_quote(err['input'])})"
         line = _line_of(source, err["loc"], err.get("input"), table)
@@ -350,6 +376,12 @@ def _format_errors(exc: ValidationError | list[Any], path: Path, source: str,
     if more > 0:
         lines.append(f"... and {more} more")
     return "\n".join(lines)
+
+
+def pattern_words(err: Any) -> str:
+    """A pydantic ``string_pattern_mismatch`` error's rule in words (`PATTERN_WORDS`), not its regex."""
+    pattern = (err.get("ctx") or {}).get("pattern", "")
+    return PATTERN_WORDS.get(pattern, str(err.get("msg", "")))
 
 
 def _field_name(part: Any) -> str:

@@ -475,7 +475,7 @@ async def test_the_clock_stops_when_the_last_run_ends(make_app, monkeypatch):
     real_close = FakeRunner.close
 
     def slow_close(self, timeout: float = 5.0) -> None:  # worker processes take a while to exit
-        time.sleep(3.0)
+        time.sleep(6.0)  # long enough to see the clock held under a loaded machine too
         real_close(self, timeout)
 
     monkeypatch.setattr(FakeRunner, "close", slow_close)

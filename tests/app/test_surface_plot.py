@@ -188,3 +188,61 @@ async def test_the_table_keeps_its_numbers_whole_and_long_names_give_way():
             [col.get_render_width(table) for col in table.columns.values()]
         names = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
         assert names[0].endswith("…") or "…" in names[0], names  # cut, the numbers kept
+
+
+async def test_at_120_columns_the_table_widens_so_that_run_names_that_differ_in_the_middle_stay_apart():
+    """At 120 columns "Bowl · GD lr 0.01 s0" and "Bowl · GD lr 0.035 s0" both read "GD lr 0.… s0"
+    (the table kept 42 cells and the seed's word whole). The table takes up to 45% of the view for
+    its names, and with one seed per variant shown the names lose the " s0" the header says."""
+    from engine.runs.executor import train_one as run
+
+    specs = [_spec(f"Bowl · GD lr {lr}", "quadratic", "sgd", lr, s) for lr in (0.01, 0.035) for s in (0, 1)]
+    specs += [_spec("Bowl · Nesterov", "quadratic", "nesterov", 0.01, s) for s in (0, 1)]
+    c = Comparison("surfaces")
+    c.add_specs(specs)
+    ids = [f"r{i}" for i in range(len(specs))]
+    c.attach(ids)
+    for spec, run_id in zip(specs, ids, strict=True):
+        run(spec, c.add, run_id=run_id)
+    for size, every_seed in (((120, 40), False), ((120, 40), True), ((100, 30), True), ((80, 24), False)):
+        app = SurfaceApp(c)
+        async with app.run_test(size=size) as pilot:
+            plot = app.query_one(SurfacePlot)
+            if every_seed:
+                plot.action_toggle_seeds()
+            await pilot.pause(0.3)
+            table = app.query_one(DataTable)
+            names = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+            seeds = [" s0", " s1"] if every_seed else [""]
+            assert names == [f"{v}{s}" for v in ("GD lr 0.01", "GD lr 0.035", "Nesterov") for s in seeds], (size, names)
+            assert sum(col.get_render_width(table) for col in table.columns.values()) <= table.size.width
+            assert table.size.width <= 0.45 * size[0] or table.size.width == 42, (size, table.size.width)
+
+
+async def test_the_name_column_narrows_again_after_a_longer_name_was_shown():
+    """Every seed on ("Momentum 0.95 s0"), then off, or a wider terminal then a narrower one: the name
+    column kept the width of the longest name it had ever shown, and in the table's fixed width the
+    distance "5.8e-12" came out as "5.8e-". The columns are laid out anew with each redraw."""
+    from engine.runs.executor import train_one as run
+
+    specs = [_spec(f"Bowl · GD lr {lr}", "quadratic", "sgd", lr, s) for lr in (0.01, 0.035) for s in (0, 1)]
+    c = Comparison("surfaces")
+    c.add_specs(specs)
+    ids = [f"r{i}" for i in range(len(specs))]
+    c.attach(ids)
+    for spec, run_id in zip(specs, ids, strict=True):
+        run(spec, c.add, run_id=run_id)
+    app = SurfaceApp(c)
+    async with app.run_test(size=(120, 40)) as pilot:
+        plot = app.query_one(SurfacePlot)
+        table = app.query_one(DataTable)
+        plot.action_toggle_seeds()
+        await pilot.pause(0.3)
+        wide = table.ordered_columns[1].get_render_width(table)
+        plot.action_toggle_seeds()
+        await pilot.pause(0.3)
+        names = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        assert names == ["GD lr 0.01", "GD lr 0.035"], names
+        narrow = table.ordered_columns[1].get_render_width(table)
+        assert narrow == len("GD lr 0.035") + 2 * table.cell_padding < wide, (narrow, wide)
+        assert sum(col.get_render_width(table) for col in table.columns.values()) <= table.size.width

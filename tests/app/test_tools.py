@@ -372,14 +372,14 @@ async def test_critical_points_of_the_two_weight_chain(make_app, tiny):
         screen.view("critical").query_one("#critical-starts", Input).value = "4"
         view = await _run(pilot, screen, "critical")
         points = _cells(view.query_one("#critical-points", DataTable))
-        assert points[0][:2] == ["saddle", "(0, 0)"] and points[0][4] == "(-2, 2)"
+        assert points[0][:2] == ["± saddle", "(0, 0)"] and points[0][4] == "(-2, 2)"
         assert sum(int(r[5].split()[0]) for r in points) == 4  # only the 4 starts are counted
         refs = [r for r in points if r[5].endswith(" ref")]
         assert len(refs) == 3 and all(r[1] in ("(0, 0)", "(1, 1)", "(-1, -1)") for r in refs)
         assert "4 starts, none dropped" in str(view.query_one("#critical-title", Static).render())
         assert "ref: a reference point" in str(view.query_one("#critical-note", Static).render())
         known = _cells(view.query_one("#critical-known", DataTable))
-        assert [r[1] for r in known] == ["saddle", "degenerate", "degenerate"] and all(r[4] == "✔" for r in known)
+        assert [r[1] for r in known] == ["± saddle", "0 degenerate", "0 degenerate"] and all(r[4] == "✔" for r in known)
         escape = str(view.query_one("#critical-escape", Static).render())
         assert "negative-curvature" in escape and "loss 1 → 0.25" in escape
 

@@ -34,16 +34,19 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from engine.checks.gradcheck import THRESHOLDS
+    from tui_lab.data.fmt import clean
     from tui_lab.tools.gradcheck import NothingToCheck, check_all, check_specs, result_notes, unexpected
 
     try:
         specs = check_specs(args.preset, args.variant, seed=args.seed, layer=args.layer, dtype=args.dtype, h=args.h,
                             max_elements=args.max_elements)
     except NothingToCheck as exc:
-        print(f"dllab: {exc}", file=sys.stderr)
+        print(clean(f"dllab: {exc}"), file=sys.stderr)  # it may name a variant of the file
         return 2
 
     results = check_all(specs)
@@ -58,15 +61,15 @@ def run(args: argparse.Namespace) -> int:
         m, t = spec.recipe.model, spec.recipe.train
         title = (f"{spec.variant}: {m.kind} {m.hidden_sizes} {m.activation}, {spec.recipe.data.name}, "
                  f"{result.dtype}, h = {result.h:g}, loss {result.loss:.4g}")
-        table = Table(title=title, title_justify="left")
+        table = Table(title=Text(clean(title)), title_justify="left")  # the variant's name as written
         for col in ("tensor", "shape", "checked", "rel. error", "worst entry", "verdict"):
             table.add_column(col, justify="right" if col in ("checked", "rel. error", "worst entry") else "left",
                              no_wrap=col in ("tensor", "verdict"))
         for tc in result.tensors:
             table.add_row(
-                tc.name + (" *" if replaced and tc.name.startswith(replaced + ".") else ""),
+                Text(tc.name + (" *" if replaced and tc.name.startswith(replaced + ".") else "")),
                 "×".join(map(str, tc.shape)), f"{tc.n_checked}/{tc.n_total}", f"{tc.rel_error:.1e}",
-                f"{tc.max_entry_rel:.0e}", f"[{style[tc.status]}]{tc.status.upper()}[/] {tc.words}",
+                f"{tc.max_entry_rel:.0e}", f"[{style[tc.status]}]{tc.status.upper()}[/] {escape(tc.words)}",
             )
         console.print(table)
         for line in result_notes(result, replaced, t.gradcheck_layer):

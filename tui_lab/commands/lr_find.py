@@ -38,9 +38,11 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
+    from rich.markup import escape
 
     from engine.diagnostics.lr_find import LR_MAX, LR_MIN, STEPS, find_lr
     from engine.runs.device import resolve_device
+    from tui_lab.data.fmt import clean
     from tui_lab.tools.specs import pick_spec
     from tui_lab.widgets.text_chart import ansi_text, chart
 
@@ -58,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
                          indent=2))
         return 0
     console = Console(highlight=False)
-    console.print(f"[bold]LR range test[/]: {loaded.id} / {spec.variant} ({t.optimizer}, batch {t.batch_size or 'full'}, "
-                  f"seed {args.seed})")
+    # the preset's and the variant's names are shown as written: no control characters, no markup read in them
+    console.print(f"[bold]LR range test[/]: {escape(clean(f'{loaded.id} / {spec.variant}'))} ({t.optimizer}, "
+                  f"batch {t.batch_size or 'full'}, seed {args.seed})")
     marks = [("suggestion", result.suggestion), ("minimum", result.minimum)]
     xs, ys = zip(*result.display_curve(), strict=True)
     console.print(ansi_text(chart([("smoothed loss", xs, ys)], log_x=True, xlabel="learning rate (log)",

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.catalogue.presets import load_preset
     from engine.checks.sanity import run_sanity
     from engine.runs.device import resolve_device
+    from tui_lab.data.fmt import clean
     from tui_lab.tools.specs import pick_spec
 
     torch.set_num_threads(1)
@@ -66,12 +67,14 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     style = {"pass": "green", "FAIL": "bold red", "warn": "bold yellow", "skipped": "yellow"}
     for spec, checks in results:
-        table = Table(title=f"sanity checks: {loaded.id} / {spec.variant}", show_lines=True)
+        # Text: the names are shown as written (a variant called "[bold]x" stays that), never read as markup
+        table = Table(title=Text(clean(f"sanity checks: {loaded.id} / {spec.variant}")), show_lines=True)
         table.add_column("check")
         table.add_column("result")
         table.add_column("measured", overflow="fold")
         table.add_column("advice", overflow="fold")
         for c in checks:
-            table.add_row(c.name, Text(c.status, style=style[c.status]), c.message, c.advice or "–")
+            table.add_row(Text(clean(c.name)), Text(c.status, style=style[c.status]), Text(clean(c.message)),
+                          Text(clean(c.advice or "–")))
         console.print(table)
     return 1 if failed else 0

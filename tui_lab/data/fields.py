@@ -106,6 +106,10 @@ class FieldSpec:
             return self.adapter.validate_python(value)
         except ValidationError as exc:
             err = exc.errors()[0]
+            if err["type"] == "string_pattern_mismatch":  # the rule in words, not the regex
+                from engine.catalogue.presets import pattern_words
+
+                raise ValueError(pattern_words(err)) from None
             raise ValueError(err["msg"]) from None
 
     def format(self, value: Any) -> str:
@@ -258,3 +262,102 @@ def field_by_key(key: str) -> FieldSpec:
         if f.name == name:
             return f
     raise KeyError(key)
+
+
+@dataclass(frozen=True)
+class When:
+    """A field applies when another field of its section has one of `values` (None: is on: true, above
+    0, not empty). A list field (``augment``) has one of them in it."""
+
+    field: str
+    values: tuple[Any, ...] | None = None
+
+    def holds(self, section: dict[str, Any]) -> bool:
+        value = section.get(self.field)
+        if self.values is None:
+            return bool(value)
+        if isinstance(value, list | tuple):
+            return any(v in self.values for v in value)
+        return value in self.values
+
+    def words(self) -> str:
+        if self.values is None:
+            return f"{self.field} on"
+        return f"{self.field} {' or '.join(map(str, self.values))}"
+
+
+_NETWORK = When("kind", ("mlp", "cnn"))
+_CNN = When("kind", ("cnn",))
+_MOMENTUM = When("optimizer", ("momentum", "nesterov"))
+_ADAM = When("optimizer", ("adam", "adamw"))
+_UNLABELED = When("unlabeled_loss", ("entropy", "pseudo_label", "consistency"))
+_GRADCHECK = When("gradcheck")
+_SURFACE = When("name", ("surface",))
+APPLIES: dict[str, tuple[When, ...]] = {
+    **{f"model.{name}": (_NETWORK,) for name in ("hidden", "depth", "width", "activation", "norm", "dropout",
+                                                 "dropconnect", "residual")},
+    "model.factory": (When("kind", ("custom",)),),
+    "model.leaky_slope": (_NETWORK, When("activation", ("leaky_relu",))),
+    "model.maxout_pieces": (_NETWORK, When("activation", ("maxout",))),
+    **{f"model.{name}": (_CNN,) for name in ("channels", "kernel_size", "stride", "padding", "kernel_sizes")},
+    "model.init_std": (When("init", ("normal", "uniform")),),
+    "model.init_value": (When("init", ("constant",)),),
+    "model.init_gain": (When("init", ("xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform")),),
+    "model.sparse_fraction": (When("init", ("sparse",)),),
+    "train.momentum": (_MOMENTUM,),
+    "train.dampening": (_MOMENTUM,),
+    "train.beta1": (_ADAM,),
+    "train.beta2": (_ADAM,),
+    "train.amsgrad": (_ADAM,),
+    "train.alpha": (When("optimizer", ("rmsprop",)),),
+    "train.rmsprop_momentum": (When("optimizer", ("rmsprop",)),),
+    "train.eps": (When("optimizer", ("adagrad", "rmsprop", "adam", "adamw")),),
+    "train.adagrad_lr_decay": (When("optimizer", ("adagrad",)),),
+    "train.weight_decay": (When("optimizer", ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")),),
+    **{f"train.lbfgs_{name}": (When("optimizer", ("lbfgs",)),) for name in ("history", "max_iter", "line_search")},
+    "train.step_size": (When("schedule", ("step",)),),
+    "train.gamma": (When("schedule", ("step", "exponential", "plateau")),),
+    "train.decay": (When("schedule", ("inverse_time",)),),
+    "train.min_lr": (When("schedule", ("step", "exponential", "inverse_time", "cosine", "plateau")),),
+    "train.plateau_patience": (When("schedule", ("plateau",)),),
+    "train.hinge_margin": (When("loss", ("hinge",)),),
+    "train.smooth_l1_beta": (When("loss", ("smooth_l1",)),),
+    "train.patience": (When("early_stopping"),),
+    "train.restore_best": (When("early_stopping"),),
+    **{f"train.augment_{name}": (When("augment", (name,)),) for name in ("noise", "scale", "shift", "cutout")},
+    "train.importance_clip": (When("importance_weighting"),),
+    **{f"train.unlabeled_{name}": (_UNLABELED,) for name in ("weight", "rampup", "batch_size")},
+    "train.pseudo_threshold": (When("unlabeled_loss", ("pseudo_label",)),),
+    "train.unlabeled_noise": (When("unlabeled_loss", ("consistency",)),),
+    "train.checkpoint_every": (When("checkpoint_ensemble"),),
+    **{f"train.gradcheck_{name}": (_GRADCHECK,) for name in ("layer", "dtype", "h", "max_elements")},
+    **{f"data.{name}": (_SURFACE,) for name in ("surface", "start", "start_jitter", "sweep_lrs", "sweep_starts",
+                                                "hit_radius", "escape_step")},
+    "data.kappa": (_SURFACE, When("surface", ("quadratic",))),
+    **{f"data.{name}": (When("name", ("file",)),) for name in ("path", "targets", "label", "features", "task",
+                                                               "image_size")},
+    "data.pca_components": (When("preprocess", ("pca", "pca_whiten")),),
+    "data.outlier_fraction": (When("name", ("regression_outliers",)),),
+}
+"""Fields that only some settings use (what the engine reads: ``engine.recipe.optim``,
+``engine.recipe.schedules``, ``engine.models``, ...), by ``section.name``: the Builder shows such a
+field only where a recipe uses it (the base's or a variant's). A field not listed always applies."""
+
+
+def applies(key: str, sections: list[dict[str, Any]]) -> bool:
+    """Whether field `key` (``train.momentum``) is used by any of `sections` (one section's values,
+    its defaults filled in: the base recipe's, each variant's)."""
+    rules = APPLIES.get(key, ())
+    return not rules or any(all(rule.holds(values) for rule in rules) for values in sections)
+
+
+def unused_words(key: str, values: dict[str, Any]) -> str:
+    """Why `key` is not used in `values` (the base recipe's section): "optimizer is adam (it is used
+    with optimizer momentum or nesterov)"."""
+    failed = [rule for rule in APPLIES.get(key, ()) if not rule.holds(values)]
+    if not failed:
+        return ""
+    rule = failed[0]
+    now = values.get(rule.field)
+    shown = ", ".join(map(str, now)) if isinstance(now, list | tuple) else ("off" if now in (None, False, 0) else now)
+    return f"not used: {rule.field} is {shown or 'empty'} (it is used with {rule.words()})"

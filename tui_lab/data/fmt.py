@@ -82,14 +82,19 @@ def status_text(status: str, frame: int = 0) -> str:
     return f"{icon} {status}"
 
 
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-"""Control characters but tab and newline: C0 (ESC among them), DEL and C1."""
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Control characters but tab and newline: C0 (ESC among them), DEL and C1; and Unicode's
+bidirectional controls (the embeddings and overrides U+202A-202E, the isolates U+2066-2069, the marks
+U+200E, U+200F and U+061C), which reorder how the text after them reads ("Trojan Source")."""
+_SEPARATORS = re.compile("[\u2028\u2029]")
+"""Unicode's line and paragraph separators: a line break to Python and some terminals, not to others."""
 
 
 def clean(text: object, *, lines: bool = False) -> str:
     """`text` fit to write to a terminal: its control characters removed, so that text from a
     preset file or the run store (a title, a variant name, a reason, a run's message) can never
-    move the cursor, clear the screen or set the window's title. `lines`: text of several lines
+    move the cursor, clear the screen, set the window's title or turn the line after it around (a
+    bidirectional override). `lines`: text of several lines
     (an explanation, a message) keeps its newlines and tabs; otherwise each becomes a space.
     Every place that shows such text passes it through here (the app's widgets, the command line's
     tables and lines); presets refuse control characters, but the store keeps what older versions
@@ -97,6 +102,7 @@ def clean(text: object, *, lines: bool = False) -> str:
     s = text if isinstance(text, str) else str(text)
     if s.isascii() and s.isprintable():  # the usual case, at the cost of one scan
         return s
+    s = _SEPARATORS.sub("\n", s)  # a new line as any other: kept in text of several lines, else a space
     if not lines:
         s = s.replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
     return _CONTROL.sub("", s)

@@ -34,7 +34,7 @@ from textual.widgets import (
 from textual.worker import Worker, WorkerState
 
 from engine.catalogue.preflight import preflight
-from engine.catalogue.presets import LoadedPreset, PresetError, builtin_dir, load_preset
+from engine.catalogue.presets import LoadedPreset, PresetError, builtin_dir, builtin_ids, load_preset
 from tui_lab.data.draft import Draft, format_overrides, parse_overrides, preset_fields
 from tui_lab.data.fields import recipe_fields
 from tui_lab.widgets.field_input import FieldInput, FieldTextArea
@@ -115,9 +115,20 @@ def fresh_id(folder: Path, base: str) -> str:
     return base if n == 1 else f"{base}-{n}"
 
 
+def own_id(folder: Path, preset_id: str) -> str:
+    """A free id for the user's copy of catalogue preset `preset_id`: ``my-<id>`` (``my-<id>-2``, …),
+    neither a catalogue id nor a file in `folder`."""
+    taken = set(builtin_ids())
+    base = f"my-{preset_id}"
+    n = 1
+    while (candidate := base if n == 1 else f"{base}-{n}") in taken or (folder / f"{candidate}.toml").exists():
+        n += 1
+    return candidate
+
+
 def editable_path(loaded: LoadedPreset) -> Path | None:
     """Where saving a loaded preset goes: its own file, unless it is a built-in one (then the
-    user's presets folder, by its id)."""
+    user's presets folder, under an id of its own: ``BuilderScreen.shadowed_id``)."""
     path = loaded.path.resolve()
     if path.parent == builtin_dir().resolve() or not path.is_file():
         return None
@@ -236,6 +247,7 @@ class BuilderScreen(Screen):
             save.placeholder = str(self.default_path())
             self.query_one("#explain", TextArea).text = draft.explain
         self.query_one(VariantEditor).set_variants(draft.variants)
+        self._share_variants()
         self.field_errors = {}
         self._claims_note()
         self.validate()
@@ -314,8 +326,22 @@ class BuilderScreen(Screen):
             self.draft.base[section] = dict(values)
         self._schedule()
 
+    def _share_variants(self) -> None:
+        """Each section's form learns what the variants and the quick form change in it: a field that
+        only some settings use is shown when one of them uses it (a base of sgd with a momentum variant:
+        the base's momentum is that variant's)."""
+        quick = self.draft.quick
+        for section in ("data", "model", "train"):
+            layers = [quick.get(section) or {}]
+            for v in self.draft.variants:
+                own = v.overrides.get(section) or {}
+                layers += [own, {**(quick.get(section) or {}), **own, **(v.quick.get(section) or {})}]
+            others = [layer for i, layer in enumerate(layers) if layer and layer not in layers[:i]]
+            self.query_one(f"#form-{section}", RecipeForm).set_variants(others)
+
     def on_variant_editor_changed(self, event: VariantEditor.Changed) -> None:
         self.draft.variants = list(event.variants)
+        self._share_variants()
         if event.edited and self.validate() is None:  # "variant … updated" must not read as all well
             event.editor.hint(f"variant {event.edited!r} changed, but the recipe is not valid now: "
                               "the line below says why", error=True)
@@ -338,6 +364,7 @@ class BuilderScreen(Screen):
         try:
             self.draft.quick = parse_overrides(event.value)
             self.field_errors.pop("quick", None)
+            self._share_variants()
         except ValueError as exc:
             self.field_errors["quick"] = str(exc)
         self._schedule()
@@ -473,21 +500,67 @@ class BuilderScreen(Screen):
             self.draft.variants = list(editor.variants)  # now, not when the Changed message arrives
             self.notify("the variant edit you typed was applied first", markup=False)
 
-    def save(self, then: Callable[[], Any] | None = None) -> bool:
+    def save(self, then: Callable[[], Any] | None = None, *, instead_of: str = "") -> bool:
         """Save the recipe (ctrl+s; quitting's "Save and quit"); False, with a message, when it is not
         valid or cannot be written. A file there that this recipe was not opened from or saved to is
         not replaced without asking: then it asks (on the Builder) and returns False; `then` is
-        called once the recipe is saved after the person's "yes"."""
+        called once the recipe is saved after the person's "yes". A recipe is not saved under a catalogue
+        preset's id (`shadowed_id`): it asks to save it under one of its own (`instead_of`: that id)."""
         self._take_typed_edit()
         if self.validate() is None:
             self.notify(self.problem, title="Not saved: the recipe is not valid", severity="error", timeout=8,
                         markup=False)
             return False
         path = self.save_path()
+        if (shadowed := self.shadowed_id(path)) is not None:
+            self._ask_to_rename(path, shadowed, then)
+            return False
         if path.exists() and (self.path is None or path.resolve() != self.path.resolve()):
             self._ask_to_replace(path, then)
             return False
-        return self._write(path)
+        return self._write(path, instead_of=instead_of)
+
+    def shadowed_id(self, path: Path) -> str | None:
+        """The catalogue id a save to `path` would take, else None: a recipe in the saved-recipes folder
+        under a catalogue preset's id is never the one that id opens or runs (``load_preset``: the
+        catalogue's wins; `dllab run ID`, the Builder's open), so the edits would go unused."""
+        try:
+            in_folder = path.parent.resolve() == self.app.presets_dir.resolve()
+        except OSError:
+            return None
+        return path.stem if in_folder and path.stem in builtin_ids() else None
+
+    def _ask_to_rename(self, path: Path, shadowed: str, then: Callable[[], Any] | None) -> None:
+        """Saving under a catalogue preset's id: say why it would go unused and offer a free id of the
+        user's own (``my-<id>``: the technique id and the file's name), the title kept."""
+        from tui_lab.screens.confirm import ConfirmScreen
+
+        free = own_id(self.app.presets_dir, shadowed)
+
+        async def answered(yes: bool | str | None) -> None:
+            if not yes:
+                self.notify(f"{shadowed} is a catalogue preset's id: change the technique id or \"save as\" "
+                            "to save your recipe under a name of its own.", title="Not saved", markup=False)
+                return
+            self.draft.meta = {**self.draft.meta, "technique": free}
+            self.query_one("#form-preset", RecipeForm).set_values(self.draft.meta)
+            save = self.query_one("#save-path", Input)
+            with self.prevent(Input.Changed):
+                if save.value.strip() and Path(save.value.strip()).expanduser().stem == shadowed:
+                    save.value = ""  # "save as" named the catalogue's id: the free id's file now
+                save.placeholder = str(self.default_path())
+            if self.save(then, instead_of=shadowed) and then is not None:
+                result = then()
+                if inspect.isawaitable(result):
+                    await result
+
+        if self.app.current_mode != "builder":  # quitting's "Save and quit" from another screen
+            self.app.switch_mode("builder")
+        self.app.push_screen(ConfirmScreen(
+            f"{shadowed} is the id of a catalogue preset: saved as {path.name}, this recipe would never be what "
+            f"`dllab run {shadowed}` or the Builder's open gives (the catalogue's comes first), so your changes "
+            f"would go unused. Save it as {free} instead? The catalogue's preset stays as it is.",
+            yes=f"Save as {free}", no="Cancel"), answered)
 
     def _ask_to_replace(self, path: Path, then: Callable[[], Any] | None) -> None:
         from tui_lab.screens.confirm import ConfirmScreen
@@ -507,7 +580,7 @@ class BuilderScreen(Screen):
             f"{path} already exists, and it is not the file this recipe was opened from or saved to. "
             "Replace it with this recipe?", yes="Replace it", no="Keep it"), answered)
 
-    def _write(self, path: Path) -> bool:
+    def _write(self, path: Path, *, instead_of: str = "") -> bool:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(self.draft.toml(), encoding="utf-8")
@@ -520,7 +593,12 @@ class BuilderScreen(Screen):
         with self.prevent(Input.Changed):
             self.query_one("#save-path", Input).value = str(path)
         self.app.saved_changed = True
-        self.notify(f"saved to {path}", title="Recipe saved", markup=False)
+        if instead_of:
+            self.notify(f"saved to {path}: `dllab run {path.stem}` and the Library's saved recipes run it; "
+                        f"{instead_of} is still the catalogue's", title=f"Recipe saved as {path.stem}", timeout=8,
+                        markup=False)
+        else:
+            self.notify(f"saved to {path}", title="Recipe saved", markup=False)
         return True
 
     def action_run(self, quick: bool) -> None:

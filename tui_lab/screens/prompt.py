@@ -21,7 +21,7 @@ class PromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.question, classes="dialog-text")
+            yield Static(self.question, classes="dialog-text", markup=False)  # it may hold a path
             # the cursor after the given text, not all of it selected: typing adds to a folder's path
             yield FieldInput(self.value, id="prompt-input", select_on_focus=False)
             yield Static("enter to accept · escape to cancel", classes="form-help")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane, Tabs
 
 from engine.catalogue.presets import LoadedPreset, PresetError
 from tui_lab.screens.library import saved_presets
@@ -38,6 +38,7 @@ class ToolsScreen(Screen):
         Binding("a", "apply_lr", "Apply LR to recipe"),
         Binding("t", "next_tool", "Next tool"),
         Binding("escape", "leave_field", "Leave field", show=False),
+        Binding("down", "enter_settings", "Into the settings", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -106,9 +107,20 @@ class ToolsScreen(Screen):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_bindings()
+        self.call_after_refresh(self.keep_focus)
+
+    def keep_focus(self) -> None:
+        """The focus never stays lost: when the widget that had it went (its tool's tab hidden by `t`,
+        a result it was in replaced), the tab bar takes it (←/→ switch tools, ↓ goes into the settings).
+        With the focus nowhere, ↓, ↑ and enter did nothing until a click."""
+        if self.is_current and (self.focused is None or self.focused not in self.focus_chain):
+            self.query_one("#tools-tabs", TabbedContent).query_one(Tabs).focus()
 
     def on_tool_view_finished(self, event: ToolView.Finished) -> None:
         self.refresh_bindings()
+
+    def on_tool_view_ended(self, event: ToolView.Ended) -> None:
+        self.call_after_refresh(self.keep_focus)
 
     def action_run_tool(self) -> None:
         self.view(self.active_tool).run()
@@ -121,7 +133,19 @@ class ToolsScreen(Screen):
     def action_next_tool(self) -> None:
         tabs = self.query_one("#tools-tabs", TabbedContent)
         ids = [f"tab-{tool}" for tool, _, _ in TOOLS]
+        shown = self.view(self.active_tool)
+        if self.focused is not None and shown in self.focused.ancestors:
+            tabs.query_one(Tabs).focus()  # the focused setting is about to be hidden with its tool
         tabs.active = ids[(ids.index(tabs.active) + 1) % len(ids)] if tabs.active in ids else ids[0]
 
     def action_leave_field(self) -> None:
         self.query_one("#tools-tabs", TabbedContent).query_one("Tabs").focus()
+
+    def action_enter_settings(self) -> None:
+        """↓ on the tab bar (a field takes ↓ itself): into the shown tool's first setting."""
+        if not isinstance(self.focused, Tabs):
+            return
+        view = self.view(self.active_tool)
+        first = next((w for w in self.focus_chain if view in w.ancestors), None)
+        if first is not None:
+            first.focus()

@@ -17,8 +17,10 @@ from tui_lab.data.fmt import clean
 SAVED = "saved recipes"
 YOURS = " (yours)"
 """The mark of a saved recipe where its name would pass for a catalogue preset's (the Builder saves an
-edited catalogue preset under the same id and title): both stay listed, the user's copy marked. It
-does not replace the catalogue's: `dllab run ID` and the Builder's "open" still mean the catalogue's."""
+edited catalogue preset under an id of its own, ``my-<id>``, with the same title; a file copied into the
+folder may even have the catalogue's id): both stay listed, the user's copy marked. It does not replace
+the catalogue's: `dllab run ID` and the Builder's "open" mean the catalogue's (the Builder refuses to
+save a recipe under a catalogue id for that reason, `BuilderScreen.shadowed_id`)."""
 
 
 def looks_like(saved: LoadedPreset, catalogue: list[LoadedPreset]) -> bool:

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from rich.style import Style
 from rich.text import Text
 from textual.color import Color
+from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
 from engine.events import Boundary
+from tui_lab.data.fmt import clean
 
 POINTS = "●▲■◆✚★"
 """Training points, one glyph per class (the class colour too)."""
@@ -163,7 +165,7 @@ class BoundaryPanel(Widget):
         super().__init__(**kwargs)
         self.variant = variant
         self.plane = plane
-        self.border_title = variant
+        self.border_title = Content(clean(variant))  # a str title is read as markup: the name is shown as written
 
     def set_plane(self, plane: Plane) -> None:
         self.plane = plane

@@ -1,6 +1,9 @@
 """A form generated from a pydantic model's fields: a Select for each ``Literal``, a Switch for
 each ``bool``, a checked Input for numbers, lists and text (validated with the field's own
-constraints as the person types). Common fields first; the rest under "more fields"."""
+constraints as the person types). Common fields first; the rest under "more fields". A field that
+only some settings use (``tui_lab.data.fields.APPLIES``: momentum with the momentum optimizers, the
+conv layers with a CNN, ...) is shown only where the base recipe or one of its variants uses it, or
+when it holds a value of its own (then with a note that nothing uses it)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widget import Widget
 from textual.widgets import Collapsible, Input, Label, Select, Static, Switch
 
-from tui_lab.data.fields import FieldSpec
+from tui_lab.data.fields import APPLIES, FieldSpec, applies, unused_words
 from tui_lab.widgets.field_input import FieldInput
 
 
@@ -64,7 +67,14 @@ class RecipeForm(VerticalScroll):
         self._values: dict[str, Any] = {f.name: f.default for f in specs}
         self._rest_mounted = False
         self._widgets: dict[str, Widget] = {}
+        self._rows: dict[str, Widget] = {}
         self._errors: dict[str, Static] = {}
+        self._error_text: dict[str, str] = {}
+        """A field's error now (empty: none): shown before its note."""
+        self._notes: dict[str, str] = {}
+        """Why a field shown is not used ("not used: optimizer is adam ..."), by name."""
+        self._others: list[dict[str, Any]] = []
+        """This section as the variants change it (their overrides only): a field one uses is shown."""
         self._posted: tuple[dict[str, Any], dict[str, str]] | None = None
         self._built = False
 
@@ -95,7 +105,9 @@ class RecipeForm(VerticalScroll):
         error = Static("", classes="field-error", id=f"e-{self.section}-{f.name}")
         self._widgets[f.name] = widget
         self._errors[f.name] = error
-        return Horizontal(Label(f.name, classes="field-label"), widget, error, classes="field-row")
+        row = Horizontal(Label(f.name, classes="field-label"), widget, error, classes="field-row")
+        self._rows[f.name] = row
+        return row
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="form-help", id=f"help-{self.section}")
@@ -111,6 +123,7 @@ class RecipeForm(VerticalScroll):
             rows.append(Collapsible(title=f"more {self.section} fields ({len(self.rest)})", collapsed=True,
                                     id=f"more-{self.section}"))
         self.mount_all(rows)
+        self._show_applicable()
 
     @property
     def rest(self) -> list[str]:
@@ -124,6 +137,7 @@ class RecipeForm(VerticalScroll):
         self._rest_mounted = True
         contents = event.collapsible.query_one(Collapsible.Contents)
         contents.mount_all([self._row(self.specs[name]) for name in self.rest])
+        self._show_applicable()
 
     # -- values ---------------------------------------------------------------------------
 
@@ -165,6 +179,44 @@ class RecipeForm(VerticalScroll):
         self._values = {name: values.get(name, f.default) for name, f in self.specs.items()}
         self._show_values(list(self.specs))
         self._posted = self.collect()
+        self._show_applicable()
+
+    def set_variants(self, sections: list[dict[str, Any]]) -> None:
+        """The variants' overrides of this section (one dict each): a field that only some settings use
+        is shown when the base recipe or one of the variants uses it."""
+        if sections != self._others:
+            self._others = [dict(s) for s in sections]
+            self._show_applicable()
+
+    def _show_applicable(self) -> None:
+        """Show the fields the recipe uses; hide the others, unless one holds a value of its own (a value
+        hidden would still be in the recipe): then it stays, saying that nothing uses it."""
+        if not any(f"{self.section}.{name}" in APPLIES for name in self._rows):
+            return
+        base = {name: self._values.get(name, f.default) for name, f in self.specs.items()}
+        sections = [base, *({**base, **other} for other in self._others)]
+        for name, row in self._rows.items():
+            key = f"{self.section}.{name}"
+            if key not in APPLIES:
+                continue
+            used = applies(key, sections)
+            note = "" if used else unused_words(key, base)
+            value, default = base.get(name), self.specs[name].default
+            typing = self._widgets[name].has_focus  # a row never goes from under the cursor
+            row.display = used or (value is not None and value != default) or bool(self._error_text.get(name)) or typing
+            if note != self._notes.get(name, ""):
+                self._notes[name] = note
+                self._show_error(name, self._error_text.get(name, ""))
+        more = self.query(f"#more-{self.section}")
+        if more:
+            hidden = sum(1 for name in self.rest if name in self._rows and not self._rows[name].display)
+            shown = len(self.rest) - (hidden if self._rest_mounted else self._unused_rest(sections))
+            more.first(Collapsible).title = f"more {self.section} fields ({shown})"
+
+    def _unused_rest(self, sections: list[dict[str, Any]]) -> int:
+        """How many of the fields under "more fields" (not built yet) the recipe does not use."""
+        return sum(1 for name in self.rest if not applies(f"{self.section}.{name}", sections)
+                   and self._values.get(name, self.specs[name].default) == self.specs[name].default)
 
     def _show_values(self, names: list[str]) -> None:
         with self.prevent(Input.Changed, Select.Changed, Switch.Changed):
@@ -182,11 +234,17 @@ class RecipeForm(VerticalScroll):
                     self._show_error(name, "")
 
     def _show_error(self, name: str, text: str) -> None:
+        """The field's error (`text`), else its note (`_notes`: not used), beside it."""
+        self._error_text[name] = text
         err = self._errors.get(name)
-        if err is None or (not text and not err.has_class("-shown")):
+        note = self._notes.get(name, "")
+        if err is None or (not text and not note and not err.has_class("-shown")):
             return
-        err.update(Content.from_markup("[$error]$t[/]", t=text) if text else "")
-        err.set_class(bool(text), "-shown")
+        if text:
+            err.update(Content.from_markup("[$error]$t[/]", t=text))
+        else:
+            err.update(Content.from_markup("[$text-muted]$t[/]", t=note) if note else "")
+        err.set_class(bool(text or note), "-shown")
 
     # -- events ---------------------------------------------------------------------------
 
@@ -197,6 +255,7 @@ class RecipeForm(VerticalScroll):
         self._posted = (values, errors)
         for name in self.specs:
             self._show_error(name, errors.get(name, ""))
+        self._show_applicable()
         self.post_message(self.Changed(self, values, errors))
 
     @on(Input.Changed)

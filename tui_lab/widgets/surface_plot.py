@@ -34,7 +34,7 @@ from tui_lab.data.surface_paths import (
     surfaces_in,
 )
 from tui_lab.palette import faint, series_colors
-from tui_lab.tables import clip_name
+from tui_lab.tables import clip_name, longest
 from tui_lab.widgets.replot import ReplotPlot
 
 N_LEVELS = 9
@@ -119,8 +119,13 @@ class SurfaceCanvas(ReplotPlot):
         self.refresh()
 
 
+COLUMNS = ("", "run", "step", "loss", "dist")
+"""The runs' table: a colour swatch, the run's name, and its numbers."""
 TABLE_WIDTH = 42
-"""Cells of the runs' table beside the canvas."""
+"""Cells of the runs' table beside the canvas, at least."""
+TABLE_SHARE = 0.45
+"""The most of the view's width the table takes when its names need more than `TABLE_WIDTH`: at 120
+columns "GD lr 0.01" and "GD lr 0.035" were both cut to "GD lr 0.… s0" with room to spare."""
 
 
 class SurfacePlot(Vertical, can_focus=True):
@@ -138,7 +143,7 @@ class SurfacePlot(Vertical, can_focus=True):
         height: 1fr;
     }
     SurfacePlot DataTable {
-        width: TABLE_WIDTH;
+        width: TABLE_WIDTH;  /* wider where the names need it (redraw) */
         height: 1fr;
     }
     SurfacePlot:focus-within #surface-header {
@@ -173,9 +178,7 @@ class SurfacePlot(Vertical, can_focus=True):
         yield Static(id="surface-header")
         with Horizontal():
             yield SurfaceCanvas(id="surface-canvas")
-            table = DataTable(id="surface-table", cursor_type="row", zebra_stripes=False)
-            table.add_columns("", "run", "step", "loss", "dist")
-            yield table
+            yield DataTable(id="surface-table", cursor_type="row", zebra_stripes=False)
 
     def on_resize(self) -> None:
         self.redraw()  # the header fits its width
@@ -242,16 +245,27 @@ class SurfacePlot(Vertical, can_focus=True):
             header.update(header_line(which, fn.description or fn.name, self.every_seed, count > 1,
                                       header.size.width or self.size.width))
         table = self.query_one(DataTable)
-        table.clear()
         rows = [(str(p.step), "–" if p.loss is None else f"{p.loss:.2g}", "–" if p.dist is None else f"{p.dist:.2g}")
                 for p in paths]
-        # the numbers stay whole (a long run name pushed "5.8e-05" out as "5.8e-"): the names give way
-        numbers = sum(max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(("step", "loss", "dist")))
-        room = max(6, TABLE_WIDTH - 2 * 5 - 1 - numbers - 2)  # cell padding, the swatch, a scroll bar
-        names = short_labels([p.label for p in paths])
+        # the numbers stay whole (a long run name pushed "5.8e-05" out as "5.8e-"): the names give way,
+        # once the table has taken what it may of the view's width
+        number_widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(COLUMNS[2:])]
+        fixed = 2 * len(COLUMNS) + 1 + sum(number_widths) + 2  # cell padding, the swatch, a scroll bar
+        # one path per variant (its first seed, as the header says): the variant's name, without " s0"
+        names = short_labels([p.label if self.every_seed else p.variant for p in paths])
+        width = max(TABLE_WIDTH, min(int(self.size.width * TABLE_SHARE), fixed + longest(names)))
+        if table.styles.width is None or table.styles.width.cells != width:
+            table.styles.width = width
+        room = max(6, width - fixed)
+        names = [clip_name(name, room) for name in names]
+        # every column laid out anew, at the width of what it shows now: a column's own width only grew,
+        # so a long name seen once (every seed, a wider terminal) kept it wide and cut the numbers
+        table.clear(columns=True)
+        for label, cells in zip(COLUMNS, [[1], [longest(names)], *([w] for w in number_widths)], strict=True):
+            table.add_column(label, width=max(len(label), *cells))
         for p, name, numbers_of_p in zip(paths, names, rows, strict=True):
             swatch = Text("■", style=colors[p.color % len(colors)].hex) if colors else Text("■")
-            table.add_row(swatch, Text(clip_name(name, room)), *numbers_of_p)
+            table.add_row(swatch, Text(name), *numbers_of_p)
 
     # -- actions -------------------------------------------------------------------------------
 

@@ -10,14 +10,31 @@ from typing import Any
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import DataTable, Select, Static
+from textual.widgets import Select, Static
 
 from tui_lab.tools.critical import MAX_STARTS, REF_NOTE, found_words, starts_cell
 from tui_lab.widgets.field_input import FieldInput
+from tui_lab.widgets.fitted_table import FittedTable
 from tui_lab.widgets.tool_view import ToolView, field_row, number
 
 NETS = (("chain2: y = w2·w1·x", "chain2"), ("chain3: y = w3·w2·w1·x", "chain3"), ("tanh_121: a 1-2-1 tanh net", "tanh_121"))
 KIND_STYLE = {"minimum": "$success", "saddle": "$warning", "maximum": "$error", "degenerate": "$accent"}
+KIND_MARK = {"minimum": "+", "maximum": "−", "saddle": "±", "degenerate": "0"}
+"""A kind in one cell, by the signs of the Hessian's eigenvalues that make it (the column shrinks to it)."""
+KIND_LEGEND = ("kind by the Hessian's eigenvalues: + minimum (all > 0) · − maximum (all < 0) · ± saddle (both signs) · "
+               "0 degenerate (one ≈ 0)")
+"""The note under the points' table: what the marks say (the kind column is only its mark at 80 columns)."""
+POINT_COLUMNS = (("kind", "kind", 0), ("point", "point", 0), ("loss", "loss", 0), ("grad", "‖∇L‖", 0),
+                 ("eigenvalues", "eigenvalues", 0), ("starts", "starts", 0))
+"""(key, label, least width) of the points' table."""
+POINT_GIVE_WAY = ((("grad",), None), (("kind",), 1), (("starts",), None))
+"""When the pane is narrow (80 columns the eigenvalues were past its edge): ‖∇L‖ goes (every point
+found has a vanishing gradient), the kind shrinks to its mark (+ − ± 0), then the starts go; the
+point, its loss and its eigenvalues stay whole."""
+KNOWN_COLUMNS = (("reference", "reference", 0), ("expected", "expected", 0), ("measured", "measured", 0),
+                 ("eigenvalues", "eigenvalues", 0), ("ok", "ok", 2))
+KNOWN_GIVE_WAY = ((("expected",), 1), (("measured",), 1))
+"""The reference points' table when narrow: the expected kind, then the measured one, shrink to their marks."""
 MAX_ROWS = 12
 """Points listed per kind (the rest are counted)."""
 
@@ -28,6 +45,12 @@ def fmt_value(x: float) -> str:
 
 def fmt_vec(v: Iterable[float]) -> str:
     return "(" + ", ".join(f"{0.0 if abs(x) < 5e-13 else x:.4g}" for x in v) + ")"
+
+
+def kind_cell(kind: str) -> Content:
+    """A point's kind with its mark, in the kind's colour ("± saddle"; "±" where the column shrinks)."""
+    mark = KIND_MARK.get(kind, "?")
+    return Content.from_markup(f"[b {KIND_STYLE.get(kind, '$text')}]$m $k[/]", m=mark, k=kind)
 
 
 class CriticalView(ToolView):
@@ -47,19 +70,17 @@ class CriticalView(ToolView):
     def result(self) -> Iterable[Widget]:
         with VerticalScroll(id="critical-scroll"):
             yield Static("", id="critical-title", classes="tool-summary")
-            yield DataTable(id="critical-points", cursor_type="row", zebra_stripes=True)
+            yield FittedTable(POINT_COLUMNS, give_way=POINT_GIVE_WAY, icons=("kind",), id="critical-points",
+                              cursor_type="row", zebra_stripes=True)
             yield Static("", id="critical-note", classes="tool-note")
-            yield DataTable(id="critical-known", cursor_type="row", zebra_stripes=True)
+            yield FittedTable(KNOWN_COLUMNS, give_way=KNOWN_GIVE_WAY, icons=("expected", "measured"),
+                              id="critical-known", cursor_type="row", zebra_stripes=True)
             yield Static("", id="critical-escape", classes="tool-summary")
 
     def on_mount(self) -> None:
         super().on_mount()
-        points = self.query_one("#critical-points", DataTable)
-        for key in ("kind", "point", "loss", "‖∇L‖", "eigenvalues", "starts"):
-            points.add_column(key, key=key, width=10 if key == "kind" else None)
-        known = self.query_one("#critical-known", DataTable)
-        for key in ("reference", "expected", "measured", "eigenvalues", "ok"):
-            known.add_column(key, key=key, width=2 if key == "ok" else None)
+        for table in self.query(FittedTable):
+            table.set_rows([])  # the column heads before a run
 
     def collect(self) -> dict[str, Any]:
         return {
@@ -86,8 +107,7 @@ class CriticalView(ToolView):
             f"[{'$warning' if report.search.n_dropped else '$text-muted'}]$drop[/]",
             n=net.name, d=net.description, p=", ".join(net.names), s=str(params["starts"]), b=f"{params['box']:g}",
             seed=str(params["seed"]), k=found_words(report.search, " points"), drop=report.search.summary()))
-        table = self.query_one("#critical-points", DataTable)
-        table.clear()
+        rows = []
         shown: dict[str, int] = {}
         hidden: dict[str, int] = {}
         for i, p in enumerate(report.points):
@@ -95,9 +115,10 @@ class CriticalView(ToolView):
                 hidden[p.kind] = hidden.get(p.kind, 0) + 1
                 continue
             shown[p.kind] = shown.get(p.kind, 0) + 1
-            style = KIND_STYLE.get(p.kind, "$text")
-            table.add_row(Content.from_markup(f"[b {style}]$k[/]", k=p.kind), fmt_vec(p.point), fmt_value(p.loss),
-                          f"{p.grad_norm:.1e}", fmt_vec(p.eigenvalues), starts_cell(p), key=str(i))
+            rows.append((str(i), {"kind": kind_cell(p.kind), "point": fmt_vec(p.point), "loss": fmt_value(p.loss),
+                                  "grad": f"{p.grad_norm:.1e}", "eigenvalues": fmt_vec(p.eigenvalues),
+                                  "starts": starts_cell(p)}))
+        self.query_one("#critical-points", FittedTable).set_rows(rows)
         notes = [f"… and {n} more {kind} point(s)" for kind, n in hidden.items()]
         if any(p.reference for p in report.points):
             notes.append(f"{REF_NOTE}.")
@@ -110,13 +131,13 @@ class CriticalView(ToolView):
             if len(flat) > 1:
                 notes.append(f"{len(flat)} of them sit at the lowest loss found ({fmt_value(lowest)}) with no negative "
                              "eigenvalue: minima, but a connected set of them, flat along the zero-eigenvalue direction.")
+        notes.append(KIND_LEGEND)
         self.query_one("#critical-note", Static).update(Content.from_markup("[$text-muted]$t[/]", t="\n".join(notes)))
-        known = self.query_one("#critical-known", DataTable)
-        known.clear()
-        for i, (cp, expected) in enumerate(report.known):
-            ok = cp.kind == expected
-            known.add_row(fmt_vec(cp.point), expected, cp.kind, fmt_vec(cp.eigenvalues),
-                          Content.from_markup("[b $success]✔[/]" if ok else "[b $error]✘[/]"), key=str(i))
+        self.query_one("#critical-known", FittedTable).set_rows([
+            (str(i), {"reference": fmt_vec(cp.point), "expected": kind_cell(expected), "measured": kind_cell(cp.kind),
+                      "eigenvalues": fmt_vec(cp.eigenvalues),
+                      "ok": Content.from_markup("[b $success]✔[/]" if cp.kind == expected else "[b $error]✘[/]")})
+            for i, (cp, expected) in enumerate(report.known)])
         e = report.escape
         if e is None:
             text = Content.from_markup("[$text-muted]no saddle found: nothing to escape from[/]")

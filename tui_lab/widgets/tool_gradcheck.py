@@ -16,6 +16,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Select, Static
 
+from tui_lab.data import fmt
 from tui_lab.tools.limits import LIMIT
 from tui_lab.widgets.field_input import FieldInput
 from tui_lab.widgets.fitted_table import FittedTable
@@ -116,7 +117,7 @@ class GradcheckView(ToolView):
             else:
                 head = "[b $success]✔ every tensor passes[/]"
             widgets.append(Static(Content.from_markup(
-                f"[b]$v[/]  {head}\n[$text-muted]$desc[/]", v=spec.variant,
+                f"[b]$v[/]  {head}\n[$text-muted]$desc[/]", v=fmt.clean(spec.variant),
                 desc=f"{m.kind} {m.hidden_sizes} {m.activation}, {spec.recipe.data.name}, {result.dtype}, "
                      f"h = {result.h:g}, loss {result.loss:.4g}"), classes="tool-summary"))
             table = FittedTable(COLUMNS, names={"tensor": "."}, give_way=GIVE_WAY, id=f"gradcheck-table-{i}",

@@ -88,7 +88,7 @@ class LRFindView(ToolView):
             + ("[b $warning]⚠ $warn[/]\n" if r.warning else "") +
             "[$error]│[/] minimum at $m (loss $best)   [$warning]│[/] steepest descent at $st\n"
             "[$text-muted]$stop · rule $rule · a: apply to the recipe[/]",
-            id=loaded.id, v=spec.variant, opt=t.optimizer, bs=str(t.batch_size or "full"),
+            id=fmt.clean(loaded.id), v=fmt.clean(spec.variant), opt=t.optimizer, bs=str(t.batch_size or "full"),
             s=fmt.num(round_lr(r.suggestion), 3), cur=f"{t.lr:g}", m=fmt.num(r.minimum, 3),
             best=fmt.num(r.best_loss, 4), st=steep, stop=r.stopped, rule=r.rule.split(":")[0], warn=r.warning,
         ))

@@ -98,7 +98,7 @@ class SanityView(ToolView):
         else:
             verdict = "[b $success]every check passes[/]"
         self.query_one("#sanity-title", Static).update(Content.from_markup(
-            f"[b]$id / $v[/]: {verdict}", id=loaded.id, v=spec.variant))
+            f"[b]$id / $v[/]: {verdict}", id=fmt.clean(loaded.id), v=fmt.clean(spec.variant)))
         rows = []
         for c in checks:
             style = STATUS_STYLE.get(c.status, "$text")

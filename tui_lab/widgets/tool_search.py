@@ -166,15 +166,18 @@ class SearchToolView(ToolView):
             against.value = search.fields[0].path
         best = search.best
         if best is None:
-            line = "[b $error]no run finished[/]"
+            line = Content.from_markup("[b $error]no run finished[/]")
         else:
             params = ", ".join(f"{k} = {v:.3g}" for k, v in best.params.items())
-            line = f"[b $success]best: {params}[/] → {search.score} {fmt.num(best.score, 4)}"
-        notes = "".join(f"\n[$warning]{n}[/]" for n in search.notes)
-        self.query_one("#search-summary", Static).update(Content.from_markup(
-            f"[b]$id / $v[/]: {search.method} search, {len(search.trials)} runs, score $s "
-            f"([$text-muted]{'lower' if search.minimize else 'higher'} is better[/])\n{line}{notes}",
-            id=loaded.id, v=base.variant, s=search.score))
+            line = Content.from_markup("[b $success]best: $p[/] → $s $b", p=params, s=search.score,
+                                       b=fmt.num(best.score, 4))
+        notes = [Content.from_markup("\n[$warning]$n[/]", n=fmt.clean(n)) for n in search.notes]
+        # the values go in as $variables: a name with brackets is shown as written, never read as markup
+        head = Content.from_markup(
+            "[b]$id / $v[/]: $m search, $n runs, score $s ([$text-muted]$dir is better[/])\n",
+            id=fmt.clean(loaded.id), v=fmt.clean(base.variant), m=search.method, n=str(len(search.trials)),
+            s=search.score, dir="lower" if search.minimize else "higher")
+        self.query_one("#search-summary", Static).update(Content("").join([head, line, *notes]))
         self._fill_table()
         self._plot()
 

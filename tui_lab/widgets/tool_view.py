@@ -77,6 +77,14 @@ class ToolView(Horizontal):
             self.view = view
             self.result = result
 
+    class Ended(Message):
+        """A tool's job ended, whatever the outcome (done, failed, stopped): the screen keeps the focus
+        somewhere (a result the focus was in may have been replaced)."""
+
+        def __init__(self, view: ToolView) -> None:
+            super().__init__()
+            self.view = view
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="tool-view")
         self.presets: list[LoadedPreset] = []
@@ -154,9 +162,10 @@ class ToolView(Horizontal):
         return True
 
     def preset_options(self) -> list[tuple[str | Text, str]]:
-        """(label, path) per preset; labels as Text: a str prompt is read as markup. A saved recipe is
-        marked: the menu does not group them, and one may have a catalogue preset's id."""
-        return [(Text(p.id + (YOURS if p.path in self.saved else "")), str(p.path)) for p in self.presets]
+        """(label, path) per preset; labels as Text: a str prompt is read as markup (and the id is a file's
+        name: `fmt.clean`). A saved recipe is marked: the menu does not group them, and one may have a
+        catalogue preset's id."""
+        return [(Text(fmt.clean(p.id) + (YOURS if p.path in self.saved else "")), str(p.path)) for p in self.presets]
 
     @property
     def loaded(self) -> LoadedPreset | None:
@@ -166,8 +175,9 @@ class ToolView(Horizontal):
         return next((p for p in self.presets if str(p.path) == value), None)
 
     def variant_options(self, loaded: LoadedPreset) -> list[tuple[str | Text, str]]:
-        """(label, name) per variant: a user's names may hold brackets, so the labels are Text."""
-        return [(Text(v.name), v.name) for v in loaded.preset.variants]
+        """(label, name) per variant: a user's names may hold brackets, so the labels are Text (and shown
+        through `fmt.clean`, as every name from a file)."""
+        return [(Text(fmt.clean(v.name)), v.name) for v in loaded.preset.variants]
 
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:
@@ -263,6 +273,7 @@ class ToolView(Horizontal):
         if state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             return
         self.elapsed = time.monotonic() - (self.started or time.monotonic())
+        self.post_message(self.Ended(self))
         if state == WorkerState.CANCELLED:
             self.stopped()
             return

@@ -21,6 +21,7 @@ from tui_lab.data.draft import (
     unique_names,
 )
 from tui_lab.data.fields import field_by_key, recipe_fields
+from tui_lab.data.fmt import clean
 from tui_lab.widgets.field_input import FieldInput
 
 INTRO = "Pick a field and the values to compare; each value becomes a variant."
@@ -101,7 +102,8 @@ class VariantEditor(Vertical):
         row = table.cursor_row
         table.clear()
         for i, v in enumerate(self.variants):
-            table.add_row(Text(v.name), Text(format_overrides(v.overrides) or "(the base recipe)"), key=str(i))
+            table.add_row(Text(clean(v.name)), Text(clean(format_overrides(v.overrides)) or "(the base recipe)"),
+                          key=str(i))
         if self.variants:
             table.move_cursor(row=min(max(row, 0), len(self.variants) - 1))
             self._fill_edit(table.cursor_row)
