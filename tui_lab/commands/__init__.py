@@ -1,5 +1,5 @@
 """The subcommands of `dllab`: the lab's own (presets, run, check, open, runs, show; ps, cancel,
-attach in `background`; resume; data) and the tools (lr-find, gradcheck, sanity, critical, search, ...).
+attach in `background`; resume; data; doctor) and the tools (lr-find, gradcheck, sanity, critical, search, ...).
 
 Each module here defines ``register(subparsers) -> None``, which adds its subparser(s) and sets
 ``func`` (a callable taking the parsed args and returning an exit code) with
@@ -27,6 +27,7 @@ CORE_MODULES: list[str] = [
     "background",
     "resume",
     "data",
+    "doctor",
 ]
 
 TOOL_MODULES: list[str] = [

@@ -1,0 +1,57 @@
+"""`dllab doctor RUN`: what a stored run's curves and layers point at, with the evidence, and the
+catalogue's remedies for each (``engine.diagnostics.doctor``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.markup import escape
+
+from tui_lab.commands import EXIT_INVALID, EXIT_OK, stdout_console
+from tui_lab.data.fmt import clean
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("doctor", help="what a stored run's curves and layers point at, and the remedies")
+    p.add_argument("run", help="a run id, or a unique prefix of one (dllab runs lists them)")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.diagnostics.doctor import examine_stored
+    from engine.runs.store import RunStore
+
+    with RunStore() as store:
+        store.settle_orphans()
+        try:
+            row = store.get_run(args.run)
+        except KeyError as exc:
+            print(clean(f"dllab: {exc.args[0]}"), file=sys.stderr)
+            return EXIT_INVALID
+    if row.status in ("pending", "running"):
+        print(clean(f"dllab: run {row.run_id} is still {row.status}: the doctor reads a run that has ended"),
+              file=sys.stderr)
+        return EXIT_INVALID
+    report = examine_stored(row)
+    if args.json:
+        print(json.dumps({"run": row.run_id, "findings": [
+            {"cause": f.cause, "title": f.title, "evidence": f.evidence, "frame": f.frame,
+             "remedies": [{"text": r.text, "preset": r.preset, "change": r.change} for r in f.remedies]}
+            for f in report.findings]}, indent=2))
+        return EXIT_OK
+    console = stdout_console()
+    console.print(f"[bold]{escape(clean(row.run_id))}[/]  {escape(clean(f'{row.preset} / {row.variant}'))} "
+                  f"(seed {row.seed})  {escape(clean(row.status))}")
+    if report.healthy:
+        console.print("No problem found: the curves and the layers' signals look as a healthy run's do.")
+        return EXIT_OK
+    for k, finding in enumerate(report.findings, 1):
+        console.print(f"\n[bold]{k}. {escape(finding.title)}[/]  [dim]({finding.frame})[/]")
+        console.print(f"   evidence: {escape(clean(finding.evidence))}")
+        for remedy in finding.remedies:
+            preset = f"  [dim]→ dllab presets {remedy.preset}[/]" if remedy.preset else ""
+            console.print(f"   • {escape(remedy.text)}{preset}")
+    return EXIT_OK
