@@ -43,6 +43,10 @@ STALLED = 0.9
 INITIAL_LOSS_SLACK = 1.0
 """An initial loss further than this (nats) from ln C means the initial weights are scaled badly."""
 TINY_BATCH = 4
+HOT_LR = {"sgd": 1.0, "momentum": 0.5, "nesterov": 0.5, "adam": 0.05, "adamw": 0.05, "rmsprop": 0.05,
+          "adagrad": 0.5}
+"""Learning rates at or above which dead ReLUs are put down to the rate (the lab's spiral and mnist1d
+nets train well at a tenth of these)."""
 GAP = 0.15
 UNDERFIT_ACC = 0.7
 
@@ -140,15 +144,19 @@ def examine(spec: dict[str, Any], status: str, final: dict[str, Any], summary: d
                      ("Adam at lr 0.001, which scales each step by the gradient's size", "optimizers",
                       {"train.optimizer": "adam", "train.lr": 0.001}))))
     dead = summary.get("dead_share")
-    if activation == "relu" and isinstance(dead, int | float) and dead >= DEAD:
+    if activation == "relu" and isinstance(dead, int | float) and dead >= DEAD and not any(
+            f.cause == "symmetric-init" for f in found):
+        lower = (f"a lower learning rate (lr {lr:g} → {lr / 10:g}): large steps knock units dead", "learning-rate",
+                 {"train.lr": lr / 10})
+        leaky = ("leaky ReLU, whose negative side still passes a gradient", "activations",
+                 {"model.activation": "leaky_relu"})
+        kaiming = ("He (Kaiming) initialization, scaled for ReLU", "init", {"model.init": "kaiming_normal"})
+        hot = lr >= HOT_LR.get(train.get("optimizer", "sgd"), 1.0)
         found.append(Finding(
-            "dead-relus", f"Dead ReLUs: {dead:.0%} of the hidden units never fire, so they pass no gradient",
+            "dead-relus", (f"A learning rate too high (lr {lr:g}) knocked the ReLUs dead: " if hot else "Dead ReLUs: ")
+            + f"{dead:.0%} of the hidden units never fire, so they pass no gradient",
             f"dead_share {dead:.2f} at the end (threshold {DEAD:.2f})", "optimization",
-            remedies(("leaky ReLU, whose negative side still passes a gradient", "activations",
-                      {"model.activation": "leaky_relu"}),
-                     (f"a lower learning rate (lr {lr:g} → {lr / 10:g}): large steps knock units dead",
-                      "learning-rate", {"train.lr": lr / 10}),
-                     ("He (Kaiming) initialization, scaled for ReLU", "init", {"model.init": "kaiming_normal"}))))
+            remedies(lower, leaky, kaiming) if hot else remedies(leaky, lower, kaiming)))
     saturated = summary.get("saturated_share")
     if activation in ("tanh", "sigmoid") and isinstance(saturated, int | float) and saturated >= SATURATED:
         found.append(Finding(
@@ -176,7 +184,8 @@ def examine(spec: dict[str, Any], status: str, final: dict[str, Any], summary: d
                      ("BatchNorm, which rescales each layer's input", "normalization", {"model.norm": "batch"}),
                      ("skip connections, which carry the gradient past the layers", "skip-connections",
                       {"model.residual": True}))))
-    elif ordered and max(ordered) < TINY_UPDATE and stalled:
+    elif ordered and max(ordered) < TINY_UPDATE and stalled and not any(
+            f.cause in ("dead-relus", "symmetric-init") for f in found):  # those explain still weights themselves
         found.append(Finding(
             "lr-too-low", "The learning rate is too low: every layer's weights barely move",
             f"largest update/weight ratio {max(ordered):.1e} (about 1e-3 is healthy); the training loss kept "

@@ -43,15 +43,9 @@ def run(args: argparse.Namespace) -> int:
             for f in report.findings]}, indent=2))
         return EXIT_OK
     console = stdout_console()
-    console.print(f"[bold]{escape(clean(row.run_id))}[/]  {escape(clean(f'{row.preset} / {row.variant}'))} "
-                  f"(seed {row.seed})  {escape(clean(row.status))}")
-    if report.healthy:
-        console.print("No problem found: the curves and the layers' signals look as a healthy run's do.")
-        return EXIT_OK
-    for k, finding in enumerate(report.findings, 1):
-        console.print(f"\n[bold]{k}. {escape(finding.title)}[/]  [dim]({finding.frame})[/]")
-        console.print(f"   evidence: {escape(clean(finding.evidence))}")
-        for remedy in finding.remedies:
-            preset = f"  [dim]→ dllab presets {remedy.preset}[/]" if remedy.preset else ""
-            console.print(f"   • {escape(remedy.text)}{preset}")
+    from tui_lab.data.doctor_text import report_lines, run_heading
+
+    console.print(escape(run_heading(row)), style="bold")
+    for line in report_lines(report):
+        console.print(escape(line), style="bold" if line[:1].isdigit() else None)
     return EXIT_OK

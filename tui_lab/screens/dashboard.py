@@ -101,6 +101,7 @@ class DashboardScreen(Screen):
         Binding("c", "cancel_run", "Cancel run", tooltip="the highlighted run"),
         Binding("C", "cancel_all", "Cancel all", tooltip="every run that has not ended"),
         Binding("r", "rerun", "Rerun", tooltip="the same runs again"),
+        Binding("D", "doctor", "Doctor", tooltip="what the highlighted run's curves and layers point at"),
         Binding("]", "next_surface", "Next surface", tooltip="the next 2-D function"),
         Binding("[", "previous_surface", "Prev surface", tooltip="the previous 2-D function"),
         Binding("e", "toggle_seeds", "Every seed", tooltip="every seed's path, or the first seed's"),
@@ -452,6 +453,24 @@ class DashboardScreen(Screen):
             self.notify(f"{run.label} is not started yet: try again in a moment", severity="warning", markup=False)
         else:
             self.notify(f"cancelling {self.comparison.run_title(run)}", markup=False)  # type: ignore[union-attr]
+
+    def action_doctor(self) -> None:
+        """The doctor's findings for the highlighted run, once it has ended (read from the store)."""
+        from tui_lab.screens.doctor import DoctorScreen, doctor_text
+
+        run = self._selected_run()
+        if run is None or run.run_id is None:
+            return
+        if not run.finished:
+            self.notify(f"{run.label} is still running: the doctor reads a run that has ended", severity="warning",
+                        markup=False)
+            return
+        try:
+            row = self.app.store.get_run(run.run_id)
+        except KeyError:
+            self.notify("this run is not in the store", severity="warning")
+            return
+        self.app.push_screen(DoctorScreen(doctor_text([row])))
 
     def action_cancel_all(self) -> None:
         if self.session is not None and self.session.cancel():

@@ -26,6 +26,7 @@ class HistoryScreen(Screen):
         Binding("o", "open", "Open"),
         Binding("d,delete", "delete", "Delete"),
         Binding("u", "resume", "Resume", tooltip="a stopped run goes on from its checkpoint, in the background"),
+        Binding("D", "doctor", "Doctor", tooltip="what the run's curves and layers point at, and the remedies"),
         Binding("s", "sort", "Sort"),
         Binding("R", "refresh", "Refresh"),
         Binding("escape", "leave_filter", "Back to list", show=False),
@@ -131,6 +132,17 @@ class HistoryScreen(Screen):
             self.notify("no run to resume", severity="warning")
             return
         self.app.resume_runs(rows)
+
+    def action_doctor(self) -> None:
+        """The doctor's findings for the chosen runs (``engine.diagnostics.doctor``)."""
+        from tui_lab.screens.doctor import DoctorScreen, doctor_text
+
+        ids = self.query_one(RunTable).chosen()
+        rows = [r for r in self.query_one(RunTable).rows_all if r.run_id in ids]
+        if not rows:
+            self.notify("no run to examine", severity="warning")
+            return
+        self.app.push_screen(DoctorScreen(doctor_text(rows[:8])))
 
     def action_delete(self) -> None:
         from tui_lab.screens.confirm import ConfirmScreen
