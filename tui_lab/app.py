@@ -232,6 +232,16 @@ class DllabApp(App):
         comparison = Comparison(title, loaded=loaded, quick=quick, seeds=seeds, device=self.device)
         self.start_specs(comparison, specs, confirm=confirm)
 
+    def start_ablation(self, row: Any, report: Any, seeds: list[int] | None = None) -> None:
+        """The doctor's ablation of a stored run: its recipe and each remedy over seeds, run as a
+        comparison; the Verdict says which remedy helped (``engine.diagnostics.doctor``)."""
+        from engine.diagnostics.doctor import ablation_specs
+
+        specs = ablation_specs(row.spec, report, seeds or [0, 1, 2])
+        comparison = Comparison(f"Doctor: {row.preset} / {row.variant}", device=self.device)
+        comparison.ablation = report
+        self.start_specs(comparison, specs)
+
     def start_search(self, loaded: LoadedPreset, *, quick: bool = True, seeds: list[int] | None = None,
                      confirm: bool = True) -> None:
         """Run a preset with a ``[search]`` table: ``engine.catalogue.search.run_search_preset`` in the session's

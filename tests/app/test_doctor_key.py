@@ -29,3 +29,26 @@ async def test_history_d_shows_the_doctors_findings(make_app, tmp_path) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, DoctorScreen)
+
+
+async def test_a_in_the_doctor_runs_the_ablation_and_the_verdict_reads_it(make_app) -> None:
+    from tests.app.conftest import wait_for
+    from tui_lab.widgets.verdict_panel import verdict_content
+
+    app = make_app()
+    spec = RunSpec(recipe=Recipe(data=DataSpec(name="spiral", n_samples=300), model=ModelSpec(hidden=[32, 32]),
+                                 train=TrainSpec(steps=100, optimizer="sgd", lr=50.0, seed=1)),
+                   variant="hot", preset="mine")
+    run_inline([spec], device="cpu", store=app.store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.switch_mode("history")
+        await pilot.pause()
+        await pilot.press("D")
+        await pilot.pause()
+        await pilot.press("a")
+        await wait_for(pilot, lambda: app.bridge.live is not None and app.bridge.live.comparison.finished, 30)
+        c = app.bridge.live.comparison
+        assert c.title == "Doctor: mine / hot" and c.ablation is not None
+        assert {r.label for r in c.runs} >= {"your recipe", "lr 0.1"} and {r.seed for r in c.runs} == {0, 1, 2}
+        text = verdict_content(c, 100).plain
+        assert "The doctor's ablation" in text and "lr 0.1: train_loss" in text

@@ -200,6 +200,9 @@ class Comparison:
         self.collector = OutcomeCollector()
         self.messages: list[Message] = []
         self.error = ""
+        self.ablation: Any = None
+        """The doctor's report when these runs are its ablation (``engine.diagnostics.doctor``): the
+        Verdict then says which remedy helped."""
         self.version = 0
         self._claims_cache: tuple[int, list[ClaimResult]] | None = None
 
@@ -443,6 +446,14 @@ class Comparison:
         if self._claims_cache is None or self._claims_cache[0] != self.version:
             self._claims_cache = (self.version, check_claims(self.loaded.preset.claims, self.collector.outcomes()))
         return self._claims_cache[1]
+
+    def ablation_lines(self) -> list[tuple[bool, str]]:
+        """(helped, words) per remedy of a doctor's ablation, once every run has ended."""
+        if self.ablation is None or not self.finished:
+            return []
+        from engine.diagnostics.doctor import ablation_verdicts
+
+        return [(v.helped, v.text()) for v in ablation_verdicts(self.ablation, self.collector.outcomes())]
 
     def diagnoses(self) -> list[tuple[RunView, Diagnosis]]:
         """The plain-words reading of each finished run's curves."""

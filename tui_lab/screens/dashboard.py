@@ -456,7 +456,7 @@ class DashboardScreen(Screen):
 
     def action_doctor(self) -> None:
         """The doctor's findings for the highlighted run, once it has ended (read from the store)."""
-        from tui_lab.screens.doctor import DoctorScreen, doctor_text
+        from tui_lab.screens.doctor import show_doctor
 
         run = self._selected_run()
         if run is None or run.run_id is None:
@@ -470,7 +470,7 @@ class DashboardScreen(Screen):
         except KeyError:
             self.notify("this run is not in the store", severity="warning")
             return
-        self.app.push_screen(DoctorScreen(doctor_text([row])))
+        show_doctor(self.app, [row])
 
     def action_cancel_all(self) -> None:
         if self.session is not None and self.session.cancel():

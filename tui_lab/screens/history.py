@@ -135,14 +135,14 @@ class HistoryScreen(Screen):
 
     def action_doctor(self) -> None:
         """The doctor's findings for the chosen runs (``engine.diagnostics.doctor``)."""
-        from tui_lab.screens.doctor import DoctorScreen, doctor_text
+        from tui_lab.screens.doctor import show_doctor
 
         ids = self.query_one(RunTable).chosen()
         rows = [r for r in self.query_one(RunTable).rows_all if r.run_id in ids]
         if not rows:
             self.notify("no run to examine", severity="warning")
             return
-        self.app.push_screen(DoctorScreen(doctor_text(rows[:8])))
+        show_doctor(self.app, rows[:8])
 
     def action_delete(self) -> None:
         from tui_lab.screens.confirm import ConfirmScreen

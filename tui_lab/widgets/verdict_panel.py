@@ -45,6 +45,16 @@ def verdict_content(c: Comparison, width: int | None = None) -> Content:
     done = c.finished
     if c.error:
         parts.append(Content.from_markup("[b $error]The runner could not run:[/] $e\n\n", e=clean(c.error, lines=True)))
+    if c.ablation is not None:
+        parts.append(Content.from_markup("[b]The doctor's ablation[/] [$text-muted]your recipe and each remedy over "
+                                         "seeds; a remedy helped when it gains more than the spread over seeds[/]\n"))
+        if not done:
+            parts.append(Content.from_markup(f"[$text-muted]… read when every run has ended: {c.n_finished}/"
+                                             f"{len(c.runs)}[/]\n"))
+        for helped, words in c.ablation_lines():
+            mark = Content.from_markup("[b $success]✔ helped[/] " if helped else "[b $text-muted]· no[/] ")
+            parts.append(hanging(Content(clean(words)), mark, width))
+        parts.append(Content("\n"))
     if claims:
         head = "Claims" if done else f"Claims (checked when every run has ended: {c.n_finished}/{len(c.runs)})"
         note = ""
@@ -68,6 +78,8 @@ def verdict_content(c: Comparison, width: int | None = None) -> Content:
             if done:
                 parts.append(hanging(Content.from_markup("[$text-muted]$d[/]", d=r.describe()), 4, width))
         parts.append(Content("\n"))
+    elif c.ablation is not None:
+        pass
     elif c.loaded is None:
         parts.append(Content.from_markup("[$text-muted]No claims: these runs come from the store or a recipe without any.[/]\n\n"))
     else:
