@@ -45,7 +45,7 @@ def diagnose(name: str, seed: int):
     finished = train(spec, lambda e: None)
     facts = describe(spec.recipe.data)
     return examine(spec.model_dump(mode="json"), finished.status, finished.final, finished.summary, finished.reason,
-                   facts.n_classes if facts.task == "classification" else None)
+                   facts.n_classes if facts.task == "classification" else None, finished.best)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -21,7 +21,8 @@ signals show, before the symptoms they explain):
 * a learning rate too low: every layer's update/weight ratio is under :data:`TINY_UPDATE` and the
   training loss kept more than :data:`STALLED` of its initial value;
 * an initial loss far from ln C (classification): the initial weights are scaled badly;
-* overfitting: the training accuracy exceeds the validation accuracy by :data:`GAP` or more;
+* overfitting: the training accuracy exceeds the validation accuracy by :data:`GAP` or more and the
+  validation loss has risen :data:`VAL_RISE` above its best;
 * underfitting: the training accuracy is under :data:`UNDERFIT_ACC` with none of the causes above.
 
 The thresholds were set on seed 0 of the planted faults in ``tests/test_doctor.py`` and a healthy
@@ -60,6 +61,9 @@ SOUND_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 0.001, "adam
 """A rate each optimizer trains the lab's nets well at: what a rate that ran away is lowered to (or a
 tenth of it, when that is lower)."""
 GAP = 0.15
+VAL_RISE = 0.1
+"""Overfitting also needs the validation loss to have risen this share above its best (a gap alone
+can be a hard set that the network still learns)."""
 UNDERFIT_ACC = 0.7
 
 
@@ -115,10 +119,10 @@ def _order(names: list[str]) -> list[str]:
 
 
 def examine(spec: dict[str, Any], status: str, final: dict[str, Any], summary: dict[str, Any],
-            reason: str = "", n_classes: int | None = None) -> Report:
+            reason: str = "", n_classes: int | None = None, best: dict[str, Any] | None = None) -> Report:
     """What a stored run shows (see the module docstring). `spec` is its stored spec (a dict with
     ``recipe``), `final` its final figures, `summary` its whole-run summary, `n_classes` its
-    classes (None: a regression, or not known)."""
+    classes (None: a regression, or not known), `best` its best figures (``best_val_loss``)."""
     recipe = spec.get("recipe", spec)
     model, train = recipe.get("model", {}), recipe.get("train", {})
     lr = float(train.get("lr", 0.01))
@@ -217,11 +221,16 @@ def examine(spec: dict[str, Any], status: str, final: dict[str, Any], summary: d
     gap = final.get("acc_gap")
     if gap is None and isinstance(final.get("train_acc"), float) and isinstance(final.get("val_acc"), float):
         gap = final["train_acc"] - final["val_acc"]
-    if isinstance(gap, int | float) and math.isfinite(gap) and gap >= GAP and status != "diverged":
+    val_loss, best_val = final.get("val_loss"), (best or {}).get("best_val_loss")
+    rising = (isinstance(val_loss, int | float) and isinstance(best_val, int | float) and best_val > 0
+              and val_loss >= (1 + VAL_RISE) * best_val)
+    if (isinstance(gap, int | float) and math.isfinite(gap) and gap >= GAP and status != "diverged"
+            and (best is None or rising)):
         found.append(Finding(
             "overfitting", "Overfitting: the network fits its training set far better than new data",
             f"training accuracy {final.get('train_acc', float('nan')):.1%} against {final.get('val_acc', float('nan')):.1%} "
-            f"on validation (gap {gap:.1%}, threshold {GAP:.0%})", "generalization",
+            f"on validation (gap {gap:.1%}, threshold {GAP:.0%})"
+            + (f"; the validation loss rose from {best_val:.3g} to {val_loss:.3g}" if rising else ""), "generalization",
             remedies(("weight decay 1e-3", "weight-decay", {"train.weight_decay": 1e-3}),
                      ("dropout 0.3", "dropout", {"model.dropout": 0.3}),
                      ("early stopping on the validation loss", "early-stopping", {"train.early_stopping": True}),
@@ -253,7 +262,7 @@ def examine_stored(row: Any) -> Report:
         n_classes = facts.n_classes if facts.task == "classification" else None
     except (DatasetError, ValueError):
         pass
-    return examine(row.spec, row.status, row.final, row.summary, row.reason, n_classes)
+    return examine(row.spec, row.status, row.final, row.summary, row.reason, n_classes, row.best)
 
 
 # -- the ablation: the run's own recipe against each remedy, over seeds ----------------------------
