@@ -1,6 +1,8 @@
 """Assemble a recipe from menus, add variants by sweeping fields, check it as you type (with the
 engine's own messages), save it as a preset TOML and run it. The Train tab previews the learning-
-rate schedule of the base recipe (computed in a thread worker: the engine imports torch)."""
+rate schedule of the base recipe (computed in a thread worker: the engine imports torch). With your own
+data (``data.name = "file"``) the Data tab says what the file holds below its path; the Model tab sums up
+the model of the highlighted variant (its layers under the line), both read in thread workers."""
 
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import (
+    Collapsible,
     DataTable,
     Input,
     Label,
@@ -37,6 +40,15 @@ from engine.catalogue.preflight import preflight
 from engine.catalogue.presets import LoadedPreset, PresetError, builtin_dir, builtin_ids, load_preset
 from tui_lab.data.draft import Draft, format_overrides, parse_overrides, preset_fields
 from tui_lab.data.fields import recipe_fields
+from tui_lab.data.fmt import clean
+from tui_lab.data.recipe_facts import (
+    architecture,
+    data_facts,
+    layer_table,
+    pick_spec,
+    resolve_path,
+    summary_line,
+)
 from tui_lab.widgets.field_input import FieldInput, FieldTextArea
 from tui_lab.widgets.lab_footer import LabFooter
 from tui_lab.widgets.mode_bar import ModeBar
@@ -46,7 +58,8 @@ from tui_lab.widgets.variant_editor import VariantEditor
 
 PRIMARY = {
     "preset": ("title", "technique", "chapter", "step", "benefit", "summary", "view", "seeds"),
-    "data": ("name", "n_samples", "n_classes", "noise", "preprocess", "train_fraction", "n_train"),
+    "data": ("name", "path", "targets", "label", "task", "n_samples", "n_classes", "noise", "preprocess",
+             "train_fraction", "n_train"),
     "model": ("kind", "hidden", "depth", "width", "activation", "norm", "dropout", "residual", "init"),
     "train": ("optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_steps", "batch_size", "steps",
               "epochs", "loss", "l1", "l2", "clip_norm", "early_stopping", "ema", "mixup", "seed"),
@@ -54,6 +67,7 @@ PRIMARY = {
 DEFAULT_EPOCHS = 20
 """The budget of a recipe with neither steps nor epochs (``engine.training.runbook.budget``; a test checks it)."""
 EMPTY = {
+    "data": {"path": "a .csv / .tsv, .npz, .npy or a folder of images; relative: beside the saved recipe"},
     "train": {"steps": f"empty: set by epochs, else {DEFAULT_EPOCHS} epochs",
               "epochs": f"empty: set by steps, else {DEFAULT_EPOCHS} epochs"},
 }
@@ -142,6 +156,7 @@ class BuilderScreen(Screen):
         Binding("ctrl+t", "run(False)", "Run full"),
         Binding("ctrl+o", "open", "Open file"),
         Binding("ctrl+n", "new", "New"),
+        Binding("ctrl+l", "layers", "Layers", tooltip="the model's layers (Model tab)"),
         Binding("escape", "leave_field", "Leave field", show=False),
         Binding("down", "enter_fields", "Into the fields", show=False),
     ]
@@ -165,6 +180,12 @@ class BuilderScreen(Screen):
         self._schedule_key = ""
         """The base recipe the schedule preview was drawn from (JSON)."""
         self._schedule_worker: Worker | None = None
+        self._facts_key = ""
+        """The data section and folder the Data tab's facts line was read from (JSON)."""
+        self._facts_worker: Worker | None = None
+        self._summary_key = ""
+        """The variant, data and model the Model tab's summary was built from (JSON)."""
+        self._summary_worker: Worker | None = None
         self._note: tuple[Draft, str, str] | None = None
         """(draft, message, title): say this once that draft is loaded (see `announce_on_load`)."""
 
@@ -188,7 +209,11 @@ class BuilderScreen(Screen):
             for section, title in (("data", "Data"), ("model", "Model"), ("train", "Train")):
                 with TabPane(title, id=f"tab-{section}"):
                     yield RecipeForm(section, fields[section], primary=PRIMARY[section], empty=EMPTY.get(section),
-                                     id=f"form-{section}")
+                                     info=("path",) if section == "data" else (), id=f"form-{section}")
+                    if section == "model":
+                        with Collapsible(title="model: …", collapsed=True, id="model-summary"):
+                            with VerticalScroll(id="model-layers-scroll"):
+                                yield Static("", id="model-layers")
                     if section == "train":
                         yield SchedulePreview(id="schedule-preview")
             with TabPane("Variants", id="tab-variants"):
@@ -417,6 +442,8 @@ class BuilderScreen(Screen):
             status.add_class("-error")
         self._show_toml()
         self.preview_schedule()
+        self.read_data_facts()
+        self.summarize_model()
         return self.loaded
 
     def _preflight(self, loaded: LoadedPreset | None) -> dict[bool, list[str]]:
@@ -442,6 +469,100 @@ class BuilderScreen(Screen):
     @on(TabbedContent.TabActivated, "#builder-tabs")
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.preview_schedule()
+        self.read_data_facts()
+        self.summarize_model()
+
+    @on(DataTable.RowHighlighted, "#variant-list")
+    def _variant_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.summarize_model()  # of the highlighted variant (read when the Model tab shows)
+
+    def _active_tab(self) -> str:
+        tabs = self.query("#builder-tabs")
+        return tabs.first(TabbedContent).active if tabs else ""
+
+    # -- your own data's facts, the model's summary ----------------------------------------------
+
+    def read_data_facts(self) -> None:
+        """Below the Data tab's path: what the file holds, or why it cannot be read (read in a thread
+        worker, after the check's debounce, only while the tab shows and the data is a file)."""
+        data = dict(self.draft.base.get("data", {}))
+        form = self.query_one("#form-data", RecipeForm)
+        if data.get("name") != "file":  # a path left there says nothing uses it; the facts go
+            if self._facts_key:
+                self._facts_key = ""
+                self._facts_worker = None
+                form.show_info("path", "")
+            return
+        if self._active_tab() != "tab-data":
+            return
+        folder = self.save_path().parent
+        form.empty["path"] = f"{EMPTY['data']['path'].partition(';')[0]}; a relative path is read from {folder}"
+        try:  # a file saved again is read again
+            stamp = Path(resolve_path(str(data.get("path") or ""), folder)).stat().st_mtime_ns
+        except (OSError, ValueError):
+            stamp = 0
+        try:
+            key = json.dumps([data, str(folder), stamp], sort_keys=True, default=str)
+        except TypeError:
+            key = repr((data, folder, stamp))
+        if key == self._facts_key:
+            return
+        self._facts_key = key
+        if not data.get("path"):
+            self._facts_worker = None  # a read still going says nothing now
+            form.show_info("path", "type the path of your data file (or folder of images)")
+            return
+        form.show_info("path", "reading the file …")
+        self._facts_worker = self.run_worker(partial(data_facts, data, folder), name="data-facts",
+                                             group="data-facts", thread=True, exclusive=True, exit_on_error=False)
+
+    def _variant_shown(self) -> str | None:
+        """The variant highlighted in the Variants tab (None: none is)."""
+        table = self.query("#variant-list")
+        row = table.first(DataTable).cursor_row if table else -1
+        return self.draft.variants[row].name if 0 <= row < len(self.draft.variants) else None
+
+    def summarize_model(self) -> None:
+        """The Model tab's summary line (and its layer table) for the highlighted variant, built in a
+        thread worker when what it depends on changed, only while the tab shows."""
+        if self._active_tab() != "tab-model":
+            return
+        box = self.query_one("#model-summary", Collapsible)
+        if self.loaded is None:
+            key = "invalid"
+            if key != self._summary_key:
+                self._summary_key = key
+                self._summary_worker = None
+                box.title = Content("model: shown once the recipe is valid")
+                self.query_one("#model-layers", Static).update("")
+            return
+        try:
+            spec = pick_spec(self.loaded, self._variant_shown())
+        except (PresetError, ValueError) as exc:
+            self._summary_key = ""
+            self._summary_worker = None
+            box.title = Content(clean(f"model: not shown ({exc})"))
+            return
+        key = json.dumps([spec.variant, spec.recipe.data.model_dump(mode="json"),
+                          spec.recipe.model.model_dump(mode="json")], sort_keys=True, default=str)
+        if key == self._summary_key:
+            return
+        self._summary_key = key
+        box.title = Content("model: …")
+        self._summary_worker = self.run_worker(partial(self._summary, spec, len(self.draft.variants) > 1),
+                                               name="model-summary", group="model-summary", thread=True,
+                                               exclusive=True, exit_on_error=False)
+
+    @staticmethod
+    def _summary(spec: Any, name_it: bool) -> tuple[str, str]:
+        from engine.data.base import DatasetError
+
+        try:
+            arch = architecture(spec)
+        except DatasetError:  # the status line (and the Data tab) say why, in full
+            return "model: not shown until its data can be read", ""
+        line = summary_line(arch)
+        return (f"{line} · variant {clean(spec.variant)}" if name_it else line), layer_table(arch)
 
     def preview_schedule(self) -> None:
         """Recompute the Train tab's schedule plot when the base recipe changed (only while the tab
@@ -462,6 +583,23 @@ class BuilderScreen(Screen):
                                                 exit_on_error=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is self._facts_worker and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            facts = event.worker.result
+            if event.state == WorkerState.ERROR:
+                self.query_one("#form-data", RecipeForm).show_info("path", clean(event.worker.error), problem=True)
+            else:
+                self.query_one("#form-data", RecipeForm).show_info("path", facts.text, problem=not facts.ok)
+            return
+        if event.worker is self._summary_worker and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            box = self.query_one("#model-summary", Collapsible)
+            if event.state == WorkerState.ERROR:
+                box.title = Content(f"model: not shown ({clean(event.worker.error)})")
+                self.query_one("#model-layers", Static).update("")
+            else:
+                line, table = event.worker.result
+                box.title = Content(line)
+                self.query_one("#model-layers", Static).update(Content(table))
+            return
         if event.worker is not self._schedule_worker:
             return
         preview = self.query_one(SchedulePreview)
@@ -486,6 +624,16 @@ class BuilderScreen(Screen):
         """↓ on the tab bar (the fields take ↓ themselves): into the first field of the tab."""
         if isinstance(self.focused, Tabs):
             self.focus_first_field()
+
+    def action_layers(self) -> None:
+        """The Model tab with its layer table opened (again: closed)."""
+        tabs = self.query_one("#builder-tabs", TabbedContent)
+        box = self.query_one("#model-summary", Collapsible)
+        if tabs.active != "tab-model":
+            tabs.active = "tab-model"
+            box.collapsed = False
+        else:
+            box.collapsed = not box.collapsed
 
     def action_leave_field(self) -> None:
         self.query_one("#builder-tabs", TabbedContent).query_one("Tabs").focus()

@@ -3,7 +3,8 @@ each ``bool``, a checked Input for numbers, lists and text (validated with the f
 constraints as the person types). Common fields first; the rest under "more fields". A field that
 only some settings use (``tui_lab.data.fields.APPLIES``: momentum with the momentum optimizers, the
 conv layers with a CNN, ...) is shown only where the base recipe or one of its variants uses it, or
-when it holds a value of its own (then with a note that nothing uses it)."""
+when it holds a value of its own (then with a note that nothing uses it). A field named in `info` has a
+line below it that the screen fills (`show_info`: what the data file holds), shown and hidden with it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message
 from textual.validation import ValidationResult, Validator
@@ -55,7 +56,7 @@ class RecipeForm(VerticalScroll):
 
     def __init__(self, section: str, specs: tuple[FieldSpec, ...], *, primary: tuple[str, ...] = (),
                  explicit_only: bool = True, empty: dict[str, str] | None = None,
-                 id: str | None = None) -> None:
+                 info: tuple[str, ...] = (), id: str | None = None) -> None:
         super().__init__(id=id, classes="recipe-form")
         self.section = section
         self.empty = dict(empty or {})
@@ -77,6 +78,9 @@ class RecipeForm(VerticalScroll):
         """This section as the variants change it (their overrides only): a field one uses is shown."""
         self._posted: tuple[dict[str, Any], dict[str, str]] | None = None
         self._built = False
+        self.info = tuple(info)
+        self._info: dict[str, tuple[Content, bool]] = {}
+        """The line below a field named in `info`: (text, is a problem), kept until its row is built."""
 
     # -- building -------------------------------------------------------------------------
 
@@ -100,14 +104,29 @@ class RecipeForm(VerticalScroll):
         widget.tooltip = tip
         return widget
 
-    def _row(self, f: FieldSpec) -> Horizontal:
+    def _row(self, f: FieldSpec) -> Widget:
         widget = self._make(f)
         error = Static("", classes="field-error", id=f"e-{self.section}-{f.name}")
         self._widgets[f.name] = widget
         self._errors[f.name] = error
-        row = Horizontal(Label(f.name, classes="field-label"), widget, error, classes="field-row")
+        row: Widget = Horizontal(Label(f.name, classes="field-label"), widget, error, classes="field-row")
+        if f.name in self.info:  # the field and the line below it, shown and hidden together
+            text, problem = self._info.get(f.name, (Content(""), False))
+            line = Static(text, classes="field-info", id=f"i-{self.section}-{f.name}")
+            line.set_class(problem, "-error")
+            row = Vertical(row, line, classes="field-block")
         self._rows[f.name] = row
         return row
+
+    def show_info(self, name: str, text: str, *, problem: bool = False) -> None:
+        """The line below field `name` (one named in `info`): plain text, never read as markup."""
+        content = Content(text)
+        self._info[name] = (content, problem)
+        lines = self.query(f"#i-{self.section}-{name}")
+        if lines:
+            line = lines.first(Static)
+            line.update(content)
+            line.set_class(problem, "-error")
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="form-help", id=f"help-{self.section}")
