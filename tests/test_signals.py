@@ -51,8 +51,9 @@ def test_a_signal_ends_dllab_run_like_ctrl_c(tmp_path: Path, sig) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_ends_the_app_like_quitting_and_gives_the_terminal_back(tmp_path: Path, sig) -> None:
     """The app in a terminal of its own (a pty), training with its own workers: SIGTERM or SIGHUP
-    ends it with 128 + the signal, its runs end interrupted naming the signal, and its last output
-    leaves the alternate screen and turns mouse reporting off."""
+    ends it with 128 + the signal and its runs end interrupted naming the signal; after SIGTERM its
+    last output leaves the alternate screen and turns mouse reporting off (after SIGHUP the terminal
+    is gone: it leaves at once, as Textual's input thread could spin on the dead terminal)."""
     import pty
     import select
 
@@ -104,8 +105,47 @@ def test_a_signal_ends_the_app_like_quitting_and_gives_the_terminal_back(tmp_pat
     assert status is not None and os.WIFEXITED(status), "the app did not exit"
     assert os.WEXITSTATUS(status) == 128 + sig
     tail = bytes(output[-4000:])
-    assert b"\x1b[?1049l" in tail and b"\x1b[?1000l" in tail  # the screen and the mouse given back
+    if sig == signal.SIGTERM:  # SIGHUP: the terminal is gone, nothing to give back (the app leaves at once)
+        assert b"\x1b[?1049l" in tail and b"\x1b[?1000l" in tail  # the screen and the mouse given back
     assert b"Traceback" not in output
     with RunStore(home) as store:
         (row,) = store.list_runs()
     assert row.status == "interrupted" and f"({sig.name})" in row.reason
+
+
+def test_the_app_leaves_when_its_terminal_closes_instead_of_spinning(tmp_path: Path) -> None:
+    """Closing the terminal (the pty's other end) under the app: it exits within seconds. (Textual's
+    input thread can spin at full CPU on a dead terminal and hold a clean exit up for ever: seen
+    with two apps left running for 40 minutes after `tmux kill-session`.)"""
+    import pty
+    import select
+
+    env = {**os.environ, "DLLAB_HOME": str(tmp_path / "home"), "DLLAB_SERVICE": "off", "TERM": "xterm-256color"}
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(sys.executable, [sys.executable, "-m", "tui_lab.cli"], env)
+    seen = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and seen < 2000:  # the Library is drawn
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += len(os.read(fd, 65536))
+            except OSError:
+                break
+    time.sleep(1.0)
+    os.close(fd)  # the terminal goes away: the kernel hangs the app's session up
+    status = None
+    end = time.monotonic() + 10  # under the 15 s after which a stuck clean exit is cut short
+    while time.monotonic() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AssertionError("the app did not leave within 10 s of its terminal closing")
+    assert seen >= 2000
+    assert (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 128 + signal.SIGHUP) or (
+        os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGHUP)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,12 +130,26 @@ class DllabApp(App):
             return
         self._stopping_for = name
         self.bridge.interrupt(name)
+        code = 128 + getattr(signal, name)
+        if name == "SIGHUP":
+            # The terminal is gone: there is nothing to give back, and Textual's input thread can spin
+            # on the dead terminal and hold the exit up for ever (at full CPU: seen in tmux). Close the
+            # runners (the service's runs go on) and leave at once.
+            threading.Thread(target=self._leave_now, args=(code,), name="dllab-hangup", daemon=True).start()
+            return
+        threading.Timer(HARD_EXIT_S, os._exit, args=(code,)).start()  # a clean exit that hangs is cut short
 
         async def leave() -> None:
             await self.bridge.shutdown()
-            self.exit(return_code=128 + getattr(signal, name))
+            self.exit(return_code=code)
 
         self.run_worker(leave(), exclusive=True, group="signal-exit")
+
+    def _leave_now(self, code: int) -> None:
+        try:
+            self.bridge.close_now()
+        finally:
+            os._exit(code)
 
     def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
         """Every toast (the screens' and widgets' too): its text may quote a preset file, the store
@@ -494,6 +510,11 @@ class DllabApp(App):
             self.notify("cancelling the runs…", timeout=3)
         await self.bridge.shutdown()
         self.exit()
+
+
+HARD_EXIT_S = 15.0
+"""After SIGTERM the app leaves cleanly (the terminal given back); if that has not happened by
+then, it leaves without (a runner that will not close, a terminal that does not answer)."""
 
 
 def run_app(open_preset: str | None = None, quick: bool = False, seeds: list[int] | None = None,
