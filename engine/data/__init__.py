@@ -2,7 +2,7 @@
 
 Generated toy sets (spiral, moons, circles, xor, blobs, regression_outliers, random), digits
 (bundled with sklearn), mnist1d (generated offline) and file sets read from ``DataSpec.root`` or
-``$DLLAB_DATA`` (mnist, fashion_mnist, cifar10; never downloaded). Preprocessing is fitted on the
+``$DLLAB_DATA`` (mnist, fashion_mnist, cifar10: `dllab data get` fetches them; a run never downloads). Preprocessing is fitted on the
 training split only (see ``engine.data.preprocess``).
 
 The names below are imported when first used: importing a torch-free part of the package

@@ -112,7 +112,8 @@ class DataSpec(Strict):
     pca_components: Width | None = None
     whiten_eps: Annotated[float, Field(gt=0.0)] = 1e-5
     root: str | None = None
-    """Folder with downloaded files for mnist / fashion_mnist / cifar10 (never fetched by default)."""
+    """Folder with the files of mnist / fashion_mnist / cifar10 (default: the data folder, where
+    `dllab data get` puts them; a run never downloads)."""
     split_seed: Seed | None = None
     """Seed of the train/val/test split; defaults to the run's seed."""
     surface: Literal[SURFACE_FUNCTIONS] | None = None  # type: ignore[valid-type]
