@@ -79,7 +79,8 @@ def test_a_comparison_runs_in_the_service_and_a_follower_sees_every_event(home) 
     assert os.stat(home / SOCKET_NAME).st_mode & 0o777 == 0o600
     pid = service_pid(home)
     assert pid is not None and os.getsid(pid) != os.getsid(0)  # its own session: a hangup here misses it
-    answer = client.submit([tiny("a"), tiny("b", lr=0.1)], device="cpu")
+    # long enough to be still going when ps asks (30 steps could end first on a warm, quiet service)
+    answer = client.submit([tiny("a", steps=1500), tiny("b", steps=1500, lr=0.1)], device="cpu")
     comparison, run_ids = answer["comparison"], answer["run_ids"]
     assert [c["comparison"] for c in client.ps()] == [comparison]
     with RunStore(home) as store:
