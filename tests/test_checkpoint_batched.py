@@ -14,6 +14,7 @@ from engine.batched.train import train_batched
 from engine.events import EvalMetrics, RunFinished, StepMetrics
 from engine.recipe.config import DataSpec, ModelSpec, Recipe, RunSpec, TrainSpec
 from engine.training.checkpoint import checkpoint_path
+from tests.test_checkpoint import Died, StopAt, one_thread  # noqa: F401 - one_thread: a fixture used by every test
 
 BASE = dict(steps=120, batch_size=32, eval_every=10, log_every=7)
 MEMBERS = {
@@ -41,32 +42,9 @@ def folder(home: Path) -> Path:
     return checkpoint_path(home, "any").parent
 
 
-class StopAt:
-    """One should_stop for the whole group: yes from the `step`-th time it is asked (once a step)."""
-
-    def __init__(self, step: int) -> None:
-        self.step, self.calls = step, 0
-
-    def __call__(self) -> bool:
-        self.calls += 1
-        return self.calls > self.step
-
-
-class Died(Exception):
-    pass
-
-
 def series(events: list, run_id: str) -> list:
     return [(type(e).__name__, e.step, e.train_loss if isinstance(e, StepMetrics) else e.metrics)
             for e in events if isinstance(e, StepMetrics | EvalMetrics) and e.run_id == run_id]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def whole_group(names: list[str] | None = None) -> tuple[list, dict[str, RunFinished]]:
